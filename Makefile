@@ -1,0 +1,11 @@
+# The two commands a newcomer needs (see README.md). Both set up what they need first.
+.PHONY: setup demo test
+
+setup:
+	@bash scripts/setup
+
+demo: setup
+	@.venv/bin/python -m bot demo
+
+test: setup
+	@.venv/bin/python -m pytest -q

@@ -1,0 +1,286 @@
+"""The one interface every platform adapter implements.
+
+``Platform`` is a template method: the public calls (``publish``, ``find_published``,
+``reshare``, ``fetch_mentions``, ``whoami``) own validation, the rate-limit gate,
+error mapping and logging; a platform module fills in the ``_``-prefixed hooks
+with its own client calls and says how its client's exceptions map to ours.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, TypeVar
+
+import structlog
+
+from bot.errors import (
+    BotError,
+    ContentRejected,
+    PlatformUnavailable,
+    RateLimited,
+)
+
+T = TypeVar("T")
+Progress = Callable[[int, int], None]
+"""Upload progress callback: (bytes sent, total bytes)."""
+
+
+class AccountLike(Protocol):
+    """What an adapter needs to know of an account (``bot.campaign`` models provide it)."""
+
+    id: str
+    platform: str
+    base_url: str | None
+    handle: str | None
+    credentials: Mapping[str, str]  # role -> NAME of the env variable (never the value)
+    options: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a platform accepts; ``bot check`` compares campaign files against it offline."""
+
+    max_text: int
+    max_images: int
+    image_max_bytes: int
+    image_formats: frozenset[str]  # Pillow format names: PNG, JPEG, GIF, WEBP
+    video_max_bytes: int
+    video_max_seconds: float
+    video_formats: frozenset[str]  # PyAV container names, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
+    alt_max: int
+    captions: bool  # whether the platform takes a captions (VTT) file with a video
+    images_reencoded: bool = False  # adapter shrinks images to fit, so image_max_bytes is a source cap
+
+
+@dataclass(frozen=True)
+class ImageAttachment:
+    path: Path
+    alt: str
+
+
+@dataclass(frozen=True)
+class VideoAttachment:
+    path: Path
+    alt: str
+    captions: Path | None = None
+    captions_lang: str = "en"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One post as it goes to one account: text already chosen for this platform."""
+
+    key: str  # stable publication key: idempotency key, record key seed, reconcile marker
+    text: str
+    images: tuple[ImageAttachment, ...] = ()
+    video: VideoAttachment | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    remote_id: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Identity:
+    id: str
+    handle: str
+
+
+@dataclass(frozen=True)
+class Mention:
+    """A post found under a tracked hashtag; written by anyone, so untrusted."""
+
+    remote_id: str
+    url: str
+    author_id: str
+    author_handle: str
+    author_name: str
+    text: str
+    created_at: datetime | None
+    is_reply: bool = False
+    is_reshare: bool = False
+    sensitive: bool = False  # marked sensitive or behind a content warning
+    spoiler_text: str = ""
+    lang: str | None = None
+    ref: Mapping[str, str] = field(default_factory=dict)  # platform extras (Bluesky: uri, cid)
+
+
+@dataclass(frozen=True)
+class MentionPage:
+    mentions: list[Mention]  # oldest first
+    cursor: str | None  # pass back to get only newer posts next time
+
+
+class RateGate:
+    """Remembers, per bucket, until when a platform told us to stop sending.
+
+    Adapters feed it from rate-limit headers (``observe``) and 429 answers
+    (``block``); the base refuses to send before the reset time.
+    """
+
+    def __init__(self, wall: Callable[[], float] = time.time) -> None:
+        self._wall = wall
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def observe(self, bucket: str, remaining: int | None, reset_at: float | None) -> None:
+        if remaining is not None and remaining <= 0 and reset_at is not None:
+            self.block(bucket, reset_at - self._wall())
+
+    def block(self, bucket: str, seconds: float | None) -> None:
+        seconds = 60.0 if seconds is None else max(seconds, 0.0)
+        with self._lock:
+            until = self._wall() + seconds
+            self._until[bucket] = max(self._until.get(bucket, 0.0), until)
+
+    def wait_needed(self, *buckets: str) -> float:
+        """Seconds to wait before any of these buckets may be used; 0 when free."""
+        now = self._wall()
+        with self._lock:
+            waits = [self._until.get(b, 0.0) - now for b in (*buckets, "*")]
+        return max([0.0, *waits])
+
+
+class Platform(ABC):
+    """Base of every adapter. One instance serves one account."""
+
+    name: ClassVar[str]
+    limits: ClassVar[Limits]
+    required_credentials: ClassVar[tuple[str, ...]]
+    needs_handle: ClassVar[bool] = False
+    default_base_url: ClassVar[str | None] = None
+    supports_streaming: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        account: AccountLike,
+        secrets: Mapping[str, str],
+        *,
+        timeout: float = 30.0,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.account = account
+        self._secrets = dict(secrets)  # role -> value; never logged
+        self.timeout = timeout
+        self.base_url = (account.base_url or self.default_base_url or "").rstrip("/")
+        self.gate = RateGate(wall)
+        self.log = structlog.get_logger("bot.platform").bind(
+            account=account.id, platform=self.name
+        )
+
+    # ---- offline checks (used by ``bot check`` and before every publish) ----
+
+    @classmethod
+    def measure_text(cls, text: str) -> int:
+        """Length of ``text`` as this platform counts it."""
+        return len(text)
+
+    @classmethod
+    def max_text_for(cls, account: AccountLike | None) -> int:
+        """The text limit for this account (instances may configure their own)."""
+        return cls.limits.max_text
+
+    def validate(self, out: Outgoing) -> None:
+        """Refuse what the platform would refuse, before sending anything. Never cuts text."""
+        length, limit = self.measure_text(out.text), self.max_text_for(self.account)
+        if length > limit:
+            raise ContentRejected(
+                f"text is {length} characters as {self.name} counts them, limit is {limit}"
+            )
+        if len(out.images) > self.limits.max_images:
+            raise ContentRejected(f"{len(out.images)} images, {self.name} takes {self.limits.max_images}")
+        if out.images and out.video:
+            raise ContentRejected(f"{self.name} posts take images or a video, not both")
+        for item in (*out.images, *([out.video] if out.video else [])):
+            if not item.alt.strip():
+                raise ContentRejected(f"{item.path.name}: alt text is missing")
+
+    # ---- public template methods ----
+
+    def publish(self, out: Outgoing, progress: Progress | None = None) -> Receipt:
+        """Publish ``out``; idempotent on ``out.key`` where the platform allows it."""
+        self.validate(out)
+        return self._guarded("publish", ("post",), lambda: self._publish(out, progress))
+
+    def find_published(self, out: Outgoing) -> Receipt | None:
+        """After an uncertain attempt: the post made from ``out`` if the platform has it."""
+        return self._guarded("find_published", ("read",), lambda: self._find_published(out))
+
+    def reshare(self, mention: Mention) -> Receipt:
+        return self._guarded("reshare", ("reshare",), lambda: self._reshare(mention))
+
+    def fetch_mentions(self, hashtags: Sequence[str], cursor: str | None) -> MentionPage:
+        return self._guarded("fetch_mentions", ("search",), lambda: self._fetch_mentions(hashtags, cursor))
+
+    def whoami(self) -> Identity:
+        return self._guarded("whoami", ("read",), self._whoami)
+
+    def close(self) -> None:
+        """Release connections; adapters with sessions override."""
+
+    # ---- hooks a platform fills in ----
+
+    @abstractmethod
+    def _publish(self, out: Outgoing, progress: Progress | None) -> Receipt: ...
+
+    @abstractmethod
+    def _find_published(self, out: Outgoing) -> Receipt | None: ...
+
+    @abstractmethod
+    def _reshare(self, mention: Mention) -> Receipt: ...
+
+    @abstractmethod
+    def _fetch_mentions(self, hashtags: Sequence[str], cursor: str | None) -> MentionPage: ...
+
+    @abstractmethod
+    def _whoami(self) -> Identity: ...
+
+    @abstractmethod
+    def _map_error(self, exc: Exception) -> BotError:
+        """Translate a client library's exception into one of ours (called once, here)."""
+
+    # ---- the template ----
+
+    def _guarded(self, op: str, buckets: tuple[str, ...], call: Callable[[], T]) -> T:
+        wait = self.gate.wait_needed(*buckets)
+        if wait > 0:
+            raise RateLimited(f"{self.name} rate limit: waiting {wait:.0f}s before {op}", retry_after=wait)
+        started = time.monotonic()
+        try:
+            return call()
+        except BotError as err:
+            self._note_failure(op, err, started, buckets)
+            raise
+        except Exception as exc:  # the adapter boundary: wrap foreign errors once
+            err = self._map_error(exc)
+            self._note_failure(op, err, started, buckets)
+            raise err from exc
+
+    def _note_failure(self, op: str, err: BotError, started: float, buckets: tuple[str, ...]) -> None:
+        if isinstance(err, RateLimited):
+            for bucket in buckets:
+                self.gate.block(bucket, err.retry_after)
+        self.log.warning(
+            "platform_call_failed",
+            op=op,
+            error=type(err).__name__,
+            reason=str(err),
+            retry_after=getattr(err, "retry_after", None),
+            duration_ms=round((time.monotonic() - started) * 1000),
+        )
+
+    def _secret(self, role: str) -> str:
+        return self._secrets[role]
+
+    @staticmethod
+    def _unavailable(exc: Exception) -> PlatformUnavailable:
+        return PlatformUnavailable(f"{type(exc).__name__}: {exc}")

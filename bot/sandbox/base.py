@@ -1,0 +1,97 @@
+"""The interface every sandbox platform offers to the demo, the tests and the benchmarks."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class SandboxAccount:
+    """An account on a sandbox server, ready to be written into config/accounts.yaml."""
+
+    id: str  # the account name used in YAML, e.g. "x-index"
+    handle: str  # the platform handle (X username, Mastodon acct, Bluesky handle)
+    entry: dict[str, Any]  # the accounts.yaml entry: platform, base_url, handle, credentials (role -> ENV NAME)
+    env: dict[str, str]  # ENV NAME -> secret value, to put in the worker's environment
+
+
+@dataclass(frozen=True)
+class ServerPost:
+    """A post as the server holds it, for assertions about what really got published."""
+
+    remote_id: str
+    author: str  # handle
+    text: str
+    url: str = ""
+    media: list[dict[str, Any]] = field(default_factory=list)  # {"kind": "image"|"video", "alt", "bytes", "captions"}
+    reshare_of: str | None = None  # remote id of the reshared post (retweet / boost / repost)
+    reply_to: str | None = None
+    sensitive: bool = False
+
+
+FAULTS = ("rate_limited", "unavailable", "auth", "rejected", "duplicate", "timeout")
+"""Faults every sandbox can inject into the next matching request(s)."""
+
+
+class Sandbox(ABC):
+    """A local platform server (or several) on 127.0.0.1, started and stopped by its owner."""
+
+    platform: ClassVar[str]
+
+    def __init__(self, *, latency: float = 0.0, workdir: str | None = None) -> None:
+        self.latency = latency  # seconds added to every answer (benchmarks use 0.2)
+        self.workdir = workdir
+
+    @abstractmethod
+    def start(self) -> None:
+        """Start the servers on free loopback ports; return when they answer."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop every process and thread started by ``start``."""
+
+    @property
+    @abstractmethod
+    def base_url(self) -> str:
+        """The URL an account's ``base_url`` points at."""
+
+    @abstractmethod
+    def create_account(self, name: str, *, display_name: str | None = None) -> SandboxAccount:
+        """A new account on the server (a campaign account, or a supporter or troll who posts)."""
+
+    @abstractmethod
+    def post_as(
+        self,
+        account: SandboxAccount,
+        text: str,
+        *,
+        reply_to: str | None = None,
+        sensitive: bool = False,
+        spoiler_text: str = "",
+        reshare_of: str | None = None,
+    ) -> str:
+        """Publish as ``account`` directly on the server (not through the bot); return the remote id."""
+
+    @abstractmethod
+    def posts(self, account: SandboxAccount | None = None) -> list[ServerPost]:
+        """Every post on the server, or only those by ``account``, oldest first."""
+
+    @abstractmethod
+    def fail_next(self, fault: str, *, count: int = 1, retry_after: float | None = None, path: str | None = None) -> None:
+        """Make the next ``count`` requests (whose path contains ``path``, if given) fail with ``fault``."""
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The server's request log ({"method", "path", "query", "status"}), oldest first."""
+        raise NotImplementedError(f"{self.platform} sandbox keeps no request log")
+
+    def index(self) -> None:
+        """Make recent writes visible to reads (search, timelines); a no-op where they already are."""
+
+    def __enter__(self) -> "Sandbox":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,55 @@
+"""Shared fixtures: sandbox platform servers on loopback, a throwaway PostgreSQL, an injected clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import pytest
+
+from bot.clock import FakeClock
+from bot.sandbox import Sandbox, sandbox_class
+from bot.sandbox.postgres import Postgres
+
+PLATFORMS = ("x", "mastodon", "bluesky")
+
+
+def _started(platform: str) -> Iterator[Sandbox]:
+    sandbox = sandbox_class(platform)()
+    sandbox.start()
+    try:
+        yield sandbox
+    finally:
+        sandbox.stop()
+
+
+@pytest.fixture(scope="session")
+def x_sandbox() -> Iterator[Sandbox]:
+    yield from _started("x")
+
+
+@pytest.fixture(scope="session")
+def mastodon_sandbox() -> Iterator[Sandbox]:
+    yield from _started("mastodon")
+
+
+@pytest.fixture(scope="session")
+def bluesky_sandbox() -> Iterator[Sandbox]:
+    yield from _started("bluesky")
+
+
+@pytest.fixture(params=PLATFORMS)
+def sandbox(request: pytest.FixtureRequest) -> Sandbox:
+    """Each platform's sandbox in turn: the contract suite runs over all of them."""
+    return request.getfixturevalue(f"{request.param}_sandbox")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    with Postgres() as pg:
+        yield pg
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2022, 1, 12, 8, 0, tzinfo=timezone.utc))
