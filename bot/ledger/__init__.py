@@ -1,0 +1,1 @@
+"""The durable ledger: what was claimed, published, skipped or failed, and what tracking has seen."""

@@ -1,0 +1,58 @@
+"""Engine and schema ownership for the ledger: SQLite by default, PostgreSQL when hosted.
+
+Every ledger module declares its tables on the one ``metadata`` below; ``open_engine``
+creates missing tables and applies migrations, so the bot sets up its own schema.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+
+def default_url(campaign_root: Path) -> str:
+    """``BOT_DATABASE_URL`` when set (``postgres://`` forms accepted), else SQLite in ``state/bot.db``."""
+    url = os.environ.get("BOT_DATABASE_URL")
+    if url:
+        # Hosts hand out postgres:// URLs; SQLAlchemy wants the dialect and our driver spelled out.
+        for prefix in ("postgres://", "postgresql://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix):]
+        return url
+    state = campaign_root / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{state / 'bot.db'}"
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets `bot status` read while the worker writes; busy_timeout waits out a writer instead of failing.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def open_engine(url: str) -> Engine:
+    """An engine with every table created; importing the ledger modules registers their tables."""
+    from bot.ledger import tables  # noqa: F401  (registers every table on `metadata`)
+
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 10})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    metadata.create_all(engine)
+    return engine

@@ -1,0 +1,3 @@
+"""Imports every module that declares ledger tables, so ``open_engine`` creates them all."""
+
+from bot.ledger import db  # noqa: F401
