@@ -1,0 +1,197 @@
+"""The contract every platform adapter keeps, run over each adapter against its sandbox server.
+
+Only the public Platform and Sandbox interfaces are used here: whatever passes for one
+platform passes for all, and a new platform joins by adding its adapter and sandbox.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.errors import AuthFailed, ContentRejected, PlatformUnavailable, RateLimited
+from bot.platforms import platform_class
+from bot.platforms.base import ImageAttachment, Outgoing, Platform, VideoAttachment
+from bot.sandbox import Sandbox, SandboxAccount
+from bot.sandbox.media import make_banner, make_captions, make_video
+
+pytestmark = pytest.mark.slow
+_counter = itertools.count()
+
+
+@dataclass
+class Account:
+    """The slice of a campaign account an adapter reads (the campaign model has the same fields)."""
+
+    id: str
+    platform: str
+    base_url: str | None
+    handle: str | None
+    credentials: dict[str, str]
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def adapter_for(sandbox_account: SandboxAccount) -> Platform:
+    entry = sandbox_account.entry
+    account = Account(
+        id=sandbox_account.id,
+        platform=entry["platform"],
+        base_url=entry.get("base_url"),
+        handle=entry.get("handle"),
+        credentials=dict(entry["credentials"]),
+    )
+    secrets = {role: sandbox_account.env[var] for role, var in account.credentials.items()}
+    return platform_class(account.platform)(account, secrets, timeout=10)
+
+
+def fresh_name(prefix: str) -> str:
+    return f"{prefix}{next(_counter)}{uuid.uuid4().hex[:4]}"
+
+
+@pytest.fixture
+def campaign_account(sandbox: Sandbox) -> SandboxAccount:
+    return sandbox.create_account(fresh_name("index"))
+
+
+@pytest.fixture
+def adapter(campaign_account: SandboxAccount) -> Platform:
+    platform = adapter_for(campaign_account)
+    yield platform
+    platform.close()
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("contract-media")
+    for n in range(4):
+        make_banner(root / f"banner-{n}.png", f"Free Andrei and Irina ({n + 1}/4)", (1200, 675))
+    make_video(root / "supporter.mp4", seconds=3, size=(640, 360))
+    make_captions(root / "supporter.vtt", ["Andrei and Irina have been jailed", "for doing their jobs"], seconds=3)
+    return root
+
+
+def outgoing(text: str, **kwargs: Any) -> Outgoing:
+    return Outgoing(key=f"contract:{uuid.uuid4().hex}", text=text, **kwargs)
+
+
+def only_post_by(sandbox: Sandbox, account: SandboxAccount, remote_id: str):
+    matches = [p for p in sandbox.posts(account) if p.remote_id == remote_id]
+    assert len(matches) == 1, f"expected one post {remote_id} on the server, found {len(matches)}"
+    return matches[0]
+
+
+def test_publishes_text(sandbox: Sandbox, campaign_account: SandboxAccount, adapter: Platform) -> None:
+    """A text post reaches the server once, under the campaign account, with its hashtag intact."""
+    text = f"Andrei and Irina must be freed. #FreeAndreiandIrina {uuid.uuid4().hex[:6]}"
+    receipt = adapter.publish(outgoing(text))
+    post = only_post_by(sandbox, campaign_account, receipt.remote_id)
+    assert post.text.strip() == text
+    assert receipt.url
+
+
+def test_publishes_four_images_with_alt_text(
+    sandbox: Sandbox, campaign_account: SandboxAccount, adapter: Platform, media_dir: Path
+) -> None:
+    """Four images go up with their own alt texts, in order."""
+    images = tuple(
+        ImageAttachment(media_dir / f"banner-{n}.png", f"Campaign banner number {n + 1}") for n in range(4)
+    )
+    receipt = adapter.publish(outgoing(f"Banners #FreeAndreiandIrina {uuid.uuid4().hex[:6]}", images=images))
+    post = only_post_by(sandbox, campaign_account, receipt.remote_id)
+    assert [m["kind"] for m in post.media] == ["image"] * 4
+    assert [m["alt"] for m in post.media] == [i.alt for i in images]
+
+
+def test_publishes_video_with_alt_text(
+    sandbox: Sandbox, campaign_account: SandboxAccount, adapter: Platform, media_dir: Path
+) -> None:
+    """A supporter video goes up through the platform's upload flow with its alt text (and captions where taken)."""
+    video = VideoAttachment(
+        media_dir / "supporter.mp4", "A supporter speaks to camera", captions=media_dir / "supporter.vtt"
+    )
+    receipt = adapter.publish(outgoing(f"A message for Andrei {uuid.uuid4().hex[:6]}", video=video))
+    post = only_post_by(sandbox, campaign_account, receipt.remote_id)
+    assert [m["kind"] for m in post.media] == ["video"]
+    assert post.media[0]["alt"] == video.alt
+    if adapter.limits.captions:
+        assert post.media[0].get("captions"), "platform takes captions but the server holds none"
+
+
+def test_text_over_limit_is_refused_before_sending(sandbox: Sandbox, adapter: Platform, campaign_account) -> None:
+    """Text the platform would refuse raises ContentRejected and nothing is posted; text is never cut."""
+    before = len(sandbox.posts(campaign_account))
+    with pytest.raises(ContentRejected):
+        adapter.publish(outgoing("Free Andrei and Irina! " * 40))
+    assert len(sandbox.posts(campaign_account)) == before
+
+
+def test_find_published_returns_the_post(sandbox: Sandbox, adapter: Platform) -> None:
+    """After a publish, the reconcile hook finds the same post; before it, finds nothing."""
+    out = outgoing(f"Reconcile me #FreeAndreiandIrina {uuid.uuid4().hex[:8]}")
+    assert adapter.find_published(out) is None
+    receipt = adapter.publish(out)
+    sandbox.index()
+    found = adapter.find_published(out)
+    assert found is not None and found.remote_id == receipt.remote_id
+
+
+def test_reads_hashtag_posts_and_reshares_one(sandbox: Sandbox, adapter: Platform, campaign_account) -> None:
+    """A supporter's tagged post is found, the cursor moves past it, and a reshare lands on the server."""
+    tag = f"Free{uuid.uuid4().hex[:6]}"
+    first = adapter.fetch_mentions([tag], None)
+    supporter = sandbox.create_account(fresh_name("supporter"))
+    remote_id = sandbox.post_as(supporter, f"Solidarity with Andrei and Irina #{tag}")
+    sandbox.index()
+    page = adapter.fetch_mentions([tag], first.cursor)
+    assert [m.remote_id for m in page.mentions] == [remote_id]
+    mention = page.mentions[0]
+    assert mention.author_handle.lstrip("@").split("@")[0] == supporter.handle.lstrip("@").split("@")[0]
+    adapter.reshare(mention)
+    reshares = [p for p in sandbox.posts(campaign_account) if p.reshare_of]
+    assert [p.reshare_of for p in reshares] == [remote_id]
+    sandbox.index()
+    assert adapter.fetch_mentions([tag], page.cursor).mentions == []
+
+
+def test_whoami_names_the_account(adapter: Platform, campaign_account: SandboxAccount) -> None:
+    """whoami answers with the handle the account logged in as."""
+    me = adapter.whoami()
+    assert me.id
+    assert me.handle.lstrip("@").split("@")[0] == campaign_account.handle.lstrip("@").split("@")[0]
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        ("rate_limited", RateLimited),
+        ("unavailable", PlatformUnavailable),
+        ("auth", AuthFailed),
+        ("rejected", ContentRejected),
+    ],
+)
+def test_maps_each_error_class(sandbox: Sandbox, adapter: Platform, fault: str, error: type) -> None:
+    """Each kind of platform failure reaches the caller as the bot's error for it."""
+    adapter.whoami()  # log in first, so the fault hits the publish call itself
+    sandbox.fail_next(fault, retry_after=1)
+    with pytest.raises(error) as raised:
+        adapter.publish(outgoing(f"Fault {fault} {uuid.uuid4().hex[:6]}"))
+    if fault == "rate_limited":
+        assert raised.value.retry_after is not None
+    if fault == "auth":
+        assert any(var in str(raised.value) for var in adapter.account.credentials.values())
+
+
+def test_no_request_while_rate_limited(sandbox: Sandbox, adapter: Platform) -> None:
+    """After a 429 the adapter refuses locally until the reset, sending nothing."""
+    adapter.whoami()
+    sandbox.fail_next("rate_limited", retry_after=30)
+    with pytest.raises(RateLimited):
+        adapter.publish(outgoing(f"First {uuid.uuid4().hex[:6]}"))
+    with pytest.raises(RateLimited) as second:
+        adapter.publish(outgoing(f"Second {uuid.uuid4().hex[:6]}"))
+    assert 0 < second.value.retry_after <= 31
