@@ -1,0 +1,325 @@
+"""The publication ledger: one row per (campaign, slot, target, account), claimed before any platform call.
+
+A row is claimed atomically (a new INSERT, or an UPDATE that takes over a lease that ran out) and
+ends published, skipped or failed; every call to a platform is an ``attempts`` row. Queue slots
+choose their post inside the claim transaction, serialised per account (PostgreSQL advisory lock,
+SQLite ``BEGIN IMMEDIATE``), so two workers never pick the same queue post for two slots.
+Read-side queries for ``bot status`` and the heartbeat live in ``bot.ledger.publication_queries``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, Row
+
+from bot.clock import Clock, SystemClock
+from bot.ledger.db import metadata
+
+
+
+class UTCDateTime(sa.TypeDecorator):
+    """Aware UTC datetimes in, aware UTC datetimes out, stored naive so SQLite and PostgreSQL compare alike."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"ledger times must be timezone-aware, got: {value!r}")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+CLAIMED, RETRYING, PUBLISHED, SKIPPED, FAILED = "claimed", "retrying", "published", "skipped", "failed"
+OPEN_STATES = (CLAIMED, RETRYING)
+USED_FAILURES = ("rejected", "duplicate")
+"""Failure reasons that consume a queue post: retrying it at the next slot would fail the same way."""
+
+publications = sa.Table(
+    "publications",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("campaign", sa.String(200), nullable=False),
+    sa.Column("slot_at", UTCDateTime, nullable=False),
+    sa.Column("target", sa.String(300), nullable=False),
+    sa.Column("account", sa.String(200), nullable=False),
+    sa.Column("post", sa.String(300)),
+    sa.Column("schedule", sa.String(200)),
+    sa.Column("slot", sa.Integer),
+    sa.Column("manual", sa.Boolean, nullable=False, default=False),
+    sa.Column("platform", sa.String(50)),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("owner", sa.String(200)),
+    sa.Column("lease_until", UTCDateTime),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", UTCDateTime),
+    sa.Column("reason", sa.String(100)),
+    sa.Column("last_error", sa.Text),
+    sa.Column("remote_id", sa.String(300)),
+    sa.Column("url", sa.Text),
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.Column("updated", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("campaign", "slot_at", "target", "account", name="uq_publication_key"),
+    sa.Index("ix_publications_account_state", "account", "state"),
+    sa.Index("ix_publications_state_updated", "state", "updated"),
+)
+
+attempts = sa.Table(
+    "publication_attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("publication_id", sa.Integer, sa.ForeignKey("publications.id"), nullable=False, index=True),
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("owner", sa.String(200)),
+    sa.Column("started", UTCDateTime, nullable=False),
+    sa.Column("ended", UTCDateTime),
+    sa.Column("outcome", sa.String(16)),  # NULL: the worker died mid-attempt, so the platform may have the post
+    sa.Column("error", sa.Text),
+    sa.Column("duration_ms", sa.Integer),
+    sa.UniqueConstraint("publication_id", "n", name="uq_attempt_n"),
+)
+
+
+@dataclass(frozen=True)
+class PublicationKey:
+    """What makes a publication unique. The post's text is not part of it: editing a post never republishes."""
+
+    campaign: str
+    slot_at: datetime
+    target: str  # "post:<id>" or "queue:<name>"
+    account: str
+
+    def __post_init__(self) -> None:
+        if self.slot_at.tzinfo is None:
+            raise ValueError(f"slot_at must be timezone-aware, got: {self.slot_at!r}")
+        # Sub-second parts would make equal slots differ between databases.
+        object.__setattr__(self, "slot_at", self.slot_at.astimezone(timezone.utc).replace(microsecond=0))
+
+    @property
+    def slot_iso(self) -> str:
+        return self.slot_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def token(self) -> str:
+        """``pub1-`` + 32 hex digits of SHA-256 over the four key fields (see bot/publishing.py)."""
+        raw = "\x1f".join((self.campaign, self.slot_iso, self.target, self.account))
+        return "pub1-" + hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
+
+
+Chooser = Callable[[set[str]], str | None]
+"""Given the post ids already used on the account, the queue post to publish (None: queue empty)."""
+
+
+class Ledger:
+    """Claims and outcomes of publications; every time comes from the injected clock."""
+
+    def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
+        self.engine = engine
+        self.clock = clock or SystemClock()
+        self._pg = engine.dialect.name == "postgresql"
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction; on SQLite it takes the write lock up front so reads inside it stay true."""
+        with self.engine.connect() as conn:
+            if not self._pg:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+
+    # ---- claiming ----
+
+    def claim(
+        self,
+        key: PublicationKey,
+        owner: str,
+        lease: timedelta,
+        *,
+        post: str | None = None,
+        choose: Chooser | None = None,
+        schedule: str | None = None,
+        slot: int | None = None,
+        platform: str | None = None,
+        manual: bool = False,
+    ) -> Row | None:
+        """Claim ``key`` for ``owner``: the row, or None when another owner holds it or it is finished.
+
+        For a queue slot pass ``choose``: it runs inside the claim, under a per-account lock, with
+        the posts already used on the account, so the post is chosen exactly once per slot.
+        """
+        now = self.clock.now()
+        until = now + lease
+        with self._write() as conn:
+            if choose is not None and self._pg:
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext("pub:" + key.account))))
+            existing = conn.execute(self._by_key(key)).first()
+            if existing is None:
+                chosen = post if choose is None else choose(self._used(conn, key.account))
+                values = dict(
+                    campaign=key.campaign, slot_at=key.slot_at, target=key.target, account=key.account,
+                    post=chosen, schedule=schedule, slot=slot, platform=platform, manual=manual,
+                    state=CLAIMED, owner=owner, lease_until=until, attempts=0, created=now, updated=now,
+                )
+                insert = (postgresql.insert if self._pg else sqlite.insert)(publications).values(**values)
+                row = conn.execute(insert.on_conflict_do_nothing().returning(*publications.c)).first()
+                if row is not None:
+                    return row
+            return self._take_over(conn, key, owner, now, until, choose)
+
+    def _take_over(self, conn: Connection, key: PublicationKey, owner: str, now: datetime,
+                   until: datetime, choose: Chooser | None) -> Row | None:
+        c = publications.c
+        row = conn.execute(
+            sa.update(publications)
+            .where(*self._key_clause(key), c.state.in_(OPEN_STATES), c.lease_until <= now)
+            .values(state=CLAIMED, owner=owner, lease_until=until, next_attempt_at=None, updated=now)
+            .returning(*publications.c)
+        ).first()
+        if row is not None and row.post is None and choose is not None:
+            # The previous owner died before choosing (it claimed to record a skip): choose now.
+            chosen = choose(self._used(conn, key.account))
+            conn.execute(sa.update(publications).where(c.id == row.id).values(post=chosen))
+            row = conn.execute(sa.select(publications).where(c.id == row.id)).first()
+        return row
+
+    def renew_lease(self, pub_id: int, owner: str, lease: timedelta) -> bool:
+        """Extend ``owner``'s lease; False when the row is no longer ``owner``'s claim."""
+        now = self.clock.now()
+        c = publications.c
+        with self._write() as conn:
+            result = conn.execute(
+                sa.update(publications)
+                .where(c.id == pub_id, c.owner == owner, c.state == CLAIMED)
+                .values(lease_until=now + lease, updated=now)
+            )
+            return result.rowcount == 1
+
+    # ---- attempts and outcomes ----
+
+    def start_attempt(self, pub_id: int, owner: str) -> int:
+        """Record that ``owner`` is about to call the platform; the attempt's number."""
+        now = self.clock.now()
+        c = publications.c
+        with self._write() as conn:
+            n = conn.execute(
+                sa.update(publications).where(c.id == pub_id)
+                .values(attempts=c.attempts + 1, updated=now).returning(c.attempts)
+            ).scalar_one()
+            conn.execute(sa.insert(attempts).values(publication_id=pub_id, n=n, owner=owner, started=now))
+            return n
+
+    def needs_reconcile(self, pub_id: int) -> bool:
+        """True when an earlier attempt may have reached the platform (uncertain, or its worker died)."""
+        a = attempts.c
+        query = sa.select(sa.func.count()).where(
+            a.publication_id == pub_id, sa.or_(a.outcome.is_(None), a.outcome == "uncertain")
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar_one() > 0
+
+    def record_published(self, pub_id: int, remote_id: str, url: str, *, attempt: int | None = None,
+                         post: str | None = None) -> None:
+        """The platform holds the post: recorded whoever owns the row, because it is the truth."""
+        values = dict(state=PUBLISHED, remote_id=remote_id, url=url, reason=None, owner=None,
+                      lease_until=None, next_attempt_at=None)
+        if post is not None:
+            values["post"] = post
+        self._finish(pub_id, values, attempt, "published", None, only_open=False)
+
+    def record_skipped(self, pub_id: int, reason: str, *, attempt: int | None = None) -> None:
+        self._finish(pub_id, dict(state=SKIPPED, reason=reason, owner=None, lease_until=None,
+                                  next_attempt_at=None), attempt, "skipped", None)
+
+    def record_failed(self, pub_id: int, reason: str, error: str | None, *, attempt: int | None = None) -> None:
+        self._finish(pub_id, dict(state=FAILED, reason=reason, last_error=error, owner=None, lease_until=None,
+                                  next_attempt_at=None), attempt, "failed", error)
+
+    def record_retry(self, pub_id: int, next_attempt_at: datetime, error: str, *, attempt: int | None = None,
+                     uncertain: bool = False) -> None:
+        """Give the row back until ``next_attempt_at``; whoever claims it then (any worker) retries."""
+        self._finish(pub_id, dict(state=RETRYING, next_attempt_at=next_attempt_at, lease_until=next_attempt_at,
+                                  owner=None, last_error=error), attempt,
+                     "uncertain" if uncertain else "retry", error)
+
+    def _finish(self, pub_id: int, values: dict, attempt: int | None, outcome: str, error: str | None,
+                *, only_open: bool = True) -> None:
+        now = self.clock.now()
+        c, a = publications.c, attempts.c
+        with self._write() as conn:
+            where = [c.id == pub_id] + ([c.state.in_(OPEN_STATES)] if only_open else [])
+            conn.execute(sa.update(publications).where(*where).values(updated=now, **values))
+            if attempt is not None:
+                started = conn.execute(
+                    sa.select(a.started).where(a.publication_id == pub_id, a.n == attempt)
+                ).scalar_one_or_none()
+                duration = None if started is None else round((now - started).total_seconds() * 1000)
+                conn.execute(
+                    sa.update(attempts).where(a.publication_id == pub_id, a.n == attempt)
+                    .values(ended=now, outcome=outcome, error=error, duration_ms=duration)
+                )
+
+    # ---- lookups the publisher and the worker need ----
+
+    def get(self, key: PublicationKey) -> Row | None:
+        with self.engine.connect() as conn:
+            return conn.execute(self._by_key(key)).first()
+
+    def used_posts(self, account: str, queue: str | None = None) -> set[str]:
+        """Post ids published, being published or refused for content on ``account``.
+
+        ``queue`` is accepted for readability; every target counts, because post ids are unique
+        across folders and a post moved to another queue must not be published twice.
+        """
+        with self.engine.connect() as conn:
+            return self._used(conn, account)
+
+    def pending_retries(self, now: datetime | None = None) -> list[Row]:
+        """Rows waiting to be retried whose time has come, oldest first."""
+        now = now or self.clock.now()
+        c = publications.c
+        return self._rows(sa.select(publications).where(c.state == RETRYING, c.next_attempt_at <= now)
+                          .order_by(c.next_attempt_at))
+
+    def expired_claims(self, now: datetime | None = None) -> list[Row]:
+        """Claims whose owner stopped renewing (a dead worker): ready to be taken over."""
+        now = now or self.clock.now()
+        c = publications.c
+        return self._rows(sa.select(publications).where(c.state == CLAIMED, c.lease_until <= now)
+                          .order_by(c.slot_at))
+
+    def _rows(self, query: sa.Select) -> list[Row]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(query))
+
+    @staticmethod
+    def _used(conn: Connection, account: str) -> set[str]:
+        c = publications.c
+        query = sa.select(c.post).where(
+            c.account == account,
+            c.post.is_not(None),
+            sa.or_(c.state.in_((PUBLISHED, *OPEN_STATES)), sa.and_(c.state == FAILED, c.reason.in_(USED_FAILURES))),
+        )
+        return {post for (post,) in conn.execute(query)}
+
+    @staticmethod
+    def _key_clause(key: PublicationKey) -> Sequence[sa.ColumnElement[bool]]:
+        c = publications.c
+        return (c.campaign == key.campaign, c.slot_at == key.slot_at, c.target == key.target,
+                c.account == key.account)
+
+    def _by_key(self, key: PublicationKey) -> sa.Select:
+        return sa.select(publications).where(*self._key_clause(key))
