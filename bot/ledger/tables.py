@@ -2,3 +2,4 @@
 
 from bot.ledger import db  # noqa: F401
 from bot.ledger import publications  # noqa: F401
+from bot.ledger import reshares  # noqa: F401

@@ -1,0 +1,293 @@
+"""What hashtag tracking has read and decided: cursors, one decision per post, the review queue, a lease.
+
+A decision row is claimed by its unique key (campaign, network, remote id, scope), so a
+post is decided, and reshared, at most once even across restarts and overlapping workers.
+``scope`` is ``*`` (one reshare per network) or the account id when ``across_accounts`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from bot.ledger.db import metadata
+from bot.platforms.base import Mention
+
+cursors = sa.Table(
+    "reshare_cursors",
+    metadata,
+    sa.Column("campaign", sa.String(200), primary_key=True),
+    sa.Column("network", sa.String(200), primary_key=True),
+    sa.Column("account", sa.String(200), primary_key=True),
+    sa.Column("tags", sa.String(1000), primary_key=True),
+    sa.Column("cursor", sa.Text),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+decisions = sa.Table(
+    "reshare_decisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),  # the ID staff type in `bot review`
+    sa.Column("campaign", sa.String(200), nullable=False),
+    sa.Column("network", sa.String(200), nullable=False),
+    sa.Column("platform", sa.String(50), nullable=False),
+    sa.Column("remote_id", sa.String(500), nullable=False),
+    sa.Column("scope", sa.String(200), nullable=False),
+    sa.Column("account", sa.String(200), nullable=False),
+    sa.Column("author_id", sa.String(500), nullable=False),
+    sa.Column("author", sa.String(500), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("decision", sa.String(20), nullable=False),  # allow | skip | review
+    sa.Column("status", sa.String(20), nullable=False),  # see STATUSES
+    sa.Column("reason", sa.String(100), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, default=""),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("not_before", sa.DateTime(timezone=True)),
+    sa.Column("acted_at", sa.DateTime(timezone=True)),  # when reshared (or would have been, in dry-run)
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("reshare_id", sa.String(500)),
+    sa.Column("reshare_url", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("mention", sa.Text, nullable=False),  # the post as read, to reshare it later
+    sa.UniqueConstraint("campaign", "network", "remote_id", "scope", name="uq_reshare_post"),
+    sa.Index("ix_reshare_account_status", "campaign", "account", "status"),
+)
+
+leases = sa.Table(
+    "tracker_leases",
+    metadata,
+    sa.Column("name", sa.String(300), primary_key=True),
+    sa.Column("owner", sa.String(300), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+STATUSES = ("pending", "resharing", "done", "skipped", "queued", "rejected", "failed", "would_have")
+RESERVED = ("pending", "resharing")  # count against caps before they happen
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite hands datetimes back naive; everything stored is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+def mention_to_json(mention: Mention) -> str:
+    data = asdict(mention)
+    data["created_at"] = mention.created_at.isoformat() if mention.created_at else None
+    data["ref"] = dict(mention.ref)
+    return json.dumps(data, ensure_ascii=False)
+
+
+def mention_from_json(text: str) -> Mention:
+    data = json.loads(text)
+    if data.get("created_at"):
+        data["created_at"] = datetime.fromisoformat(data["created_at"])
+    return Mention(**data)
+
+
+@dataclass(frozen=True)
+class NewDecision:
+    """One decision about to be recorded."""
+
+    network: str
+    platform: str
+    scope: str
+    account: str
+    mention: Mention
+    decision: str
+    status: str
+    reason: str
+    detail: str = ""
+
+
+class ReshareLedger:
+    """The reshare tables of one campaign."""
+
+    def __init__(self, engine: Engine, campaign: str) -> None:
+        self.engine = engine
+        self.campaign = campaign
+
+    # ---- cursors and decisions, recorded together ----
+
+    def cursor(self, network: str, account: str, tags: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(cursors.c.cursor).where(
+                    cursors.c.campaign == self.campaign, cursors.c.network == network,
+                    cursors.c.account == account, cursors.c.tags == tags,
+                )
+            ).scalar_one_or_none()
+
+    def decided(self, network: str, remote_ids: Iterable[str], scopes: Sequence[str]) -> set[tuple[str, str]]:
+        """(remote_id, scope) pairs already decided among these."""
+        ids = list(remote_ids)
+        if not ids:
+            return set()
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(decisions.c.remote_id, decisions.c.scope).where(
+                    decisions.c.campaign == self.campaign, decisions.c.network == network,
+                    decisions.c.remote_id.in_(ids), decisions.c.scope.in_(list(scopes)),
+                )
+            )
+            return {(r.remote_id, r.scope) for r in rows}
+
+    def record(self, now: datetime, items: Sequence[NewDecision], cursor_key: tuple[str, str, str] | None = None,
+               cursor: str | None = None) -> list[int | None]:
+        """Insert decisions (a post already decided is left as it was: None) and move the cursor, atomically."""
+        ids: list[int | None] = []
+        with self.engine.begin() as conn:
+            for item in items:
+                ids.append(self._insert(conn, now, item))
+            if cursor_key is not None:
+                self._store_cursor(conn, now, cursor_key, cursor)
+        return ids
+
+    def _insert(self, conn: Connection, now: datetime, item: NewDecision) -> int | None:
+        m = item.mention
+        values = dict(
+            campaign=self.campaign, network=item.network, platform=item.platform, remote_id=m.remote_id,
+            scope=item.scope, account=item.account, author_id=m.author_id, author=m.author_handle,
+            url=m.url, text=m.text[:2000], decision=item.decision, status=item.status, reason=item.reason,
+            detail=item.detail, decided_at=now, attempts=0, mention=mention_to_json(m),
+            acted_at=now if item.status == "would_have" else None,
+        )
+        stmt = _insert_ignoring_conflict(conn, values)
+        result = conn.execute(stmt)
+        if result.rowcount == 0:
+            return None
+        row = conn.execute(
+            sa.select(decisions.c.id).where(
+                decisions.c.campaign == self.campaign, decisions.c.network == item.network,
+                decisions.c.remote_id == m.remote_id, decisions.c.scope == item.scope,
+            )
+        ).scalar_one()
+        return int(row)
+
+    def _store_cursor(self, conn: Connection, now: datetime, key: tuple[str, str, str], value: str | None) -> None:
+        network, account, tags = key
+        where = (cursors.c.campaign == self.campaign, cursors.c.network == network,
+                 cursors.c.account == account, cursors.c.tags == tags)
+        updated = conn.execute(sa.update(cursors).where(*where).values(cursor=value, updated_at=now))
+        if updated.rowcount == 0:
+            conn.execute(sa.insert(cursors).values(
+                campaign=self.campaign, network=network, account=account, tags=tags, cursor=value, updated_at=now))
+
+    # ---- counts for the caps ----
+
+    def counts(self, account: str, now: datetime, acted: Sequence[str]) -> tuple[int, int, datetime | None]:
+        """(last hour, last 24 hours, last reshare time) for ``account``; scheduled reshares count as now."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(decisions.c.status, decisions.c.acted_at).where(
+                    decisions.c.campaign == self.campaign, decisions.c.account == account,
+                    sa.or_(
+                        decisions.c.status.in_(RESERVED),
+                        sa.and_(decisions.c.status.in_(list(acted)), decisions.c.acted_at > now - timedelta(days=1)),
+                    ),
+                )
+            ).all()
+        hour = day = 0
+        last: datetime | None = None
+        for row in rows:
+            when = _utc(row.acted_at) if row.status not in RESERVED else now
+            day += 1
+            hour += when > now - timedelta(hours=1)
+            if row.status not in RESERVED and (last is None or when > last):
+                last = when
+        return hour, day, last
+
+    def author_last(self, account: str, author_id: str, statuses: Sequence[str]) -> datetime | None:
+        """When this author last had a row in one of ``statuses`` for ``account`` (reshared, scheduled, queued)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(decisions.c.status, decisions.c.acted_at, decisions.c.decided_at).where(
+                    decisions.c.campaign == self.campaign, decisions.c.account == account,
+                    decisions.c.author_id == author_id,
+                    decisions.c.status.in_(list(statuses)),
+                )
+            ).all()
+        times = [_utc(r.acted_at) or _utc(r.decided_at) for r in rows]
+        return max(times) if times else None
+
+    # ---- the reshare queue ----
+
+    def pending(self, account: str) -> list[Any]:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(decisions).where(
+                    decisions.c.campaign == self.campaign, decisions.c.account == account,
+                    decisions.c.status == "pending",
+                ).order_by(decisions.c.decided_at, decisions.c.id)
+            ).all()
+
+    def transition(self, row_id: int, frm: Sequence[str], **values: Any) -> bool:
+        """Move a row out of one of the ``frm`` statuses; False when someone else moved it first."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                sa.update(decisions).where(decisions.c.id == row_id, decisions.c.status.in_(list(frm))).values(**values)
+            )
+            return result.rowcount == 1
+
+    def stuck(self) -> list[Any]:
+        """Reshares started but never recorded (the worker died mid-call)."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(decisions).where(decisions.c.campaign == self.campaign, decisions.c.status == "resharing")
+            ).all()
+
+    def rows(self, *, status: Sequence[str] | None = None, ids: Sequence[int] | None = None) -> list[Any]:
+        query = sa.select(decisions).where(decisions.c.campaign == self.campaign)
+        if status is not None:
+            query = query.where(decisions.c.status.in_(list(status)))
+        if ids is not None:
+            query = query.where(decisions.c.id.in_(list(ids)))
+        with self.engine.connect() as conn:
+            return conn.execute(query.order_by(decisions.c.id)).all()
+
+    # ---- the tracker lease ----
+
+    def acquire_lease(self, owner: str, now: datetime, ttl: timedelta) -> bool:
+        """Take or renew the campaign's tracker lease; False while another live worker holds it."""
+        name = f"tracker:{self.campaign}"
+        expires = now + ttl
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                sa.update(leases).where(
+                    leases.c.name == name, sa.or_(leases.c.owner == owner, leases.c.expires_at < now)
+                ).values(owner=owner, expires_at=expires)
+            ).rowcount
+            if taken:
+                return True
+            stmt = _insert_lease_ignoring_conflict(conn, dict(name=name, owner=owner, expires_at=expires))
+            return conn.execute(stmt).rowcount == 1
+
+    def release_lease(self, owner: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(leases).where(leases.c.name == f"tracker:{self.campaign}", leases.c.owner == owner))
+
+
+def _dialect_insert(conn: Connection):
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+def _insert_ignoring_conflict(conn: Connection, values: dict[str, Any]):
+    return _dialect_insert(conn)(decisions).values(**values).on_conflict_do_nothing(
+        index_elements=["campaign", "network", "remote_id", "scope"]
+    )
+
+
+def _insert_lease_ignoring_conflict(conn: Connection, values: dict[str, Any]):
+    return _dialect_insert(conn)(leases).values(**values).on_conflict_do_nothing(index_elements=["name"])
