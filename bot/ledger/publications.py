@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 
 from bot.clock import Clock, SystemClock
 from bot.ledger.db import metadata
+from bot.ledger.publication_queries import PublicationQueries
 
 
 
@@ -43,8 +44,8 @@ class UTCDateTime(sa.TypeDecorator):
 
 CLAIMED, RETRYING, PUBLISHED, SKIPPED, FAILED = "claimed", "retrying", "published", "skipped", "failed"
 OPEN_STATES = (CLAIMED, RETRYING)
-USED_FAILURES = ("rejected", "duplicate")
-"""Failure reasons that consume a queue post: retrying it at the next slot would fail the same way."""
+USED_FAILURES = ("rejected", "duplicate", "gave_up_uncertain")
+"""Failure reasons that consume a queue post: it would fail the same way again, or may already be live."""
 
 publications = sa.Table(
     "publications",
@@ -120,7 +121,7 @@ Chooser = Callable[[set[str]], str | None]
 """Given the post ids already used on the account, the queue post to publish (None: queue empty)."""
 
 
-class Ledger:
+class Ledger(PublicationQueries):
     """Claims and outcomes of publications; every time comes from the injected clock."""
 
     def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
@@ -244,9 +245,10 @@ class Ledger:
         self._finish(pub_id, dict(state=SKIPPED, reason=reason, owner=None, lease_until=None,
                                   next_attempt_at=None), attempt, "skipped", None)
 
-    def record_failed(self, pub_id: int, reason: str, error: str | None, *, attempt: int | None = None) -> None:
+    def record_failed(self, pub_id: int, reason: str, error: str | None, *, attempt: int | None = None,
+                      attempt_outcome: str = "failed") -> None:
         self._finish(pub_id, dict(state=FAILED, reason=reason, last_error=error, owner=None, lease_until=None,
-                                  next_attempt_at=None), attempt, "failed", error)
+                                  next_attempt_at=None), attempt, attempt_outcome, error)
 
     def record_retry(self, pub_id: int, next_attempt_at: datetime, error: str, *, attempt: int | None = None,
                      uncertain: bool = False) -> None:
@@ -286,24 +288,6 @@ class Ledger:
         """
         with self.engine.connect() as conn:
             return self._used(conn, account)
-
-    def pending_retries(self, now: datetime | None = None) -> list[Row]:
-        """Rows waiting to be retried whose time has come, oldest first."""
-        now = now or self.clock.now()
-        c = publications.c
-        return self._rows(sa.select(publications).where(c.state == RETRYING, c.next_attempt_at <= now)
-                          .order_by(c.next_attempt_at))
-
-    def expired_claims(self, now: datetime | None = None) -> list[Row]:
-        """Claims whose owner stopped renewing (a dead worker): ready to be taken over."""
-        now = now or self.clock.now()
-        c = publications.c
-        return self._rows(sa.select(publications).where(c.state == CLAIMED, c.lease_until <= now)
-                          .order_by(c.slot_at))
-
-    def _rows(self, query: sa.Select) -> list[Row]:
-        with self.engine.connect() as conn:
-            return list(conn.execute(query))
 
     @staticmethod
     def _used(conn: Connection, account: str) -> set[str]:
