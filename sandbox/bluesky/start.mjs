@@ -1,0 +1,103 @@
+// Starts the reference AT Protocol servers (PLC + PDS, and the AppView unless --no-appview) on 127.0.0.1.
+//
+// Prints one JSON line {"ready": true, "pds", "plc", "appview", "control"} when every service answers,
+// then serves a tiny control API on loopback for the Python sandbox:
+//   GET  /info          the same JSON
+//   POST /process-all   index every pending write (PDS background queue + AppView subscription)
+//   POST /stop          close the network and exit
+// Stdin closing (the Python parent died) also stops everything, so no orphan servers stay behind.
+//
+// Options (argv): --no-appview, --rate-limits, --blob-limit BYTES. Needs DB_POSTGRES_URL and REDIS_HOST with the AppView.
+import http from 'node:http'
+import net from 'node:net'
+import { createRequire } from 'node:module'
+
+// The dev-env servers listen on every interface; this sandbox must only ever be reachable from this machine.
+const LOOPBACK = '127.0.0.1'
+const wildcard = (host) => host === undefined || host === null || host === '' || host === '0.0.0.0' || host === '::'
+const originalListen = net.Server.prototype.listen
+net.Server.prototype.listen = function listen(...args) {
+  const [first, second] = args
+  if (first && typeof first === 'object' && !Array.isArray(first) && 'port' in first && wildcard(first.host)) {
+    args[0] = { ...first, host: LOOPBACK }
+  } else if (typeof first === 'number' || (typeof first === 'string' && /^\d+$/.test(first))) {
+    if (typeof second === 'string') {
+      if (wildcard(second)) args[1] = LOOPBACK
+    } else {
+      args.splice(1, 0, LOOPBACK)
+    }
+  }
+  return originalListen.apply(this, args)
+}
+
+process.env.LOG_ENABLED = process.env.LOG_ENABLED ?? 'false'
+
+const argv = process.argv.slice(2)
+const flag = (name) => argv.includes(name)
+const option = (name, fallback) => {
+  const at = argv.indexOf(name)
+  return at >= 0 ? argv[at + 1] : fallback
+}
+const withAppView = !flag('--no-appview')
+const blobLimit = Number(option('--blob-limit', String(100 * 1024 * 1024)))
+
+const require = createRequire(import.meta.url)
+const { TestNetwork, TestNetworkNoAppView } = require('@atproto/dev-env')
+
+const started = Date.now()
+const pdsOptions = { blobUploadLimit: blobLimit, rateLimitsEnabled: flag('--rate-limits') }
+const network = withAppView
+  ? await TestNetwork.create({ dbPostgresSchema: "bot", pds: pdsOptions })
+  : await TestNetworkNoAppView.create({ pds: pdsOptions })
+
+const loopbackUrl = (url) => url && url.replace('//localhost:', `//${LOOPBACK}:`)
+const info = {
+  ready: true,
+  pds: loopbackUrl(network.pds.url),
+  plc: loopbackUrl(network.plc.url),
+  appview: withAppView ? loopbackUrl(network.bsky.url) : null,
+  ozone: withAppView ? loopbackUrl(network.ozone.url) : null,
+  startup_ms: 0,
+}
+
+let stopping = null
+const stop = () => {
+  stopping ??= network
+    .close()
+    .catch(() => {})
+    .finally(() => process.exit(0))
+  return stopping
+}
+
+const reply = (res, status, body) => {
+  res.writeHead(status, { 'content-type': 'application/json' })
+  res.end(JSON.stringify(body))
+}
+
+const control = http.createServer(async (req, res) => {
+  try {
+    if (req.method === 'GET' && req.url === '/info') return reply(res, 200, info)
+    if (req.method === 'POST' && req.url === '/process-all') {
+      await network.processAll()
+      return reply(res, 200, { ok: true })
+    }
+    if (req.method === 'POST' && req.url === '/stop') {
+      reply(res, 200, { ok: true })
+      return stop()
+    }
+    return reply(res, 404, { error: 'NotFound', message: `${req.method} ${req.url}` })
+  } catch (err) {
+    return reply(res, 500, { error: 'ControlFailed', message: String(err?.message ?? err) })
+  }
+})
+await new Promise((resolve) => control.listen(0, LOOPBACK, resolve))
+info.control = `http://${LOOPBACK}:${control.address().port}`
+info.startup_ms = Date.now() - started
+
+process.stdin.on('end', stop)
+process.stdin.on('close', stop)
+process.stdin.resume()
+process.on('SIGTERM', stop)
+process.on('SIGINT', stop)
+
+process.stdout.write(JSON.stringify(info) + '\n')
