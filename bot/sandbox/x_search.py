@@ -1,0 +1,184 @@
+"""The fake X server's search query language and its rendering of posts and users.
+
+Supports the operators the bot (and a careful reader of X's docs) uses:
+``#tag``, ``@user``, plain keywords, ``"exact phrases"``, ``OR``, parentheses,
+negation with ``-``, ``is:retweet``, ``is:reply``, ``is:quote``, ``from:``, ``lang:``.
+Adjacent terms are ANDed, and AND binds tighter than OR, as on X.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+TWEET_FIELDS = frozenset({
+    "attachments", "author_id", "context_annotations", "conversation_id", "created_at", "edit_controls",
+    "entities", "geo", "id", "in_reply_to_user_id", "lang", "possibly_sensitive", "public_metrics",
+    "referenced_tweets", "reply_settings", "source", "text", "withheld", "edit_history_tweet_ids",
+})
+USER_FIELDS = frozenset({
+    "created_at", "description", "entities", "id", "location", "name", "pinned_tweet_id",
+    "profile_image_url", "protected", "public_metrics", "url", "username", "verified", "withheld",
+})
+EXPANSIONS = frozenset({
+    "author_id", "referenced_tweets.id", "referenced_tweets.id.author_id", "in_reply_to_user_id",
+    "attachments.media_keys", "entities.mentions.username",
+})
+_URL = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
+_TOKEN = re.compile(r'\(|\)|"[^"]*"|-?[^\s()"]+')
+
+
+@dataclass
+class Tweet:
+    id: str
+    author_id: str
+    text: str  # as submitted; the API shows it with t.co links and HTML escapes
+    created_at: datetime
+    lang: str = "en"
+    possibly_sensitive: bool = False
+    referenced: list[tuple[str, str]] = field(default_factory=list)  # (replied_to|quoted|retweeted, id)
+    in_reply_to_user_id: str | None = None
+    conversation_id: str = ""
+    media_ids: list[str] = field(default_factory=list)
+
+    def kinds(self) -> set[str]:
+        return {kind for kind, _ in self.referenced}
+
+
+@dataclass
+class User:
+    id: str
+    username: str
+    name: str
+    created_at: datetime
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def shown_text(tweet: Tweet, tco: Callable[[str], str]) -> str:
+    """The ``text`` X returns: links wrapped in t.co, &<> escaped, a media link appended."""
+    text = _URL.sub(lambda m: tco(m.group(0)), tweet.text)
+    text = html.escape(text, quote=False)
+    if tweet.media_ids:
+        text = f"{text} {tco('media:' + tweet.media_ids[0])}"
+    return text
+
+
+def render_tweet(tweet: Tweet, fields: set[str], tco: Callable[[str], str], media_keys: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": tweet.id, "text": shown_text(tweet, tco), "edit_history_tweet_ids": [tweet.id]}
+    extra = {
+        "author_id": tweet.author_id,
+        "created_at": iso(tweet.created_at),
+        "lang": tweet.lang,
+        "possibly_sensitive": tweet.possibly_sensitive,
+        "conversation_id": tweet.conversation_id or tweet.id,
+    }
+    for name, value in extra.items():
+        if name in fields:
+            out[name] = value
+    if "referenced_tweets" in fields and tweet.referenced:
+        out["referenced_tweets"] = [{"type": kind, "id": ref} for kind, ref in tweet.referenced]
+    if "in_reply_to_user_id" in fields and tweet.in_reply_to_user_id:
+        out["in_reply_to_user_id"] = tweet.in_reply_to_user_id
+    if "attachments" in fields and media_keys:
+        out["attachments"] = {"media_keys": media_keys}
+    return out
+
+
+def render_user(user: User, fields: set[str], tweets_by: int = 0) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": user.id, "name": user.name, "username": user.username}
+    if "created_at" in fields:
+        out["created_at"] = iso(user.created_at)
+    if "public_metrics" in fields:
+        out["public_metrics"] = {"followers_count": 0, "following_count": 0, "tweet_count": tweets_by, "listed_count": 0}
+    for name, value in (("protected", False), ("verified", False), ("description", "")):
+        if name in fields:
+            out[name] = value
+    return out
+
+
+class QueryError(ValueError):
+    """The query does not parse; X answers 400 invalid-request."""
+
+
+Predicate = Callable[[Tweet, User], bool]
+
+
+def compile_query(query: str) -> Predicate:
+    tokens = _TOKEN.findall(query)
+    if not tokens:
+        raise QueryError("query is empty")
+    parser = _Parser(tokens)
+    predicate = parser.or_expr()
+    if parser.pos != len(tokens):
+        raise QueryError(f"unexpected {tokens[parser.pos]!r}")
+    return predicate
+
+
+class _Parser:
+    def __init__(self, tokens: list[str]) -> None:
+        self.tokens, self.pos = tokens, 0
+
+    def peek(self) -> str | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def or_expr(self) -> Predicate:
+        terms = [self.and_expr()]
+        while self.peek() == "OR":
+            self.pos += 1
+            terms.append(self.and_expr())
+        return terms[0] if len(terms) == 1 else (lambda t, u: any(p(t, u) for p in terms))
+
+    def and_expr(self) -> Predicate:
+        terms: list[Predicate] = []
+        while self.peek() not in (None, ")", "OR"):
+            terms.append(self.atom())
+        if not terms:
+            raise QueryError("empty group or dangling OR")
+        return terms[0] if len(terms) == 1 else (lambda t, u: all(p(t, u) for p in terms))
+
+    def atom(self) -> Predicate:
+        token = self.tokens[self.pos]
+        self.pos += 1
+        if token == "(":
+            inner = self.or_expr()
+            if self.peek() != ")":
+                raise QueryError("missing )")
+            self.pos += 1
+            return inner
+        if token.startswith("-") and len(token) > 1:
+            positive = _term(token[1:])
+            return lambda t, u: not positive(t, u)
+        return _term(token)
+
+
+def _term(token: str) -> Predicate:
+    lowered = token.lower()
+    if lowered.startswith("is:"):
+        kind = {"retweet": "retweeted", "reply": "replied_to", "quote": "quoted"}.get(lowered[3:])
+        if kind is None:
+            raise QueryError(f"unsupported operator {token!r}")
+        return lambda t, u: kind in t.kinds()
+    if lowered.startswith("from:"):
+        name = lowered[5:].lstrip("@")
+        return lambda t, u: u.username.lower() == name
+    if lowered.startswith("lang:"):
+        lang = lowered[5:]
+        return lambda t, u: t.lang == lang
+    if lowered.startswith(("#", "@", "$")) and len(lowered) > 1:
+        # A tag matches whole: #Free does not match #FreeAndrei.
+        pattern = re.compile(re.escape(lowered) + r"(?![\w])", re.IGNORECASE)
+        return lambda t, u: bool(pattern.search(t.text))
+    if lowered.startswith('"'):
+        phrase = lowered.strip('"')
+        return lambda t, u: phrase in t.text.lower()
+    if ":" in lowered:
+        raise QueryError(f"unsupported operator {token!r}")
+    word = re.compile(r"(?<!\w)" + re.escape(lowered) + r"(?!\w)", re.IGNORECASE)
+    return lambda t, u: bool(word.search(t.text))
