@@ -1,0 +1,134 @@
+"""Per-platform checks of posts: text length as each platform counts it, media limits, alt text.
+
+A post is checked against the platforms of the accounts whose slots publish it
+(directly or through its queue). Media are probed by content, never by extension.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from bot.campaign.model import Account, Campaign, Post
+from bot.campaign.problems import Problems
+from bot.campaign.yamlsrc import Source
+from bot.platforms import REGISTRY
+
+MB = 1024 * 1024
+
+
+def targets(campaign: Campaign) -> dict[str, list[Account]]:
+    """Post id -> the accounts that will publish it, in accounts.yaml order."""
+    ids: dict[str, set[str]] = defaultdict(set)
+    for schedule in campaign.schedules:
+        for slot in schedule.slots:
+            posts = [slot.post] if slot.post else campaign.queues.get(slot.queue or "", [])
+            for post_id in posts:
+                ids[post_id].update(slot.accounts)
+    return {
+        post_id: [a for a in campaign.accounts.values() if a.id in accounts]
+        for post_id, accounts in ids.items()
+    }
+
+
+def check(campaign: Campaign, sources: dict[str, Source], problems: Problems) -> None:
+    from bot import media
+
+    probed: dict[Path, media.MediaInfo | str] = {}
+
+    def probe(path: Path) -> media.MediaInfo | str:
+        if path not in probed:
+            try:
+                probed[path] = media.probe(path)
+            except media.MediaError as exc:
+                probed[path] = str(exc)
+        return probed[path]
+
+    by_post = targets(campaign)
+    for post_id, post in campaign.posts.items():
+        src = sources[post_id]
+        infos = _kinds(post, src, problems, probe)
+        accounts = by_post.get(post_id, [])
+        platforms: dict[str, list[Account]] = defaultdict(list)
+        for account in accounts:
+            platforms[account.platform].append(account)
+        for platform, group in platforms.items():
+            _text(post, src, problems, platform, group)
+            _media(post, src, problems, platform, [a.id for a in group], infos, media)
+
+
+def _kinds(post: Post, src: Source, problems: Problems, probe) -> dict[Path, object]:
+    """Probe every file of the post once; report files that are not what their place needs."""
+    wanted = [(("media", i, "file"), m.file, m.path, "image") for i, m in enumerate(post.media)]
+    if post.video is not None:
+        wanted.append((("video",), post.video.file, post.video.path, "video"))
+        if post.video.captions_path is not None:
+            wanted.append((("captions",), post.video.captions_path.name, post.video.captions_path, "captions"))
+    infos = {}
+    for loc, written, path, kind in wanted:
+        info = probe(path)
+        if isinstance(info, str):
+            problems.add(src, loc, f"cannot read '{written}': {info}")
+        elif info.kind != kind:
+            what = "WebVTT captions" if kind == "captions" else f"an {kind}" if kind == "image" else f"a {kind}"
+            got = "an unknown format" if info.kind == "unknown" else f"{info.kind} ({info.format})"
+            problems.add(src, loc, f"'{written}' is not {what}: its content is {got}")
+        else:
+            infos[path] = info
+    return infos
+
+
+def _text(post: Post, src: Source, problems: Problems, platform: str, accounts: list[Account]) -> None:
+    cls = REGISTRY[platform]
+    text = post.text_for(platform)
+    length = cls.measure_text(text)
+    by_limit: dict[int, list[str]] = defaultdict(list)
+    for account in accounts:
+        by_limit[cls.max_text_for(account)].append(account.id)
+    loc = ("variants", platform) if platform in post.variants else ("text",)
+    hint = "" if platform in post.variants else f", or add variants.{platform}"
+    for limit, ids in sorted(by_limit.items()):
+        if length > limit:
+            problems.add(
+                src, loc,
+                f"too long for {', '.join(ids)}: {length} characters as {platform} counts them"
+                f"{' with the link' if post.link else ''} (expected at most {limit}{hint})",
+            )
+
+
+def _media(post: Post, src: Source, problems: Problems, platform: str, ids: list[str], infos: dict, media) -> None:
+    limits = REGISTRY[platform].limits
+    who = ", ".join(ids)
+    if len(post.media) > limits.max_images:
+        problems.add(src, ("media",), f"{len(post.media)} images is too many for {who} (expected at most {limits.max_images})")
+    for i, item in enumerate(post.media):
+        if len(item.alt) > limits.alt_max:
+            problems.add(src, ("media", i, "alt"), f"is {len(item.alt)} characters, too long for {who} (expected at most {limits.alt_max})")
+        info = infos.get(item.path)
+        if info is None:
+            continue
+        if info.format not in limits.image_formats:
+            problems.add(src, ("media", i, "file"), f"'{item.file}' is a {info.format} image, which {platform} does not take (expected {_names(limits.image_formats)})")
+        if info.bytes > limits.image_max_bytes:
+            cap = "source images up to" if limits.images_reencoded else "images up to"
+            problems.add(src, ("media", i, "file"), f"'{item.file}' is {_mb(info.bytes)}, too big for {who} (expected {cap} {_mb(limits.image_max_bytes)})")
+    video = post.video
+    info = infos.get(video.path) if video else None
+    if video is None or info is None:
+        return
+    if len(video.alt) > limits.alt_max:
+        problems.add(src, ("alt",), f"is {len(video.alt)} characters, too long for {who} (expected at most {limits.alt_max})")
+    if not media.format_allowed(info, limits.video_formats):
+        problems.add(src, ("video",), f"'{video.file}' is a {info.container or info.format} video, which {platform} does not take (expected {_names(limits.video_formats)})")
+    if info.bytes > limits.video_max_bytes:
+        problems.add(src, ("video",), f"'{video.file}' is {_mb(info.bytes)}, too big for {who} (expected at most {_mb(limits.video_max_bytes)})")
+    if info.duration is not None and info.duration > limits.video_max_seconds:
+        problems.add(src, ("video",), f"'{video.file}' lasts {info.duration:.0f} s, too long for {who} (expected at most {limits.video_max_seconds:.0f} s)")
+
+
+def _names(values: frozenset[str]) -> str:
+    return ", ".join(sorted(values))
+
+
+def _mb(size: int) -> str:
+    return f"{size / MB:.1f} MB"

@@ -1,0 +1,251 @@
+"""Reads a campaign folder into a ``Campaign``, collecting every problem of every file.
+
+Files are validated piece by piece (each account, post and slot on its own), so
+one mistake neither hides the others nor makes correct references look wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from bot.campaign import content, posts, window
+from bot.campaign.files import AccountEntry, AccountsFile, ReshareFile, ScheduleFile, SlotEntry
+from bot.campaign.model import Account, Campaign, Policy, ReshareConfig, Schedule, Track
+from bot.campaign.problems import WARNING, Problems, known_list, suggest, validated
+from bot.campaign.slots import build_schedule, parse_duration
+from bot.campaign.yamlsrc import Source, YamlProblem, read
+from bot.errors import ConfigError
+from bot.platforms import REGISTRY
+
+ACCOUNTS = "config/accounts.yaml"
+RESHARE = "config/reshare.yaml"
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class Inspection:
+    """What ``bot check`` reports: the campaign as far as it could be built, and every problem."""
+
+    campaign: Campaign | None
+    problems: Problems = field(default_factory=Problems)
+
+    @property
+    def errors(self) -> list[str]:
+        return [str(p) for p in self.problems.errors]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [str(p) for p in self.problems.warnings]
+
+
+def load(root: Path) -> Campaign:
+    """The campaign in ``root``; ConfigError listing every problem when any file is wrong."""
+    result = inspect(root, warnings=False)
+    if result.errors or result.campaign is None:
+        raise ConfigError(result.errors or [f"{root}: no campaign found"])
+    return result.campaign
+
+
+def inspect(root: Path, *, warnings: bool = True) -> Inspection:
+    """Every error (and, with ``warnings``, every warning) of the campaign in ``root``."""
+    return _Loader(Path(root).resolve()).run(warnings)
+
+
+class _Loader:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.problems = Problems()
+
+    def read(self, rel: str, required: bool = True) -> Source | None:
+        path = self.root / rel
+        if not path.is_file():
+            if required:
+                self.problems.at(rel, 1, "file is missing (expected the campaign's accounts)")
+            return None
+        try:
+            return read(path, rel)
+        except YamlProblem as exc:
+            self.problems.at(rel, exc.line, exc.message)
+            return None
+
+    def validate(self, source: Source, model: type[M], data: Any, prefix: tuple = ()) -> M | None:
+        return validated(self.problems, source, model, data, prefix)
+
+    def run(self, with_warnings: bool) -> Inspection:
+        known, accounts, name = self.accounts()
+        found = posts.scan(self.root, self.problems)
+        loaded = posts.build_all(self.root, found, self.problems)
+        schedules = self.schedules(found, known)
+        reshare = self.reshare(known)
+        campaign = Campaign(
+            root=self.root, name=name, accounts=accounts, posts=loaded.posts,
+            queues=found.queues, schedules=[s for s, _ in schedules], reshare=reshare,
+        )
+        content.check(campaign, loaded.sources, self.problems)
+        window.check(campaign, {s.name: src for s, src in schedules}, self.problems, with_warnings)
+        if with_warnings:
+            for account in accounts.values():
+                for problem in missing_secrets(account):
+                    self.problems.at(ACCOUNTS, account.line, problem, WARNING)
+        return Inspection(campaign, self.problems)
+
+    # ---- config/accounts.yaml ----
+
+    def accounts(self) -> tuple[list[str], dict[str, Account], str]:
+        source = self.read(ACCOUNTS)
+        name = self.root.name
+        if source is None:
+            return [], {}, name
+        raw = self.validate(source, AccountsFile, source.data)
+        if raw is None:
+            return [], {}, name
+        known = [str(k) for k in raw.accounts]
+        out: dict[str, Account] = {}
+        for account_id, data in raw.accounts.items():
+            loc = ("accounts", str(account_id))
+            entry = self.validate(source, AccountEntry, data, loc)
+            if entry is not None and self.account_ok(source, loc, entry):
+                options = dict(entry.options)
+                if entry.max_characters:
+                    options["max_characters"] = entry.max_characters
+                out[str(account_id)] = Account(
+                    id=str(account_id), platform=entry.platform, base_url=entry.base_url,
+                    handle=entry.handle, credentials=entry.credentials, options=options,
+                    line=source.line(loc),
+                )
+        return known, out, raw.campaign or name
+
+    def account_ok(self, source: Source, loc: tuple, entry: AccountEntry) -> bool:
+        before = len(self.problems.items)
+        cls = REGISTRY.get(entry.platform)
+        if cls is None:
+            self.problems.add(
+                source, (*loc, "platform"),
+                f"unknown platform '{entry.platform}' (known: {known_list(REGISTRY)})",
+            )
+            return False
+        for role in cls.required_credentials:
+            if role not in entry.credentials:
+                self.problems.add(
+                    source, (*loc, "credentials"),
+                    f"missing credential '{role}' ({cls.name} needs: {known_list(cls.required_credentials)})",
+                )
+        for role, var in entry.credentials.items():
+            if role not in cls.required_credentials:
+                hint = suggest(role, cls.required_credentials) or f" (expected: {known_list(cls.required_credentials)})"
+                self.problems.add(source, (*loc, "credentials", role), f"unknown credential role '{role}'{hint}")
+            elif not _ENV_NAME.match(var):
+                # Never echo the value: staff may have pasted the secret itself here.
+                self.problems.add(
+                    source, (*loc, "credentials", role),
+                    "must be the NAME of an environment variable (like MASTODON_A19_TOKEN), not the secret itself",
+                )
+        if cls.needs_handle and not (entry.handle or "").strip():
+            self.problems.add(source, loc, f"handle is missing ({cls.name} accounts need one, like index.bsky.social)")
+        if entry.base_url is not None and not re.match(r"^https?://[^\s/]+", entry.base_url):
+            self.problems.add(source, (*loc, "base_url"), f"'{entry.base_url}' is not a URL (expected https://...)")
+        elif entry.base_url is None and cls.default_base_url is None:
+            self.problems.add(
+                source, loc, f"base_url is missing ({cls.name} accounts need their server, like https://mastodon.social)"
+            )
+        return len(self.problems.items) == before
+
+    # ---- schedules/*.yaml ----
+
+    def schedules(self, found: posts.Found, known_accounts: list[str]) -> list[tuple[Schedule, Source]]:
+        folder = self.root / "schedules"
+        files = sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")) if folder.is_dir() else []
+        out = []
+        for path in files:
+            source = self.read(f"schedules/{path.name}")
+            raw = self.validate(source, ScheduleFile, source.data) if source else None
+            if raw is None:
+                continue
+            entries = []
+            for i, data in enumerate(raw.slots):
+                entry = self.validate(source, SlotEntry, data, ("slots", i))
+                if entry is not None:
+                    self.references(source, ("slots", i), entry, found, known_accounts)
+                    entries.append((i, entry))
+            schedule = build_schedule(self.problems, source, path, raw, entries)
+            if schedule is not None:
+                out.append((schedule, source))
+        return out
+
+    def references(self, source: Source, loc: tuple, entry: SlotEntry, found: posts.Found, accounts: list[str]) -> None:
+        if entry.post is not None and entry.post not in found.ids:
+            hint = suggest(entry.post, found.ids) or " (expected the name of a file in posts/ without .yaml)"
+            self.problems.add(source, (*loc, "post"), f"unknown post '{entry.post}'{hint}")
+        if entry.queue is not None and entry.queue not in found.queues:
+            self.problems.add(source, (*loc, "queue"), f"unknown queue '{entry.queue}' (known: {known_list(found.queues)})")
+        for j, account in enumerate(entry.accounts):
+            if account not in accounts:
+                self.problems.add(
+                    source, (*loc, "accounts", j), f"unknown account '{account}' (known: {known_list(accounts)})"
+                )
+
+    # ---- config/reshare.yaml ----
+
+    def reshare(self, known_accounts: list[str]) -> ReshareConfig | None:
+        source = self.read(RESHARE, required=False)
+        raw = self.validate(source, ReshareFile, source.data if source.data is not None else {}) if source else None
+        if raw is None:
+            return None
+        tracks = []
+        for i, t in enumerate(raw.track):
+            loc = ("track", i)
+            tags = [tag.strip().lstrip("#") for tag in t.hashtags]
+            for j, tag in enumerate(tags):
+                if not tag or not re.match(r"^\w+$", tag):
+                    self.problems.add(source, (*loc, "hashtags", j), f"{t.hashtags[j]!r} is not a hashtag (expected a word like FreeAndreiandIrina)")
+            for j, account in enumerate(t.accounts):
+                if account not in known_accounts:
+                    self.problems.add(source, (*loc, "accounts", j), f"unknown account '{account}' (known: {known_list(known_accounts)})")
+            interval = None
+            if t.interval is not None:
+                try:
+                    interval = parse_duration(t.interval, numbers_are_seconds=True).total_seconds()
+                except ValueError as exc:
+                    self.problems.add(source, (*loc, "interval"), str(exc))
+            tracks.append(Track(hashtags=tags, accounts=t.accounts, interval=interval))
+        p = raw.policy
+        cooldown = Policy().author_cooldown
+        if p.author_cooldown is not None:
+            try:
+                cooldown = parse_duration(p.author_cooldown)
+            except ValueError as exc:
+                self.problems.add(source, ("policy", "author_cooldown"), str(exc))
+        if p.max_per_day < p.max_per_hour:
+            self.problems.add(source, ("policy", "max_per_day"), f"{p.max_per_day} is less than max_per_hour {p.max_per_hour}")
+        for j, who in enumerate(p.never_from):
+            if who in p.always_from:
+                self.problems.add(source, ("policy", "never_from", j), f"'{who}' is also in always_from (expected one or the other)")
+        policy = Policy(**p.model_dump(exclude={"author_cooldown", "skip"}), skip=set(p.skip), author_cooldown=cooldown)
+        return ReshareConfig(track=tracks, policy=policy)
+
+
+def missing_secrets(account: Account, environ: dict[str, str] | None = None) -> list[str]:
+    """One message per credential variable of ``account`` that is not set (values are never read out)."""
+    from bot.secrets import missing
+
+    names = set(missing(account, environ))
+    return [
+        f"accounts.{account.id}.credentials.{role}: environment variable {var} is not set"
+        for role, var in account.credentials.items()
+        if var in names
+    ]
+
+
+def secret_problems(campaign: Campaign, environ: dict[str, str] | None = None) -> list[str]:
+    """``path:line: message`` for every credential variable not set; ``bot run`` treats these as errors."""
+    return [
+        f"{ACCOUNTS}:{account.line}: {problem}"
+        for account in campaign.accounts.values()
+        for problem in missing_secrets(account, environ)
+    ]

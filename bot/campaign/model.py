@@ -1,0 +1,155 @@
+"""The campaign as the bot uses it: accounts, posts, queues, schedules, reshare policy.
+
+Built by ``bot.campaign.loader`` from the files; never holds a secret value
+(accounts name their environment variables only).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.platforms.base import ImageAttachment, Outgoing, VideoAttachment
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class Account(_Model):
+    id: str
+    platform: str
+    base_url: str | None = None
+    handle: str | None = None
+    credentials: dict[str, str] = Field(default_factory=dict)  # role -> NAME of the env variable
+    options: dict[str, Any] = Field(default_factory=dict)
+    line: int = 1  # of the account in config/accounts.yaml, for messages
+
+
+class Media(_Model):
+    file: str  # as written, relative to posts/
+    path: Path
+    alt: str
+
+
+class Video(_Model):
+    file: str
+    path: Path
+    captions_path: Path | None = None
+    alt: str
+    captions_lang: str = "en"
+
+
+class Supporter(_Model):
+    name: str
+    role: str | None = None
+    organisation: str | None = None
+    country: str | None = None
+
+
+class Consent(_Model):
+    given: bool
+    date: _dt.date | None = None
+    recorded_by: str | None = None
+
+
+class Post(_Model):
+    id: str
+    queue: str | None = None
+    path: Path
+    text: str
+    variants: dict[str, str] = Field(default_factory=dict)
+    media: list[Media] = Field(default_factory=list)
+    link: str | None = None
+    video: Video | None = None
+    supporter: Supporter | None = None
+    consent: Consent | None = None
+    language: str | None = None
+
+    def text_for(self, platform: str) -> str:
+        """The text published on ``platform``: its variant or the text, with the link appended."""
+        text = (self.variants.get(platform) or self.text).strip()
+        if self.link and self.link not in text:
+            text = f"{text}\n{self.link}"
+        return text
+
+    def outgoing(self, platform: str, key: str) -> Outgoing:
+        """What an adapter publishes for this post on ``platform``."""
+        video = None
+        if self.video is not None:
+            video = VideoAttachment(
+                self.video.path, self.video.alt, self.video.captions_path, self.video.captions_lang
+            )
+        return Outgoing(
+            key=key,
+            text=self.text_for(platform),
+            images=tuple(ImageAttachment(m.path, m.alt) for m in self.media),
+            video=video,
+            language=self.language,
+        )
+
+
+class Slot(_Model):
+    index: int
+    line: int
+    kind: Literal["at", "every", "cron"]
+    at: datetime | None = None  # naive, in the schedule's time zone
+    times: tuple[time, ...] = ()
+    days: tuple[str, ...] = ()  # crontab day names (mon..sun); empty means every day
+    cron: str | None = None
+    post: str | None = None
+    queue: str | None = None
+    accounts: tuple[str, ...]
+
+    @property
+    def target(self) -> str:
+        return f"post:{self.post}" if self.post else f"queue:{self.queue}"
+
+
+class Schedule(_Model):
+    name: str
+    path: Path
+    timezone: ZoneInfo
+    window_start: date | None = None
+    window_end: date | None = None  # inclusive: the whole day
+    grace: timedelta = timedelta(hours=1)
+    slots: list[Slot] = Field(default_factory=list)
+
+
+class Track(_Model):
+    hashtags: list[str]  # without '#'
+    accounts: list[str]
+    interval: float | None = None  # seconds between polls; None: the platform's default
+
+
+class Policy(_Model):
+    always_from: list[str] = Field(default_factory=list)
+    never_from: list[str] = Field(default_factory=list)
+    blocked_words: list[str] = Field(default_factory=list)
+    skip: set[str] = Field(default_factory=set)
+    max_per_hour: int = 4
+    max_per_day: int = 20
+    mode: Literal["auto", "review", "dry-run"] = "review"
+    author_cooldown: timedelta = timedelta(hours=6)
+    across_accounts: bool = False
+
+
+class ReshareConfig(_Model):
+    track: list[Track] = Field(default_factory=list)
+    policy: Policy = Field(default_factory=Policy)
+
+
+class Campaign(_Model):
+    root: Path
+    name: str
+    accounts: dict[str, Account]
+    posts: dict[str, Post]
+    queues: dict[str, list[str]]  # queue name -> post ids in file-name order
+    schedules: list[Schedule]
+    reshare: ReshareConfig | None = None

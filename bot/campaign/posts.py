@@ -1,0 +1,129 @@
+"""posts/: one YAML file per post; a sub-folder is a queue, in file-name order."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.campaign.files import PostFile
+from bot.campaign.model import Consent, Media, Post, Supporter, Video
+from bot.campaign.paths import PathProblem, inside, resolve_inside
+from bot.campaign.problems import Problems, known_list, validated
+from bot.campaign.yamlsrc import Source, YamlProblem, read
+from bot.platforms import REGISTRY
+
+_SUFFIXES = (".yaml", ".yml")
+_ALT = "alt text is missing (describe it for people who cannot see it)"
+
+
+@dataclass
+class Found:
+    """Post files by id, and queues (sub-folders) with their post ids in file-name order."""
+
+    files: dict[str, tuple[str | None, Path]] = field(default_factory=dict)
+    queues: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def ids(self) -> dict[str, tuple[str | None, Path]]:
+        return self.files
+
+
+@dataclass
+class Loaded:
+    posts: dict[str, Post] = field(default_factory=dict)
+    sources: dict[str, Source] = field(default_factory=dict)
+
+
+def scan(root: Path, problems: Problems) -> Found:
+    found = Found()
+    folder = root / "posts"
+    if not folder.is_dir():
+        return found
+    paths = [p for p in folder.rglob("*") if p.suffix in _SUFFIXES and p.is_file()]
+    for path in sorted(paths, key=lambda p: (p.parent.as_posix(), p.name)):
+        rel = path.relative_to(root).as_posix()
+        if not inside(path.resolve(), root):
+            problems.at(rel, 1, "is a symbolic link to a file outside the campaign folder")
+            continue
+        parent = path.parent.relative_to(folder).as_posix()
+        queue = None if parent == "." else parent
+        if path.stem in found.files:
+            other = found.files[path.stem][1].relative_to(root).as_posix()
+            problems.at(rel, 1, f"post id '{path.stem}' is already used by {other} (post file names must be unique)")
+            continue
+        found.files[path.stem] = (queue, path)
+        if queue is not None:
+            found.queues.setdefault(queue, []).append(path.stem)
+    return found
+
+
+def build_all(root: Path, found: Found, problems: Problems) -> Loaded:
+    loaded = Loaded()
+    for post_id, (queue, path) in found.files.items():
+        rel = path.relative_to(root).as_posix()
+        try:
+            source = read(path, rel)
+        except YamlProblem as exc:
+            problems.at(rel, exc.line, exc.message)
+            continue
+        raw = validated(problems, source, PostFile, source.data)
+        if raw is None:
+            continue
+        loaded.sources[post_id] = source
+        loaded.posts[post_id] = _build(root, problems, source, post_id, queue, path, raw)
+    return loaded
+
+
+def _build(root: Path, problems: Problems, src: Source, post_id: str, queue: str | None, path: Path, raw: PostFile) -> Post:
+    base = root / "posts"
+    if not raw.text.strip():
+        problems.add(src, ("text",), "is empty (expected the words of the post)")
+    for platform in raw.variants:
+        if platform not in REGISTRY:
+            problems.add(src, ("variants", platform), f"unknown platform '{platform}' (known: {known_list(REGISTRY)})")
+    if raw.link is not None and not re.match(r"^https?://\S+$", raw.link.strip()):
+        problems.add(src, ("link",), f"'{raw.link}' is not a web address (expected https://...)")
+    media = []
+    for i, entry in enumerate(raw.media):
+        if not (entry.alt or "").strip():
+            problems.add(src, ("media", i), _ALT)
+        found = _path(root, base, problems, src, ("media", i, "file"), entry.file)
+        if found is not None:
+            media.append(Media(file=entry.file, path=found, alt=(entry.alt or "").strip()))
+    video = None
+    if raw.video is None:
+        for key in ("captions", "captions_lang", "alt", "consent"):
+            if getattr(raw, key) is not None:
+                problems.add(src, (key,), "is only used with video")
+    else:
+        if raw.media:
+            problems.add(src, ("video",), "a post takes images or a video, not both")
+        if not (raw.alt or "").strip():
+            problems.add(src, ("video",), _ALT.replace("(", "(add alt: and "))
+        if raw.consent is None:
+            problems.add(src, ("video",), "consent is missing (expected consent: {given: true, date: ...} from the supporter)")
+        elif not raw.consent.given:
+            problems.add(src, ("consent", "given"), "is false (a video is published only with consent given: true)")
+        video_path = _path(root, base, problems, src, ("video",), raw.video)
+        captions = _path(root, base, problems, src, ("captions",), raw.captions) if raw.captions else None
+        if video_path is not None:
+            video = Video(
+                file=raw.video, path=video_path, captions_path=captions, alt=(raw.alt or "").strip(),
+                captions_lang=raw.captions_lang or raw.language or "en",
+            )
+    return Post(
+        id=post_id, queue=queue, path=path, text=raw.text, variants=raw.variants, media=media,
+        link=raw.link.strip() if raw.link else None, video=video,
+        supporter=Supporter(**raw.supporter.model_dump()) if raw.supporter else None,
+        consent=Consent(**raw.consent.model_dump(exclude={"note"})) if raw.consent else None,
+        language=raw.language,
+    )
+
+
+def _path(root: Path, base: Path, problems: Problems, src: Source, loc: tuple, written: str) -> Path | None:
+    try:
+        return resolve_inside(root, base, written)
+    except PathProblem as exc:
+        problems.add(src, loc, str(exc))
+        return None
