@@ -231,3 +231,25 @@ def test_make_video_reaches_target_bytes(tmp_path: Path) -> None:
     assert info.bytes == pytest.approx(3_000_000, rel=0.1)
     assert info.duration == pytest.approx(4.0, abs=0.1)
     assert info.video_codec == "h264"
+
+
+SHIPPED = Path(__file__).resolve().parent.parent / "posts" / "media"
+
+
+def test_shipped_media_are_real_and_small() -> None:
+    """Every shipped banner and supporter video probes as what it claims, captions match, and the set stays small."""
+    banners = sorted(SHIPPED.glob("*.png"))
+    videos = sorted((SHIPPED / "videos").glob("*.mp4"))
+    assert len(banners) >= 3 and len(videos) >= 5
+    for banner in banners:
+        info = probe(banner)
+        assert (info.kind, info.format) == ("image", "PNG") and info.bytes < 300_000
+    for video in videos:
+        info = probe(video)
+        assert (info.container, info.video_codec, info.audio_codec) == ("mp4", "h264", "aac")
+        assert info.bytes < 300_000
+        captions = probe(video.with_suffix(".vtt"))
+        assert captions.kind == "captions"
+        assert captions.duration == pytest.approx(info.duration, abs=0.2)
+    total = sum(p.stat().st_size for p in SHIPPED.rglob("*") if p.is_file())
+    assert total < 5_000_000

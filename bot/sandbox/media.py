@@ -12,6 +12,7 @@ import math
 import random
 from array import array
 from fractions import Fraction
+from collections.abc import Sequence
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
@@ -66,10 +67,26 @@ def draw_card(text: str, size: tuple[int, int], background=CAMPAIGN_RED, foregro
     return image
 
 
-def make_banner(path: Path, text: str, size: tuple[int, int] = (1500, 500), background=CAMPAIGN_RED) -> Path:
-    """Write a PNG banner with ``text`` on a plain background."""
+def make_banner(
+    path: Path, text: str, size: tuple[int, int] = (1500, 500), background=CAMPAIGN_RED, subtitle: str | None = None
+) -> Path:
+    """Write a PNG banner with ``text`` on a plain background, and an optional smaller line under it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    draw_card(text, size, background=background).save(path, format="PNG", optimize=True)
+    width, height = size
+    band = height // 5 if subtitle else 0
+    image = draw_card(text, (width, height - band), background=background)
+    if subtitle:
+        canvas = Image.new("RGB", size, background)
+        canvas.paste(image, (0, 0))
+        draw = ImageDraw.Draw(canvas)
+        font_size = max(8, band // 2)
+        while font_size > 8 and draw.textlength(subtitle, font=_font(font_size)) > width * 0.7:
+            font_size -= 2
+        font = _font(font_size)
+        left = (width - draw.textlength(subtitle, font=font)) / 2
+        draw.text((left, height - band), subtitle, font=font, fill=INK)
+        image = canvas
+    image.save(path, format="PNG", optimize=True)
     return path
 
 
@@ -117,14 +134,17 @@ def make_video(
     size: tuple[int, int] = (640, 360),
     target_bytes: int | None = None,
     fps: int = 25,
-    text: str = "#FreeAndreiandIrina",
+    text: str | Sequence[str] = "#FreeAndreiandIrina",
     tone_hz: float | None = 440.0,
     background=CAMPAIGN_RED,
     seed: int = 0,
     container_format: str = "mp4",
     faststart: bool = True,
 ) -> Path:
-    """Write an H.264/AAC MP4 of ``seconds``: a text card with a moving bar, and a tone (or silence).
+    """Write an H.264/AAC MP4 of ``seconds``: text cards with a moving bar, and a tone (or silence).
+
+    ``text`` may be a list: each card then shows for an equal share of the time,
+    as ``make_captions`` spreads its lines, so captions and cards line up.
 
     With ``target_bytes`` the frames carry losslessly coded noise sized so the
     file lands near that many bytes; encoding stays fast (ultrafast preset).
@@ -149,7 +169,8 @@ def make_video(
         audio = container.add_stream("aac", rate=rate, layout="mono")
         audio.thread_count = 1
 
-        card = draw_card(text, (width, height), background=background)
+        texts = [text] if isinstance(text, str) else list(text)
+        cards = [draw_card(t, (width, height), background=background) for t in texts]
         rng = random.Random(seed)
         # Lossless noise costs a bit more than its 1.5 bytes per pixel (luma + chroma); the
         # estimate is corrected from the packets actually written, so the size lands close.
@@ -161,7 +182,7 @@ def make_video(
                 frame = _noise_frame(av, (width, height), rows, rng)
                 rows_sent += rows
             else:
-                image = card.copy()
+                image = cards[index * len(cards) // n_frames].copy()
                 bar = int(width * (index + 1) / n_frames)  # progress bar: frames differ, like real footage
                 ImageDraw.Draw(image).rectangle((0, 0, bar, max(2, height // 60)), fill=INK)
                 frame = av.VideoFrame.from_image(image).reformat(format="yuv420p")
