@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from bot.platforms.base import AccountLike, Platform
 
 
-def _build(account: AccountLike) -> Platform:
+def build_adapter(account: AccountLike, *, timeout: float = 30.0, wall: Callable[[], float] = time.time) -> Platform:
+    """The account's adapter with its secrets from the environment (MissingSecret when one is unset)."""
     from bot import secrets
     from bot.platforms import platform_class
 
-    return platform_class(account.platform)(account, secrets.resolve(account))
+    return platform_class(account.platform)(account, secrets.resolve(account), timeout=timeout, wall=wall)
 
 
 def _identity(account: AccountLike) -> tuple[Any, ...]:
@@ -24,8 +26,11 @@ def _identity(account: AccountLike) -> tuple[Any, ...]:
 class AdapterPool:
     """Builds each account's adapter once (sessions and rate-limit state live in it); thread-safe."""
 
-    def __init__(self, build: Callable[[AccountLike], Platform] = _build) -> None:
-        self._build = build
+    def __init__(self, build: Callable[[AccountLike], Platform] | None = None, *, timeout: float = 30.0,
+                 wall: Callable[[], float] = time.time) -> None:
+        # ``wall`` must be the time base of the platform's rate-limit reset epochs: real time, except
+        # against a sandbox that runs on a test clock.
+        self._build = build or (lambda account: build_adapter(account, timeout=timeout, wall=wall))
         self._adapters: dict[str, tuple[tuple[Any, ...], Platform]] = {}
         self._lock = threading.Lock()
         self.paused: dict[str, str] = {}  # account id -> why (shown by the worker and in logs)

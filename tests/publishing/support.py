@@ -1,0 +1,90 @@
+"""Campaigns and publishers for the publishing tests, built from the real campaign models."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from bot.campaign.model import Account, Campaign, Post, Schedule
+from bot.errors import BotError
+from bot.platforms.base import Limits, Mention, MentionPage, Identity, Outgoing, Platform, Receipt
+from bot.schedules import Occurrence
+
+LONDON = ZoneInfo("Europe/London")
+_names = itertools.count()
+
+
+def unique(prefix: str) -> str:
+    """A name no other test of this session uses (sandbox servers live for the whole session)."""
+    return f"{prefix}{next(_names)}"
+
+
+def make_campaign(tmp_path: Path, accounts: Sequence[Account], posts: Sequence[tuple[str, str | None, str]],
+                  *, grace: timedelta = timedelta(hours=1), window=(date(2022, 1, 12), date(2022, 3, 12))) -> Campaign:
+    """A campaign with one schedule "launch" (Europe/London) and ``posts`` as (id, queue, text)."""
+    models = {pid: Post(id=pid, queue=queue, path=tmp_path / "posts" / f"{pid}.yaml", text=text)
+              for pid, queue, text in posts}
+    queues: dict[str, list[str]] = {}
+    for pid, queue, _ in posts:
+        if queue:
+            queues.setdefault(queue, []).append(pid)
+    schedule = Schedule(name="launch", path=tmp_path / "schedules" / "launch.yaml", timezone=LONDON,
+                        window_start=window[0], window_end=window[1], grace=grace)
+    return Campaign(root=tmp_path, name="free", accounts={a.id: a for a in accounts}, posts=models,
+                    queues=queues, schedules=[schedule])
+
+
+def occurrence(at: datetime, target: str, accounts: Sequence[str], grace: timedelta = timedelta(hours=1),
+               slot: int = 0) -> Occurrence:
+    kind, _, name = target.partition(":")
+    return Occurrence(at=at, schedule="launch", slot=slot, target=target, post=name if kind == "post" else None,
+                      queue=name if kind == "queue" else None, accounts=tuple(accounts), grace=grace)
+
+
+class ScriptedLedgerTestPlatform(Platform):
+    """NOT a platform model: an in-memory stand-in so ledger-logic tests can script outcomes.
+
+    It keeps what it "published" by key and raises the errors queued in ``script``; the real
+    platform behaviour is tested against the sandboxes.
+    """
+
+    name = "scripted"
+    limits = Limits(max_text=280, max_images=4, image_max_bytes=1, image_formats=frozenset(), video_max_bytes=1,
+                    video_max_seconds=1, video_formats=frozenset(), alt_max=1, captions=False)
+    required_credentials = ()
+
+    def __init__(self, account, clock) -> None:
+        super().__init__(account, {}, wall=lambda: clock.now().timestamp())
+        self.script: list[BotError | None] = []
+        self.published: dict[str, Receipt] = {}
+        self.calls: list[str] = []
+
+    def _publish(self, out: Outgoing, progress) -> Receipt:
+        self.calls.append("publish")
+        step = self.script.pop(0) if self.script else None
+        if step is not None and not getattr(step, "after_posting", False):
+            raise step
+        receipt = Receipt(str(len(self.published) + 1), f"https://scripted.test/{len(self.published) + 1}")
+        self.published[out.key] = receipt
+        if step is not None:
+            raise step  # the post went out but the answer did not come back
+        return receipt
+
+    def _find_published(self, out: Outgoing) -> Receipt | None:
+        self.calls.append("find_published")
+        return self.published.get(out.key)
+
+    def _reshare(self, mention: Mention) -> Receipt:
+        raise NotImplementedError
+
+    def _fetch_mentions(self, hashtags, cursor) -> MentionPage:
+        raise NotImplementedError
+
+    def _whoami(self) -> Identity:
+        return Identity("1", self.account.id)
+
+    def _map_error(self, exc: Exception) -> BotError:
+        return BotError(str(exc))
