@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+import html
+import re
+import time
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from bot.platforms.base import Limits, Platform
+from bot.errors import (
+    AuthFailed,
+    BotError,
+    ContentRejected,
+    DuplicateContent,
+    NotFound,
+    PlatformUnavailable,
+    RateLimited,
+    UncertainOutcome,
+)
+from bot.platforms.base import AccountLike, Identity, Limits, Mention, MentionPage, Outgoing, Platform, Progress, Receipt
+
+if TYPE_CHECKING:
+    import requests
+
+    from bot.platforms.x_client import XClient
 
 MB = 1024 * 1024
+SEARCH_PAGE = 100
+_URL = re.compile(r"https?://\S+", re.IGNORECASE)
+TWEET_FIELDS = ["author_id", "created_at", "lang", "possibly_sensitive", "referenced_tweets", "conversation_id"]
+
+
+def comparable(text: str) -> str:
+    """Text as X may echo it back: NFC, unescaped, every link (X wraps them in t.co) reduced to a marker."""
+    text = unicodedata.normalize("NFC", html.unescape(text))
+    return " ".join(_URL.sub("\x00", text).split())
 
 
 class X(Platform):
@@ -35,3 +64,182 @@ class X(Platform):
         from twitter_text import parse_tweet  # weighted length: CJK/emoji count 2, URLs 23
 
         return parse_tweet(text).weightedLength
+
+    def __init__(
+        self,
+        account: AccountLike,
+        secrets: Mapping[str, str],
+        *,
+        timeout: float = 30.0,
+        wall: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(account, secrets, timeout=timeout, wall=wall)
+        self._wall = wall
+        self._sleep = sleep
+        self._client_instance: XClient | None = None
+        self._me: Identity | None = None
+
+    # ---- the client, its rate gate and its headers ----
+
+    @property
+    def _client(self) -> XClient:
+        if self._client_instance is None:
+            from bot.platforms.x_client import XClient  # tweepy loads only when X is used
+
+            self._client_instance = XClient(
+                self.base_url,
+                {role: self._secret(role) for role in self.required_credentials},
+                timeout=self.timeout,
+                before_send=self._before_send,
+                on_answer=self._observe,
+            )
+        return self._client_instance
+
+    def _before_send(self, bucket: str) -> None:
+        wait = self.gate.wait_needed(bucket)
+        if wait > 0:
+            raise RateLimited(f"x rate limit on {bucket}: waiting {wait:.0f}s", retry_after=wait)
+
+    def _observe(self, bucket: str, response: requests.Response) -> None:
+        headers = response.headers
+        for prefix in ("x-rate-limit", "x-user-limit-24hour", "x-app-limit-24hour"):
+            remaining, reset = headers.get(f"{prefix}-remaining"), headers.get(f"{prefix}-reset")
+            if remaining is not None and reset is not None:
+                try:
+                    self.gate.observe(bucket, int(remaining), float(reset))
+                except ValueError:
+                    continue  # a malformed header is X's problem; the 429, if any, still stops us
+
+    def close(self) -> None:
+        if self._client_instance is not None:
+            self._client_instance.session.close()
+
+    # ---- hooks ----
+
+    def _publish(self, out: Outgoing, progress: Progress | None) -> Receipt:
+        media_ids: list[str] = []
+        if out.images or out.video:
+            from bot.platforms.x_upload import Uploader
+
+            files = [i.path for i in out.images] + ([out.video.path] if out.video else [])
+            uploader = Uploader(self._client, self._sleep, progress, sum(p.stat().st_size for p in files), self.log)
+            media_ids = [uploader.image(i.path, i.alt) for i in out.images]
+            if out.video:
+                video = out.video
+                media_ids.append(uploader.video(video.path, video.alt, video.captions, video.captions_lang))
+        answer = self._client.create_tweet(text=out.text, media_ids=media_ids or None, user_auth=True)
+        return self._receipt(str(answer.data["id"]))
+
+    def _receipt(self, tweet_id: str) -> Receipt:
+        handle = (self.account.handle or "").lstrip("@") or (self._me.handle if self._me else "i/web")
+        return Receipt(remote_id=tweet_id, url=f"https://x.com/{handle}/status/{tweet_id}")
+
+    def _find_published(self, out: Outgoing) -> Receipt | None:
+        me = self._whoami()
+        answer = self._client.get_users_tweets(me.id, max_results=100, tweet_fields=["created_at"], user_auth=True)
+        wanted = comparable(out.text)
+        for tweet in answer.data or []:  # newest first
+            seen = comparable(tweet.text)
+            # X appends a link to attached media at the end of the text.
+            if seen == wanted or ((out.images or out.video) and seen.removesuffix(" \x00") == wanted):
+                return self._receipt(str(tweet.id))
+        return None
+
+    def _reshare(self, mention: Mention) -> Receipt:
+        answer = self._client.retweet(mention.remote_id, user_auth=True)
+        if not (answer.data or {}).get("retweeted"):
+            raise ContentRejected(f"X did not retweet {mention.remote_id}")
+        # X's answer names no id for the retweet itself; the receipt points at what was reshared.
+        return Receipt(remote_id=mention.remote_id, url=mention.url)
+
+    def _fetch_mentions(self, hashtags: Sequence[str], cursor: str | None) -> MentionPage:
+        tags = " OR ".join(f"#{tag.lstrip('#')}" for tag in hashtags)
+        query = f"({tags}) -is:retweet"
+        pages_left = int(self.account.options.get("search_max_pages", 5))
+        mentions: dict[str, Mention] = {}
+        newest, token = cursor, None
+        while pages_left > 0:
+            pages_left -= 1
+            # One query for every tag; more pages only when more than a full page arrived since the cursor.
+            answer = self._client.search_recent_tweets(
+                query, since_id=cursor, max_results=SEARCH_PAGE, next_token=token,
+                tweet_fields=TWEET_FIELDS, expansions=["author_id"], user_fields=["username", "name"],
+            )
+            users = {str(u.id): u for u in (answer.includes or {}).get("users", [])}
+            for tweet in answer.data or []:
+                mentions[str(tweet.id)] = self._mention(tweet, users.get(str(tweet.author_id)))
+            if newest is None or (answer.meta.get("newest_id") and int(answer.meta["newest_id"]) > int(newest)):
+                newest = answer.meta.get("newest_id", newest)
+            token = answer.meta.get("next_token")
+            if not token:
+                break
+        if token:
+            self.log.warning("mentions_truncated", hashtags=list(hashtags), kept=len(mentions))
+        ordered = sorted(mentions.values(), key=lambda m: int(m.remote_id))
+        return MentionPage(mentions=ordered, cursor=newest)
+
+    def _mention(self, tweet: Any, user: Any) -> Mention:
+        kinds = {ref.type: str(ref.id) for ref in (tweet.referenced_tweets or [])}
+        username = user.username if user is not None else str(tweet.author_id)
+        return Mention(
+            remote_id=str(tweet.id),
+            url=f"https://x.com/{username}/status/{tweet.id}",
+            author_id=str(tweet.author_id),
+            author_handle=username,
+            author_name=user.name if user is not None else "",
+            text=html.unescape(tweet.text),
+            created_at=tweet.created_at,
+            is_reply="replied_to" in kinds,
+            is_reshare="retweeted" in kinds,
+            sensitive=bool(tweet.possibly_sensitive),
+            lang=tweet.lang,
+            ref={f"{kind}_id": ref for kind, ref in kinds.items()},
+        )
+
+    def _whoami(self) -> Identity:
+        if self._me is None:
+            answer = self._client.get_me(user_fields=["username"], user_auth=True)
+            self._me = Identity(id=str(answer.data.id), handle=answer.data.username)
+        return self._me
+
+    def _map_error(self, exc: Exception) -> BotError:
+        import requests
+        from tweepy.errors import Forbidden, HTTPException, TooManyRequests, Unauthorized
+        from tweepy.errors import NotFound as TweepyNotFound
+
+        if isinstance(exc, TooManyRequests):
+            retry = None if exc.reset_time is None else max(0.0, exc.reset_time - self._wall())
+            return RateLimited(f"x answered 429 Too Many Requests{_said(exc)}", retry_after=retry)
+        if isinstance(exc, Unauthorized):
+            names = ", ".join(self.account.credentials.values())
+            return AuthFailed(f"x refused the credentials of account {self.account.id}: check environment variables {names}")
+        if isinstance(exc, Forbidden):
+            said = _said(exc)
+            if "duplicate" in said.lower():
+                return DuplicateContent(f"x refused a duplicate post{said}")
+            if "oauth1-permissions" in exc.response.text or "client-not-enrolled" in exc.response.text:
+                names = ", ".join(self.account.credentials.values())
+                return AuthFailed(f"x app of account {self.account.id} may not post{said}: check environment variables {names}")
+            return ContentRejected(f"x refused the request{said}")
+        if isinstance(exc, TweepyNotFound):
+            return NotFound(f"x has no such resource{_said(exc)}")
+        if isinstance(exc, HTTPException):
+            status = exc.response.status_code
+            if status >= 500:
+                return PlatformUnavailable(f"x answered {status}{_said(exc)}")
+            return ContentRejected(f"x answered {status}{_said(exc)}")
+        if isinstance(exc, requests.exceptions.ReadTimeout):
+            request = exc.request
+            writes = request is not None and request.method == "POST" and re.search(r"/2/(tweets|users/\d+/retweets)$", request.path_url or "")
+            if writes:
+                return UncertainOutcome(f"x did not answer within {self.timeout}s after the request was sent")
+            return PlatformUnavailable(f"x did not answer within {self.timeout}s")
+        if isinstance(exc, (requests.exceptions.RequestException, OSError)):
+            return self._unavailable(exc)
+        return self._unavailable(exc)
+
+
+def _said(exc: Any) -> str:
+    messages = getattr(exc, "api_messages", None)
+    return f": {'; '.join(messages)}" if messages else ""
