@@ -2,14 +2,44 @@
 
 from __future__ import annotations
 
+import json
+import mimetypes
 import re
-from typing import ClassVar
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from html.parser import HTMLParser
+from typing import Any, ClassVar
+from urllib.parse import urlparse
 
-from bot.platforms.base import AccountLike, Limits, Platform
+from bot.errors import (
+    AuthFailed,
+    BotError,
+    ContentRejected,
+    NotFound,
+    PlatformUnavailable,
+    RateLimited,
+    UncertainOutcome,
+)
+from bot.platforms.base import (
+    AccountLike,
+    Identity,
+    Limits,
+    Mention,
+    MentionPage,
+    Outgoing,
+    Platform,
+    Progress,
+    Receipt,
+)
 
 MB = 1024 * 1024
 _URL = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
 _REMOTE_MENTION = re.compile(r"(?<![\w@])(@\w+)@[\w.-]+\w", re.UNICODE)
+# Mastodon.py checks endpoint versions against this instead of probing the server.
+_ASSUMED_VERSION = "4.3.0"
 
 
 class Mastodon(Platform):
@@ -27,6 +57,8 @@ class Mastodon(Platform):
         alt_max=1500,
         captions=False,
     )
+    page_limit: ClassVar[int] = 40  # Mastodon's largest timeline page
+    max_pages: ClassVar[int] = 5  # per tag per fetch; the cursor resumes where a fetch stopped
 
     @classmethod
     def measure_text(cls, text: str) -> int:
@@ -40,3 +72,348 @@ class Mastodon(Platform):
         if account is not None and account.options.get("max_characters"):
             return int(account.options["max_characters"])
         return cls.limits.max_text
+
+    def __init__(
+        self,
+        account: AccountLike,
+        secrets: Mapping[str, str],
+        *,
+        timeout: float = 30.0,
+        wall: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        poll_interval: float = 2.0,
+        processing_wait: float = 600.0,
+        stream_reconnect_wait: float = 5.0,
+    ) -> None:
+        super().__init__(account, secrets, timeout=timeout, wall=wall)
+        import requests
+        from mastodon import Mastodon as Client
+
+        self._sleep = sleep
+        self._wall = wall
+        self.poll_interval = poll_interval
+        self.processing_wait = processing_wait  # bounded wait for the instance to transcode a video
+        self.stream_reconnect_wait = stream_reconnect_wait
+        self._session = requests.Session()
+        self._session.hooks["response"].append(self._observe)
+        self._last_wait: float | None = None
+        self._me: Identity | None = None
+        self._max_chars: int | None = None
+        self.client = Client(
+            access_token=self._secret("access_token"),
+            api_base_url=self.base_url,
+            request_timeout=timeout,
+            version_check_mode="created",
+            mastodon_version=_ASSUMED_VERSION,
+            ratelimit_method="throw",
+            session=self._session,
+        )
+
+    def close(self) -> None:
+        self._session.close()
+
+    # ---- rate limits: every answer carries X-RateLimit-*; remaining 0 closes the gate ----
+
+    def _observe(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        remaining, reset = response.headers.get("X-RateLimit-Remaining"), response.headers.get("X-RateLimit-Reset")
+        if remaining is None or reset is None:
+            return
+        try:
+            wait = _seconds_until(reset, response.headers.get("Date"))
+            left = int(remaining)
+        except ValueError:
+            return
+        self._last_wait = wait
+        # Media uploads have their own, stricter throttle; everything else shares the account's.
+        upload = response.request.method == "POST" and urlparse(response.request.url).path.endswith("/media")
+        self.gate.observe("post" if upload else "*", left, self._wall() + wait)
+
+    # ---- hooks ----
+
+    def _publish(self, out: Outgoing, progress: Progress | None) -> Receipt:
+        limit = self._instance_limit()
+        length = self.measure_text(out.text)
+        if length > limit:
+            raise ContentRejected(f"text is {length} characters as mastodon counts them, the instance takes {limit}")
+        items = [*out.images, *([out.video] if out.video else [])]
+        if out.video is not None and out.video.captions is not None:
+            # Mastodon takes no captions track; the alt text carries the description instead.
+            self.log.info("captions_skipped", reason="mastodon has no captions upload", video=out.video.path.name)
+        total = sum(item.path.stat().st_size for item in items)
+        sent, media_ids = 0, []
+        for item in items:
+            mime = mimetypes.guess_type(item.path.name)[0]
+            media = self.client.media_post(str(item.path), mime_type=mime, description=item.alt, file_name=item.path.name)
+            media_ids.append(self._processed(media)["id"])
+            sent += item.path.stat().st_size
+            if progress is not None:
+                progress(sent, total)
+        status = self.client.status_post(
+            out.text,
+            media_ids=media_ids or None,
+            language=out.language,
+            visibility="public",
+            idempotency_key=out.key,
+        )
+        return Receipt(str(status["id"]), status.get("url") or status.get("uri") or "")
+
+    def _processed(self, media: Any) -> Any:
+        """Wait, boundedly, until the instance has processed an upload (202/206 -> 200)."""
+        deadline = time.monotonic() + self.processing_wait
+        while media.get("url") is None:
+            if time.monotonic() >= deadline:
+                raise PlatformUnavailable(f"media {media['id']} still processing after {self.processing_wait:.0f}s")
+            self._sleep(self.poll_interval)
+            media = self.client.media(media["id"])
+        return media
+
+    def _instance_limit(self) -> int:
+        if self._max_chars is None:
+            info = self.client.instance_v2()
+            limit = (info.get("configuration") or {}).get("statuses", {}).get("max_characters")
+            self._max_chars = int(limit) if limit else self.max_text_for(self.account)
+        return self._max_chars
+
+    def _find_published(self, out: Outgoing) -> Receipt | None:
+        me = self._whoami()
+        wanted = _comparable(out.text)
+        for status in self.client.account_statuses(me.id, exclude_reblogs=True, limit=self.page_limit):
+            if _comparable(html_to_text(status.get("content") or "")) == wanted:
+                return Receipt(str(status["id"]), status.get("url") or status.get("uri") or "")
+        return None
+
+    def _reshare(self, mention: Mention) -> Receipt:
+        status = self.client.status_reblog(mention.remote_id)
+        original = status.get("reblog") or {}
+        return Receipt(str(status["id"]), status.get("url") or original.get("url") or mention.url)
+
+    def _fetch_mentions(self, hashtags: Sequence[str], cursor: str | None) -> MentionPage:
+        positions: dict[str, str] = json.loads(cursor) if cursor else {}
+        found: dict[str, Mention] = {}
+        for tag in (t.lstrip("#") for t in hashtags):
+            statuses, positions[tag] = self._read_tag(tag, positions.get(tag))
+            for status in statuses:
+                found.setdefault(str(status["id"]), self._mention(status))
+        ordered = sorted(found.values(), key=lambda m: (len(m.remote_id), m.remote_id))
+        return MentionPage(ordered, json.dumps(positions, sort_keys=True))
+
+    def _read_tag(self, tag: str, since: str | None) -> tuple[list[Any], str]:
+        """Statuses newer than ``since`` (oldest pages first); without a cursor, the newest page only."""
+        if since is None:
+            page = self.client.timeline_hashtag(tag, limit=self.page_limit)
+            return list(page), str(max((int(s["id"]) for s in page), default=0))
+        out: list[Any] = []
+        for _ in range(self.max_pages):
+            page = self.client.timeline_hashtag(tag, min_id=since, limit=self.page_limit)
+            if not page:
+                break
+            out.extend(page)
+            since = str(max(int(s["id"]) for s in page))
+            if len(page) < self.page_limit:
+                break
+        return out, since
+
+    def _whoami(self) -> Identity:
+        if self._me is None:
+            me = self.client.account_verify_credentials()
+            self._me = Identity(str(me["id"]), me["acct"])
+        return self._me
+
+    def _mention(self, status: Mapping[str, Any]) -> Mention:
+        """A status as the tracker sees it (a boost carries its original's text)."""
+        shown = status.get("reblog") or status
+        account = status["account"]
+        return Mention(
+            remote_id=str(status["id"]),
+            url=status.get("url") or shown.get("url") or status.get("uri") or "",
+            author_id=str(account["id"]),
+            author_handle=account["acct"],
+            author_name=account.get("display_name") or "",
+            text=html_to_text(shown.get("content") or ""),
+            created_at=_aware(status.get("created_at")),
+            is_reply=status.get("in_reply_to_id") is not None,
+            is_reshare=status.get("reblog") is not None,
+            sensitive=bool(shown.get("sensitive") or shown.get("spoiler_text")),
+            spoiler_text=shown.get("spoiler_text") or "",
+            lang=shown.get("language"),
+            ref={"account_url": account.get("url") or ""},
+        )
+
+    # ---- streaming ----
+
+    def stream_mentions(
+        self,
+        hashtags: Sequence[str],
+        on_mention: Callable[[Mention], None],
+        stop: threading.Event,
+        *,
+        connect_timeout: float = 10.0,
+        on_connected: Callable[[], None] | None = None,
+    ) -> None:
+        """Deliver tagged posts as they arrive until ``stop`` is set.
+
+        Raises PlatformUnavailable when the instance does not stream a tag (no answer
+        within ``connect_timeout``): the caller then polls ``fetch_mentions`` instead.
+        Dropped connections reconnect on their own; posts made during a gap are
+        found by the caller's regular, slower poll with its persisted cursor.
+        """
+        from mastodon.streaming import StreamListener
+
+        seen: set[str] = set()
+        lock = threading.Lock()
+        adapter = self
+
+        class Listener(StreamListener):
+            def __init__(self) -> None:
+                self.connected = threading.Event()
+
+            def handle_heartbeat(self) -> None:
+                self.connected.set()
+
+            def on_update(self, status: Any) -> None:
+                with lock:
+                    if str(status["id"]) in seen:  # a post with two tracked tags arrives twice
+                        return
+                    seen.add(str(status["id"]))
+                try:
+                    on_mention(adapter._mention(status))
+                except Exception as exc:  # one bad callback must not end the stream
+                    adapter.log.error("mention_handler_failed", remote_id=str(status["id"]), error=repr(exc))
+
+            def on_unknown_event(self, name: str, unknown_event: Any = None) -> None:
+                pass
+
+        handles = []
+        try:
+            listeners = []
+            for tag in (t.lstrip("#") for t in hashtags):
+                listener = Listener()
+                listeners.append(listener)
+                handles.append(
+                    self.client.stream_hashtag(
+                        tag, listener, run_async=True, reconnect_async=True,
+                        reconnect_async_wait_sec=self.stream_reconnect_wait,
+                    )
+                )
+            deadline = time.monotonic() + connect_timeout
+            for tag, listener in zip(hashtags, listeners):
+                if not listener.connected.wait(max(deadline - time.monotonic(), 0)):
+                    raise PlatformUnavailable(f"{self.base_url} does not stream hashtag {tag!r}")
+            self.log.info("stream_connected", hashtags=list(hashtags))
+            if on_connected is not None:
+                on_connected()
+            stop.wait()
+        finally:
+            for handle in handles:
+                handle.close()
+
+    # ---- errors ----
+
+    def _map_error(self, exc: Exception) -> BotError:
+        from mastodon import errors as m
+
+        if isinstance(exc, m.MastodonRatelimitError):
+            return RateLimited(f"{self.base_url} rate limit reached", retry_after=self._last_wait)
+        if isinstance(exc, m.MastodonUnauthorizedError):
+            var = self.account.credentials.get("access_token", "?")
+            return AuthFailed(
+                f"mastodon account {self.account.id}: {self.base_url} refused the access token; "
+                f"check environment variable {var}"
+            )
+        if isinstance(exc, m.MastodonNotFoundError):
+            return NotFound(f"{self.base_url}: {_api_message(exc)}")
+        if isinstance(exc, m.MastodonNetworkError):
+            return _network_error(exc)
+        if isinstance(exc, m.MastodonServerError):
+            return PlatformUnavailable(f"{self.base_url}: HTTP {_api_status(exc)} {_api_message(exc)}")
+        if isinstance(exc, m.MastodonAPIError):
+            status = _api_status(exc)
+            if status == 403 and "scope" in _api_message(exc):
+                var = self.account.credentials.get("access_token", "?")
+                return AuthFailed(f"mastodon account {self.account.id}: token in {var} lacks a scope")
+            if status is not None and 400 <= status < 500:
+                return ContentRejected(f"{self.base_url}: HTTP {status} {_api_message(exc)}")
+            return PlatformUnavailable(f"{self.base_url}: {_api_message(exc)}")
+        if isinstance(exc, (m.MastodonIllegalArgumentError, m.MastodonIOError, OSError)):
+            return ContentRejected(f"cannot send to mastodon: {exc}")
+        return self._unavailable(exc)
+
+
+# ---- helpers ----
+
+
+def _seconds_until(reset: str, date: str | None) -> float:
+    """Seconds from the server's now to its reset time; ISO 8601 (Mastodon) or epoch (GoToSocial)."""
+    if reset.isdigit():
+        at = float(reset)
+    else:
+        at = datetime.fromisoformat(reset.replace("Z", "+00:00")).timestamp()
+    now = time.time()
+    if date:
+        server_now = parsedate_to_datetime(date).timestamp()
+        if abs(server_now - now) > 2:  # Date has whole seconds: only trust it for a real clock skew
+            now = server_now
+    return max(at - now, 0.0)
+
+
+def _network_error(exc: Exception) -> BotError:
+    import requests
+
+    cause = exc.__context__
+    if isinstance(cause, requests.exceptions.ReadTimeout):
+        return UncertainOutcome(f"no answer in time, the request may have been processed: {cause}")
+    if isinstance(cause, requests.exceptions.ConnectionError) and not isinstance(
+        cause, requests.exceptions.ConnectTimeout
+    ):
+        request = getattr(cause, "request", None)
+        if request is not None and request.method == "POST" and "NewConnectionError" not in repr(cause):
+            return UncertainOutcome(f"connection lost after sending: {cause}")
+    return PlatformUnavailable(f"network: {cause or exc}")
+
+
+def _api_status(exc: Exception) -> int | None:
+    return exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else None
+
+
+def _api_message(exc: Exception) -> str:
+    return str(exc.args[3]) if len(exc.args) > 3 and exc.args[3] else str(exc)
+
+
+def _aware(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return None
+
+
+def _comparable(text: str) -> str:
+    # Some servers render *emphasis* and `code` from plain text; their marks are not the words.
+    return " ".join(text.translate(_MARKS).split())
+
+
+_MARKS = str.maketrans("", "", "*_~`")
+
+
+class _TextOf(HTMLParser):
+    """Status HTML as the plain text its author typed: paragraphs and line breaks kept."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "br":
+            self.parts.append("\n")
+        elif tag == "p" and self.parts:
+            self.parts.append("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def html_to_text(html: str) -> str:
+    parser = _TextOf()
+    parser.feed(html)
+    parser.close()
+    return "".join(parser.parts).strip()
