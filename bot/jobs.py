@@ -49,7 +49,7 @@ class ClockScheduler(BaseScheduler):
     lose its identity (the run time is part of the publication key). So we keep APScheduler's
     triggers (time zones, DST, windows), job store and job API, and replace only the loop:
     what is due (by the Clock), how long to wait (in wall seconds), and dispatch with the run
-    time. Every missed run time is dispatched (no coalescing); the Publisher decides on grace.
+    time. Every missed run time of a slot is dispatched (no coalescing); the Publisher decides on grace.
     """
 
     def __init__(self, clock: Clock, dispatch: Dispatch, **options: Any) -> None:
@@ -93,7 +93,9 @@ class ClockScheduler(BaseScheduler):
         """A job every ``seconds`` of clock time (IntervalTrigger would start from the wall clock otherwise)."""
         start = self._clock.now() + timedelta(seconds=seconds)
         trigger = IntervalTrigger(seconds=seconds, start_date=start, timezone=timezone.utc)
-        return self.add_job(_Timed(func), trigger, id=job_id, name=job_id, next_run_time=start, replace_existing=True)
+        # Coalesced: after a clock jump one heartbeat (or sweep) is enough, not one per missed interval.
+        return self.add_job(_Timed(func), trigger, id=job_id, name=job_id, next_run_time=start, replace_existing=True,
+                            coalesce=True)
 
     def swap(self, remove: Iterable[str], add: Callable[[], None]) -> None:
         """Remove jobs and add others with no pass of the loop in between (reloads are atomic)."""
@@ -117,6 +119,8 @@ class ClockScheduler(BaseScheduler):
             for store in self._jobstores.values():
                 for job in store.get_due_jobs(now):
                     run_times = job._get_run_times(now)
+                    if job.coalesce:
+                        run_times = run_times[-1:]
                     for run_time in run_times:
                         self._dispatch_one(job, run_time)
                     following = job.trigger.get_next_fire_time(run_times[-1], now) if run_times else None

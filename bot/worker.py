@@ -239,10 +239,9 @@ class Worker:
 
     @staticmethod
     def _check_secrets(campaign: Any) -> None:
-        from bot import secrets
+        from bot.campaign import secret_problems
 
-        problems = [f"account {account.id}: environment variable {var} is not set"
-                    for account in campaign.accounts.values() for var in secrets.missing(account)]
+        problems = secret_problems(campaign)  # `check` warns about these; `run` cannot publish without them
         if problems:
             raise ConfigError(problems)
 
