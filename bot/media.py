@@ -21,6 +21,7 @@ from bot.errors import BotError
 IMAGE_MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
 VIDEO_MIME = {"mp4": "video/mp4", "mov": "video/quicktime", "webm": "video/webm", "matroska": "video/x-matroska"}
 _ISO_BRANDS = {b"qt  ": "mov", b"M4A ": "m4a", b"mjp2": "mj2"}
+_SRT_CUE = re.compile(rb"^\d+\r?\n\d{2}:\d{2}:\d{2},\d{3} --> ", re.MULTILINE)
 _CUE_TIME = re.compile(r"^(?:(\d{2,}):)?([0-5]\d):([0-5]\d)\.(\d{3})$")
 
 
@@ -40,7 +41,7 @@ class MediaInfo:
     duration: float | None = None  # seconds: videos, and captions (end of the last cue)
     video_codec: str | None = None
     audio_codec: str | None = None
-    frames: int | None = None  # images: number of frames (GIF animations)
+    frames: int | None = None  # images: number of frames (GIF animations); captions: number of cues
     container: str | None = None  # videos: the one simple name ("mp4", "mov", "webm") the content shows
 
     @property
@@ -83,9 +84,12 @@ def probe(path: Path) -> MediaInfo:
 @functools.lru_cache(maxsize=4096)
 def _probe(path: str, size: int, mtime_ns: int) -> MediaInfo:
     with open(path, "rb") as handle:
-        head = handle.read(64)
+        head = handle.read(512)
     if head.lstrip(b"\xef\xbb\xbf").startswith(b"WEBVTT"):
         return _probe_captions(Path(path), size)
+    if _SRT_CUE.search(head):
+        # The most common captions mistake: a SubRip file renamed .vtt.
+        raise MediaError("captions must start with a 'WEBVTT' line (this looks like SubRip .srt: convert it to WebVTT)")
     image = _probe_image(path, size)
     if image is not None:
         return image
@@ -102,7 +106,9 @@ def _probe_image(path: str, size: int) -> MediaInfo | None:
             image.verify()  # checks structure and checksums without decoding pixels
     except UnidentifiedImageError:
         return None
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError:
+        raise MediaError("image has too many pixels to open safely (over Pillow's decompression-bomb limit)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise MediaError(f"damaged image ({exc})") from None
     if fmt == "JPEG" and not _jpeg_complete(path, size):
         raise MediaError("damaged image (JPEG is truncated: no end-of-image marker)")
@@ -213,17 +219,32 @@ def _probe_captions(path: Path, size: int) -> MediaInfo:
 
 
 def aspect_ratio(path: Path) -> tuple[int, int]:
-    """(width, height) as displayed: EXIF rotation applied for images."""
+    """(width, height) as displayed: EXIF orientation for images, the display matrix for videos."""
     info = probe(path)
+    if not info.width or not info.height:
+        raise MediaError(f"{info.kind} has no dimensions")
     if info.kind == "image":
         from PIL import Image
 
         with Image.open(path) as image:
-            if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # rotated a quarter turn
-                return info.height or 0, info.width or 0
-    if not info.width or not info.height:
-        raise MediaError(f"{info.kind} has no dimensions")
-    return info.width, info.height
+            turned = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # a quarter turn
+    else:
+        turned = _video_rotation(path) % 180 == 90
+    return (info.height, info.width) if turned else (info.width, info.height)
+
+
+def _video_rotation(path: Path) -> int:
+    # Phones record landscape pixels with a rotation flag; PyAV exposes it only on a
+    # decoded frame, so this decodes the first frame (and only that).
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                return round(frame.rotation or 0)
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"damaged video ({_plain(exc)})") from None
+    return 0
 
 
 def fit_image(path: Path, max_bytes: int) -> tuple[bytes, str]:

@@ -167,8 +167,8 @@ def test_fit_image_returns_small_file_unchanged(tmp_path: Path) -> None:
 
 
 def test_fit_image_shrinks_large_png_keeping_aspect(tmp_path: Path) -> None:
-    """A 4.5 MB noisy PNG comes back under Bluesky's 1,000,000 bytes with its aspect ratio kept."""
-    path = _noise_png(tmp_path / "big.png", (1500, 1000))
+    """A 1.6 MB noisy PNG comes back under Bluesky's 1,000,000 bytes with its aspect ratio kept."""
+    path = _noise_png(tmp_path / "big.png", (900, 600))
     assert path.stat().st_size > 1_000_000
     data, mime = fit_image(path, 1_000_000)
     assert len(data) <= 1_000_000
@@ -181,11 +181,11 @@ def test_fit_image_shrinks_large_png_keeping_aspect(tmp_path: Path) -> None:
 def test_fit_image_flattens_transparency_on_white(tmp_path: Path) -> None:
     """A transparent PNG that must become JPEG is flattened on white, not black."""
     path = tmp_path / "logo.png"
-    image = Image.frombytes("RGB", (800, 800), random.Random(3).randbytes(800 * 800 * 3)).convert("RGBA")
-    image.paste((0, 0, 0, 0), (0, 0, 200, 200))  # fully transparent corner
+    image = Image.frombytes("RGB", (400, 400), random.Random(3).randbytes(400 * 400 * 3)).convert("RGBA")
+    image.paste((0, 0, 0, 0), (0, 0, 100, 100))  # fully transparent corner
     image.save(path, format="PNG")
-    data, mime = fit_image(path, 400_000)
-    assert mime == "image/jpeg" and len(data) <= 400_000
+    data, mime = fit_image(path, 150_000)
+    assert mime == "image/jpeg" and len(data) <= 150_000
     with Image.open(io.BytesIO(data)) as out:
         assert min(out.convert("RGB").getpixel((5, 5))) > 240
 
@@ -193,7 +193,7 @@ def test_fit_image_flattens_transparency_on_white(tmp_path: Path) -> None:
 def test_fit_image_keeps_png_when_optimising_is_enough(tmp_path: Path) -> None:
     """A bloated PNG that fits once optimised stays PNG (no lossy JPEG)."""
     path = tmp_path / "flat.png"
-    Image.new("RGB", (2000, 2000), (190, 30, 45)).save(path, format="PNG", compress_level=0)
+    Image.new("RGB", (1000, 1000), (190, 30, 45)).save(path, format="PNG", compress_level=0)
     assert path.stat().st_size > 1_000_000
     data, mime = fit_image(path, 1_000_000)
     assert mime == "image/png" and len(data) <= 1_000_000
@@ -253,3 +253,27 @@ def test_shipped_media_are_real_and_small() -> None:
         assert captions.duration == pytest.approx(info.duration, abs=0.2)
     total = sum(p.stat().st_size for p in SHIPPED.rglob("*") if p.is_file())
     assert total < 5_000_000
+
+
+def test_aspect_ratio_of_rotated_phone_video(tmp_path: Path) -> None:
+    """A video stored landscape with a 90-degree display rotation reports its upright (portrait) shape."""
+    path = make_video(tmp_path / "phone.mp4", 1, size=(320, 180), rotation=90)
+    assert (probe(path).width, probe(path).height) == (320, 180)
+    assert aspect_ratio(path) == (180, 320)
+
+
+def test_subrip_renamed_vtt_is_named(tmp_path: Path) -> None:
+    """A SubRip file saved as .vtt is rejected with a message that says what it is."""
+    path = tmp_path / "captions.vtt"
+    path.write_text("1\n00:00:00,000 --> 00:00:02,000\nFree Andrei and Irina\n")
+    with pytest.raises(MediaError, match="looks like SubRip"):
+        probe(path)
+
+
+def test_fit_image_converts_formats_platforms_refuse(tmp_path: Path) -> None:
+    """A small BMP, which no platform takes, is re-encoded to a format they do take."""
+    path = make_image(tmp_path / "old.bmp", (300, 200), format="BMP")
+    data, mime = fit_image(path, 1_000_000)
+    assert mime in ("image/png", "image/jpeg")
+    with Image.open(io.BytesIO(data)) as out:
+        assert out.size == (300, 200)

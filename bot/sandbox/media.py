@@ -140,6 +140,7 @@ def make_video(
     seed: int = 0,
     container_format: str = "mp4",
     faststart: bool = True,
+    rotation: int = 0,
 ) -> Path:
     """Write an H.264/AAC MP4 of ``seconds``: text cards with a moving bar, and a tone (or silence).
 
@@ -166,6 +167,8 @@ def make_video(
         else:
             video.options = {"preset": "medium", "crf": "30"}
         video.codec_context.time_base = Fraction(1, fps)
+        if rotation:
+            video.set_display_rotation(rotation)  # as phones do: pixels stay landscape, a flag turns them
         audio = container.add_stream("aac", rate=rate, layout="mono")
         audio.thread_count = 1
 
