@@ -1,0 +1,158 @@
+"""The Publisher end to end against the X sandbox: real tweepy/requests calls over loopback sockets."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from structlog.testing import capture_logs
+
+from bot.campaign.model import Account
+from bot.ledger.publications import PublicationKey
+from bot.publishing import AdapterPool, Outcome, Publisher, RetryPolicy
+from bot.publishing_adapters import build_adapter
+from bot.sandbox.x import XSandbox
+from tests.publishing.support import make_campaign, occurrence, unique
+
+NINE = datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc)
+
+
+def sandbox_account(sandbox, monkeypatch) -> tuple[Account, object]:
+    """A fresh account on the sandbox, its secrets in the environment, as the campaign model."""
+    remote = sandbox.create_account(unique("pub"))
+    for name, value in remote.env.items():
+        monkeypatch.setenv(name, value)
+    return Account(id=remote.id, **remote.entry), remote
+
+
+def campaign_for(tmp_path, account):
+    tag = unique("run")  # X refuses duplicate text, and the sandbox lives for the whole session
+    return make_campaign(tmp_path, [account], [
+        ("launch", None, f"Andrei and Irina have been jailed in Belarus for one year. #FreeAndreiandIrina {tag}"),
+        ("v1", "videos", f"Our colleague Andrei has been behind bars for a year. #FreeAndreiandIrina {tag}"),
+        ("v2", "videos", f"Irina Zlobina is a journalist, not a criminal. #FreeAndreiandIrina {tag}"),
+    ])
+
+
+@pytest.fixture
+def x_setup(x_sandbox, monkeypatch, tmp_path, ledger, clock):
+    account, remote = sandbox_account(x_sandbox, monkeypatch)
+    campaign = campaign_for(tmp_path, account)
+    publisher = Publisher(campaign, ledger, AdapterPool(timeout=0.5), clock, "w1")
+    yield publisher, account, remote
+    publisher.adapters.close()
+
+
+def test_each_slot_lands_on_the_platform_exactly_once(x_setup, x_sandbox, clock):
+    """Fixed and queue slots publish once, with the platform's id and URL recorded, and never again."""
+    publisher, account, remote = x_setup
+    clock.set(NINE)
+    occs = [occurrence(NINE, "post:launch", [account.id]), occurrence(NINE, "queue:videos", [account.id], slot=1),
+            occurrence(NINE + timedelta(minutes=1), "queue:videos", [account.id], slot=1)]
+    with capture_logs() as logs:
+        results = [publisher.fire(o, account.id) for o in occs]
+    assert [(r.outcome, r.post) for r in results] == [(Outcome.published, "launch"), (Outcome.published, "v1"),
+                                                      (Outcome.published, "v2")]
+    assert [publisher.fire(o, account.id).outcome for o in occs] == [Outcome.not_mine] * 3
+    posts = x_sandbox.posts(remote)
+    assert [p.text for p in posts] == [publisher.campaign.posts[p].text for p in ("launch", "v1", "v2")]
+    assert [(r.remote_id, r.url) for r in results] == [(p.remote_id, p.url) for p in posts]
+    line = next(e for e in logs if e["event"] == "post_published")
+    assert {k: line[k] for k in ("campaign", "post", "account", "platform", "slot", "target", "attempt", "outcome")} == {
+        "campaign": "free", "post": "launch", "account": account.id, "platform": "x",
+        "slot": "2022-01-12T09:00:00Z", "target": "post:launch", "attempt": 1, "outcome": "published"}
+    assert line["remote_id"] == posts[0].remote_id and line["url"] == posts[0].url and line["duration_ms"] >= 0
+
+
+def test_timeout_after_acceptance_is_reconciled_without_a_second_post(x_setup, x_sandbox, clock):
+    """The server stores the post but answers too late; the retry finds it instead of posting again."""
+    publisher, account, remote = x_setup
+    clock.set(NINE)
+    x_sandbox.fail_next("timeout", path="/2/tweets")
+    occ = occurrence(NINE, "post:launch", [account.id])
+    first = publisher.fire(occ, account.id)
+    assert (first.outcome, first.reason) == (Outcome.retry_later, "UncertainOutcome")
+    assert len(x_sandbox.posts(remote)) == 1  # the platform did take it
+    clock.set(first.retry_at)
+    with capture_logs() as logs:
+        second = publisher.fire(occ, account.id)
+    assert second.outcome is Outcome.published and logs[-1]["reconciled"] is True
+    [post] = x_sandbox.posts(remote)
+    assert second.remote_id == post.remote_id
+    assert [a.outcome for a in publisher.ledger.attempts_of(second.publication_id)] == ["uncertain", "published"]
+
+
+def test_worker_dead_between_acceptance_and_ledger_write(x_setup, x_sandbox, clock):
+    """A worker that posted and died before recording leaves a claim the next worker reconciles, not reposts."""
+    publisher, account, remote = x_setup
+    clock.set(NINE)
+    key = PublicationKey("free", NINE, "post:launch", account.id)
+    row = publisher.ledger.claim(key, "dead", timedelta(minutes=10), post="launch", schedule="launch", slot=0)
+    publisher.ledger.start_attempt(row.id, "dead")
+    adapter = build_adapter(account)  # exactly what the dead worker sent, then it was killed
+    adapter.publish(publisher.campaign.posts["launch"].outgoing("x", key.token()))
+    clock.advance(600)
+    [expired] = publisher.ledger.expired_claims()
+    result = publisher.resume(expired)
+    assert result.outcome is Outcome.published
+    [post] = x_sandbox.posts(remote)
+    assert (result.remote_id, publisher.ledger.get(key).state) == (post.remote_id, "published")
+
+
+def test_rate_limit_reset_from_the_platform_is_honoured(monkeypatch, tmp_path, sqlite_ledger, clock):
+    """A 429 with x-rate-limit-reset puts the retry after the reset, and the retry publishes."""
+    wall = lambda: clock.now().timestamp()  # noqa: E731  (server and adapter share the test clock)
+    with XSandbox(wall=wall) as sandbox:
+        account, remote = sandbox_account(sandbox, monkeypatch)
+        publisher = Publisher(campaign_for(tmp_path, account), sqlite_ledger, AdapterPool(wall=wall), clock, "w1")
+        clock.set(NINE)
+        sandbox.fail_next("rate_limited", retry_after=300, path="/2/tweets")
+        occ = occurrence(NINE, "post:launch", [account.id])
+        first = publisher.fire(occ, account.id)
+        assert first.outcome is Outcome.retry_later and first.retry_at >= NINE + timedelta(seconds=300)
+        clock.set(first.retry_at)
+        assert publisher.fire(occ, account.id).outcome is Outcome.published
+        assert len(sandbox.posts(remote)) == 1
+        publisher.adapters.close()
+
+
+def test_refused_credentials_name_the_variables_not_the_values(x_setup, x_sandbox, clock):
+    """A 401 fails the slot once at error level naming the account's variables; no secret is logged."""
+    publisher, account, remote = x_setup
+    clock.set(NINE)
+    x_sandbox.fail_next("auth", path="/2/tweets")
+    with capture_logs() as logs:
+        first = publisher.fire(occurrence(NINE, "post:launch", [account.id]), account.id)
+        later = publisher.fire(occurrence(NINE, "queue:videos", [account.id]), account.id)
+    assert (first.reason, later.reason) == ("auth", "account_paused")
+    [error] = [e for e in logs if e["log_level"] == "error"]
+    assert all(name in error["error"] for name in remote.env)
+    assert not any(value in repr(logs) for value in remote.env.values())
+    assert x_sandbox.posts(remote) == []
+
+
+def test_duplicate_content_fails_without_retry(x_setup, x_sandbox, clock):
+    """X's duplicate-content refusal fails the publication at once ("duplicate")."""
+    publisher, account, remote = x_setup
+    clock.set(NINE)
+    x_sandbox.fail_next("duplicate", path="/2/tweets")
+    result = publisher.fire(occurrence(NINE, "post:launch", [account.id]), account.id)
+    assert (result.outcome, result.reason) == (Outcome.failed, "duplicate")
+    assert [a.outcome for a in publisher.ledger.attempts_of(result.publication_id)] == ["failed"]
+
+
+def test_unavailable_platform_retries_then_publishes(x_setup, x_sandbox, clock):
+    """Two 503s are retried with backoff; the third attempt publishes one post."""
+    publisher, account, remote = x_setup
+    publisher.retry = RetryPolicy(max_attempts=5, base_delay=10, max_delay=60)
+    clock.set(NINE)
+    x_sandbox.fail_next("unavailable", count=2, path="/2/tweets")
+    occ = occurrence(NINE, "post:launch", [account.id])
+    outcomes = []
+    for _ in range(3):
+        result = publisher.fire(occ, account.id)
+        outcomes.append(result.outcome)
+        if result.retry_at:
+            clock.set(result.retry_at)
+    assert outcomes == [Outcome.retry_later, Outcome.retry_later, Outcome.published]
+    assert len(x_sandbox.posts(remote)) == 1
