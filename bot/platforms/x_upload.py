@@ -99,7 +99,7 @@ class Uploader:
             if state == "failed":
                 reason = (info.get("error") or {}).get("message") or "no reason given"
                 raise ContentRejected(f"X could not process {path.name}: {reason}")
-            delay = float(info.get("check_after_secs") or 1)
+            delay = float(info.get("check_after_secs", 1))
             if waited + delay > MAX_WAIT:
                 raise PlatformUnavailable(f"X is still processing {path.name} after {waited:.0f}s")
             self.sleep(delay)

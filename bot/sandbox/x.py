@@ -5,6 +5,10 @@ verifies OAuth 1.0a signatures with the keys of accounts created here, keeps
 per-account rate-limit windows, and walks uploaded videos through X's
 processing states. Beyond the interface, tests can shrink a rate limit
 (``set_limit``), make video processing fail (``fail_processing``) and inspect uploads.
+
+Videos pass through pending and in_progress before succeeded (``processing_polls``
+STATUS polls); ``check_after_secs`` defaults to 0 so test suites do not wait, the
+demo and benchmarks pass X's usual 1 or more.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ class XSandbox(Sandbox):
         workdir: str | None = None,
         wall: Callable[[], float] = time.time,
         processing_polls: int = 2,
-        check_after_secs: int = 1,
+        check_after_secs: int = 0,
     ) -> None:
         super().__init__(latency=latency, workdir=workdir)
         self.state = XState(wall, processing_polls=processing_polls, check_after_secs=check_after_secs)
