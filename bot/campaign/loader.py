@@ -97,14 +97,15 @@ class _Loader:
 
     # ---- config/accounts.yaml ----
 
-    def accounts(self) -> tuple[list[str], dict[str, Account], str]:
+    def accounts(self) -> tuple[list[str] | None, dict[str, Account], str]:
+        """Known account ids (None when the file is unusable: references are then not checked)."""
         source = self.read(ACCOUNTS)
         name = self.root.name
         if source is None:
-            return [], {}, name
+            return None, {}, name
         raw = self.validate(source, AccountsFile, source.data)
         if raw is None:
-            return [], {}, name
+            return None, {}, name
         known = [str(k) for k in raw.accounts]
         out: dict[str, Account] = {}
         for account_id, data in raw.accounts.items():
@@ -158,7 +159,7 @@ class _Loader:
 
     # ---- schedules/*.yaml ----
 
-    def schedules(self, found: posts.Found, known_accounts: list[str]) -> list[tuple[Schedule, Source]]:
+    def schedules(self, found: posts.Found, known_accounts: list[str] | None) -> list[tuple[Schedule, Source]]:
         folder = self.root / "schedules"
         files = sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")) if folder.is_dir() else []
         out = []
@@ -178,21 +179,21 @@ class _Loader:
                 out.append((schedule, source))
         return out
 
-    def references(self, source: Source, loc: tuple, entry: SlotEntry, found: posts.Found, accounts: list[str]) -> None:
+    def references(self, source: Source, loc: tuple, entry: SlotEntry, found: posts.Found, accounts: list[str] | None) -> None:
         if entry.post is not None and entry.post not in found.ids:
             hint = suggest(entry.post, found.ids) or " (expected the name of a file in posts/ without .yaml)"
             self.problems.add(source, (*loc, "post"), f"unknown post '{entry.post}'{hint}")
         if entry.queue is not None and entry.queue not in found.queues:
             self.problems.add(source, (*loc, "queue"), f"unknown queue '{entry.queue}' (known: {known_list(found.queues)})")
         for j, account in enumerate(entry.accounts):
-            if account not in accounts:
+            if accounts is not None and account not in accounts:
                 self.problems.add(
                     source, (*loc, "accounts", j), f"unknown account '{account}' (known: {known_list(accounts)})"
                 )
 
     # ---- config/reshare.yaml ----
 
-    def reshare(self, known_accounts: list[str]) -> ReshareConfig | None:
+    def reshare(self, known_accounts: list[str] | None) -> ReshareConfig | None:
         source = self.read(RESHARE, required=False)
         raw = self.validate(source, ReshareFile, source.data if source.data is not None else {}) if source else None
         if raw is None:
@@ -205,7 +206,7 @@ class _Loader:
                 if not tag or not re.match(r"^\w+$", tag):
                     self.problems.add(source, (*loc, "hashtags", j), f"{t.hashtags[j]!r} is not a hashtag (expected a word like FreeAndreiandIrina)")
             for j, account in enumerate(t.accounts):
-                if account not in known_accounts:
+                if known_accounts is not None and account not in known_accounts:
                     self.problems.add(source, (*loc, "accounts", j), f"unknown account '{account}' (known: {known_list(known_accounts)})")
             interval = None
             if t.interval is not None:

@@ -14,7 +14,7 @@ from bot.campaign.yamlsrc import Source, YamlProblem, read
 from bot.platforms import REGISTRY
 
 _SUFFIXES = (".yaml", ".yml")
-_ALT = "alt text is missing (describe it for people who cannot see it)"
+_ALT = "alt text is missing (add alt: describing the {} for people who cannot see it)"
 
 
 @dataclass
@@ -87,7 +87,7 @@ def _build(root: Path, problems: Problems, src: Source, post_id: str, queue: str
     media = []
     for i, entry in enumerate(raw.media):
         if not (entry.alt or "").strip():
-            problems.add(src, ("media", i), _ALT)
+            problems.add(src, ("media", i), _ALT.format("image"))
         found = _path(root, base, problems, src, ("media", i, "file"), entry.file)
         if found is not None:
             media.append(Media(file=entry.file, path=found, alt=(entry.alt or "").strip()))
@@ -100,7 +100,7 @@ def _build(root: Path, problems: Problems, src: Source, post_id: str, queue: str
         if raw.media:
             problems.add(src, ("video",), "a post takes images or a video, not both")
         if not (raw.alt or "").strip():
-            problems.add(src, ("video",), _ALT.replace("(", "(add alt: and "))
+            problems.add(src, ("video",), _ALT.format("video"))
         if raw.consent is None:
             problems.add(src, ("video",), "consent is missing (expected consent: {given: true, date: ...} from the supporter)")
         elif not raw.consent.given:

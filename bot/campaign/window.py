@@ -15,6 +15,8 @@ def check(campaign: Campaign, sources: dict[str, Source], problems: Problems, wa
     for schedule in campaign.schedules:
         src = sources[schedule.name]
         start, end = sched.window_bounds(schedule)
+        if start and end and end < start:
+            continue  # already reported; every slot would look outside it
         shown = f"{schedule.window_start or '...'} to {schedule.window_end or '...'}"
         for slot in schedule.slots:
             if slot.kind == "at":
@@ -38,11 +40,15 @@ def _dry_queues(campaign: Campaign, sources: dict[str, Source], problems: Proble
     """Warn once per (queue, account) when the window holds more slots than the queue has posts."""
     from bot import schedules as sched
 
-    bounded = [sched.window_bounds(s) for s in campaign.schedules if s.window_start and s.window_end]
+    bounded = [
+        sched.window_bounds(s) for s in campaign.schedules
+        if s.window_start and s.window_end and s.window_start <= s.window_end
+    ]
     if not bounded:
         return
     start, end = min(b[0] for b in bounded), max(b[1] for b in bounded)
-    occurrences = [o for o in sched.occurrences(campaign, start, end) if o.queue]
+    # An unknown queue is already an error; saying it runs dry too would only be noise.
+    occurrences = [o for o in sched.occurrences(campaign, start, end) if o.queue in campaign.queues]
     needed = Counter((account, o.queue) for o in occurrences for account in o.accounts)
     warned: set[tuple[str, str]] = set()
     for planned in sched.expand(campaign, occurrences):

@@ -119,4 +119,8 @@ class _Builder:
         # YAML 1.1 reads an unquoted 10:30 as the base-60 number 630; staff mean a time.
         if node.tag in (_INT, _FLOAT) and ":" in node.value:
             return node.value
-        return self.loader.construct_object(node, deep=True)
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except ValueError:
+            # An impossible date such as 2022-13-01: keep the text, validation reports it.
+            return node.value
