@@ -1,0 +1,163 @@
+"""The fake X API v2 server speaks X's shapes: driven with plain requests and OAuth 1.0a signing."""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+
+import pytest
+import requests
+from requests_oauthlib import OAuth1
+
+from bot.sandbox.base import SandboxAccount
+from bot.sandbox.x import XSandbox
+
+pytestmark = pytest.mark.slow
+_names = itertools.count()
+MB = 1024 * 1024
+
+
+def signer(acct: SandboxAccount, **override: str) -> OAuth1:
+    values = {role: acct.env[var] for role, var in acct.entry["credentials"].items()}
+    values.update(override)
+    return OAuth1(values["consumer_key"], values["consumer_secret"], values["access_token"], values["access_token_secret"])
+
+
+@pytest.fixture
+def acct(x_sandbox: XSandbox) -> SandboxAccount:
+    return x_sandbox.create_account(f"srv{next(_names)}{uuid.uuid4().hex[:4]}")
+
+
+def call(sandbox: XSandbox, acct: SandboxAccount, method: str, path: str, **kwargs) -> requests.Response:
+    kwargs.setdefault("timeout", 10)
+    return requests.request(method, sandbox.base_url + path, auth=signer(acct), **kwargs)
+
+
+def test_account_entry_is_a_valid_accounts_yaml_entry(acct: SandboxAccount) -> None:
+    """create_account gives an accounts.yaml entry naming env variables, and env holds their values."""
+    assert acct.entry["platform"] == "x" and acct.entry["base_url"].startswith("http://127.0.0.1:")
+    creds = acct.entry["credentials"]
+    assert set(creds) == {"consumer_key", "consumer_secret", "access_token", "access_token_secret"}
+    assert set(acct.env) == set(creds.values())
+    assert all(name.isupper() and value not in name for name, value in zip(creds.values(), acct.env.values()))
+
+
+def test_signature_is_verified(x_sandbox: XSandbox, acct: SandboxAccount) -> None:
+    """A correct OAuth 1.0a signature is accepted; a wrong secret, no header or a replayed nonce get X's 401."""
+    ok = call(x_sandbox, acct, "GET", "/2/users/me")
+    assert ok.status_code == 200 and ok.json()["data"]["username"] == acct.handle
+    wrong = requests.get(x_sandbox.base_url + "/2/users/me", auth=signer(acct, access_token_secret="nope"), timeout=10)
+    bare = requests.get(x_sandbox.base_url + "/2/users/me", timeout=10)
+    for answer in (wrong, bare):
+        assert answer.status_code == 401
+        assert answer.json() == {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"}
+    prepared = requests.Request("GET", x_sandbox.base_url + "/2/users/me", auth=signer(acct)).prepare()
+    with requests.Session() as session:
+        assert session.send(prepared, timeout=10).status_code == 200
+        assert session.send(prepared, timeout=10).status_code == 401
+
+
+def test_signed_query_and_form_parameters_count(x_sandbox: XSandbox, acct: SandboxAccount) -> None:
+    """Query and form-encoded body parameters are part of the signature, as OAuth 1.0a requires."""
+    search = call(x_sandbox, acct, "GET", "/2/tweets/search/recent", params={"query": "#nothingyet", "max_results": "10"})
+    assert search.status_code == 200 and search.json() == {"meta": {"result_count": 0}}
+    init = call(x_sandbox, acct, "POST", "/2/media/upload",
+                data={"command": "INIT", "media_type": "video/mp4", "total_bytes": "12", "media_category": "tweet_video"})
+    assert init.status_code == 200 and init.json()["data"]["media_key"].startswith("7_")
+
+
+def test_create_tweet_shapes(x_sandbox: XSandbox, acct: SandboxAccount) -> None:
+    """201 with data id/text (links wrapped, &<> escaped); a repeat is X's 403 duplicate; too long is a 400."""
+    text = f"Free them & now https://example.org/a {uuid.uuid4().hex[:6]}"
+    made = call(x_sandbox, acct, "POST", "/2/tweets", json={"text": text})
+    assert made.status_code == 201
+    data = made.json()["data"]
+    assert data["text"].startswith("Free them &amp; now https://t.co/") and data["edit_history_tweet_ids"] == [data["id"]]
+    assert made.headers["x-rate-limit-remaining"].isdigit() and made.headers["x-user-limit-24hour-remaining"].isdigit()
+    again = call(x_sandbox, acct, "POST", "/2/tweets", json={"text": text})
+    assert again.status_code == 403
+    assert again.json() == {"detail": "You are not allowed to create a Tweet with duplicate content.",
+                            "type": "about:blank", "title": "Forbidden", "status": 403}
+    long = call(x_sandbox, acct, "POST", "/2/tweets", json={"text": "x" * 281})
+    assert long.status_code == 400 and "too long" in long.json()["detail"]
+    gone = call(x_sandbox, acct, "DELETE", f"/2/tweets/{data['id']}")
+    assert gone.json() == {"data": {"deleted": True}} and x_sandbox.posts(acct) == []
+
+
+def test_rate_limit_window_and_429(x_sandbox: XSandbox, acct: SandboxAccount) -> None:
+    """Every answer carries x-rate-limit-*; past the limit X answers 429 with the reset time."""
+    x_sandbox.set_limit("GET /2/users/me", 2, window=600, account=acct)
+    first, second, third = (call(x_sandbox, acct, "GET", "/2/users/me") for _ in range(3))
+    assert [a.status_code for a in (first, second, third)] == [200, 200, 429]
+    assert [a.headers["x-rate-limit-remaining"] for a in (first, second, third)] == ["1", "0", "0"]
+    reset = int(third.headers["x-rate-limit-reset"])
+    assert time.time() + 590 < reset <= time.time() + 601
+    assert third.json()["title"] == "Too Many Requests"
+
+
+def test_search_query_language(x_sandbox: XSandbox, acct: SandboxAccount) -> None:
+    """OR, -is:retweet, -is:reply, whole-tag matching, since_id and author expansion behave as on X."""
+    tag, other = f"Q{uuid.uuid4().hex[:6]}", f"R{uuid.uuid4().hex[:6]}"
+    root = x_sandbox.post_as(acct, f"root #{tag}")
+    reply = x_sandbox.post_as(acct, f"reply #{other}", reply_to=root)
+    x_sandbox.post_as(acct, "", reshare_of=root)
+    x_sandbox.post_as(acct, f"longer tag #{tag}extra")
+
+    def ids(query: str, **params: str) -> list[str]:
+        answer = call(x_sandbox, acct, "GET", "/2/tweets/search/recent", params={"query": query, **params}).json()
+        return [t["id"] for t in answer.get("data", [])]
+
+    assert ids(f"#{tag} OR #{other}") == sorted([root, reply, ids(f"#{tag}")[0]], key=int, reverse=True)
+    assert ids(f"(#{tag} OR #{other}) -is:retweet") == [reply, root]
+    assert ids(f"(#{tag} OR #{other}) -is:retweet -is:reply") == [root]
+    assert ids(f"(#{tag} OR #{other}) -is:retweet", since_id=root) == [reply]
+    full = call(x_sandbox, acct, "GET", "/2/tweets/search/recent", params={
+        "query": f"#{other}", "expansions": "author_id", "user.fields": "username,name",
+        "tweet.fields": "referenced_tweets,possibly_sensitive,author_id,created_at"}).json()
+    assert full["data"][0]["referenced_tweets"] == [{"type": "replied_to", "id": root}]
+    assert full["includes"]["users"][0]["username"] == acct.handle
+    assert full["meta"] == {"newest_id": reply, "oldest_id": reply, "result_count": 1}
+    bad = call(x_sandbox, acct, "GET", "/2/tweets/search/recent", params={"query": f"#{tag}", "max_results": "500"})
+    assert bad.status_code == 400 and bad.json()["title"] == "Invalid Request"
+
+
+def test_chunked_upload_rules(x_sandbox: XSandbox, acct: SandboxAccount) -> None:
+    """Chunks over 5 MB are refused, sizes must add up, and a video cannot be posted before processing succeeds."""
+    blob = b"\x00\x00\x00\x18ftypmp42" + bytes(6 * MB)
+    init = call(x_sandbox, acct, "POST", "/2/media/upload/initialize",
+                json={"media_type": "video/mp4", "total_bytes": len(blob), "media_category": "tweet_video"}).json()["data"]
+    media_id = init["id"]
+    too_big = call(x_sandbox, acct, "POST", f"/2/media/upload/{media_id}/append",
+                   files={"media": ("v", blob, "application/octet-stream")}, data={"segment_index": "0"})
+    assert too_big.status_code == 413
+    call(x_sandbox, acct, "POST", f"/2/media/upload/{media_id}/append",
+         files={"media": ("v", blob[: 3 * MB], "application/octet-stream")}, data={"segment_index": "0"})
+    short = call(x_sandbox, acct, "POST", f"/2/media/upload/{media_id}/finalize")
+    assert short.status_code == 400
+    call(x_sandbox, acct, "POST", f"/2/media/upload/{media_id}/append",
+         files={"media": ("v", blob[3 * MB:], "application/octet-stream")}, data={"segment_index": "1"})
+    done = call(x_sandbox, acct, "POST", f"/2/media/upload/{media_id}/finalize").json()["data"]
+    assert done["processing_info"]["state"] == "pending" and done["size"] == len(blob)
+    early = call(x_sandbox, acct, "POST", "/2/tweets", json={"text": "too soon", "media": {"media_ids": [media_id]}})
+    assert early.status_code == 400
+    states = [call(x_sandbox, acct, "GET", "/2/media/upload", params={"command": "STATUS", "media_id": media_id})
+              .json()["data"]["processing_info"]["state"] for _ in range(2)]
+    assert states == ["in_progress", "succeeded"]
+    posted = call(x_sandbox, acct, "POST", "/2/tweets", json={"text": "now", "media": {"media_ids": [media_id]}})
+    assert posted.status_code == 201
+
+
+def test_timeout_fault_still_creates_the_post(x_sandbox: XSandbox, acct: SandboxAccount) -> None:
+    """A timeout fault holds the answer back past the client's patience, but the post exists."""
+    x_sandbox.fail_next("timeout", retry_after=0.6, path="/2/tweets")
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        call(x_sandbox, acct, "POST", "/2/tweets", json={"text": "slow but real"}, timeout=0.2)
+    assert [p.text for p in x_sandbox.posts(acct)] == ["slow but real"]
+
+
+def test_faults_hit_only_matching_paths(x_sandbox: XSandbox, acct: SandboxAccount) -> None:
+    """fail_next with a path leaves other requests alone and is used up after count requests."""
+    x_sandbox.fail_next("unavailable", count=2, path="/2/tweets")
+    assert call(x_sandbox, acct, "GET", "/2/users/me").status_code == 200
+    assert [call(x_sandbox, acct, "POST", "/2/tweets", json={"text": f"t{n}"}).status_code for n in range(3)] == [503, 503, 201]
