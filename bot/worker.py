@@ -60,7 +60,8 @@ class Worker:
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="publish")
         self.scheduler = ClockScheduler(clock, self._dispatch)
         self.slots: dict[str, SlotJob] = {}
-        self._inflight: set[Future] = set()
+        self._inflight: dict[Future, tuple] = {}
+        self._active: dict[tuple, int] = {}  # (slot_at, target, account) -> tasks running or queued
         self._idle = threading.Condition()
         self._counts = {"published": 0, "skipped": 0, "failed": 0, "retries": 0}
         self._reload_lock = threading.Lock()
@@ -89,7 +90,9 @@ class Worker:
         last = max((slot_at for slot_at, _, _ in taken), default=None)
         # Always look back a full grace: tasks queued but cancelled by a stop left no trace in the ledger.
         since = now - grace if last is None else min(last, now - grace)
-        missed = [o for o in occurrences(self.campaign, since, now) if o.at <= now]
+        zones = {s.name: s.timezone for s in self.campaign.schedules}
+        missed = [o for o in occurrences(self.campaign, since, now)
+                  if o.at <= now and not jobs_mod.repeated_wall_time(o.at, zones[o.schedule])]
         for occurrence in missed:
             for account in occurrence.accounts:
                 if (occurrence.at, occurrence.target, account) not in taken:
@@ -101,7 +104,9 @@ class Worker:
         """Take over retries whose time has come and claims whose worker died."""
         rows = [*self.ledger.pending_retries(), *self.ledger.expired_claims()]
         for row in rows:
-            self.submit(_slot_ref(row, self.campaign), row.account)
+            # Our own publication still running (a clock jumped past its lease) is not a dead worker's.
+            if (row.slot_at, row.target, row.account) not in self._active:
+                self.submit(_slot_ref(row, self.campaign), row.account)
 
     # ---- jobs ----
 
@@ -128,14 +133,19 @@ class Worker:
         """Run one (slot, account) publication on the pool; a slow account never holds up the others."""
         if self.stopping.is_set():
             return
+        key = (occurrence.at.astimezone(timezone.utc).replace(microsecond=0), occurrence.target, account)
         with self._idle:
             future = self.pool.submit(self._fire, occurrence, account)
-            self._inflight.add(future)
+            self._inflight[future] = key
+            self._active[key] = self._active.get(key, 0) + 1
         future.add_done_callback(self._done)
 
     def _done(self, future: Future) -> None:
         with self._idle:
-            self._inflight.discard(future)
+            key = self._inflight.pop(future)
+            self._active[key] -= 1
+            if not self._active[key]:
+                del self._active[key]
             self._idle.notify_all()
 
     def _fire(self, occurrence: Any, account: str) -> None:
