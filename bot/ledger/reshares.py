@@ -183,14 +183,18 @@ class ReshareLedger:
 
     # ---- counts for the caps ----
 
-    def counts(self, account: str, now: datetime, acted: Sequence[str]) -> tuple[int, int, datetime | None]:
-        """(last hour, last 24 hours, last reshare time) for ``account``; scheduled reshares count as now."""
+    def counts(self, account: str, now: datetime, acted: Sequence[str],
+               reserved: bool = True) -> tuple[int, int, datetime | None]:
+        """(last hour, last 24 hours, last reshare time) for ``account``.
+
+        With ``reserved``, reshares scheduled but not yet made count too, as if made now.
+        """
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(decisions.c.status, decisions.c.acted_at).where(
                     decisions.c.campaign == self.campaign, decisions.c.account == account,
                     sa.or_(
-                        decisions.c.status.in_(RESERVED),
+                        decisions.c.status.in_(RESERVED if reserved else ()),
                         sa.and_(decisions.c.status.in_(list(acted)), decisions.c.acted_at > now - timedelta(days=1)),
                     ),
                 )

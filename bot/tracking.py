@@ -1,0 +1,346 @@
+"""Hashtag tracking: read tagged posts per platform, decide each once, reshare the allowed ones slowly.
+
+The worker starts one ``Tracker`` per campaign and calls ``run(stop)`` in a thread;
+tests and the demo call ``poll_once()`` with a FakeClock. Only the holder of the
+ledger's tracker lease reads and reshares, so overlapping workers never double up.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlparse
+
+import structlog
+from sqlalchemy.engine import Engine
+
+from bot.clock import Clock, FakeClock
+from bot.errors import PermanentError, RetryableError
+from bot.ledger.reshares import NewDecision, ReshareLedger
+from bot.platforms.base import Mention, Platform
+from bot.policy import Context, Rules, decide, judge
+from bot.resharing import Resharer
+
+# Seconds between polls when config/reshare.yaml gives no interval: inside each platform's read
+# limits with room for publishing; X bills every read, so it is polled least.
+DEFAULT_INTERVALS = {"x": 300.0, "mastodon": 30.0, "bluesky": 45.0}
+STREAM_SAFETY_FACTOR = 10  # while a stream is up, poll this many times less often, to catch what it dropped
+STREAM_RETRY = timedelta(minutes=5)
+LEASE_TTL = timedelta(minutes=3)
+WAKE_AT_LEAST = timedelta(seconds=30)
+
+
+def network_of(account: Any) -> str:
+    """Where a remote id means one post: the platform, or the instance for Mastodon."""
+    if account.platform == "mastodon" and account.base_url:
+        return f"mastodon:{urlparse(account.base_url).netloc}"
+    return account.platform
+
+
+def instance_of(account: Any) -> str | None:
+    if account.platform == "mastodon" and account.base_url:
+        return urlparse(account.base_url).hostname
+    return None
+
+
+@dataclass
+class Feed:
+    """One read per poll: a network, its tracked tags, and the accounts that reshare from it."""
+
+    network: str
+    platform: str
+    tags: tuple[str, ...]
+    accounts: list[str]
+    interval: float
+    next_at: datetime | None = None
+    inbox: "queue.Queue[Mention]" = field(default_factory=queue.Queue)
+    streaming: bool = False
+    stream_retry_at: datetime | None = None
+
+    @property
+    def key(self) -> str:
+        return ",".join(sorted(t.casefold() for t in self.tags))
+
+    @property
+    def reader(self) -> str:
+        return self.accounts[0]
+
+
+def fair_order(items: list[tuple[Mention, Any]]) -> list[tuple[Mention, Any]]:
+    """Round-robin over authors, oldest first: a flood from one author cannot crowd out the others."""
+    rank: Counter[str] = Counter()
+    keyed = []
+    for position, item in enumerate(items):
+        author = item[0].author_id
+        keyed.append((rank[author], position, item))
+        rank[author] += 1
+    return [item for _, _, item in sorted(keyed, key=lambda k: (k[0], k[1]))]
+
+
+class Tracker:
+    """Polls (or streams) every tracked feed, records a decision per post, and reshares within caps."""
+
+    def __init__(self, campaign: Any, engine: Engine, adapters: Mapping[str, Platform], clock: Clock, owner: str) -> None:
+        self.clock = clock
+        self.owner = owner
+        self.adapters = dict(adapters)
+        self.ledger = ReshareLedger(engine, campaign.name)
+        self.reads: Counter[str] = Counter()  # read calls per network since start (X bills each)
+        self._lock = threading.RLock()
+        self._identities: dict[str, Any] = {}
+        self._stream_threads: dict[int, threading.Thread] = {}
+        self._stop = threading.Event()
+        self._leader = False
+        self.reload(campaign)
+
+    # ---- configuration ----
+
+    def reload(self, campaign: Any) -> None:
+        """Take a new campaign (after a valid edit); cursors and decisions live on in the ledger."""
+        with self._lock:
+            self.campaign = campaign
+            self.log = structlog.get_logger("bot.tracking").bind(campaign=campaign.name)
+            config = campaign.reshare
+            self.rules = Rules.from_policy(config.policy) if config else None
+            old = {(f.network, f.key): f for f in getattr(self, "feeds", [])}
+            self.feeds = self._build_feeds(config)
+            for feed in self.feeds:  # keep poll times and stream state across reloads
+                prev = old.get((feed.network, feed.key))
+                if prev:
+                    feed.next_at, feed.inbox, feed.streaming = prev.next_at, prev.inbox, prev.streaming
+            self.resharer = Resharer(self.ledger, self.adapters, self.clock, self.rules, self.log) if self.rules else None
+
+    def _build_feeds(self, config: Any) -> list[Feed]:
+        feeds: dict[tuple[str, tuple[str, ...]], Feed] = {}
+        for track in config.track if config else []:
+            tags = tuple(sorted({t.lstrip("#") for t in track.hashtags}, key=str.casefold))
+            for account_id in track.accounts:
+                account = self.campaign.accounts.get(account_id)
+                if account is None or account_id not in self.adapters:
+                    self.log.warning("tracking_account_unavailable", account=account_id,
+                                     reason="unknown account" if account is None else "no adapter (missing secrets?)")
+                    continue
+                key = (network_of(account), tuple(t.casefold() for t in tags))
+                interval = track.interval or DEFAULT_INTERVALS.get(account.platform, 60.0)
+                feed = feeds.get(key)
+                if feed is None:
+                    feeds[key] = Feed(key[0], account.platform, tags, [account_id], interval)
+                else:
+                    feed.interval = min(feed.interval, interval)
+                    if account_id not in feed.accounts:
+                        feed.accounts.append(account_id)
+        return list(feeds.values())
+
+    # ---- the loop ----
+
+    def run(self, stop: threading.Event) -> None:
+        """Track until ``stop`` is set; never raises (a failing poll is logged and retried next time)."""
+        self._stop = stop
+        self.log.info("tracking_started", feeds=[f"{f.network}:{f.key}" for f in self.feeds], owner=self.owner)
+        try:
+            while not stop.is_set():
+                try:
+                    self.poll_once()
+                    if self._leader:
+                        for feed in self.feeds:
+                            self._ensure_stream(feed, self.clock.now())
+                except Exception as exc:  # noqa: BLE001  (the tracker must outlive any one bad poll)
+                    self.log.error("tracking_failed", error=f"{type(exc).__name__}: {exc}")
+                self._wait(stop, self.next_wake())
+        finally:
+            if self._leader:
+                self.ledger.release_lease(self.owner)
+            self.log.info("tracking_stopped", reads=dict(self.reads))
+
+    def next_wake(self) -> datetime:
+        now = self.clock.now()
+        times = [now + WAKE_AT_LEAST] + [f.next_at for f in self.feeds if f.next_at]
+        return min(times)
+
+    def _wait(self, stop: threading.Event, until: datetime) -> None:
+        while not stop.is_set() and not any(not f.inbox.empty() for f in self.feeds):
+            remaining = (until - self.clock.now()).total_seconds()
+            if remaining <= 0:
+                return
+            if isinstance(self.clock, FakeClock):
+                stop.wait(0.05)  # a test moves this clock; do not run it forward from here
+            else:
+                self.clock.sleep(min(remaining, 1.0))
+
+    def poll_once(self) -> dict[str, int]:
+        """Poll every feed that is due, decide what it found, reshare what may go now; counts by outcome."""
+        with self._lock:
+            outcome: Counter[str] = Counter()
+            if self.rules is None or not self.feeds:
+                return dict(outcome)
+            now = self.clock.now()
+            leader = self.ledger.acquire_lease(self.owner, now, LEASE_TTL)
+            if leader != self._leader:
+                self.log.info("tracking_lease_taken" if leader else "tracking_lease_lost", owner=self.owner)
+                self._leader = leader
+            if not leader:
+                return dict(outcome)
+            self.resharer.recover_stuck(now, LEASE_TTL)
+            for feed in self.feeds:
+                self._take_stream(feed, now, outcome)
+                if feed.next_at is None or feed.next_at <= now:
+                    self._poll(feed, now, outcome)
+            for account in sorted({a for f in self.feeds for a in f.accounts}):
+                outcome[self.resharer.drain(account)] += 1
+            outcome.pop(None, None)
+            return dict(outcome)
+
+    # ---- reading ----
+
+    def _poll(self, feed: Feed, now: datetime, outcome: Counter[str]) -> None:
+        adapter = self.adapters[feed.reader]
+        cursor_key = (feed.network, feed.reader, feed.key)
+        cursor = self.ledger.cursor(*cursor_key)
+        interval = feed.interval * (STREAM_SAFETY_FACTOR if feed.streaming else 1)
+        feed.next_at = now + timedelta(seconds=interval)
+        log = self.log.bind(platform=feed.platform, account=feed.reader, tags=list(feed.tags))
+        self.reads[feed.network] += 1
+        try:
+            page = adapter.fetch_mentions(list(feed.tags), cursor)
+        except (RetryableError, PermanentError) as err:
+            wait = max(interval, getattr(err, "retry_after", None) or 0.0)
+            feed.next_at = now + timedelta(seconds=wait)
+            level = log.warning if isinstance(err, RetryableError) else log.error
+            level("mentions_fetch_failed", error=type(err).__name__, reason=str(err),
+                  reads=self.reads[feed.network], next_poll_in=wait)
+            return
+        log.info("mentions_fetched", found=len(page.mentions), reads=self.reads[feed.network])
+        self._decide(feed, page.mentions, now, outcome, cursor_key, page.cursor or cursor)
+
+    def _ensure_stream(self, feed: Feed, now: datetime) -> None:
+        adapter = self.adapters[feed.reader]
+        if feed.streaming or not hasattr(adapter, "stream_mentions") or not getattr(adapter, "supports_streaming", False):
+            return
+        if self.campaign.accounts[feed.reader].options.get("streaming") is False:
+            return
+        if feed.stream_retry_at and now < feed.stream_retry_at:
+            return
+        feed.streaming = True
+        thread = threading.Thread(target=self._stream, args=(feed, adapter), name=f"stream-{feed.network}", daemon=True)
+        self._stream_threads[id(feed)] = thread
+        thread.start()
+
+    def _stream(self, feed: Feed, adapter: Any) -> None:
+        log = self.log.bind(platform=feed.platform, account=feed.reader, tags=list(feed.tags))
+        log.info("stream_started")
+        try:
+            adapter.stream_mentions(list(feed.tags), feed.inbox.put, self._stop)
+            reason = "stream ended"
+        except Exception as exc:  # noqa: BLE001  (any stream failure means: poll instead)
+            reason = f"{type(exc).__name__}: {exc}"
+        feed.streaming = False
+        if not self._stop.is_set():
+            feed.stream_retry_at = self.clock.now() + STREAM_RETRY
+            feed.next_at = self.clock.now()  # catch up by polling at once
+            log.warning("stream_fell_back", reason=reason, retry_in=STREAM_RETRY.total_seconds())
+
+    def _take_stream(self, feed: Feed, now: datetime, outcome: Counter[str]) -> None:
+        got = []
+        while not feed.inbox.empty():
+            got.append(feed.inbox.get_nowait())
+        if got:
+            # Streamed posts do not move the cursor: the slower safety poll does, and skips what is decided.
+            self._decide(feed, got, now, outcome, None, None)
+
+    # ---- deciding ----
+
+    def _context(self, feed: Feed, account: str, now: datetime, **counts: Any) -> Context:
+        own_ids, own_handles = self._own(feed.platform)
+        return Context(rules=self.rules, own_ids=own_ids, own_handles=own_handles,
+                       instance=instance_of(self.campaign.accounts[feed.reader]), now=now, **counts)
+
+    def _own(self, platform: str) -> tuple[frozenset[str], tuple[str, ...]]:
+        ids, handles = set(), []
+        for account in self.campaign.accounts.values():
+            if account.platform != platform:
+                continue
+            who = self._identity(account.id)
+            handle = account.handle or (who.handle if who else None)
+            if who:
+                ids.add(who.id)
+            if handle:
+                domain = instance_of(account)
+                bare = handle.lstrip("@")
+                handles.append(f"{bare}@{domain}" if domain and "@" not in bare else bare)
+        return frozenset(ids), tuple(handles)
+
+    def _identity(self, account_id: str) -> Any:
+        if account_id not in self._identities and account_id in self.adapters:
+            try:
+                self._identities[account_id] = self.adapters[account_id].whoami()
+            except Exception as exc:  # noqa: BLE001  (handles in accounts.yaml still identify it)
+                self.log.warning("whoami_failed", account=account_id, error=type(exc).__name__)
+                return None
+        return self._identities.get(account_id)
+
+    def _decide(self, feed: Feed, mentions: list[Mention], now: datetime, outcome: Counter[str],
+                cursor_key: tuple[str, str, str] | None, cursor: str | None) -> None:
+        rules = self.rules
+        across = rules.across_accounts
+        scopes = list(feed.accounts) if across else ["*"]
+        unique = list({m.remote_id: m for m in mentions}.values())
+        known = self.ledger.decided(feed.network, [m.remote_id for m in unique], scopes)
+        base = self._context(feed, feed.reader, now)
+        items: list[NewDecision] = []
+        candidates = []
+        for m in unique:
+            fresh = [s for s in scopes if (m.remote_id, s) not in known]
+            if not fresh:
+                continue
+            verdict = judge(m, base)
+            if verdict.action == "skip":
+                for scope in fresh:
+                    items.append(self._item(feed, scope, feed.reader if scope == "*" else scope, m, verdict))
+            else:
+                candidates.append((m, fresh))
+        acted = self.resharer.acted_statuses
+        state: dict[str, list[Any]] = {}
+        authors: dict[tuple[str, str], datetime | None] = {}
+
+        def ctx_for(account: str, m: Mention) -> Context:
+            if account not in state:
+                hour, day, _ = self.ledger.counts(account, now, acted)
+                state[account] = [hour, day]
+            if (account, m.author_id) not in authors:
+                authors[(account, m.author_id)] = self.ledger.author_last(
+                    account, m.author_id, ["pending", "resharing", "queued", *acted])
+            hour, day = state[account]
+            return self._context(feed, account, now, last_hour=hour, last_day=day,
+                                 author_last=authors[(account, m.author_id)])
+
+        for m, fresh in fair_order(candidates):
+            for scope in fresh:
+                tries = [scope] if across else list(feed.accounts)
+                verdicts = [(a, decide(m, ctx_for(a, m))) for a in tries]
+                account, verdict = next(((a, v) for a, v in verdicts if v.action != "skip"), verdicts[0])
+                items.append(self._item(feed, scope, account, m, verdict))
+                if verdict.action != "skip":
+                    state[account][0] += 1
+                    state[account][1] += 1
+                    authors[(account, m.author_id)] = now
+        ids = self.ledger.record(now, items, cursor_key, cursor)
+        for item, row_id in zip(items, ids):
+            if row_id is not None:
+                outcome[item.status] += 1
+                self._log_decision(item, row_id)
+
+    def _item(self, feed: Feed, scope: str, account: str, m: Mention, verdict: Any) -> NewDecision:
+        status = {"skip": "skipped", "review": "queued", "allow": "pending"}[verdict.action]
+        return NewDecision(feed.network, feed.platform, scope, account, m, verdict.action, status,
+                           verdict.reason, verdict.detail)
+
+    def _log_decision(self, item: NewDecision, row_id: int) -> None:
+        event = {"skipped": "reshare_skipped", "queued": "reshare_queued", "pending": "reshare_scheduled"}[item.status]
+        m = item.mention
+        self.log.info(event, platform=item.platform, account=item.account, remote_id=m.remote_id,
+                      author=m.author_handle, reason=item.reason, detail=item.detail, url=m.url, decision_id=row_id)
