@@ -87,7 +87,7 @@ def render(data: dict[str, Any]) -> str:
     lines += [f"  {_t(r['slot'])}  {r['post'] or '-':<24} {r['account']:<20} {r['url'] or ''}"
               + ("  (manual)" if r["manual"] else "") for r in data["recent"]] or ["  none yet"]
     lines += ["", "Failures and skips:"]
-    lines += [f"  {_t(r['slot'])}  {r['post'] or '-':<24} {r['account']:<20} {r['state']}: {r['reason']}"
+    lines += [f"  {_t(r['slot'])}  {r['post'] or r['target']:<24} {r['account']:<20} {r['state']}: {r['reason']}"
               + (f"  ({r['error']})" if r["error"] else "") for r in data["failures"]] or ["  none"]
     if data["in_flight"]:
         lines += ["", "In flight (claimed or waiting to retry):"]

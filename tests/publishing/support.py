@@ -61,9 +61,12 @@ class ScriptedLedgerTestPlatform(Platform):
         self.script: list[BotError | None] = []
         self.published: dict[str, Receipt] = {}
         self.calls: list[str] = []
+        self.during = None  # called with the progress callback while "uploading"
 
     def _publish(self, out: Outgoing, progress) -> Receipt:
         self.calls.append("publish")
+        if self.during is not None:
+            self.during(progress)
         step = self.script.pop(0) if self.script else None
         if step is not None and not getattr(step, "after_posting", False):
             raise step

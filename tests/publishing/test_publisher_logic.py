@@ -281,3 +281,23 @@ def test_two_publishers_in_threads_publish_each_slot_once(tmp_path, sqlite_ledge
         t.join()
     assert sum(r is Outcome.published for r in results[0] + results[1]) == 20
     assert sum(len(p.published) for p in built) == 20
+
+
+def test_long_upload_renews_the_lease(setup, clock):
+    """Progress during a long upload keeps the claim, so no other worker takes it over mid-upload."""
+    publisher, adapters = setup
+    clock.set(NINE)
+    occ = occurrence(NINE, "post:launch", ["acct-a"])
+    key = PublicationKey("free", NINE, "post:launch", "acct-a")
+    seen = []
+
+    def upload(progress):
+        for sent in range(1, 5):
+            clock.advance(publisher.lease.total_seconds() / 2)
+            progress(sent, 4)
+            seen.append(publisher.ledger.get(key).lease_until - clock.now())
+            assert publisher.ledger.claim(key, "other", publisher.lease, post="launch") is None
+
+    scripted(publisher, adapters, "acct-a").during = upload
+    assert publisher.fire(occ, "acct-a").outcome is Outcome.published
+    assert all(left == publisher.lease for left in seen)
