@@ -28,14 +28,18 @@ if TYPE_CHECKING:
 
 MB = 1024 * 1024
 SEARCH_PAGE = 100
-_URL = re.compile(r"https?://\S+", re.IGNORECASE)
 TWEET_FIELDS = ["author_id", "created_at", "lang", "possibly_sensitive", "referenced_tweets", "conversation_id"]
 
 
 def comparable(text: str) -> str:
     """Text as X may echo it back: NFC, unescaped, every link (X wraps them in t.co) reduced to a marker."""
+    from twitter_text.extract_urls import extract_urls_with_indices  # X's own link rules, scheme-less links too
+
     text = unicodedata.normalize("NFC", html.unescape(text))
-    return " ".join(_URL.sub("\x00", text).split())
+    for found in reversed(extract_urls_with_indices(text)):
+        start, end = found["indices"]
+        text = f"{text[:start]}\x00{text[end:]}"
+    return " ".join(text.split())
 
 
 class X(Platform):

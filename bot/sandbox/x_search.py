@@ -28,7 +28,6 @@ EXPANSIONS = frozenset({
     "author_id", "referenced_tweets.id", "referenced_tweets.id.author_id", "in_reply_to_user_id",
     "attachments.media_keys", "entities.mentions.username",
 })
-_URL = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
 _TOKEN = re.compile(r'\(|\)|"[^"]*"|-?[^\s()"]+')
 
 
@@ -61,9 +60,19 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def wrap_links(text: str, tco: Callable[[str], str]) -> str:
+    """Every link X recognises (with or without a scheme, by twitter-text's rules) replaced by its t.co form."""
+    from twitter_text.extract_urls import extract_urls_with_indices
+
+    for found in reversed(extract_urls_with_indices(text)):
+        start, end = found["indices"]
+        text = text[:start] + tco(found["url"]) + text[end:]
+    return text
+
+
 def shown_text(tweet: Tweet, tco: Callable[[str], str]) -> str:
     """The ``text`` X returns: links wrapped in t.co, &<> escaped, a media link appended."""
-    text = _URL.sub(lambda m: tco(m.group(0)), tweet.text)
+    text = wrap_links(tweet.text, tco)
     text = html.escape(text, quote=False)
     if tweet.media_ids:
         text = f"{text} {tco('media:' + tweet.media_ids[0])}"

@@ -250,7 +250,7 @@ def test_429_blocks_the_search_bucket_only_until_reset(x_sandbox: XSandbox, adap
 def test_reconcile_finds_a_post_made_despite_a_timeout(x_sandbox: XSandbox, account: SandboxAccount, media: Path) -> None:
     """X timing out after accepting a post gives UncertainOutcome, and find_published then finds that post."""
     platform = adapter_for(account, timeout=0.3)
-    text = f"Free them & read https://www.article19.org/ #{TAG} {uuid.uuid4().hex[:6]}"
+    text = f"Free them & read https://www.article19.org/ (or indexoncensorship.org). #{TAG} {uuid.uuid4().hex[:6]}"
     attempt = out(text, images=(ImageAttachment(media / "banner-0.png", "A banner"),))
     x_sandbox.fail_next("timeout", retry_after=0.8, path="/2/tweets")
     with pytest.raises(UncertainOutcome):
