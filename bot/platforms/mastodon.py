@@ -8,9 +8,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
-from html.parser import HTMLParser
 from typing import Any, ClassVar
 from urllib.parse import urlparse
 
@@ -21,7 +18,6 @@ from bot.errors import (
     NotFound,
     PlatformUnavailable,
     RateLimited,
-    UncertainOutcome,
 )
 from bot.platforms.base import (
     AccountLike,
@@ -33,6 +29,15 @@ from bot.platforms.base import (
     Platform,
     Progress,
     Receipt,
+)
+from bot.platforms.mastodon_wire import (
+    api_message,
+    api_status,
+    aware,
+    comparable,
+    html_to_text,
+    network_error,
+    seconds_until,
 )
 
 MB = 1024 * 1024
@@ -81,7 +86,7 @@ class Mastodon(Platform):
         timeout: float = 30.0,
         wall: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
-        poll_interval: float = 2.0,
+        poll_interval: float = 0.5,
         processing_wait: float = 600.0,
         stream_reconnect_wait: float = 5.0,
     ) -> None:
@@ -119,7 +124,7 @@ class Mastodon(Platform):
         if remaining is None or reset is None:
             return
         try:
-            wait = _seconds_until(reset, response.headers.get("Date"))
+            wait = seconds_until(reset, response.headers.get("Date"))
             left = int(remaining)
         except ValueError:
             return
@@ -160,10 +165,13 @@ class Mastodon(Platform):
     def _processed(self, media: Any) -> Any:
         """Wait, boundedly, until the instance has processed an upload (202/206 -> 200)."""
         deadline = time.monotonic() + self.processing_wait
+        interval = self.poll_interval
         while media.get("url") is None:
             if time.monotonic() >= deadline:
                 raise PlatformUnavailable(f"media {media['id']} still processing after {self.processing_wait:.0f}s")
-            self._sleep(self.poll_interval)
+            self._sleep(interval)
+            # Short clips are ready in a second; long ones take minutes: back off to spare the rate limit.
+            interval = min(interval * 2, max(self.poll_interval, 5.0))
             media = self.client.media(media["id"])
         return media
 
@@ -176,9 +184,9 @@ class Mastodon(Platform):
 
     def _find_published(self, out: Outgoing) -> Receipt | None:
         me = self._whoami()
-        wanted = _comparable(out.text)
+        wanted = comparable(out.text)
         for status in self.client.account_statuses(me.id, exclude_reblogs=True, limit=self.page_limit):
-            if _comparable(html_to_text(status.get("content") or "")) == wanted:
+            if comparable(html_to_text(status.get("content") or "")) == wanted:
                 return Receipt(str(status["id"]), status.get("url") or status.get("uri") or "")
         return None
 
@@ -230,7 +238,7 @@ class Mastodon(Platform):
             author_handle=account["acct"],
             author_name=account.get("display_name") or "",
             text=html_to_text(shown.get("content") or ""),
-            created_at=_aware(status.get("created_at")),
+            created_at=aware(status.get("created_at")),
             is_reply=status.get("in_reply_to_id") is not None,
             is_reshare=status.get("reblog") is not None,
             sensitive=bool(shown.get("sensitive") or shown.get("spoiler_text")),
@@ -257,55 +265,9 @@ class Mastodon(Platform):
         Dropped connections reconnect on their own; posts made during a gap are
         found by the caller's regular, slower poll with its persisted cursor.
         """
-        from mastodon.streaming import StreamListener
+        from bot.platforms.mastodon_stream import stream_hashtags
 
-        seen: set[str] = set()
-        lock = threading.Lock()
-        adapter = self
-
-        class Listener(StreamListener):
-            def __init__(self) -> None:
-                self.connected = threading.Event()
-
-            def handle_heartbeat(self) -> None:
-                self.connected.set()
-
-            def on_update(self, status: Any) -> None:
-                with lock:
-                    if str(status["id"]) in seen:  # a post with two tracked tags arrives twice
-                        return
-                    seen.add(str(status["id"]))
-                try:
-                    on_mention(adapter._mention(status))
-                except Exception as exc:  # one bad callback must not end the stream
-                    adapter.log.error("mention_handler_failed", remote_id=str(status["id"]), error=repr(exc))
-
-            def on_unknown_event(self, name: str, unknown_event: Any = None) -> None:
-                pass
-
-        handles = []
-        try:
-            listeners = []
-            for tag in (t.lstrip("#") for t in hashtags):
-                listener = Listener()
-                listeners.append(listener)
-                handles.append(
-                    self.client.stream_hashtag(
-                        tag, listener, run_async=True, reconnect_async=True,
-                        reconnect_async_wait_sec=self.stream_reconnect_wait,
-                    )
-                )
-            deadline = time.monotonic() + connect_timeout
-            for tag, listener in zip(hashtags, listeners):
-                if not listener.connected.wait(max(deadline - time.monotonic(), 0)):
-                    raise PlatformUnavailable(f"{self.base_url} does not stream hashtag {tag!r}")
-            self.log.info("stream_connected", hashtags=list(hashtags))
-            if on_connected is not None:
-                on_connected()
-            stop.wait()
-        finally:
-            for handle in handles:
-                handle.close()
+        stream_hashtags(self, hashtags, on_mention, stop, connect_timeout, on_connected)
 
     # ---- errors ----
 
@@ -321,99 +283,19 @@ class Mastodon(Platform):
                 f"check environment variable {var}"
             )
         if isinstance(exc, m.MastodonNotFoundError):
-            return NotFound(f"{self.base_url}: {_api_message(exc)}")
+            return NotFound(f"{self.base_url}: {api_message(exc)}")
         if isinstance(exc, m.MastodonNetworkError):
-            return _network_error(exc)
+            return network_error(exc)
         if isinstance(exc, m.MastodonServerError):
-            return PlatformUnavailable(f"{self.base_url}: HTTP {_api_status(exc)} {_api_message(exc)}")
+            return PlatformUnavailable(f"{self.base_url}: HTTP {api_status(exc)} {api_message(exc)}")
         if isinstance(exc, m.MastodonAPIError):
-            status = _api_status(exc)
-            if status == 403 and "scope" in _api_message(exc):
+            status = api_status(exc)
+            if status == 403 and "scope" in api_message(exc):
                 var = self.account.credentials.get("access_token", "?")
                 return AuthFailed(f"mastodon account {self.account.id}: token in {var} lacks a scope")
             if status is not None and 400 <= status < 500:
-                return ContentRejected(f"{self.base_url}: HTTP {status} {_api_message(exc)}")
-            return PlatformUnavailable(f"{self.base_url}: {_api_message(exc)}")
+                return ContentRejected(f"{self.base_url}: HTTP {status} {api_message(exc)}")
+            return PlatformUnavailable(f"{self.base_url}: {api_message(exc)}")
         if isinstance(exc, (m.MastodonIllegalArgumentError, m.MastodonIOError, OSError)):
             return ContentRejected(f"cannot send to mastodon: {exc}")
         return self._unavailable(exc)
-
-
-# ---- helpers ----
-
-
-def _seconds_until(reset: str, date: str | None) -> float:
-    """Seconds from the server's now to its reset time; ISO 8601 (Mastodon) or epoch (GoToSocial)."""
-    if reset.isdigit():
-        at = float(reset)
-    else:
-        at = datetime.fromisoformat(reset.replace("Z", "+00:00")).timestamp()
-    now = time.time()
-    if date:
-        server_now = parsedate_to_datetime(date).timestamp()
-        if abs(server_now - now) > 2:  # Date has whole seconds: only trust it for a real clock skew
-            now = server_now
-    return max(at - now, 0.0)
-
-
-def _network_error(exc: Exception) -> BotError:
-    import requests
-
-    cause = exc.__context__
-    if isinstance(cause, requests.exceptions.ReadTimeout):
-        return UncertainOutcome(f"no answer in time, the request may have been processed: {cause}")
-    if isinstance(cause, requests.exceptions.ConnectionError) and not isinstance(
-        cause, requests.exceptions.ConnectTimeout
-    ):
-        request = getattr(cause, "request", None)
-        if request is not None and request.method == "POST" and "NewConnectionError" not in repr(cause):
-            return UncertainOutcome(f"connection lost after sending: {cause}")
-    return PlatformUnavailable(f"network: {cause or exc}")
-
-
-def _api_status(exc: Exception) -> int | None:
-    return exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else None
-
-
-def _api_message(exc: Exception) -> str:
-    return str(exc.args[3]) if len(exc.args) > 3 and exc.args[3] else str(exc)
-
-
-def _aware(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    if isinstance(value, str):
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return None
-
-
-def _comparable(text: str) -> str:
-    # Some servers render *emphasis* and `code` from plain text; their marks are not the words.
-    return " ".join(text.translate(_MARKS).split())
-
-
-_MARKS = str.maketrans("", "", "*_~`")
-
-
-class _TextOf(HTMLParser):
-    """Status HTML as the plain text its author typed: paragraphs and line breaks kept."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "br":
-            self.parts.append("\n")
-        elif tag == "p" and self.parts:
-            self.parts.append("\n\n")
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-
-def html_to_text(html: str) -> str:
-    parser = _TextOf()
-    parser.feed(html)
-    parser.close()
-    return "".join(parser.parts).strip()

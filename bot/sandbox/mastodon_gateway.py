@@ -148,17 +148,19 @@ class Gateway:
             await self._fault(send, entry, fault)
             return
 
+        if path.startswith("/api/v1/streaming"):  # Mastodon's streaming server is not throttled by Rack::Attack
+            await self.app(scope, receive, _noting_status(send, entry))
+            return
         who = headers.get("authorization", "") or (scope.get("client") or ("anon",))[0]
         limited, rate = self._spend(who, "api", self.general)
         if method == "POST" and path in ("/api/v1/media", "/api/v2/media"):
-            media_limited, rate = self._spend(who, "media", self.media)
+            media_limited, media_rate = self._spend(who, "media", self.media)
             limited = limited or media_limited
+            # Rack::Attack reports the throttle closest to its limit.
+            if int(media_rate["X-RateLimit-Remaining"]) < int(rate["X-RateLimit-Remaining"]):
+                rate = media_rate
         if limited:
             await _answer(send, entry, 429, {"error": "Too many requests"}, rate)
-            return
-
-        if path.startswith("/api/v1/streaming"):
-            await self.app(scope, receive, _adding_headers(send, entry, rate))
             return
 
         body = await _read_body(receive)
@@ -299,11 +301,10 @@ async def _client_gone(receive: Receive, hold: float) -> bool:
     return message["type"] == "http.disconnect"
 
 
-def _adding_headers(send: Send, entry: dict[str, Any], extra: dict[str, str]) -> Send:
+def _noting_status(send: Send, entry: dict[str, Any]) -> Send:
     async def wrapped(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
             entry["status"] = message["status"]
-            message = {**message, "headers": [*message.get("headers", []), *((k.encode(), v.encode()) for k, v in extra.items())]}
         await send(message)
 
     return wrapped

@@ -22,7 +22,8 @@ from bot.errors import (
     UncertainOutcome,
 )
 from bot.platforms.base import ImageAttachment, Mention, Outgoing, VideoAttachment
-from bot.platforms.mastodon import Mastodon, html_to_text
+from bot.platforms.mastodon import Mastodon
+from bot.platforms.mastodon_wire import html_to_text
 from bot.sandbox.mastodon import MastodonSandbox
 from bot.sandbox.base import SandboxAccount
 from bot.sandbox.media import make_banner, make_captions, make_video
@@ -127,7 +128,7 @@ def test_four_images_keep_their_alt_texts_in_order(sandbox, account, adapter, me
 
 
 def test_video_waits_for_processing_without_sleeping(sandbox, account, adapter, sleeps, media) -> None:
-    """A video answered 202 is polled (206 twice) through the injected sleep before the status cites it."""
+    """A video answered 202 is polled (206 twice), backing off through the injected sleep, before the status cites it."""
     sandbox.set_processing_polls("video", 3)
     video = VideoAttachment(media / "clip.mp4", "A supporter speaks", captions=media / "clip.vtt")
     with capture_logs() as logs:
@@ -136,7 +137,7 @@ def test_video_waits_for_processing_without_sleeping(sandbox, account, adapter, 
     assert post.media == [{"kind": "video", "alt": "A supporter speaks", "bytes": video.path.stat().st_size, "captions": None}]
     media_calls = [r["status"] for r in sandbox.requests() if "/media" in r["path"]][-4:]
     assert media_calls == [202, 206, 206, 200]
-    assert sleeps == [1.5, 1.5, 1.5]
+    assert sleeps == [1.5, 3.0, 5.0]
     assert any(e["event"] == "captions_skipped" for e in logs)
 
 
