@@ -233,15 +233,28 @@ class X(Platform):
             if status >= 500:
                 return PlatformUnavailable(f"x answered {status}{_said(exc)}")
             return ContentRejected(f"x answered {status}{_said(exc)}")
-        if isinstance(exc, requests.exceptions.ReadTimeout):
-            request = exc.request
-            writes = request is not None and request.method == "POST" and re.search(r"/2/(tweets|users/\d+/retweets)$", request.path_url or "")
-            if writes:
-                return UncertainOutcome(f"x did not answer within {self.timeout}s after the request was sent")
-            return PlatformUnavailable(f"x did not answer within {self.timeout}s")
-        if isinstance(exc, (requests.exceptions.RequestException, OSError)):
-            return self._unavailable(exc)
+        if isinstance(exc, (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError)):
+            if _was_sent(exc) and _is_write(exc.request):
+                # X may have created the post: the caller must reconcile before trying again.
+                return UncertainOutcome(f"x gave no answer after the request was sent ({type(exc).__name__})")
         return self._unavailable(exc)
+
+
+def _was_sent(exc: Exception) -> bool:
+    """False only when the connection was never made, so the request cannot have reached X."""
+    import requests
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return False
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
+    return not isinstance(reason, (NewConnectionError, ConnectTimeoutError))
+
+
+def _is_write(request: Any) -> bool:
+    path = getattr(request, "path_url", "") or ""
+    return getattr(request, "method", None) == "POST" and bool(re.search(r"/2/(tweets|users/\d+/retweets)$", path))
 
 
 def _said(exc: Any) -> str:

@@ -64,7 +64,7 @@ class XState:
     def __init__(self, wall: Callable[[], float], *, processing_polls: int = 2, check_after_secs: int = 1) -> None:
         self.wall = wall
         self.lock = threading.RLock()
-        self._ids = itertools.count(FIRST_ID + int(wall() * 1000) % 10**9 * 1000)
+        self._ids = itertools.count(FIRST_ID)
         self.users: dict[str, User] = {}
         self.by_token: dict[str, Credentials] = {}
         self.tweets: dict[str, Tweet] = {}
@@ -248,7 +248,8 @@ class XState:
         return {"data": render_user(self.users[user_id], fields, self._count_by(user_id))}
 
     def _count_by(self, user_id: str) -> int:
-        return sum(1 for t in self.tweets.values() if t.author_id == user_id)
+        with self.lock:
+            return sum(1 for t in self.tweets.values() if t.author_id == user_id)
 
     def user_tweets(self, user_id: str, params: dict[str, str]) -> dict[str, Any]:
         if user_id not in self.users:

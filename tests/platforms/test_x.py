@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import socket
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,11 +206,50 @@ def test_wrong_secret_names_env_vars_not_values(account: SandboxAccount) -> None
     assert "not-the-secret-at-all" not in message
 
 
-def test_connection_refused_is_unavailable(account: SandboxAccount) -> None:
-    """A host that does not answer is a retryable PlatformUnavailable."""
+def test_connection_refused_is_unavailable_not_uncertain(account: SandboxAccount) -> None:
+    """A refused connection is PlatformUnavailable, even for a post: nothing can have reached X."""
     dead = SandboxAccount(account.id, account.handle, {**account.entry, "base_url": "http://127.0.0.1:9"}, account.env)
+    platform = adapter_for(dead, timeout=2)
     with pytest.raises(PlatformUnavailable):
-        adapter_for(dead, timeout=2).whoami()
+        platform.whoami()
+    with pytest.raises(PlatformUnavailable) as raised:
+        platform.publish(out("Never sent"))
+    assert not isinstance(raised.value, UncertainOutcome)
+
+
+@pytest.fixture
+def hangup_url() -> str:
+    """A loopback server that reads each request and hangs up without answering."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.recv(65536)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join(2)
+    listener.close()
+
+
+def test_hangup_after_sending_a_post_is_uncertain(account: SandboxAccount, hangup_url: str) -> None:
+    """A connection dropped after a post was sent is UncertainOutcome; after a read it is PlatformUnavailable."""
+    cut = SandboxAccount(account.id, account.handle, {**account.entry, "base_url": hangup_url}, account.env)
+    platform = adapter_for(cut, timeout=2)
+    with pytest.raises(UncertainOutcome):
+        platform.publish(out("Maybe sent"))
+    with pytest.raises(PlatformUnavailable) as raised:
+        platform.whoami()
+    assert not isinstance(raised.value, UncertainOutcome)
 
 
 def test_stops_before_the_429_until_reset() -> None:
