@@ -8,6 +8,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 from urllib.parse import urlparse
 
@@ -64,6 +65,7 @@ class Mastodon(Platform):
     )
     page_limit: ClassVar[int] = 40  # Mastodon's largest timeline page
     max_pages: ClassVar[int] = 5  # per tag per fetch; the cursor resumes where a fetch stopped
+    reconcile_window: ClassVar[float] = 24 * 3600.0  # how far back find_published looks
 
     @classmethod
     def measure_text(cls, text: str) -> int:
@@ -133,6 +135,13 @@ class Mastodon(Platform):
         upload = response.request.method == "POST" and urlparse(response.request.url).path.endswith("/media")
         self.gate.observe("post" if upload else "*", left, self._wall() + wait)
 
+    def validate(self, out: Outgoing) -> None:
+        """The base checks, with the text measured against the instance's own limit once it is known."""
+        super().validate(replace(out, text=""))
+        limit = self._max_chars  # unknown before the first publish: _publish reads it from the instance
+        if limit is not None and self.measure_text(out.text) > limit:
+            raise ContentRejected(f"text is {self.measure_text(out.text)} characters, the instance takes {limit}")
+
     # ---- hooks ----
 
     def _publish(self, out: Outgoing, progress: Progress | None) -> Receipt:
@@ -185,8 +194,17 @@ class Mastodon(Platform):
     def _find_published(self, out: Outgoing) -> Receipt | None:
         me = self._whoami()
         wanted = comparable(out.text)
+        attachments = len(out.images) + (1 if out.video else 0)
+        # An identical text posted long ago is another publication, not this attempt (server time, not ours).
+        since = time.time() - self.reconcile_window
         for status in self.client.account_statuses(me.id, exclude_reblogs=True, limit=self.page_limit):
-            if comparable(html_to_text(status.get("content") or "")) == wanted:
+            created = aware(status.get("created_at"))
+            if created is not None and created.timestamp() < since:
+                continue
+            if (
+                comparable(html_to_text(status.get("content") or "")) == wanted
+                and len(status.get("media_attachments") or []) == attachments
+            ):
                 return Receipt(str(status["id"]), status.get("url") or status.get("uri") or "")
         return None
 

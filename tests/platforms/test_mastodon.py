@@ -175,10 +175,13 @@ def test_timeout_is_uncertain_and_reconciled_without_a_duplicate(sandbox, accoun
     assert [r["status"] for r in statuses_sent(sandbox, post.key)] == ["timeout", 200]
 
 
-def test_find_published_ignores_other_posts(adapter) -> None:
-    """Reconcile answers None when the account holds no post with that text."""
+def test_find_published_ignores_other_posts(adapter, media) -> None:
+    """Reconcile answers None for a text never sent, or sent with a different number of attachments."""
     adapter.publish(out("Something else entirely"))
     assert adapter.find_published(out("Never sent")) is None
+    banner = ImageAttachment(media / "banner-0.png", "Banner")
+    assert adapter.find_published(out("Something else entirely", images=(banner,))) is None
+    assert adapter.find_published(out("Something else entirely")) is not None
 
 
 @pytest.mark.parametrize(
@@ -243,6 +246,17 @@ def test_instance_character_limit_refuses_before_sending(sandbox, account, adapt
         adapter.publish(out("y" * 101))
     assert [p.text for p in mine(sandbox, account)] == [fits]
     assert len([r for r in sandbox.requests() if r["path"].startswith("/api/v2/instance")]) >= 1
+
+
+def test_instance_limit_wins_over_the_offline_hint(sandbox, account) -> None:
+    """Once read, the instance's limit decides, not the accounts.yaml max_characters used offline."""
+    adapter = adapter_for(account)
+    adapter.account.options["max_characters"] = 50
+    assert Mastodon.max_text_for(adapter.account) == 50
+    adapter.publish(out("z" * 80))
+    with pytest.raises(ContentRejected, match="takes 500"):
+        adapter.publish(out("z" * 501))
+    assert [len(p.text) for p in mine(sandbox, account)] == [80]
 
 
 def test_tag_timeline_pages_with_min_id(sandbox, adapter) -> None:
