@@ -9,7 +9,7 @@ from pathlib import Path
 from bot.campaign.files import PostFile
 from bot.campaign.model import Consent, Media, Post, Supporter, Video
 from bot.campaign.paths import PathProblem, inside, resolve_inside
-from bot.campaign.problems import Problems, known_list, validated
+from bot.campaign.problems import WARNING, Problems, known_list, validated
 from bot.campaign.yamlsrc import Source, YamlProblem, read
 from bot.platforms import REGISTRY
 
@@ -77,6 +77,12 @@ def build_all(root: Path, found: Found, problems: Problems) -> Loaded:
 
 def _build(root: Path, problems: Problems, src: Source, post_id: str, queue: str | None, path: Path, raw: PostFile) -> Post:
     base = root / "posts"
+    for loc, tag in src.cut_hashtags.items():
+        if loc == ("text",) or (len(loc) == 2 and loc[0] == "variants"):
+            problems.add(
+                src, loc, f"'{tag}' is read as a YAML comment and left out of the text "
+                "(expected the whole text in quotes, or after | on the next lines)", WARNING,
+            )
     if not raw.text.strip():
         problems.add(src, ("text",), "is empty (expected the words of the post)")
     for platform in raw.variants:

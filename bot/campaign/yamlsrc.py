@@ -7,6 +7,7 @@ values here, recording ``location -> line`` on the way.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ import yaml
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
+_CUT_TAG = re.compile(r"^\s+(#\w+)")
+_COLLECTIONS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
 Loc = tuple[str | int, ...]
 
@@ -27,6 +30,8 @@ class Source:
     rel: str
     data: Any
     lines: dict[Loc, int] = field(default_factory=dict)
+    # Unquoted values followed on their line by " #word": YAML reads that as a comment.
+    cut_hashtags: dict[Loc, str] = field(default_factory=dict)
 
     def line(self, loc: Loc) -> int:
         """Line of ``loc``, or of its nearest known ancestor (1 for the document)."""
@@ -66,7 +71,7 @@ def parse(text: str, rel: str) -> Source:
         source = Source(rel, None)
         if node is not None:
             source.lines[()] = node.start_mark.line + 1
-            source.data = _Builder(loader, source.lines).value(node, ())
+            source.data = _Builder(loader, source, text.splitlines()).value(node, ())
         return source
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -79,11 +84,16 @@ def parse(text: str, rel: str) -> Source:
 
 
 class _Builder:
-    def __init__(self, loader: Any, lines: dict[Loc, int]) -> None:
+    def __init__(self, loader: Any, source: Source, text_lines: list[str]) -> None:
         self.loader = loader
-        self.lines = lines
+        self.source = source
+        self.lines = source.lines
+        self.text_lines = text_lines
 
     def value(self, node: yaml.Node, loc: Loc) -> Any:
+        if not isinstance(node, yaml.ScalarNode) and node.tag not in _COLLECTIONS:
+            # Safe loading: a tag such as !!python/object never builds anything.
+            raise yaml.MarkedYAMLError(problem=f"unsupported tag {node.tag!r}", problem_mark=node.start_mark)
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
@@ -113,6 +123,11 @@ class _Builder:
                 self.lines[child] = item.start_mark.line + 1
                 items.append(self.value(item, child))
             return items
+        if not node.style and node.end_mark.line < len(self.text_lines):
+            rest = self.text_lines[node.end_mark.line][node.end_mark.column:]
+            match = _CUT_TAG.match(rest)
+            if match:
+                self.source.cut_hashtags[loc] = match.group(1)
         return self.scalar(node)
 
     def scalar(self, node: yaml.Node) -> Any:
