@@ -107,15 +107,22 @@ def trigger_for(schedule: Schedule, slot: Slot) -> BaseTrigger:
 
 
 def fire_times(trigger: BaseTrigger, start: datetime, end: datetime) -> Iterable[datetime]:
-    """Every fire time of ``trigger`` from ``start`` to ``end`` (both inclusive), aware."""
+    """Every fire time of ``trigger`` from ``start`` to ``end`` (both inclusive), aware.
+
+    When clocks go back, APScheduler 3.11 fires a wall-clock time twice (01:30 BST,
+    then 01:30 GMT); staff mean it once, so a repeated local wall time is dropped.
+    """
     previous = None
     now = start
+    seen: set[datetime] = set()
     while True:
         when = trigger.get_next_fire_time(previous, now)
         if when is None or when > end:
             return
-        if when >= start:
+        wall = when.replace(tzinfo=None)
+        if when >= start and wall not in seen:
             yield when
+        seen.add(wall)
         previous = now = when
 
 
