@@ -24,6 +24,7 @@ from bot.sandbox import x_errors as err
 from bot.sandbox.x_state import XState
 
 CLOCK_SKEW = 300  # seconds of oauth_timestamp drift X tolerates
+API_VERSION = "2.150"
 TIMEOUT_DELAY = 2.0  # how long a "timeout" fault holds the answer back, unless told otherwise
 
 ROUTES: list[tuple[str, re.Pattern[str], str]] = [
@@ -92,8 +93,10 @@ class XHandler(BaseHTTPRequestHandler):
             if route is None:
                 raise err.ApiError(404, {"errors": [{"message": "Sorry, that page does not exist", "code": 34}]})
             key, match = route
-            headers = state.charge(user_id, key)
+            headers = {**state.charge(user_id, key), "x-access-level": "read-write", "api-version": API_VERSION}
             status, answer = self._dispatch(key, match.groups(), user_id, query, body)
+            if status == 201:
+                headers["location"] = f"http://{self.headers.get('Host')}/2/tweets/{answer['data']['id']}"
         except err.ApiError as exc:
             status, answer, headers = exc.status, exc.body, {**headers, **exc.headers}
         entry["status"] = status
