@@ -15,6 +15,7 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 
 from bot.errors import BotError
 
@@ -76,9 +77,14 @@ def probe(path: Path) -> MediaInfo:
         raise MediaError("file not found") from None
     except OSError as exc:
         raise MediaError(f"cannot read file ({exc.strerror})") from None
+    if not S_ISREG(stat.st_mode):
+        raise MediaError("not a regular file")
     if stat.st_size == 0:
         raise MediaError("file is empty")
-    return _probe(str(path), stat.st_size, stat.st_mtime_ns)
+    try:
+        return _probe(str(path), stat.st_size, stat.st_mtime_ns)
+    except OSError as exc:
+        raise MediaError(f"cannot read file ({exc.strerror or exc})") from None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -111,14 +117,27 @@ def _probe_image(path: str, size: int) -> MediaInfo | None:
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise MediaError(f"damaged image ({exc})") from None
     if fmt == "JPEG" and not _jpeg_complete(path, size):
-        raise MediaError("damaged image (JPEG is truncated: no end-of-image marker)")
+        raise MediaError("damaged image (JPEG is truncated)")
     return MediaInfo("image", fmt, size, width, height, frames=frames)
 
 
 def _jpeg_complete(path: str, size: int) -> bool:
+    """Pillow's verify() does not check JPEG data, so look for the end-of-image marker."""
     with open(path, "rb") as handle:
         handle.seek(max(0, size - 1024))
-        return b"\xff\xd9" in handle.read()
+        if b"\xff\xd9" in handle.read():
+            return True
+    # Phones append data after the image (motion photos carry an MP4), so no marker at the
+    # end is not proof: decode at 1/8 scale, which still reads every byte of image data.
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
+            image.load()
+    except (OSError, SyntaxError, ValueError):
+        return False
+    return True
 
 
 def _probe_video(path: str, size: int, head: bytes) -> MediaInfo:
@@ -155,7 +174,9 @@ def _probe_video(path: str, size: int, head: bytes) -> MediaInfo:
 
 def _container(fmt: str, head: bytes) -> str:
     names = container_names(fmt)
-    if "mp4" in names and head[4:8] == b"ftyp":
+    if "mp4" in names:
+        if head[4:8] != b"ftyp":
+            return "mov"  # QuickTime files from before the ISO standard have no ftyp box
         brand = head[8:12]
         return _ISO_BRANDS.get(brand) or ("3gp" if brand.startswith(b"3gp") else "3g2" if brand.startswith(b"3g2") else "mp4")
     if "webm" in names:

@@ -112,6 +112,18 @@ def test_truncated_png_and_jpeg_are_damaged(tmp_path: Path) -> None:
             probe(path)
 
 
+def test_jpeg_with_data_after_the_image_is_not_damaged(tmp_path: Path) -> None:
+    """A phone 'motion photo' (a JPEG followed by other data) is still a valid JPEG, while its cut-off copy is not."""
+    photo = make_image(tmp_path / "photo.jpg", (640, 480), format="JPEG")
+    jpeg = photo.read_bytes()
+    photo.write_bytes(jpeg + b"\0\0\0\x18ftypmp42" + random.Random(1).randbytes(4000))
+    assert probe(photo).format == "JPEG"
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(jpeg[: len(jpeg) // 2])
+    with pytest.raises(MediaError, match="JPEG is truncated"):
+        probe(cut)
+
+
 def test_missing_and_empty_files(tmp_path: Path) -> None:
     """A missing or empty file raises MediaError with a plain message."""
     with pytest.raises(MediaError, match="file not found"):
@@ -277,3 +289,10 @@ def test_fit_image_converts_formats_platforms_refuse(tmp_path: Path) -> None:
     assert mime in ("image/png", "image/jpeg")
     with Image.open(io.BytesIO(data)) as out:
         assert out.size == (300, 200)
+
+
+def test_directory_is_not_media(tmp_path: Path) -> None:
+    """A folder where a media file was expected raises MediaError, not an OSError."""
+    (tmp_path / "banner.png").mkdir()
+    with pytest.raises(MediaError, match="not a regular file"):
+        probe(tmp_path / "banner.png")
