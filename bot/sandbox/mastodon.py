@@ -34,6 +34,7 @@ class MastodonSandbox(Sandbox):
         self.gateway: Gateway | None = None
         self._base_url = ""
         self._tokens: dict[str, str] = {}  # handle -> access token
+        self._posters: dict[str, Any] = {}  # handle -> Mastodon.py client used by post_as
         self._client_app: tuple[str, str] | None = None
         self._tmp: tempfile.TemporaryDirectory | None = None
 
@@ -187,7 +188,9 @@ class MastodonSandbox(Sandbox):
         spoiler_text: str = "",
         reshare_of: str | None = None,
     ) -> str:
-        client = self._client(self._tokens[account.handle])
+        client = self._posters.get(account.handle)
+        if client is None:  # one client (and connection) per author: floods of 200 posts stay quick
+            client = self._posters[account.handle] = self._client(self._tokens[account.handle])
         if reshare_of is not None:
             return str(client.status_reblog(reshare_of)["id"])
         status = client.status_post(
