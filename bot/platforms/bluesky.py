@@ -254,11 +254,11 @@ class Bluesky(Platform):
         return search_tags(lambda params: self._call(lambda c: c.app.bsky.feed.search_posts(params)), hashtags, cursor)
 
     def _resolve_handle(self, handle: str) -> str | None:
-        from atproto_client.exceptions import AtProtocolError
+        from atproto_client.exceptions import BadRequestError
 
         try:
             return self._call(lambda client: client.com.atproto.identity.resolve_handle({"handle": handle})).did
-        except AtProtocolError:
+        except BadRequestError:
             return None  # not a known handle: leave the text as it is, without a mention facet
 
     # ---- errors ----

@@ -9,9 +9,12 @@ Sandbox helpers (accounts, ``post_as``, ``posts``) talk to the PDS directly, pas
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 import subprocess
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -66,31 +69,52 @@ class BlueskySandbox(Sandbox):
         if not (NODE_DIR / "node_modules" / "@atproto" / "dev-env").exists():
             raise RuntimeError(f"{NODE_DIR}/node_modules is missing: run scripts/setup (npm ci)")
         self.proxy.start()
-        env = {"LOG_ENABLED": "false", "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(Path.home())}
+        env = {"LOG_ENABLED": "false", "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(Path.home())}
         args = ["node", "start.mjs", "--blob-limit", str(self.blob_limit), "--public-url", self.proxy.url]
         if self.rate_limits:
             args.append("--rate-limits")
         try:
-            if self.appview:
-                self._pg = Postgres().start()
+            if not self.appview:
+                args.append("--no-appview")
+                self._node = self._spawn(args, env)
+            else:
+                # Node loads its modules while PostgreSQL and redis start; "go" tells it they answer.
+                self._pg = Postgres()
                 redis_port = free_port()
+                env |= {"DB_POSTGRES_URL": self._pg.plain_url, "REDIS_HOST": f"127.0.0.1:{redis_port}"}
+                self._node = self._spawn([*args, "--wait-go"], env)
                 self._redis = subprocess.Popen(
                     ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
                      "--save", "", "--appendonly", "no", "--loglevel", "warning"],
                     stdout=subprocess.DEVNULL,
                 )
-                env |= {"DB_POSTGRES_URL": self._pg.plain_url, "REDIS_HOST": f"127.0.0.1:{redis_port}"}
-            else:
-                args.append("--no-appview")
-            self._node = subprocess.Popen(
-                args, cwd=NODE_DIR, env=env, text=True,
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            )
+                self._pg.start()
+                self._await_redis(redis_port)
+                assert self._node.stdin is not None
+                self._node.stdin.write("go\n")
+                self._node.stdin.flush()
             self.info = self._await_ready()
             self.proxy.upstream = self.info["pds"]
         except BaseException:
             self.stop()
             raise
+
+    @staticmethod
+    def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+        return subprocess.Popen(args, cwd=NODE_DIR, env=env, text=True,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    @staticmethod
+    def _await_redis(port: int, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not answer on port {port}") from None
+                time.sleep(0.02)
 
     def _await_ready(self) -> dict[str, Any]:
         assert self._node is not None and self._node.stdout is not None
@@ -151,7 +175,7 @@ class BlueskySandbox(Sandbox):
 
     def create_account(self, name: str, *, display_name: str | None = None) -> SandboxAccount:
         base = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:40] or "user"
-        if base in RESERVED:
+        if base in RESERVED or len(base) < 3:  # the PDS refuses reserved and short (under 3) names
             base = f"{base}-account"
         with self._lock:
             handle, n = f"{base}.test", 1

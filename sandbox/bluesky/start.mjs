@@ -7,10 +7,11 @@
 //   POST /stop          close the network and exit
 // Stdin closing (the Python parent died) also stops everything, so no orphan servers stay behind.
 //
-// Options (argv): --no-appview, --rate-limits, --blob-limit BYTES. Needs DB_POSTGRES_URL and REDIS_HOST with the AppView.
+// Options (argv): --no-appview, --rate-limits, --blob-limit BYTES, --public-url URL, --wait-go. Needs DB_POSTGRES_URL and REDIS_HOST with the AppView.
 import http from 'node:http'
 import net from 'node:net'
 import { createRequire } from 'node:module'
+import readline from 'node:readline'
 
 // The dev-env servers listen on every interface; this sandbox must only ever be reachable from this machine.
 const LOOPBACK = '127.0.0.1'
@@ -44,11 +45,27 @@ const blobLimit = Number(option('--blob-limit', String(100 * 1024 * 1024)))
 const require = createRequire(import.meta.url)
 const { TestNetwork, TestNetworkNoAppView } = require('@atproto/dev-env')
 
+// With --wait-go the parent starts PostgreSQL and redis while this process loads (seconds of module
+// loading on a small machine), and says "go" on stdin once they answer.
+const stdinLines = readline.createInterface({ input: process.stdin })
+if (flag('--wait-go')) {
+  const first = await new Promise((resolve) => {
+    stdinLines.once('line', resolve)
+    stdinLines.once('close', () => resolve(null))
+  })
+  if (first === null) process.exit(0)
+}
+
 const started = Date.now()
 const pdsOptions = { blobUploadLimit: blobLimit, rateLimitsEnabled: flag('--rate-limits') }
 const network = withAppView
   ? await TestNetwork.create({ dbPostgresSchema: "bot", pds: pdsOptions })
   : await TestNetworkNoAppView.create({ pds: pdsOptions })
+
+// Accounts created from now on get this URL as their PDS endpoint in their DID document, so clients that
+// follow the document (the atproto SDKs do) keep talking through the fault-injecting proxy in front of the PDS.
+const publicUrl = option('--public-url', null)
+if (publicUrl) network.pds.ctx.cfg.service.publicUrl = publicUrl
 
 const loopbackUrl = (url) => url && url.replace('//localhost:', `//${LOOPBACK}:`)
 const info = {
@@ -94,9 +111,7 @@ await new Promise((resolve) => control.listen(0, LOOPBACK, resolve))
 info.control = `http://${LOOPBACK}:${control.address().port}`
 info.startup_ms = Date.now() - started
 
-process.stdin.on('end', stop)
-process.stdin.on('close', stop)
-process.stdin.resume()
+stdinLines.on('close', stop)
 process.on('SIGTERM', stop)
 process.on('SIGINT', stop)
 
