@@ -248,8 +248,12 @@ class ReshareLedger:
                 sa.select(decisions).where(decisions.c.campaign == self.campaign, decisions.c.status == "resharing")
             ).all()
 
-    def rows(self, *, status: Sequence[str] | None = None, ids: Sequence[int] | None = None) -> list[Any]:
-        query = sa.select(decisions).where(decisions.c.campaign == self.campaign)
+    def rows(self, *, status: Sequence[str] | None = None, ids: Sequence[int] | None = None,
+             every_campaign: bool = False) -> list[Any]:
+        """Decision rows by status or id (``every_campaign`` when the campaign files cannot be read)."""
+        query = sa.select(decisions)
+        if not every_campaign:
+            query = query.where(decisions.c.campaign == self.campaign)
         if status is not None:
             query = query.where(decisions.c.status.in_(list(status)))
         if ids is not None:

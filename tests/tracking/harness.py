@@ -59,6 +59,7 @@ class World:
     extra_tags: list[str] = field(default_factory=list)
     posted: dict[str, Expected] = field(default_factory=dict)
     adapters: list[Platform] = field(default_factory=list)
+    dirty: bool = False
 
     def __post_init__(self) -> None:
         self.engine = open_engine(f"sqlite:///{self.tmp / 'bot.db'}")
@@ -81,11 +82,14 @@ class World:
     def post(self, author: SandboxAccount, text: str, category: str, reason: str | None, **kw: Any) -> str:
         remote_id = self.sandbox.post_as(author, text, **kw)
         self.posted[remote_id] = Expected(category, author, reason)
+        self.dirty = True
         return remote_id
 
     def step(self, tracker: Tracker, seconds: float | None = None) -> dict[str, int]:
         self.clock.advance(self.interval if seconds is None else seconds)
-        self.sandbox.index()
+        if self.dirty:  # indexing is slow on the AT Protocol servers: only after new posts
+            self.sandbox.index()
+            self.dirty = False
         return tracker.poll_once()
 
     def close(self) -> None:

@@ -61,8 +61,8 @@ def test_adversarial_stream_with_restart(sandbox, tmp_path, clock) -> None:
                     restart_found = (fetched[0]["found"], list(world.posted)[before:])
                 for _ in range(3):  # an hour between batches, polled at the reshare spacing
                     world.step(tracker, 900)
-            for _ in range(24 * 2):
-                world.step(tracker, 1800)
+            for _ in range(24):
+                world.step(tracker, 3600)
         rows = all_rows(world)
     finally:
         world.close()
