@@ -122,15 +122,19 @@ class Mastodon(Platform):
     # ---- rate limits: every answer carries X-RateLimit-*; remaining 0 closes the gate ----
 
     def _observe(self, response: Any, *args: Any, **kwargs: Any) -> None:
-        remaining, reset = response.headers.get("X-RateLimit-Remaining"), response.headers.get("X-RateLimit-Reset")
+        headers = response.headers
+        remaining, reset = headers.get("X-RateLimit-Remaining"), headers.get("X-RateLimit-Reset")
+        retry_after = headers.get("Retry-After", "")
+        self._last_wait = float(retry_after) if retry_after.isdigit() else None  # a 429 reads this next
         if remaining is None or reset is None:
             return
         try:
-            wait = seconds_until(reset, response.headers.get("Date"))
+            wait = seconds_until(reset, headers.get("Date"))
             left = int(remaining)
         except ValueError:
             return
-        self._last_wait = wait
+        if self._last_wait is None:
+            self._last_wait = wait
         # Media uploads have their own, stricter throttle; everything else shares the account's.
         upload = response.request.method == "POST" and urlparse(response.request.url).path.endswith("/media")
         self.gate.observe("post" if upload else "*", left, self._wall() + wait)

@@ -201,7 +201,7 @@ def test_faults_map_to_the_bots_errors(sandbox, account, adapter, fault, error) 
     with pytest.raises(error) as raised:
         adapter.publish(out(f"Fault {fault}"))
     if fault == "rate_limited":
-        assert 40 <= raised.value.retry_after <= 43
+        assert 30 <= raised.value.retry_after <= 42.5  # the reset the 429 named, less the time in transit
     if fault == "auth":
         message = str(raised.value)
         assert account.id in message and account.entry["credentials"]["access_token"] in message
