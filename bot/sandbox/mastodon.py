@@ -6,6 +6,12 @@ instance's own URLs (status links, streaming URL) carry the real port. Accounts
 sign up through the ordinary Mastodon flow (app, client-credentials token,
 ``POST /api/v1/accounts``), so each gets its own token. See mastodon_gateway for
 what we add in front of the mock.
+
+Where mastodon-mock 0.6.1 still differs from Mastodon (left as is, tests avoid them):
+it renders *markdown* marks into status HTML and links no hashtags; it refuses
+statuses over 500 characters by raw length (a URL is not counted as 23); it keeps
+idempotency keys forever (Mastodon: about an hour) and two simultaneous requests
+with one key race; it enforces no media size limits and never fails processing.
 """
 
 from __future__ import annotations
