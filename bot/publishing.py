@@ -9,6 +9,11 @@ Interface (the worker codes against it; changes are noted here):
 - ``resume(row) -> Result`` fires a ledger row again (``ledger.pending_retries()``/``expired_claims()``).
 - ``publish_now(post_id, account_id) -> Result`` for ``bot publish`` (target ``post:<id>``, manual).
 - ``paused_accounts``: account id -> actionable message, for accounts whose credentials failed.
+- ``AdapterPool(build=None, *, timeout=30, wall=time.time)`` builds each account's adapter once.
+- ``Result``: outcome, publication_id, post, reason (skip/failure reason, or the retryable error's
+  class name), retry_at, remote_id, url. Skip reasons: missed, outside_window, queue_empty,
+  account_paused, unknown_account, post_missing. Failure reasons: auth, rejected, duplicate,
+  not_found, permanent, gave_up, gave_up_uncertain, config_changed, internal_error.
 - ``stop``: a ``threading.Event`` the worker sets on SIGTERM; ``fire`` then claims nothing new, but a
   publication already past its claim is finished and recorded.
 
@@ -140,7 +145,11 @@ class Publisher:
             adapter = self.adapters.get(account)
         except ConfigError as err:  # a credential variable is unset: same remedy as refused credentials
             return self._auth_failed(row.id, None, account, "; ".join(err.problems), ctx)
-        out = self.campaign.posts[row.post].outgoing(account.platform, key.token())
+        try:
+            out = self.campaign.posts[row.post].outgoing(account.platform, key.token())
+        except Exception as exc:  # nothing was sent: record it rather than leave a claim to expire and repeat
+            log.exception("publish_crashed", **ctx)
+            return self._failed(row.id, None, "internal_error", f"{type(exc).__name__}: {exc}", ctx)
         reconcile = self.ledger.needs_reconcile(row.id)
         n = self.ledger.start_attempt(row.id, self.owner)
         ctx["attempt"] = n

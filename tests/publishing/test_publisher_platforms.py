@@ -10,7 +10,7 @@ from bot.publishing import AdapterPool, Outcome, Publisher
 from tests.publishing.support import make_campaign, occurrence, unique
 
 NINE = datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc)
-TIMEOUT = {"x": 1.0, "mastodon": 1.0, "bluesky": 3.0}  # under each sandbox's held-answer delay, over its usual latency
+TIMEOUT = {"x": 1.5, "mastodon": 3.0, "bluesky": 3.0}  # under each sandbox's held-answer delay, over its usual latency
 POST_PATH = {"x": "/2/tweets", "mastodon": "/api/v1/statuses", "bluesky": "com.atproto.repo.createRecord"}
 
 
@@ -27,7 +27,7 @@ def on_platform(sandbox, monkeypatch, tmp_path, sqlite_ledger, clock):
         ("launch", None, f"One year ago Andrei and Irina were detained in Belarus. #FreeAndreiandIrina {tag}"),
         ("v1", "videos", f"Journalism is not a crime. #FreeAndreiandIrina {tag}"),
     ])
-    publisher = Publisher(campaign, sqlite_ledger, AdapterPool(timeout=TIMEOUT[account.platform]), clock, "w1")
+    publisher = Publisher(campaign, sqlite_ledger, AdapterPool(), clock, "w1")
     yield publisher, account, remote
     publisher.adapters.close()
 
@@ -53,6 +53,7 @@ def test_slots_publish_once_with_their_urls(on_platform, sandbox, clock):
 def test_timeout_after_acceptance_never_doubles_the_post(on_platform, sandbox, clock):
     """The platform keeps the post but answers too late; the retry reconciles and the post exists once."""
     publisher, account, remote = on_platform
+    publisher.adapters = AdapterPool(timeout=TIMEOUT[account.platform])
     clock.set(NINE)
     sandbox.fail_next("timeout", path=POST_PATH[account.platform])
     occ = occurrence(NINE, "post:launch", [account.id])

@@ -38,7 +38,7 @@ def campaign_for(tmp_path, account):
 def x_setup(x_sandbox, monkeypatch, tmp_path, ledger, clock):
     account, remote = sandbox_account(x_sandbox, monkeypatch)
     campaign = campaign_for(tmp_path, account)
-    publisher = Publisher(campaign, ledger, AdapterPool(timeout=0.5), clock, "w1")
+    publisher = Publisher(campaign, ledger, AdapterPool(), clock, "w1")
     yield publisher, account, remote
     publisher.adapters.close()
 
@@ -67,6 +67,7 @@ def test_each_slot_lands_on_the_platform_exactly_once(x_setup, x_sandbox, clock)
 def test_timeout_after_acceptance_is_reconciled_without_a_second_post(x_setup, x_sandbox, clock):
     """The server stores the post but answers too late; the retry finds it instead of posting again."""
     publisher, account, remote = x_setup
+    publisher.adapters = AdapterPool(timeout=1.0)  # the sandbox holds a "timeout" answer for 2 s
     clock.set(NINE)
     x_sandbox.fail_next("timeout", path="/2/tweets")
     occ = occurrence(NINE, "post:launch", [account.id])
