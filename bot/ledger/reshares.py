@@ -160,17 +160,8 @@ class ReshareLedger:
             detail=item.detail, decided_at=now, attempts=0, mention=mention_to_json(m),
             acted_at=now if item.status == "would_have" else None,
         )
-        stmt = _insert_ignoring_conflict(conn, values)
-        result = conn.execute(stmt)
-        if result.rowcount == 0:
-            return None
-        row = conn.execute(
-            sa.select(decisions.c.id).where(
-                decisions.c.campaign == self.campaign, decisions.c.network == item.network,
-                decisions.c.remote_id == m.remote_id, decisions.c.scope == item.scope,
-            )
-        ).scalar_one()
-        return int(row)
+        inserted = conn.execute(_insert_ignoring_conflict(conn, values).returning(decisions.c.id)).scalar_one_or_none()
+        return None if inserted is None else int(inserted)
 
     def _store_cursor(self, conn: Connection, now: datetime, key: tuple[str, str, str], value: str | None) -> None:
         network, account, tags = key
@@ -276,7 +267,7 @@ class ReshareLedger:
             if taken:
                 return True
             stmt = _insert_lease_ignoring_conflict(conn, dict(name=name, owner=owner, expires_at=expires))
-            return conn.execute(stmt).rowcount == 1
+            return conn.execute(stmt.returning(leases.c.name)).scalar_one_or_none() is not None
 
     def release_lease(self, owner: str) -> None:
         with self.engine.begin() as conn:
