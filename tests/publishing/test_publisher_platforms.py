@@ -10,6 +10,7 @@ from bot.publishing import AdapterPool, Outcome, Publisher
 from tests.publishing.support import make_campaign, occurrence, unique
 
 NINE = datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc)
+pytestmark = pytest.mark.slow  # drives platform servers over loopback
 TIMEOUT = {"x": 1.5, "mastodon": 3.0, "bluesky": 3.0}  # under each sandbox's held-answer delay, over its usual latency
 POST_PATH = {"x": "/2/tweets", "mastodon": "/api/v1/statuses", "bluesky": "com.atproto.repo.createRecord"}
 

@@ -15,6 +15,7 @@ from bot.sandbox.x import XSandbox
 from tests.publishing.support import make_campaign, occurrence, unique
 
 NINE = datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc)
+pytestmark = pytest.mark.slow  # drives platform servers over loopback
 
 
 def sandbox_account(sandbox, monkeypatch) -> tuple[Account, object]:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+
 import yaml
 
 from bot import cli
@@ -18,6 +19,7 @@ from bot.status import collect, render
 from tests.publishing.support import occurrence, unique
 
 NINE = datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc)
+pytestmark = pytest.mark.slow  # drives platform servers over loopback
 
 
 @pytest.fixture
