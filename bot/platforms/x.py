@@ -139,9 +139,14 @@ class X(Platform):
         handle = (self.account.handle or "").lstrip("@") or (self._me.handle if self._me else "i/web")
         return Receipt(remote_id=tweet_id, url=f"https://x.com/{handle}/status/{tweet_id}")
 
+    def _my_id(self) -> str:
+        # X access tokens begin with the user id (tweepy relies on it too); that spares a
+        # users/me call, whose window is small, every time a fresh adapter reconciles.
+        prefix = self._secret("access_token").partition("-")[0]
+        return prefix if prefix.isdigit() else self._whoami().id
+
     def _find_published(self, out: Outgoing) -> Receipt | None:
-        me = self._whoami()
-        answer = self._client.get_users_tweets(me.id, max_results=100, tweet_fields=["created_at"], user_auth=True)
+        answer = self._client.get_users_tweets(self._my_id(), max_results=100, tweet_fields=["created_at"], user_auth=True)
         wanted = comparable(out.text)
         for tweet in answer.data or []:  # newest first
             seen = comparable(tweet.text)

@@ -17,7 +17,7 @@ import requests
 import tweepy
 from tweepy.errors import BadRequest, Forbidden, HTTPException, NotFound, TooManyRequests, TwitterServerError, Unauthorized
 
-_ID = re.compile(r"/\d+(?=/|$)")
+_ID = re.compile(r"(?<!^)/\d+(?=/|$)")  # ids, not the leading API version "/2"
 
 
 def endpoint(method: str, route: str) -> str:

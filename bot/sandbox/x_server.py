@@ -12,6 +12,7 @@ import base64
 import json
 import math
 import re
+import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -57,6 +58,11 @@ class XHTTPServer(ThreadingHTTPServer):
     def __init__(self, state: XState, latency: float = 0.0) -> None:
         self.state, self.latency = state, latency
         super().__init__(("127.0.0.1", 0), XHandler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that hang up (killed workers, timeouts) are normal here, not server errors.
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
 
 
 class XHandler(BaseHTTPRequestHandler):

@@ -264,7 +264,7 @@ def test_stops_before_the_429_until_reset() -> None:
         sent = len(sandbox.requests())
         with pytest.raises(RateLimited) as raised:
             platform.publish(out("three"))
-        assert 899 <= raised.value.retry_after <= 900
+        assert 899 <= raised.value.retry_after <= 900 and "POST /2/tweets" in str(raised.value)
         now[0] += 600
         with pytest.raises(RateLimited):
             platform.publish(out("three"))
@@ -297,8 +297,12 @@ def test_reconcile_finds_a_post_made_despite_a_timeout(x_sandbox: XSandbox, acco
     with pytest.raises(UncertainOutcome):
         platform.publish(attempt)
     (post,) = x_sandbox.posts(account)
+    user_id = x_sandbox.state.user_by_name(account.handle).id
+    mark = len(x_sandbox.requests())
     found = platform.find_published(attempt)
     assert found is not None and found.remote_id == post.remote_id
+    # The user id comes from the access token, so reconciling costs one timeline read and no users/me.
+    assert [r["path"] for r in log_since(x_sandbox, mark)] == [f"/2/users/{user_id}/tweets"]
     assert platform.find_published(out(text.replace("Free", "Release"))) is None
 
 
