@@ -197,7 +197,7 @@ class Publisher:
             # from choosing it again (a duplicate is worse than a post staff re-send by hand).
             return self._failed(row.id, n, "gave_up_uncertain" if uncertain else "gave_up", error, ctx,
                                 started=started, attempt_outcome="uncertain" if uncertain else "failed")
-        self.ledger.record_retry(row.id, when, error, attempt=n, uncertain=uncertain)
+        self.ledger.record_retry(row.id, when, error, attempt=n, uncertain=uncertain, owner=self.owner)
         _emit(log.warning, "publish_retried", ctx, outcome="retry_later", reason=type(err).__name__, error=error,
               retry_at=when.isoformat(), retry_after=err.retry_after, duration_ms=_ms(started))
         return Result(Outcome.retry_later, row.id, ctx["post"], type(err).__name__, retry_at=when)
@@ -210,14 +210,15 @@ class Publisher:
 
     def _failed(self, pub_id: int, n: int | None, reason: str, error: str | None, ctx: dict[str, Any], *,
                 started: float | None = None, quiet: bool = False, attempt_outcome: str = "failed") -> Result:
-        self.ledger.record_failed(pub_id, reason, error, attempt=n, attempt_outcome=attempt_outcome)
+        self.ledger.record_failed(pub_id, reason, error, attempt=n, attempt_outcome=attempt_outcome,
+                                  owner=self.owner)
         # An account's broken credentials are reported once at error level, not once per slot.
         _emit(log.info if quiet else log.error, "publish_failed", ctx, outcome="failed", reason=reason,
               error=error, duration_ms=_ms(started) if started else None)
         return Result(Outcome.failed, pub_id, ctx.get("post"), reason)
 
     def _skipped(self, pub_id: int, reason: str, ctx: dict[str, Any]) -> Result:
-        self.ledger.record_skipped(pub_id, reason)
+        self.ledger.record_skipped(pub_id, reason, owner=self.owner)
         _emit(log.warning if reason in ("missed", "post_missing") else log.info, "publish_skipped", ctx,
               outcome="skipped", reason=reason)
         return Result(Outcome.skipped, pub_id, ctx.get("post"), reason)

@@ -241,29 +241,34 @@ class Ledger(PublicationQueries):
             values["post"] = post
         self._finish(pub_id, values, attempt, "published", None, only_open=False)
 
-    def record_skipped(self, pub_id: int, reason: str, *, attempt: int | None = None) -> None:
-        self._finish(pub_id, dict(state=SKIPPED, reason=reason, owner=None, lease_until=None,
-                                  next_attempt_at=None), attempt, "skipped", None)
+    # The records below take ``owner``: when given, a worker whose claim was taken over (its lease ran
+    # out) cannot overwrite the new owner's row; they return whether the row was theirs to record.
+
+    def record_skipped(self, pub_id: int, reason: str, *, attempt: int | None = None, owner: str | None = None) -> bool:
+        return self._finish(pub_id, dict(state=SKIPPED, reason=reason, owner=None, lease_until=None,
+                                         next_attempt_at=None), attempt, "skipped", None, owner=owner)
 
     def record_failed(self, pub_id: int, reason: str, error: str | None, *, attempt: int | None = None,
-                      attempt_outcome: str = "failed") -> None:
-        self._finish(pub_id, dict(state=FAILED, reason=reason, last_error=error, owner=None, lease_until=None,
-                                  next_attempt_at=None), attempt, attempt_outcome, error)
+                      attempt_outcome: str = "failed", owner: str | None = None) -> bool:
+        return self._finish(pub_id, dict(state=FAILED, reason=reason, last_error=error, owner=None, lease_until=None,
+                                         next_attempt_at=None), attempt, attempt_outcome, error, owner=owner)
 
     def record_retry(self, pub_id: int, next_attempt_at: datetime, error: str, *, attempt: int | None = None,
-                     uncertain: bool = False) -> None:
+                     uncertain: bool = False, owner: str | None = None) -> bool:
         """Give the row back until ``next_attempt_at``; whoever claims it then (any worker) retries."""
-        self._finish(pub_id, dict(state=RETRYING, next_attempt_at=next_attempt_at, lease_until=next_attempt_at,
-                                  owner=None, last_error=error), attempt,
-                     "uncertain" if uncertain else "retry", error)
+        return self._finish(pub_id, dict(state=RETRYING, next_attempt_at=next_attempt_at,
+                                         lease_until=next_attempt_at, owner=None, last_error=error), attempt,
+                            "uncertain" if uncertain else "retry", error, owner=owner)
 
     def _finish(self, pub_id: int, values: dict, attempt: int | None, outcome: str, error: str | None,
-                *, only_open: bool = True) -> None:
+                *, only_open: bool = True, owner: str | None = None) -> bool:
         now = self.clock.now()
         c, a = publications.c, attempts.c
         with self._write() as conn:
             where = [c.id == pub_id] + ([c.state.in_(OPEN_STATES)] if only_open else [])
-            conn.execute(sa.update(publications).where(*where).values(updated=now, **values))
+            if owner is not None:
+                where.append(c.owner == owner)
+            mine = conn.execute(sa.update(publications).where(*where).values(updated=now, **values)).rowcount == 1
             if attempt is not None:
                 started = conn.execute(
                     sa.select(a.started).where(a.publication_id == pub_id, a.n == attempt)
@@ -273,6 +278,7 @@ class Ledger(PublicationQueries):
                     sa.update(attempts).where(a.publication_id == pub_id, a.n == attempt)
                     .values(ended=now, outcome=outcome, error=error, duration_ms=duration)
                 )
+            return mine
 
     # ---- lookups the publisher and the worker need ----
 

@@ -179,3 +179,15 @@ def test_two_processes_never_double_claim(db_url):
     engine = open_engine(db_url)
     assert Ledger(engine).counts()["claimed"] == 80
     engine.dispose()
+
+
+def test_a_worker_that_lost_its_claim_cannot_overwrite_the_new_owner(ledger, clock):
+    """After a takeover, the old owner's late retry or failure record is refused; a publication still lands."""
+    row = ledger.claim(slot_key(1), "slow", LEASE, post="launch")
+    clock.advance(LEASE.total_seconds())
+    assert ledger.claim(slot_key(1), "new", LEASE, post="launch").owner == "new"
+    assert not ledger.record_retry(row.id, clock.now(), "RateLimited", owner="slow")
+    assert not ledger.record_failed(row.id, "rejected", "ContentRejected", owner="slow")
+    assert ledger.get(slot_key(1)).owner == "new"
+    ledger.record_published(row.id, "42", "https://x/42")  # the platform has it: that is recorded regardless
+    assert ledger.get(slot_key(1)).state == "published"
