@@ -6,6 +6,9 @@ limits without paying for them.
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterable
+
 from bot.platforms.base import Platform
 from bot.platforms.bluesky import Bluesky
 from bot.platforms.mastodon import Mastodon
@@ -24,3 +27,19 @@ def platform_class(name: str) -> type[Platform]:
     except KeyError:
         known = ", ".join(sorted(REGISTRY))
         raise KeyError(f"unknown platform {name!r} (known: {known})") from None
+
+
+# What each adapter imports on first use. Together they take seconds (atproto about 5 s,
+# twitter_text compiles its regexes in about 2 s): paid inside a slot, the first post is late.
+CLIENT_MODULES: dict[str, tuple[str, ...]] = {
+    "x": ("twitter_text", "bot.platforms.x_client", "bot.platforms.x_upload"),
+    "mastodon": ("mastodon", "bot.platforms.mastodon_stream"),
+    "bluesky": ("atproto", "atproto_client", "bot.platforms.bluesky_media", "bot.platforms.bluesky_search"),
+}
+
+
+def warm_up(platforms: Iterable[str]) -> None:
+    """Import these platforms' client libraries now (the worker calls it at start, off the slot path)."""
+    for name in sorted(set(platforms)):
+        for module in CLIENT_MODULES.get(name, ()):
+            importlib.import_module(module)
