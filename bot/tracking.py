@@ -7,14 +7,12 @@ ledger's tracker lease reads and reshares, so overlapping workers never double u
 
 from __future__ import annotations
 
-import queue
+import inspect
 import threading
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlparse
 
 import structlog
 from sqlalchemy.engine import Engine
@@ -25,65 +23,20 @@ from bot.ledger.reshares import NewDecision, ReshareLedger
 from bot.platforms.base import Mention, Platform
 from bot.policy import Context, Rules, decide, judge
 from bot.resharing import Resharer
+from bot.tracking_feeds import DEFAULT_INTERVALS, Feed, build_feeds, fair_order, instance_of, network_of
 
-# Seconds between polls when config/reshare.yaml gives no interval: inside each platform's read
-# limits with room for publishing; X bills every read, so it is polled least.
-DEFAULT_INTERVALS = {"x": 300.0, "mastodon": 30.0, "bluesky": 45.0}
+__all__ = ["DEFAULT_INTERVALS", "Tracker", "network_of"]
+
 STREAM_SAFETY_FACTOR = 10  # while a stream is up, poll this many times less often, to catch what it dropped
 STREAM_RETRY = timedelta(minutes=5)
 LEASE_TTL = timedelta(minutes=3)
 WAKE_AT_LEAST = timedelta(seconds=30)
 
 
-def network_of(account: Any) -> str:
-    """Where a remote id means one post: the platform, or the instance for Mastodon."""
-    if account.platform == "mastodon" and account.base_url:
-        return f"mastodon:{urlparse(account.base_url).netloc}"
-    return account.platform
-
-
-def instance_of(account: Any) -> str | None:
-    if account.platform == "mastodon" and account.base_url:
-        return urlparse(account.base_url).hostname
-    return None
-
-
-@dataclass
-class Feed:
-    """One read per poll: a network, its tracked tags, and the accounts that reshare from it."""
-
-    network: str
-    platform: str
-    tags: tuple[str, ...]
-    accounts: list[str]
-    interval: float
-    next_at: datetime | None = None
-    inbox: "queue.Queue[Mention]" = field(default_factory=queue.Queue)
-    streaming: bool = False
-    stream_retry_at: datetime | None = None
-
-    @property
-    def key(self) -> str:
-        return ",".join(sorted(t.casefold() for t in self.tags))
-
-    @property
-    def reader(self) -> str:
-        return self.accounts[0]
-
-
-def fair_order(items: list[tuple[Mention, Any]]) -> list[tuple[Mention, Any]]:
-    """Round-robin over authors, oldest first: a flood from one author cannot crowd out the others."""
-    rank: Counter[str] = Counter()
-    keyed = []
-    for position, item in enumerate(items):
-        author = item[0].author_id
-        keyed.append((rank[author], position, item))
-        rank[author] += 1
-    return [item for _, _, item in sorted(keyed, key=lambda k: (k[0], k[1]))]
-
-
 class Tracker:
     """Polls (or streams) every tracked feed, records a decision per post, and reshares within caps."""
+
+    stream_connect_timeout = 10.0  # seconds a stream may take to connect before we poll instead
 
     def __init__(self, campaign: Any, engine: Engine, adapters: Mapping[str, Platform], clock: Clock, owner: str) -> None:
         self.clock = clock
@@ -95,6 +48,7 @@ class Tracker:
         self._identities: dict[str, Any] = {}
         self._stream_threads: dict[int, threading.Thread] = {}
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a stream delivered a post, or fell back to polling
         self._leader = False
         self.reload(campaign)
 
@@ -108,33 +62,13 @@ class Tracker:
             config = campaign.reshare
             self.rules = Rules.from_policy(config.policy) if config else None
             old = {(f.network, f.key): f for f in getattr(self, "feeds", [])}
-            self.feeds = self._build_feeds(config)
+            self.feeds = build_feeds(campaign, self.adapters, self.log)
             for feed in self.feeds:  # keep poll times and stream state across reloads
                 prev = old.get((feed.network, feed.key))
                 if prev:
                     feed.next_at, feed.inbox, feed.streaming = prev.next_at, prev.inbox, prev.streaming
+                    feed.connected, feed.stream_retry_at = prev.connected, prev.stream_retry_at
             self.resharer = Resharer(self.ledger, self.adapters, self.clock, self.rules, self.log) if self.rules else None
-
-    def _build_feeds(self, config: Any) -> list[Feed]:
-        feeds: dict[tuple[str, tuple[str, ...]], Feed] = {}
-        for track in config.track if config else []:
-            tags = tuple(sorted({t.lstrip("#") for t in track.hashtags}, key=str.casefold))
-            for account_id in track.accounts:
-                account = self.campaign.accounts.get(account_id)
-                if account is None or account_id not in self.adapters:
-                    self.log.warning("tracking_account_unavailable", account=account_id,
-                                     reason="unknown account" if account is None else "no adapter (missing secrets?)")
-                    continue
-                key = (network_of(account), tuple(t.casefold() for t in tags))
-                interval = track.interval or DEFAULT_INTERVALS.get(account.platform, 60.0)
-                feed = feeds.get(key)
-                if feed is None:
-                    feeds[key] = Feed(key[0], account.platform, tags, [account_id], interval)
-                else:
-                    feed.interval = min(feed.interval, interval)
-                    if account_id not in feed.accounts:
-                        feed.accounts.append(account_id)
-        return list(feeds.values())
 
     # ---- the loop ----
 
@@ -163,7 +97,7 @@ class Tracker:
         return min(times)
 
     def _wait(self, stop: threading.Event, until: datetime) -> None:
-        while not stop.is_set() and not any(not f.inbox.empty() for f in self.feeds):
+        while not stop.is_set() and not self._wake.is_set():
             remaining = (until - self.clock.now()).total_seconds()
             if remaining <= 0:
                 return
@@ -178,6 +112,7 @@ class Tracker:
             outcome: Counter[str] = Counter()
             if self.rules is None or not self.feeds:
                 return dict(outcome)
+            self._wake.clear()
             now = self.clock.now()
             leader = self.ledger.acquire_lease(self.owner, now, LEASE_TTL)
             if leader != self._leader:
@@ -233,16 +168,29 @@ class Tracker:
     def _stream(self, feed: Feed, adapter: Any) -> None:
         log = self.log.bind(platform=feed.platform, account=feed.reader, tags=list(feed.tags))
         log.info("stream_started")
+
+        def deliver(mention: Mention) -> None:
+            feed.inbox.put(mention)
+            self._wake.set()
+
+        params = inspect.signature(adapter.stream_mentions).parameters
+        options: dict[str, Any] = {}
+        if "on_connected" in params:
+            options["on_connected"] = feed.connected.set
+        if "connect_timeout" in params:
+            options["connect_timeout"] = self.stream_connect_timeout
         try:
-            adapter.stream_mentions(list(feed.tags), feed.inbox.put, self._stop)
+            adapter.stream_mentions(list(feed.tags), deliver, self._stop, **options)
             reason = "stream ended"
         except Exception as exc:  # noqa: BLE001  (any stream failure means: poll instead)
             reason = f"{type(exc).__name__}: {exc}"
         feed.streaming = False
+        feed.connected.clear()
         if not self._stop.is_set():
             feed.stream_retry_at = self.clock.now() + STREAM_RETRY
             feed.next_at = self.clock.now()  # catch up by polling at once
             log.warning("stream_fell_back", reason=reason, retry_in=STREAM_RETRY.total_seconds())
+            self._wake.set()
 
     def _take_stream(self, feed: Feed, now: datetime, outcome: Counter[str]) -> None:
         got = []

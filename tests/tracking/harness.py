@@ -6,7 +6,6 @@ import itertools
 import random
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
