@@ -161,7 +161,7 @@ class Publisher:
             elif row.attempts > 0 and self.clock.now() > self.retry.deadline_for(row.slot_at, occ.grace):
                 return self._failed(row.id, n, "gave_up", "retry deadline passed", ctx, started=started)
             else:
-                receipt = adapter.publish(out, self._progress(row.id, ctx))
+                receipt = self._send(adapter, out, row.id, reconcile, ctx)
         except RetryableError as err:
             return self._retry(row, n, err, occ, ctx, started)
         except AuthFailed as err:
@@ -173,6 +173,20 @@ class Publisher:
             log.exception("publish_crashed", **ctx)
             return self._failed(row.id, n, "internal_error", f"{type(exc).__name__}: {exc}", ctx, started=started)
         return self._published(row.id, n, receipt, ctx, started)
+
+    def _send(self, adapter: Any, out: Any, pub_id: int, reconcile: bool, ctx: dict[str, Any]) -> Receipt:
+        try:
+            return adapter.publish(out, self._progress(pub_id, ctx))
+        except DuplicateContent:
+            if not reconcile:
+                raise
+            # A dead or timed-out attempt's request can land after our look-up, and X then refuses
+            # this one as a duplicate: the post that is live is ours, so record it.
+            found = adapter.find_published(out)
+            if found is None:
+                raise
+            ctx["reconciled"] = True
+            return found
 
     def _progress(self, pub_id: int, ctx: dict[str, Any]) -> Callable[[int, int], None]:
         last = [self.clock.now()]

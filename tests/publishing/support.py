@@ -62,6 +62,7 @@ class ScriptedLedgerTestPlatform(Platform):
         self.published: dict[str, Receipt] = {}
         self.calls: list[str] = []
         self.during = None  # called with the progress callback while "uploading"
+        self.find_misses = 0  # how many look-ups miss a post that exists (it landed after the look-up)
 
     def _publish(self, out: Outgoing, progress) -> Receipt:
         self.calls.append("publish")
@@ -78,6 +79,9 @@ class ScriptedLedgerTestPlatform(Platform):
 
     def _find_published(self, out: Outgoing) -> Receipt | None:
         self.calls.append("find_published")
+        if self.find_misses:
+            self.find_misses -= 1
+            return None
         return self.published.get(out.key)
 
     def _reshare(self, mention: Mention) -> Receipt:

@@ -165,6 +165,22 @@ def test_uncertain_attempt_is_reconciled_not_reposted(setup, clock):
     assert logs[-1]["reconciled"] is True
 
 
+def test_duplicate_refusal_after_an_uncertain_attempt_is_our_own_post(setup, clock):
+    """When a lost request lands after the look-up and the platform refuses the retry as a duplicate, it is recorded published."""
+    publisher, adapters = setup
+    clock.set(NINE)
+    timeout = UncertainOutcome("read timed out")
+    timeout.after_posting = True
+    platform = scripted(publisher, adapters, "acct-a")
+    platform.script = [timeout, DuplicateContent("duplicate content")]
+    platform.find_misses = 1
+    occ = occurrence(NINE, "post:launch", ["acct-a"])
+    clock.set(publisher.fire(occ, "acct-a").retry_at)
+    result = publisher.fire(occ, "acct-a")
+    assert (result.outcome, result.remote_id) == (Outcome.published, "1")
+    assert platform.calls == ["publish", "find_published", "publish", "find_published"]
+
+
 @pytest.mark.parametrize("error,reason", [(ContentRejected("too long"), "rejected"),
                                           (DuplicateContent("duplicate"), "duplicate")])
 def test_content_errors_are_not_retried(setup, clock, error, reason):
