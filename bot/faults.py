@@ -46,8 +46,8 @@ def adapter_builder() -> Callable[[Any], Any] | None:
     probability = float(os.environ.get("BOT_FAULT_EXIT_AFTER_PUBLISH") or 0)
     if probability <= 0:
         return None
-    from bot.publishing_adapters import _build
+    from bot.publishing_adapters import build_adapter
 
     rng = random.Random(os.environ.get("BOT_FAULT_SEED"))
     lock = threading.Lock()
-    return lambda account: _ExitAfterPublish(_build(account), probability, rng, lock)
+    return lambda account: _ExitAfterPublish(build_adapter(account), probability, rng, lock)

@@ -12,6 +12,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
@@ -54,8 +55,9 @@ class Worker:
         self.stopping = threading.Event()
         # A lease guards wall-time work (an upload), so under a compressed clock it spans more clock time.
         lease_clock = timedelta(seconds=lease * float(getattr(clock, "speed", 1.0)))
-        build = faults.adapter_builder()
-        self.publisher = Publisher(self.campaign, self.ledger, AdapterPool(build) if build else AdapterPool(), clock,
+        # Look for dead workers' claims a few times per lease: sooner is pointless, later delays their slots.
+        self.sweep_every = max(sweep, lease_clock.total_seconds() / 4)
+        self.publisher = Publisher(self.campaign, self.ledger, AdapterPool(faults.adapter_builder()), clock,
                                    self.owner, lease=lease_clock, stop=self.stopping)
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="publish")
         self.scheduler = ClockScheduler(clock, self._dispatch)
@@ -75,8 +77,9 @@ class Worker:
         self._install(jobs_mod.slot_jobs(self.campaign), removed=[])
         self.scheduler.add_every(self._heartbeat, self.heartbeat_every, "heartbeat")
         self.scheduler.add_every(lambda at: self.resume_from_ledger(), self.sweep_every, "sweep")
-        self.recover_missed()
+        # Dead workers' claims first: reconciling them before new posts keeps the platform look-up short.
         self.resume_from_ledger()
+        self.recover_missed()
         log.info("worker_started", campaign=self.campaign.name, owner=self.owner, jobs=len(self.slots),
                  now=self.clock.now().isoformat(), next_slot_at=_iso(self.scheduler.next_run_at(jobs_mod.SLOT_PREFIX)))
 
@@ -107,6 +110,14 @@ class Worker:
             # Our own publication still running (a clock jumped past its lease) is not a dead worker's.
             if (row.slot_at, row.target, row.account) not in self._active:
                 self.submit(_slot_ref(row, self.campaign), row.account)
+
+    def warm_up(self) -> None:
+        """Build every account's adapter now (client libraries load slowly), so the first slot is not late."""
+        for account in self.campaign.accounts.values():
+            try:
+                self.publisher.adapters.get(account)
+            except Exception as exc:  # noqa: BLE001  (the Publisher reports it, with its remedy, at the first slot)
+                log.warning("adapter_unavailable", account=account.id, error=f"{type(exc).__name__}: {exc}")
 
     # ---- jobs ----
 
@@ -242,7 +253,8 @@ class Worker:
 
     def _heartbeat(self, run_time: datetime) -> None:
         counts = self.ledger.counts(self.campaign.name)
-        log.info("worker_heartbeat", campaign=self.campaign.name, published=counts["published"],
+        log.info("worker_heartbeat", campaign=self.campaign.name, now=self.clock.now().isoformat(),
+                 published=counts["published"],
                  failed=counts["failed"], skipped=counts["skipped"],
                  pending=counts["claimed"] + counts["retrying"] + len(self._inflight),
                  next_slot_at=_iso(self.scheduler.next_run_at(jobs_mod.SLOT_PREFIX)))
@@ -294,11 +306,19 @@ def _when(text: str) -> datetime:
     return value.astimezone(timezone.utc)
 
 
+class DemoClock(CompressedClock):
+    """A CompressedClock that can be re-anchored, so a slow start-up does not eat campaign time."""
+
+    def anchor(self) -> None:
+        """Campaign time is ``start`` again from now (called when the worker is ready to run)."""
+        self._t0 = time.monotonic()
+
+
 def make_clock(args: argparse.Namespace) -> Clock:
     if args.clock_speed is None and args.clock_start is None:
         return SystemClock()
     start = args.clock_start or datetime.now(timezone.utc)
-    return CompressedClock(start, args.clock_speed or 1.0)
+    return DemoClock(start, args.clock_speed or 1.0)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -315,6 +335,9 @@ def main(args: argparse.Namespace) -> int:
         return 1
     signals = _Signals(worker)
     signals.install()
+    worker.warm_up()
+    if isinstance(worker.clock, DemoClock):
+        worker.clock.anchor()
     try:
         worker.start()
         if args.once:
@@ -323,6 +346,8 @@ def main(args: argparse.Namespace) -> int:
             if not args.no_watch:
                 worker.watch()
             worker.serve(until=args.until)
+            if not worker.stopping.is_set():
+                worker.wait_idle(timeout=None)  # --until: what fell due before it still goes out
     finally:
         worker.close()
     return 0

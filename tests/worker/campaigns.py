@@ -54,13 +54,43 @@ def env_for(accounts: Iterable[SandboxAccount], **extra: str) -> dict[str, str]:
     return env
 
 
-def spawn(root: Path, env: Mapping[str, str], log: Path, *args: str) -> subprocess.Popen:
-    """Start ``python -m bot run`` on ``root`` with JSON logs appended to ``log``."""
-    out = open(log, "ab")  # noqa: SIM115  (closed when the process is reaped by the caller)
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot", "--campaign", str(root), "run", "--no-watch", *args],
-        cwd=REPO, env=dict(env), stdout=out, stderr=subprocess.STDOUT,
-    )
+class Workers:
+    """Starts ``python -m bot run`` processes and kills any still running when the test ends."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen] = []
+
+    def spawn(self, root: Path, env: Mapping[str, str], log: Path, *args: str, watch: bool = False) -> subprocess.Popen:
+        """Start a worker on ``root`` with JSON logs appended to ``log``."""
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "bot", "--campaign", str(root), "run", *([] if watch else ["--no-watch"]), *args],
+                cwd=REPO, env=dict(env), stdout=out, stderr=subprocess.STDOUT,
+            )
+        self.procs.append(proc)
+        return proc
+
+    def kill_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def wait_for_event(log: Path, event: str, count: int, proc: subprocess.Popen | None = None,
+                   timeout: float = 90.0) -> dict[str, Any] | None:
+    """The ``count``-th ``event`` in ``log`` once it is there; None if ``proc`` exited first."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [e for e in events(log) if e["event"] == event] if log.exists() else []
+        if len(found) >= count:
+            return found[count - 1]
+        if proc is not None and proc.poll() is not None:
+            return None
+        time.sleep(0.05)
+    raise AssertionError(f"no {event} number {count} in {log} within {timeout} s")
 
 
 def events(log: Path) -> list[dict[str, Any]]:
