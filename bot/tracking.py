@@ -31,6 +31,7 @@ STREAM_SAFETY_FACTOR = 10  # while a stream is up, poll this many times less oft
 STREAM_RETRY = timedelta(minutes=5)
 LEASE_TTL = timedelta(minutes=3)
 WAKE_AT_LEAST = timedelta(seconds=30)
+MIN_REAL_PAUSE = 0.1  # real seconds between two passes of the run loop
 
 
 class Tracker:
@@ -46,6 +47,8 @@ class Tracker:
         self.reads: Counter[str] = Counter()  # read calls per network since start (X bills each)
         self._lock = threading.RLock()
         self._identities: dict[str, Any] = {}
+        self._whoami_failed: set[str] = set()  # tried this poll already; retried next poll
+        self._lease_until: datetime | None = None
         self._stream_threads: dict[int, threading.Thread] = {}
         self._stop = threading.Event()
         self._wake = threading.Event()  # a stream delivered a post, or fell back to polling
@@ -85,10 +88,13 @@ class Tracker:
                             self._ensure_stream(feed, self.clock.now())
                 except Exception as exc:  # noqa: BLE001  (the tracker must outlive any one bad poll)
                     self.log.error("tracking_failed", error=f"{type(exc).__name__}: {exc}")
+                # A floor in real time, so a fast demo clock cannot spin the loop (and the ledger) hot.
+                stop.wait(MIN_REAL_PAUSE)
                 self._wait(stop, self.next_wake())
         finally:
             if self._leader:
                 self.ledger.release_lease(self.owner)
+                self._leader, self._lease_until = False, None
             self.log.info("tracking_stopped", reads=dict(self.reads))
 
     def next_wake(self) -> datetime:
@@ -113,8 +119,9 @@ class Tracker:
             if self.rules is None or not self.feeds:
                 return dict(outcome)
             self._wake.clear()
+            self._whoami_failed.clear()
             now = self.clock.now()
-            leader = self.ledger.acquire_lease(self.owner, now, LEASE_TTL)
+            leader = self._hold_lease(now)
             if leader != self._leader:
                 self.log.info("tracking_lease_taken" if leader else "tracking_lease_lost", owner=self.owner)
                 self._leader = leader
@@ -129,6 +136,16 @@ class Tracker:
                 outcome[self.resharer.drain(account)] += 1
             outcome.pop(None, None)
             return dict(outcome)
+
+    def _hold_lease(self, now: datetime) -> bool:
+        # Renew only when half the lease is gone: a poll every few seconds need not write every time.
+        if self._leader and self._lease_until is not None and self._lease_until - now > LEASE_TTL / 2:
+            return True
+        if self.ledger.acquire_lease(self.owner, now, LEASE_TTL):
+            self._lease_until = now + LEASE_TTL
+            return True
+        self._lease_until = None
+        return False
 
     # ---- reading ----
 
@@ -223,10 +240,11 @@ class Tracker:
         return frozenset(ids), tuple(handles)
 
     def _identity(self, account_id: str) -> Any:
-        if account_id not in self._identities and account_id in self.adapters:
+        if account_id not in self._identities and account_id in self.adapters and account_id not in self._whoami_failed:
             try:
                 self._identities[account_id] = self.adapters[account_id].whoami()
             except Exception as exc:  # noqa: BLE001  (handles in accounts.yaml still identify it)
+                self._whoami_failed.add(account_id)
                 self.log.warning("whoami_failed", account=account_id, error=type(exc).__name__)
                 return None
         return self._identities.get(account_id)
