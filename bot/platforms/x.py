@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 MB = 1024 * 1024
 SEARCH_PAGE = 100
+RECONCILE_PAGES = 10  # X serves an account's latest 3,200 posts; 1,000 is ample for a retry
 TWEET_FIELDS = ["author_id", "created_at", "lang", "possibly_sensitive", "referenced_tweets", "conversation_id"]
 
 
@@ -146,13 +147,21 @@ class X(Platform):
         return prefix if prefix.isdigit() else self._whoami().id
 
     def _find_published(self, out: Outgoing) -> Receipt | None:
-        answer = self._client.get_users_tweets(self._my_id(), max_results=100, tweet_fields=["created_at"], user_auth=True)
-        wanted = comparable(out.text)
-        for tweet in answer.data or []:  # newest first
-            seen = comparable(tweet.text)
-            # X appends a link to attached media at the end of the text.
-            if seen == wanted or ((out.images or out.video) and seen.removesuffix(" \x00") == wanted):
-                return self._receipt(str(tweet.id))
+        wanted, token = comparable(out.text), None
+        # A busy account may have posted many times since the uncertain attempt: read back
+        # page by page (newest first), up to a bound, stopping at the first match.
+        for _ in range(int(self.account.options.get("reconcile_max_pages", RECONCILE_PAGES))):
+            answer = self._client.get_users_tweets(
+                self._my_id(), max_results=100, pagination_token=token, tweet_fields=["created_at"], user_auth=True
+            )
+            for tweet in answer.data or []:
+                seen = comparable(tweet.text)
+                # X appends a link to attached media at the end of the text.
+                if seen == wanted or ((out.images or out.video) and seen.removesuffix(" \x00") == wanted):
+                    return self._receipt(str(tweet.id))
+            token = answer.meta.get("next_token")
+            if not token:
+                break
         return None
 
     def _reshare(self, mention: Mention) -> Receipt:

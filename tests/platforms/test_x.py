@@ -306,6 +306,17 @@ def test_reconcile_finds_a_post_made_despite_a_timeout(x_sandbox: XSandbox, acco
     assert platform.find_published(out(text.replace("Free", "Release"))) is None
 
 
+def test_reconcile_reads_back_past_a_page_of_newer_posts(x_sandbox: XSandbox, account: SandboxAccount, adapter: X) -> None:
+    """A post buried under more than a page of newer posts is still found, one timeline page at a time."""
+    early = out(f"Early post {uuid.uuid4().hex[:6]}")
+    receipt = adapter.publish(early)
+    for n in range(130):
+        x_sandbox.post_as(account, f"Later post {n}")
+    mark = len(x_sandbox.requests())
+    assert adapter.find_published(early) == receipt
+    assert len(log_since(x_sandbox, mark)) == 2
+
+
 def test_fetch_mentions_one_call_for_all_tags(x_sandbox: XSandbox, adapter: X, account: SandboxAccount) -> None:
     """All tags go in one recent-search call; replies, sensitive posts and authors are mapped; retweets are left out."""
     a, b = f"Tag{uuid.uuid4().hex[:6]}", f"Tag{uuid.uuid4().hex[:6]}"
