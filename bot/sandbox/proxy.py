@@ -148,18 +148,18 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             if proxy.latency:
                 time.sleep(proxy.latency)
             fault = proxy._take_fault(urlsplit(self.path).path)
+            # Each request is logged before its answer goes out, so a client that got its answer
+            # always finds the request in the log.
             if fault is not None and fault.kind != "timeout":
                 self._drain_body()
                 status, headers, body = proxy.responder(fault, time.time())
-                self._answer(status, headers, body)
                 proxy._record(self.command, self.path, status, fault)
+                self._answer(status, headers, body)
                 return
             try:
-                status = self._forward(late_by=fault.delay if fault else 0.0)
+                self._forward(fault)
             except (ConnectionError, OSError):
-                status = 0  # the client went away (e.g. its timeout fired): nothing more to send
-                self.close_connection = True
-            proxy._record(self.command, self.path, status, fault)
+                self.close_connection = True  # the client went away (e.g. its timeout fired)
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _any
 
@@ -197,7 +197,7 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             for _ in body or ():
                 pass
 
-        def _forward(self, late_by: float) -> int:
+        def _forward(self, fault: Fault | None) -> None:
             assert proxy.upstream, "proxy upstream not set"
             target = urlsplit(proxy.upstream)
             conn = http.client.HTTPConnection(target.hostname, target.port, timeout=600)
@@ -215,11 +215,16 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                     conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
                 if chunked:
                     conn.send(b"0\r\n\r\n")
-                upstream = conn.getresponse()
-                if late_by:
-                    time.sleep(late_by)
+                try:
+                    upstream = conn.getresponse()
+                except (ConnectionError, OSError):
+                    proxy._record(self.command, self.path, 502, fault)
+                    self._answer(502, {"content-type": "text/plain"}, b"upstream unreachable")
+                    return
+                proxy._record(self.command, self.path, upstream.status, fault)
+                if fault is not None:  # "timeout": the upstream has acted; the answer comes late
+                    time.sleep(fault.delay)
                 self._relay(upstream)
-                return upstream.status
             finally:
                 conn.close()
 

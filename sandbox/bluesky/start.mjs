@@ -7,7 +7,7 @@
 //   POST /stop          close the network and exit
 // Stdin closing (the Python parent died) also stops everything, so no orphan servers stay behind.
 //
-// Options (argv): --no-appview, --rate-limits, --blob-limit BYTES, --public-url URL, --wait-go. Needs DB_POSTGRES_URL and REDIS_HOST with the AppView.
+// Options (argv): --no-appview, --full (with Ozone), --rate-limits, --blob-limit BYTES, --public-url URL, --wait-go. Needs DB_POSTGRES_URL and REDIS_HOST with the AppView.
 import http from 'node:http'
 import net from 'node:net'
 import { createRequire } from 'node:module'
@@ -43,7 +43,17 @@ const withAppView = !flag('--no-appview')
 const blobLimit = Number(option('--blob-limit', String(100 * 1024 * 1024)))
 
 const require = createRequire(import.meta.url)
-const { TestNetwork, TestNetworkNoAppView } = require('@atproto/dev-env')
+const devEnv = require('@atproto/dev-env')
+
+const freePort = () =>
+  new Promise((resolve, reject) => {
+    const probe = net.createServer()
+    probe.once('error', reject)
+    probe.listen(0, LOOPBACK, () => {
+      const { port } = probe.address()
+      probe.close(() => resolve(port))
+    })
+  })
 
 // With --wait-go the parent starts PostgreSQL and redis while this process loads (seconds of module
 // loading on a small machine), and says "go" on stdin once they answer.
@@ -56,11 +66,62 @@ if (flag('--wait-go')) {
   if (first === null) process.exit(0)
 }
 
+// PLC + AppView + PDS, wired as dev-env's TestNetwork wires them, without its moderation service (Ozone)
+// and the extra PDS that hosts it: the bot reads self-labels only, and they cost a third of start-up.
+// --full starts dev-env's complete TestNetwork instead.
+async function leanNetwork(pdsOptions) {
+  const plc = await devEnv.TestPlc.create({})
+  const bskyPort = await freePort()
+  const pdsPort = await freePort()
+  const bsky = await devEnv.TestBsky.create({
+    port: bskyPort,
+    plcUrl: plc.url,
+    pdsPort,
+    repoProvider: `ws://localhost:${pdsPort}`,
+    dbPostgresSchema: 'appview_bot',
+    dbPostgresUrl: process.env.DB_POSTGRES_URL,
+    redisHost: process.env.REDIS_HOST,
+  })
+  const pds = await devEnv.TestPds.create({
+    port: pdsPort,
+    didPlcUrl: plc.url,
+    bskyAppViewUrl: bsky.url,
+    bskyAppViewDid: bsky.ctx.cfg.serverDid,
+    ...pdsOptions,
+  })
+  devEnv.mockNetworkUtilities(pds, bsky)
+  return {
+    plc,
+    pds,
+    bsky,
+    ozone: null,
+    // Index everything the PDS has sequenced so far (as TestNetwork.processAll does).
+    async processAll(timeout = 5000) {
+      await pds.processAll()
+      const target = await pds.ctx.sequencer.curr()
+      const deadline = Date.now() + timeout
+      while (target) {
+        await bsky.sub.processAll()
+        const cursor = await bsky.sub.runner.getCursor()
+        if (cursor && cursor >= target) return
+        if (Date.now() > deadline) throw new Error(`AppView did not index up to ${target} in ${timeout}ms`)
+        await new Promise((resolve) => setTimeout(resolve, 5))
+      }
+    },
+    async close() {
+      await bsky.close()
+      await pds.close()
+      await plc.close()
+    },
+  }
+}
+
 const started = Date.now()
 const pdsOptions = { blobUploadLimit: blobLimit, rateLimitsEnabled: flag('--rate-limits') }
-const network = withAppView
-  ? await TestNetwork.create({ dbPostgresSchema: "bot", pds: pdsOptions })
-  : await TestNetworkNoAppView.create({ pds: pdsOptions })
+let network
+if (!withAppView) network = await devEnv.TestNetworkNoAppView.create({ pds: pdsOptions })
+else if (flag('--full')) network = await devEnv.TestNetwork.create({ dbPostgresSchema: 'bot', pds: pdsOptions })
+else network = await leanNetwork(pdsOptions)
 
 // Accounts created from now on get this URL as their PDS endpoint in their DID document, so clients that
 // follow the document (the atproto SDKs do) keep talking through the fault-injecting proxy in front of the PDS.
@@ -73,7 +134,7 @@ const info = {
   pds: loopbackUrl(network.pds.url),
   plc: loopbackUrl(network.plc.url),
   appview: withAppView ? loopbackUrl(network.bsky.url) : null,
-  ozone: withAppView ? loopbackUrl(network.ozone.url) : null,
+  ozone: network.ozone ? loopbackUrl(network.ozone.url) : null,
   startup_ms: 0,
 }
 
