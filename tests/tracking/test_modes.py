@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -240,5 +241,27 @@ def test_reshare_interrupted_by_a_crash_is_not_repeated(x_sandbox, tmp_path, clo
         assert rows(world)[0].status == "failed" and rows(world)[0].reason == "uncertain_outcome"
         assert [e["event"] for e in logs if e.get("remote_id") == posted[0]] == ["reshare_failed"]
         assert reshared(world) == posted
+    finally:
+        world.close()
+
+
+def test_flood_is_sampled_fairly_and_spread_out(x_sandbox, tmp_path, clock) -> None:
+    """A flood from one author in a single poll yields one reshare of it, oldest first, beside other authors, never a burst."""
+    world = make_world(x_sandbox, tmp_path, clock)
+    try:
+        tracker = world.tracker()
+        tracker.poll_once()
+        flooder = x_sandbox.create_account(fresh("flood"))
+        flood = [world.post(flooder, f"Look at me {n} #{world.tag}", "flood", None) for n in range(40)]
+        others = supporters_post(world, 5)
+        world.step(tracker)
+        assert len(reshared(world)) == 1  # one per poll, not a burst
+        for _ in range(12):
+            world.step(tracker, 300)
+        done = sorted((r for r in rows(world) if r.status == "done"), key=lambda r: r.acted_at)
+        assert [r.remote_id for r in done] == [flood[0], *others[:3]]
+        assert all(b.acted_at - a.acted_at >= timedelta(minutes=15) for a, b in zip(done, done[1:]))
+        reasons = Counter(r.reason for r in rows(world) if r.status == "skipped")
+        assert reasons == {"author_cooldown": 39, "cap_hour": 2}
     finally:
         world.close()
