@@ -25,7 +25,7 @@ from bot.errors import (
 from bot.platforms.base import ImageAttachment, Outgoing, VideoAttachment
 from bot.platforms.x import X
 from bot.sandbox.base import SandboxAccount
-from bot.sandbox.media import make_banner, make_captions, make_video
+from bot.sandbox.media import make_banner, make_captions, make_image, make_video
 from bot.sandbox.x import XSandbox
 
 pytestmark = pytest.mark.slow
@@ -123,6 +123,14 @@ def test_four_images_carry_their_alt_texts(x_sandbox: XSandbox, account: Sandbox
     assert paths.count("/2/media/upload") == 4 and paths.count("/2/media/metadata") == 4
     total = sum(i.path.stat().st_size for i in images)
     assert progress[-1] == (total, total) and len(progress) == 4
+
+
+def test_gif_goes_through_chunked_upload_and_processing(x_sandbox: XSandbox, account: SandboxAccount, adapter: X, tmp_path: Path) -> None:
+    """A GIF is uploaded as tweet_gif through initialize/append/finalize and attached once processed."""
+    gif = make_image(tmp_path / "loop.gif", (120, 80), format="GIF")
+    receipt = adapter.publish(out(f"A loop {uuid.uuid4().hex[:6]}", images=(ImageAttachment(gif, "A looping banner"),)))
+    (item,) = next(p for p in x_sandbox.posts(account) if p.remote_id == receipt.remote_id).media
+    assert (item["category"], item["state"], item["alt"], item["appends"]) == ("tweet_gif", "succeeded", "A looping banner", 1)
 
 
 def test_video_walks_processing_states_with_captions(media: Path) -> None:
