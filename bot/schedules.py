@@ -126,12 +126,19 @@ def fire_times(trigger: BaseTrigger, start: datetime, end: datetime) -> Iterable
         previous = now = when
 
 
-def occurrences(campaign: Campaign, start: datetime, end: datetime) -> list[Occurrence]:
-    """Every slot occurrence between ``start`` and ``end`` (aware, inclusive), sorted by time."""
+def occurrences(
+    campaign: Campaign, start: datetime, end: datetime, only: Callable[[Slot], bool] | None = None
+) -> list[Occurrence]:
+    """Every slot occurrence between ``start`` and ``end`` (aware, inclusive), sorted by time.
+
+    ``only`` limits the work to the slots it accepts.
+    """
     out = []
     for schedule in campaign.schedules:
         w_start, w_end = window_bounds(schedule)
         for slot in schedule.slots:
+            if only is not None and not only(slot):
+                continue
             trigger = trigger_for(schedule, slot)
             for when in fire_times(trigger, start, end):
                 if (w_start and when < w_start) or (w_end and when > w_end):

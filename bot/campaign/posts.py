@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,19 +36,51 @@ class Loaded:
     sources: dict[str, Source] = field(default_factory=dict)
 
 
+def _walk(
+    folder: str, root: Path, linked: bool, visited: set[str], out: list[tuple[str, bool]], escaped: list[str]
+) -> None:
+    """Collect YAML files under ``folder`` with whether a symbolic link leads to each.
+
+    ``scandir`` knows links from the directory listing, so plain files cost no
+    extra system call. Linked folders are followed once each (links cannot loop),
+    and never when they lead out of the campaign (``escaped``).
+    """
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            is_link = entry.is_symlink()
+            if entry.is_dir():
+                if is_link:
+                    real = os.path.realpath(entry.path)
+                    if not inside(real, root):
+                        escaped.append(entry.path)
+                        continue
+                    if real in visited:
+                        continue
+                    visited.add(real)
+                _walk(entry.path, root, linked or is_link, visited, out, escaped)
+            elif entry.name.endswith(_SUFFIXES) and entry.is_file():
+                out.append((entry.path, linked or is_link))
+
+
 def scan(root: Path, problems: Problems) -> Found:
     found = Found()
     folder = root / "posts"
     if not folder.is_dir():
         return found
-    paths = [p for p in folder.rglob("*") if p.suffix in _SUFFIXES and p.is_file()]
-    for path in sorted(paths, key=lambda p: (p.parent.as_posix(), p.name)):
-        rel = path.relative_to(root).as_posix()
-        if not inside(path.resolve(), root):
+    paths: list[tuple[str, bool]] = []
+    escaped: list[str] = []
+    _walk(str(folder), root, False, {os.path.realpath(folder)}, paths, escaped)
+    prefix = len(str(root)) + 1
+    for name in sorted(escaped):
+        problems.at(name[prefix:].replace(os.sep, "/"), 1, "is a symbolic link to a folder outside the campaign folder")
+    for name, linked in sorted(paths, key=lambda p: os.path.split(p[0])):
+        path = Path(name)
+        rel = name[prefix:].replace(os.sep, "/")
+        # Only links can lead outside; resolving every plain file would cost system calls.
+        if linked and not inside(path.resolve(), root):
             problems.at(rel, 1, "is a symbolic link to a file outside the campaign folder")
             continue
-        parent = path.parent.relative_to(folder).as_posix()
-        queue = None if parent == "." else parent
+        queue = os.path.dirname(rel)[len("posts/"):] or None
         if path.stem in found.files:
             other = found.files[path.stem][1].relative_to(root).as_posix()
             problems.at(rel, 1, f"post id '{path.stem}' is already used by {other} (post file names must be unique)")
@@ -58,10 +91,32 @@ def scan(root: Path, problems: Problems) -> Found:
     return found
 
 
+class _Paths:
+    """Resolves media paths once each: thousands of posts share a few banners and videos."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.base = root / "posts"
+        self.known: dict[str, Path | PathProblem] = {}
+
+    def get(self, written: str) -> Path:
+        if written not in self.known:
+            try:
+                self.known[written] = resolve_inside(self.root, self.base, written)
+            except PathProblem as exc:
+                self.known[written] = exc
+        found = self.known[written]
+        if isinstance(found, PathProblem):
+            raise found
+        return found
+
+
 def build_all(root: Path, found: Found, problems: Problems) -> Loaded:
     loaded = Loaded()
+    paths = _Paths(root)
+    prefix = len(str(root)) + 1
     for post_id, (queue, path) in found.files.items():
-        rel = path.relative_to(root).as_posix()
+        rel = str(path)[prefix:].replace(os.sep, "/")
         try:
             source = read(path, rel)
         except YamlProblem as exc:
@@ -71,12 +126,11 @@ def build_all(root: Path, found: Found, problems: Problems) -> Loaded:
         if raw is None:
             continue
         loaded.sources[post_id] = source
-        loaded.posts[post_id] = _build(root, problems, source, post_id, queue, path, raw)
+        loaded.posts[post_id] = _build(paths, problems, source, post_id, queue, path, raw)
     return loaded
 
 
-def _build(root: Path, problems: Problems, src: Source, post_id: str, queue: str | None, path: Path, raw: PostFile) -> Post:
-    base = root / "posts"
+def _build(paths: _Paths, problems: Problems, src: Source, post_id: str, queue: str | None, path: Path, raw: PostFile) -> Post:
     for loc, tag in src.cut_hashtags.items():
         if loc == ("text",) or (len(loc) == 2 and loc[0] == "variants"):
             problems.add(
@@ -94,7 +148,7 @@ def _build(root: Path, problems: Problems, src: Source, post_id: str, queue: str
     for i, entry in enumerate(raw.media):
         if not (entry.alt or "").strip():
             problems.add(src, ("media", i), _ALT.format("image"))
-        found = _path(root, base, problems, src, ("media", i, "file"), entry.file)
+        found = _path(paths, problems, src, ("media", i, "file"), entry.file)
         if found is not None:
             media.append(Media(file=entry.file, path=found, alt=(entry.alt or "").strip()))
     video = None
@@ -111,8 +165,8 @@ def _build(root: Path, problems: Problems, src: Source, post_id: str, queue: str
             problems.add(src, ("video",), "consent is missing (expected consent: {given: true, date: ...} from the supporter)")
         elif not raw.consent.given:
             problems.add(src, ("consent", "given"), "is false (a video is published only with consent given: true)")
-        video_path = _path(root, base, problems, src, ("video",), raw.video)
-        captions = _path(root, base, problems, src, ("captions",), raw.captions) if raw.captions else None
+        video_path = _path(paths, problems, src, ("video",), raw.video)
+        captions = _path(paths, problems, src, ("captions",), raw.captions) if raw.captions else None
         if video_path is not None:
             video = Video(
                 file=raw.video, path=video_path, captions_path=captions, alt=(raw.alt or "").strip(),
@@ -127,9 +181,9 @@ def _build(root: Path, problems: Problems, src: Source, post_id: str, queue: str
     )
 
 
-def _path(root: Path, base: Path, problems: Problems, src: Source, loc: tuple, written: str) -> Path | None:
+def _path(paths: _Paths, problems: Problems, src: Source, loc: tuple, written: str) -> Path | None:
     try:
-        return resolve_inside(root, base, written)
+        return paths.get(written)
     except PathProblem as exc:
         problems.add(src, loc, str(exc))
         return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from bot.campaign.model import Campaign
+from bot.campaign.model import Campaign, Schedule, Slot
 from bot.campaign.problems import WARNING, Problems
 from bot.campaign.yamlsrc import Source
 
@@ -36,6 +36,35 @@ def check(campaign: Campaign, sources: dict[str, Source], problems: Problems, wa
         _dry_queues(campaign, sources, problems)
 
 
+def _most_fires(schedule: Schedule, slot: Slot) -> int | None:
+    """An upper bound of the slot's occurrences in its window (None: unbounded or not cheap to bound)."""
+    if slot.kind == "at":
+        return 1
+    if slot.kind == "cron" or not (schedule.window_start and schedule.window_end):
+        return None
+    return ((schedule.window_end - schedule.window_start).days + 1) * len(slot.times)
+
+
+def _may_run_dry(campaign: Campaign) -> set[str]:
+    """Queues that some account might use more often than they have posts.
+
+    Enumerating every fire time costs APScheduler about a millisecond each; most
+    queues are plainly big enough, so only the doubtful ones are enumerated.
+    An unknown queue is already an error: saying it runs dry would only be noise.
+    """
+    need: dict[tuple[str, str], int | None] = {}
+    for schedule in campaign.schedules:
+        for slot in schedule.slots:
+            if slot.queue not in campaign.queues:
+                continue
+            most = _most_fires(schedule, slot)
+            for account in slot.accounts:
+                key = (account, slot.queue)
+                before = need.get(key, 0)
+                need[key] = None if before is None or most is None else before + most
+    return {q for (_, q), n in need.items() if n is None or n > len(campaign.queues[q])}
+
+
 def _dry_queues(campaign: Campaign, sources: dict[str, Source], problems: Problems) -> None:
     """Warn once per (queue, account) when the window holds more slots than the queue has posts."""
     from bot import schedules as sched
@@ -47,8 +76,10 @@ def _dry_queues(campaign: Campaign, sources: dict[str, Source], problems: Proble
     if not bounded:
         return
     start, end = min(b[0] for b in bounded), max(b[1] for b in bounded)
-    # An unknown queue is already an error; saying it runs dry too would only be noise.
-    occurrences = [o for o in sched.occurrences(campaign, start, end) if o.queue in campaign.queues]
+    suspects = _may_run_dry(campaign)
+    if not suspects:
+        return
+    occurrences = sched.occurrences(campaign, start, end, only=lambda slot: slot.queue in suspects)
     needed = Counter((account, o.queue) for o in occurrences for account in o.accounts)
     warned: set[tuple[str, str]] = set()
     for planned in sched.expand(campaign, occurrences):

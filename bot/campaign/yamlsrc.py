@@ -14,8 +14,31 @@ from typing import Any
 
 import yaml
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_Base):  # type: ignore[misc,valid-type]
+    """The safe loader with a memo of tag resolution.
+
+    Resolving a plain scalar's tag runs Python regexes for every value; campaign
+    files repeat the same keys and short values thousands of times. Safe loaders
+    have no path resolvers, so the tag depends only on (value, implicit).
+    """
+
+    _memo: dict[tuple[str, tuple[bool, bool]], str] = {}
+
+    def resolve(self, kind, value, implicit):  # noqa: ANN001
+        if kind is not yaml.ScalarNode or len(value) > 64:
+            return super().resolve(kind, value, implicit)
+        key = (value, implicit)
+        tag = self._memo.get(key)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(self._memo) < 100_000:
+                self._memo[key] = tag
+        return tag
 _INT = "tag:yaml.org,2002:int"
+_STR = "tag:yaml.org,2002:str"
 _FLOAT = "tag:yaml.org,2002:float"
 _CUT_TAG = re.compile(r"^\s+(#\w+)")
 _COLLECTIONS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
@@ -58,7 +81,8 @@ class YamlProblem(Exception):
 def read(path: Path, rel: str) -> Source:
     """Parse ``path`` safely; raise YamlProblem with the line of a syntax error."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8")
     except UnicodeDecodeError:
         raise YamlProblem(1, "file is not UTF-8 text") from None
     return parse(text, rel)
@@ -71,7 +95,9 @@ def parse(text: str, rel: str) -> Source:
         source = Source(rel, None)
         if node is not None:
             source.lines[()] = node.start_mark.line + 1
-            source.data = _Builder(loader, source, text.splitlines()).value(node, ())
+            # Only a document holding " #" can have a hashtag cut off as a comment.
+            lines = text.splitlines() if " #" in text else []
+            source.data = _Builder(loader, source, lines).value(node, ())
         return source
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -106,7 +132,7 @@ class _Builder:
                     raise yaml.MarkedYAMLError(
                         problem="merge keys (<<) are not supported", problem_mark=key_node.start_mark
                     )
-                key = self.scalar(key_node)
+                key = key_node.value if key_node.tag == _STR else self.scalar(key_node)
                 key = key if isinstance(key, (str, int)) else str(key)
                 if key in out:
                     raise yaml.MarkedYAMLError(
@@ -123,12 +149,17 @@ class _Builder:
                 self.lines[child] = item.start_mark.line + 1
                 items.append(self.value(item, child))
             return items
+        if node.tag == _STR:
+            self._check_cut(node, loc)
+            return node.value  # the common case, without the constructor's machinery
+        return self.scalar(node)
+
+    def _check_cut(self, node: yaml.Node, loc: Loc) -> None:
         if not node.style and node.end_mark.line < len(self.text_lines):
             rest = self.text_lines[node.end_mark.line][node.end_mark.column:]
             match = _CUT_TAG.match(rest)
             if match:
                 self.source.cut_hashtags[loc] = match.group(1)
-        return self.scalar(node)
 
     def scalar(self, node: yaml.Node) -> Any:
         # YAML 1.1 reads an unquoted 10:30 as the base-60 number 630; staff mean a time.

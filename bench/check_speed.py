@@ -1,0 +1,110 @@
+"""How long ``bot check`` takes on a generated campaign of 10,000 posts (goal: under 2 s).
+
+Run: ``.venv/bin/python bench/check_speed.py [--posts N]``. Prints the time in-process
+(import excluded and included) and as a subprocess, as staff would run it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+BASE = REPO / "tests/cases/base"
+QUEUES = 10
+SCHEDULE = """timezone: Europe/London
+window: {{start: 2022-01-12, end: 2022-03-12}}
+slots:
+  - at: 2022-01-12T09:00
+    post: launch
+    accounts: [x-index, mastodon-a19, bluesky-index]
+{queues}"""
+QUEUE_SLOT = """  - every: day
+    times: ["{hour:02d}:00", "{hour:02d}:30"]
+    queue: q{n:02d}
+    accounts: [x-index, mastodon-a19, bluesky-index]
+"""
+
+
+def generate(root: Path, posts: int) -> None:
+    """A campaign like the base one with ``posts`` posts spread over queues; media shared, as in real life."""
+    shutil.copytree(BASE, root)
+    per_queue = (posts - 5) // QUEUES
+    for n in range(QUEUES):
+        folder = root / "posts" / f"q{n:02d}"
+        folder.mkdir()
+        for i in range(per_queue):
+            body = f'text: "Day {i} of queue {n}: Andrei and Irina are still in prison. #FreeAndreiandIrina"\n'
+            if i % 3 == 0:
+                body += "media:\n  - file: media/banner-1.png\n    alt: Banner with the words Free Andrei and Irina\n"
+            elif i % 7 == 0:
+                body += (
+                    "video: media/videos/001-supporter.mp4\ncaptions: media/videos/001-supporter.vtt\n"
+                    "alt: A supporter speaks to camera\nconsent: {given: true, date: 2022-01-05}\n"
+                    "supporter: {name: A. Supporter}\n"
+                )
+            if i % 5 == 0:
+                body += f"link: https://example.org/petition/{n}/{i}\n"
+            (folder / f"q{n:02d}-{i:05d}.yaml").write_text(body)
+    queues = "".join(QUEUE_SLOT.format(hour=8 + n, n=n) for n in range(QUEUES))
+    (root / "schedules/launch.yaml").write_text(SCHEDULE.format(queues=queues))
+
+
+def in_process(root: Path, runs: int) -> list[float]:
+    from bot.campaign import inspect
+
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = inspect(root)
+        times.append(time.perf_counter() - started)
+    assert not result.errors, result.errors[:5]
+    return times
+
+
+def as_subprocess(root: Path, runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", "--campaign", str(root), "check", "--no-warnings"],
+            cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        times.append(time.perf_counter() - started)
+        if done.returncode != 0:
+            raise SystemExit(f"check failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--posts", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "campaign"
+        generate(root, args.posts)
+        count = sum(1 for _ in (root / "posts").rglob("*.yaml"))
+        started = time.perf_counter()
+        import bot.campaign  # noqa: F401  (what the command imports)
+
+        imported = time.perf_counter() - started
+        warm = in_process(root, args.runs)
+        cold = as_subprocess(root, args.runs)
+    print(f"campaign: {count} posts in {QUEUES} queues, {QUEUES * 2 + 1} slots over 60 days (cpus: {os.cpu_count()})")
+    print(f"import bot.campaign:         {imported:.2f} s")
+    print(f"bot check in-process:        median {statistics.median(warm):.2f} s  (runs: {', '.join(f'{t:.2f}' for t in warm)})")
+    print(f"bot check as a subprocess:   median {statistics.median(cold):.2f} s  (runs: {', '.join(f'{t:.2f}' for t in cold)})")
+    print(f"goal under 2 s: {'met' if statistics.median(cold) < 2 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Fan-out: one post with an image to 500 accounts at one slot (a "thunderclap").
+
+Run: ``.venv/bin/python bench/fanout.py [--accounts 500] [--platforms x,mastodon] [--latency 0.2]``.
+For each platform: the worker (in this process, with its default thread pool and the
+SQLite ledger) publishes the slot to every account; we print the wall time from the
+slot to the last publish answered, the spread of publish-call starts, and the requests
+the server answered 429. The naive baseline publishes the same post through the same
+adapters one account after another for ``--naive-sample`` accounts; its time for all
+accounts is extrapolated (a sequential loop is linear by construction).
+Goal: under 3 s, at least 30 times faster than the naive loop, no 429.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from common import (TAG, AnchoredClock, Recorder, Report, export, image_post, machine, ms, new_database, parser, pct, quiet_logs, use_recorder,
+                    write_campaign)
+from servers import start_servers
+
+SLOT = datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc)
+LEAD = 2.0  # wall seconds between the worker's start and the slot
+
+
+def campaign_for(root: Path, platform: str, accounts: list) -> Path:
+    entries = export(accounts)
+    posts = {
+        "launch": image_post(f"One year ago Andrei Aliaksandrau and Irina Zlobina were detained in Belarus. {TAG}"),
+        "naive": image_post(f"A year in prison for Andrei and Irina, journalists. Free them. {TAG}"),
+    }
+    schedule = {"timezone": "UTC", "slots": [{"at": SLOT.strftime("%Y-%m-%dT%H:%M"), "post": "launch",
+                                              "accounts": list(entries)}]}
+    return write_campaign(root, f"fanout-{platform}", entries, posts, {"launch": schedule})
+
+
+def run_worker(root: Path, count: int, threads: int | None, database_url: str | None = None) -> dict:
+    """Start the worker shortly before the slot; return timings of every publish call (wall seconds)."""
+    from bot.ledger.db import default_url
+    from bot.worker import Worker
+
+    clock = AnchoredClock(SLOT - timedelta(seconds=LEAD), 1.0)
+    options = {} if threads is None else {"threads": threads}
+    worker = Worker(root, clock=clock, database_url=database_url or default_url(root), heartbeat=3600, sweep=3600, **options)
+    recorder = Recorder()
+    use_recorder(worker, recorder)
+    clock.anchor()
+    slot_wall = clock.wall_at(SLOT)
+    worker.start()
+    serving = threading.Thread(target=worker.serve, kwargs={"until": SLOT + timedelta(minutes=2)}, daemon=True)
+    serving.start()
+    all_done = recorder.wait_for(count, timeout=120)
+    worker.request_stop("benchmark done")
+    serving.join(timeout=30)
+    worker.close()
+    ends = [at for at, ok in recorder.ends.values() if ok]
+    starts = list(recorder.starts.values())
+    return {
+        "complete": all_done,
+        "published": len(ends),
+        "failed": sum(1 for _, ok in recorder.ends.values() if not ok),
+        "wall": (max(ends) - slot_wall) if ends else float("nan"),
+        "first_start": min(starts) - slot_wall if starts else float("nan"),
+        "last_start": max(starts) - slot_wall if starts else float("nan"),
+        "durations": [recorder.ends[k][0] - recorder.starts[k] for k in recorder.ends],
+        "counts": worker._counts,
+    }
+
+
+def run_naive(root: Path, accounts: list, sample: int) -> list[float]:
+    """The usual bot: for each account, build its client and publish, one after another."""
+    from bot.campaign import load
+    from bot.publishing_adapters import build_adapter
+
+    campaign = load(root)
+    per_account = []
+    for account in accounts[:sample]:
+        started = time.monotonic()
+        adapter = build_adapter(campaign.accounts[account.id])
+        adapter.publish(campaign.posts["naive"].outgoing(campaign.accounts[account.id].platform, f"naive-{account.id}"))
+        per_account.append(time.monotonic() - started)
+        adapter.close()
+    return per_account
+
+
+def main() -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--accounts", type=int, default=500)
+    p.add_argument("--platforms", default="x,mastodon")
+    p.add_argument("--naive-sample", type=int, default=20, help="accounts the naive loop really publishes to")
+    p.add_argument("--threads", type=int, default=None, help="worker --threads (default: the worker's default)")
+    p.add_argument("--ledger", choices=("sqlite", "postgres"), default="sqlite",
+                   help="the worker's ledger: SQLite in the campaign folder (default) or a throwaway PostgreSQL")
+    p.add_argument("--warm", action="store_true", help="import the client libraries before the worker starts")
+    args = p.parse_args()
+    servers = start_servers()
+    pg = None
+    if args.ledger == "postgres":
+        from bot.sandbox.postgres import Postgres
+
+        pg = Postgres()
+        pg.start()
+    quiet_logs()
+    if args.warm:
+        from bot.platforms import warm_up
+
+        warm_up(args.platforms.split(","))
+    report = Report("fan-out")
+    print(f"machine: {machine()}")
+    try:
+        for platform in [s.strip() for s in args.platforms.split(",") if s.strip()]:
+            host = servers.Host(platform, args.latency)
+            made = time.monotonic()
+            accounts = host.create_accounts([f"fan{i:04d}" for i in range(args.accounts)])
+            print(f"{platform}: {len(accounts)} accounts created in {time.monotonic() - made:.1f} s")
+            with tempfile.TemporaryDirectory(prefix=f"bench-fanout-{platform}-") as tmp:
+                root = campaign_for(Path(tmp) / "campaign", platform, accounts)
+                before = len(host.requests())
+                url = None
+                if pg is not None:
+                    url = new_database(pg, f"fanout_{platform}")
+                result = run_worker(root, len(accounts), args.threads, url)
+                answered = host.requests()[before:]
+                throttled = sum(1 for e in answered if e.get("status") == 429)
+                naive = run_naive(root, accounts, args.naive_sample)
+            host.stop()
+            naive_total = sum(naive) / len(naive) * len(accounts)
+            speedup = naive_total / result["wall"]
+            print(f"{platform}: published {result['published']}/{len(accounts)}, failed {result['failed']}, "
+                  f"worker counts {result['counts']}, requests {len(answered)}, 429: {throttled}; "
+                  f"publish calls started {ms(result['first_start'])} .. {ms(result['last_start'])} after the slot; "
+                  f"call duration median {ms(pct(result['durations'], 50))}, p99 {ms(pct(result['durations'], 99))}")
+            n = len(accounts)
+            report.add(f"{platform}: {n} accounts, slot to all published", f"{result['wall']:.2f} s",
+                       f"{naive_total:.0f} s (extrapolated from {len(naive)}: {pct(naive, 50) * 1000:.0f} ms each)",
+                       "< 3 s", result["wall"] < 3 and result["published"] == n)
+            report.add(f"{platform}: speed-up over the naive loop", f"{speedup:.0f}x", "1x", ">= 30x", speedup >= 30)
+            report.add(f"{platform}: requests answered 429", str(throttled), "", "0", throttled == 0)
+            report.add(f"{platform}: last publish call started after slot", ms(result["last_start"]))
+    finally:
+        servers.shutdown()
+        if pg is not None:
+            pg.stop()
+    report.emit(args.json)
+
+
+if __name__ == "__main__":
+    main()
