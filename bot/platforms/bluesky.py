@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import regex
 
@@ -37,6 +37,7 @@ from bot.platforms.base import (
     Progress,
     Receipt,
 )
+from bot.platforms.bluesky_session import SessionStore
 from bot.platforms.bluesky_text import build_facets, post_url, tid_for
 
 MB = 1024 * 1024
@@ -53,14 +54,6 @@ _BUCKETS = {
     "com.atproto.server.createSession": ("login",),
     "app.bsky.feed.searchPosts": ("search",),
 }
-
-
-class SessionStore(Protocol):
-    """Where exported session strings live between runs (they are secrets: keep them private)."""
-
-    def load(self, account_id: str) -> str | None: ...
-
-    def save(self, account_id: str, session: str) -> None: ...
 
 
 def _now_iso() -> str:

@@ -15,6 +15,7 @@ from PIL import Image
 from bot.errors import AuthFailed, ContentRejected, PlatformUnavailable, RateLimited, UncertainOutcome
 from bot.platforms.base import ImageAttachment, Mention, Outgoing, VideoAttachment
 from bot.platforms.bluesky import Bluesky
+from bot.platforms.bluesky_session import FileSessionStore
 from bot.platforms.bluesky_text import tid_for
 from bot.sandbox.bluesky import BlueskySandbox
 from bot.sandbox.base import SandboxAccount
@@ -31,19 +32,6 @@ class Account:
     handle: str | None
     credentials: dict[str, str]
     options: dict[str, Any] = field(default_factory=dict)
-
-
-class MemoryStore:
-    """A session store in a dict, as a worker would keep one on disk."""
-
-    def __init__(self) -> None:
-        self.saved: dict[str, str] = {}
-
-    def load(self, account_id: str) -> str | None:
-        return self.saved.get(account_id)
-
-    def save(self, account_id: str, session: str) -> None:
-        self.saved[account_id] = session
 
 
 def adapter_for(acct: SandboxAccount, **kwargs: Any) -> Bluesky:
@@ -203,9 +191,9 @@ def test_tag_tracking_reads_only_new_tagged_posts(sandbox: BlueskySandbox, adapt
     assert adapter.fetch_mentions([tag], newer.cursor).mentions == []
 
 
-def test_one_login_for_many_calls(sandbox: BlueskySandbox, account: SandboxAccount) -> None:
+def test_one_login_for_many_calls(sandbox: BlueskySandbox, account: SandboxAccount, tmp_path: Path) -> None:
     """An adapter logs in once and reuses the session; a second adapter with the stored session does not log in."""
-    store = MemoryStore()
+    store = FileSessionStore(tmp_path / "sessions")
     start = len(sandbox.requests())
     first = adapter_for(account, session_store=store)
     for n in range(3):
@@ -216,6 +204,8 @@ def test_one_login_for_many_calls(sandbox: BlueskySandbox, account: SandboxAccou
     assert calls(sandbox, "createSession", start) == 1
     assert calls(sandbox, "createRecord", start) == 4
     assert (first.logins, second.logins) == (1, 0)
+    [saved] = (tmp_path / "sessions").iterdir()
+    assert saved.stat().st_mode & 0o777 == 0o600
 
 
 def test_expired_token_is_refreshed_not_relogged(sandbox: BlueskySandbox, adapter: Bluesky) -> None:
