@@ -21,7 +21,8 @@ from typing import Any
 
 from bot.sandbox.base import FAULTS, Sandbox, SandboxAccount, ServerPost
 from bot.sandbox.x_server import XHTTPServer
-from bot.sandbox.x_state import WINDOW, XState
+from bot.sandbox.x_limits import WINDOW
+from bot.sandbox.x_state import XState
 
 ROLES = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
 
@@ -148,10 +149,12 @@ class XSandbox(Sandbox):
         self.state.media.fail_processing += count
 
     def set_limit(self, endpoint: str, limit: int, window: int = WINDOW, account: SandboxAccount | None = None) -> None:
-        """Set a rate limit, e.g. ``set_limit("POST /2/tweets", 2)``; for one account, or for all."""
-        user = self._user_id(account) if account is not None else None
-        with self.state.lock:
-            self.state.limits[(user, endpoint)] = (limit, window)
+        """Set a rate limit, e.g. ``set_limit("POST /2/tweets", 2)``; for one account, or for all.
+
+        Endpoints are named as in X's docs (``GET /2/users/:id/tweets``); ``"daily"`` is the
+        24-hour posting cap sent as ``x-user-limit-24hour-*``.
+        """
+        self.state.rates.set(endpoint, limit, window, self._user_id(account) if account is not None else None)
 
     def requests(self) -> list[dict[str, Any]]:
         with self.state.lock:

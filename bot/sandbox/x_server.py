@@ -102,7 +102,7 @@ class XHandler(BaseHTTPRequestHandler):
             if route is None:
                 raise err.ApiError(404, {"errors": [{"message": "Sorry, that page does not exist", "code": 34}]})
             key, match = route
-            headers = {**state.charge(user_id, key), "x-access-level": "read-write", "api-version": API_VERSION}
+            headers = {**state.rates.charge(user_id, key), "x-access-level": "read-write", "api-version": API_VERSION}
             status, answer = self._dispatch(key, match.groups(), user_id, query, body)
             if status == 201:
                 headers["location"] = f"http://{self.headers.get('Host')}/2/tweets/{answer['data']['id']}"

@@ -282,6 +282,19 @@ def test_stops_before_the_429_until_reset() -> None:
         assert [r["status"] for r in sandbox.requests()] == [201, 201, 201]
 
 
+def test_daily_post_cap_stops_posting_for_a_day(x_sandbox: XSandbox) -> None:
+    """When x-user-limit-24hour-remaining reaches 0, the next post waits for the 24-hour reset without a request."""
+    acct = x_sandbox.create_account(fresh())
+    x_sandbox.set_limit("daily", 1, account=acct)
+    platform = adapter_for(acct)
+    platform.publish(out("The only post today"))
+    sent = len(x_sandbox.requests())
+    with pytest.raises(RateLimited) as raised:
+        platform.publish(out("One too many"))
+    assert raised.value.retry_after > 86000
+    assert len(x_sandbox.requests()) == sent
+
+
 def test_429_blocks_the_search_bucket_only_until_reset(x_sandbox: XSandbox, adapter: X) -> None:
     """After a 429 on search, the next search is refused locally while posting still works."""
     adapter.whoami()
