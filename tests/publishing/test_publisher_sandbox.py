@@ -158,3 +158,29 @@ def test_unavailable_platform_retries_then_publishes(x_setup, x_sandbox, clock):
             clock.set(result.retry_at)
     assert outcomes == [Outcome.retry_later, Outcome.retry_later, Outcome.published]
     assert len(x_sandbox.posts(remote)) == 1
+
+
+def test_two_processes_on_postgres_publish_every_post_once(x_sandbox, postgres, tmp_path, request):
+    """Two publisher processes on one PostgreSQL ledger, firing the same 40 slots, post each text exactly once."""
+    import multiprocessing
+
+    from tests.ledger.databases import fresh_url
+    from tests.publishing.race import publish_all
+
+    url = fresh_url("postgres", request, tmp_path)
+    remote = x_sandbox.create_account(unique("two"))
+    tag = unique("r")
+    texts = [f"Day {i} of detention for Andrei and Irina #FreeAndreiandIrina {tag}" for i in range(40)]
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    procs = [ctx.Process(target=publish_all, args=(url, remote.id, remote.entry, remote.env, texts, f"w{i}",
+                                                   bool(i), str(tmp_path), results)) for i in range(2)]
+    for proc in procs:
+        proc.start()
+    assert [results.get(timeout=60) for _ in procs] == ["ready", "ready"]
+    outcomes = [o for _ in procs for o in results.get(timeout=180)]
+    for proc in procs:
+        proc.join(30)
+        assert proc.exitcode == 0
+    assert outcomes.count("published") == 40 and outcomes.count("not_mine") == 40
+    assert sorted(p.text for p in x_sandbox.posts(remote)) == sorted(texts)
