@@ -166,7 +166,7 @@ def test_uncertain_attempt_is_reconciled_not_reposted(setup, clock):
 
 
 def test_duplicate_refusal_after_an_uncertain_attempt_is_our_own_post(setup, clock):
-    """When a lost request lands after the look-up and the platform refuses the retry as a duplicate, it is recorded published."""
+    """A lost request that lands after the look-up, then refused as a duplicate, is recorded as published."""
     publisher, adapters = setup
     clock.set(NINE)
     timeout = UncertainOutcome("read timed out")
