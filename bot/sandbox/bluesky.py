@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import threading
@@ -29,6 +30,16 @@ from bot.sandbox.proxy import FaultProxy
 NODE_DIR = Path(__file__).resolve().parents[2] / "sandbox" / "bluesky"
 RESERVED = {"bot", "admin", "support", "help", "bsky", "atproto"}
 SENSITIVE_LABEL = "graphic-media"
+
+
+def _die_with_parent() -> None:
+    # redis-server would outlive a test run killed with -9; node already exits when its stdin closes.
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def _now() -> str:
@@ -86,7 +97,7 @@ class BlueskySandbox(Sandbox):
                 self._redis = subprocess.Popen(
                     ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
                      "--save", "", "--appendonly", "no", "--loglevel", "warning"],
-                    stdout=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL, preexec_fn=_die_with_parent,
                 )
                 self._pg.start()
                 self._await_redis(redis_port)
