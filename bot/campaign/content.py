@@ -19,16 +19,41 @@ MB = 1024 * 1024
 
 def targets(campaign: Campaign) -> dict[str, list[Account]]:
     """Post id -> the accounts that will publish it, in accounts.yaml order."""
+    return {post_id: list(accounts) for post_id, accounts in _target_sets(campaign).items()}
+
+
+def _target_sets(campaign: Campaign) -> dict[str, tuple[Account, ...]]:
     ids: dict[str, set[str]] = defaultdict(set)
     for schedule in campaign.schedules:
         for slot in schedule.slots:
             posts = [slot.post] if slot.post else campaign.queues.get(slot.queue or "", [])
             for post_id in posts:
                 ids[post_id].update(slot.accounts)
-    return {
-        post_id: [a for a in campaign.accounts.values() if a.id in accounts]
-        for post_id, accounts in ids.items()
-    }
+    shared: dict[frozenset[str], tuple[Account, ...]] = {}  # thousands of posts share a few account sets
+    out = {}
+    for post_id, accounts in ids.items():
+        key = frozenset(accounts)
+        if key not in shared:
+            shared[key] = tuple(a for a in campaign.accounts.values() if a.id in key)
+        out[post_id] = shared[key]
+    return out
+
+
+Groups = list[tuple[str, list[str], dict[int, list[str]]]]
+"""Per platform: its account ids, and those ids by text limit."""
+
+
+def _groups(accounts: tuple[Account, ...]) -> Groups:
+    by_platform: dict[str, list[Account]] = defaultdict(list)
+    for account in accounts:
+        by_platform[account.platform].append(account)
+    out = []
+    for platform, group in by_platform.items():
+        by_limit: dict[int, list[str]] = defaultdict(list)
+        for account in group:
+            by_limit[REGISTRY[platform].max_text_for(account)].append(account.id)
+        out.append((platform, [a.id for a in group], dict(by_limit)))
+    return out
 
 
 def check(campaign: Campaign, sources: dict[str, Source], problems: Problems) -> None:
@@ -44,17 +69,19 @@ def check(campaign: Campaign, sources: dict[str, Source], problems: Problems) ->
                 probed[path] = str(exc)
         return probed[path]
 
-    by_post = targets(campaign)
+    by_post = _target_sets(campaign)
+    groups: dict[tuple[str, ...], Groups] = {}
     for post_id, post in campaign.posts.items():
         src = sources[post_id]
-        infos = _kinds(post, src, problems, probe)
-        accounts = by_post.get(post_id, [])
-        platforms: dict[str, list[Account]] = defaultdict(list)
-        for account in accounts:
-            platforms[account.platform].append(account)
-        for platform, group in platforms.items():
-            _text(post, src, problems, platform, group)
-            _media(post, src, problems, platform, [a.id for a in group], infos, media)
+        infos = _kinds(post, src, problems, probe) if post.media or post.video else {}
+        accounts = by_post.get(post_id, ())
+        key = tuple(a.id for a in accounts)
+        if key not in groups:
+            groups[key] = _groups(accounts)
+        for platform, ids, by_limit in groups[key]:
+            _text(post, src, problems, platform, by_limit)
+            if post.media or post.video:
+                _media(post, src, problems, platform, ids, infos, media)
 
 
 def _kinds(post: Post, src: Source, problems: Problems, probe) -> dict[Path, object]:
@@ -90,15 +117,11 @@ def surely_fits(text: str, limit: int) -> bool:
     return per_char * len(text) + 23 * (text.count(".") + text.count("://")) <= limit
 
 
-def _text(post: Post, src: Source, problems: Problems, platform: str, accounts: list[Account]) -> None:
-    cls = REGISTRY[platform]
+def _text(post: Post, src: Source, problems: Problems, platform: str, by_limit: dict[int, list[str]]) -> None:
     text = post.text_for(platform)
-    by_limit: dict[int, list[str]] = defaultdict(list)
-    for account in accounts:
-        by_limit[cls.max_text_for(account)].append(account.id)
     if surely_fits(text, min(by_limit)):
         return
-    length = cls.measure_text(text)
+    length = REGISTRY[platform].measure_text(text)
     loc = ("variants", platform) if platform in post.variants else ("text",)
     hint = "" if platform in post.variants else f", or add variants.{platform}"
     for limit, ids in sorted(by_limit.items()):
