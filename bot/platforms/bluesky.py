@@ -192,13 +192,16 @@ class Bluesky(Platform):
 
     def _create_once(self, session: Any, collection: str, rkey: str, record: dict[str, Any]) -> str:
         """Create the record under ``rkey``, or find the one an earlier attempt made; its at:// URI."""
-        from atproto_client.exceptions import BadRequestError, InvokeTimeoutError, RequestException
+        from atproto_client.exceptions import BadRequestError, NetworkError, RequestException
 
         data = {"repo": session.did, "collection": collection, "rkey": rkey, "record": record}
         try:
             return self._call(lambda client: client.com.atproto.repo.create_record(data)).uri
-        except InvokeTimeoutError as exc:
-            raise UncertainOutcome(f"bluesky {collection} {rkey}: no answer within {self.timeout:.0f}s") from exc
+        except NetworkError as exc:  # timeouts included
+            if exc.response is None and _maybe_sent(exc):
+                cause = type(exc.__cause__).__name__
+                raise UncertainOutcome(f"bluesky {collection} {rkey}: sent, but no answer ({cause})") from exc
+            raise
         except (BadRequestError, RequestException) as exc:
             # The reference PDS answers a taken record key with a 500, others with a 400: either way,
             # if the record is there, the first attempt made it. Other answers (429, 503) end here.
@@ -281,6 +284,13 @@ class Bluesky(Platform):
         if isinstance(exc, ex.RequestErrorBase):
             return PlatformUnavailable(f"bluesky: {exc}")
         return self._unavailable(exc)
+
+
+def _maybe_sent(exc: Exception) -> bool:
+    """Whether a transport failure may have happened after the server got the request."""
+    import httpx
+
+    return not isinstance(exc.__cause__, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
 
 
 def _xrpc_error(exc: Exception) -> str | None:
