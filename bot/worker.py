@@ -46,7 +46,9 @@ class Worker:
 
         self.root = root
         self.clock = clock
-        self.heartbeat_every = heartbeat
+        speed = float(getattr(clock, "speed", 1.0))
+        # At most one heartbeat per wall second: a demo clock running 10,000x would otherwise flood the log.
+        self.heartbeat_every = max(heartbeat, speed)
         self.sweep_every = sweep
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.campaign = load(root)  # ConfigError here: refuse to start
@@ -54,7 +56,7 @@ class Worker:
         self.ledger = Ledger(open_engine(database_url), clock)
         self.stopping = threading.Event()
         # A lease guards wall-time work (an upload), so under a compressed clock it spans more clock time.
-        lease_clock = timedelta(seconds=lease * float(getattr(clock, "speed", 1.0)))
+        lease_clock = timedelta(seconds=lease * speed)
         # Look for dead workers' claims a few times per lease: sooner is pointless, later delays their slots.
         self.sweep_every = max(sweep, lease_clock.total_seconds() / 4)
         self.publisher = Publisher(self.campaign, self.ledger, AdapterPool(faults.adapter_builder()), clock,
@@ -68,6 +70,8 @@ class Worker:
         self._counts = {"published": 0, "skipped": 0, "failed": 0, "retries": 0}
         self._reload_lock = threading.Lock()
         self.watcher = None
+        self.tracker: Any = None
+        self._tracking: threading.Thread | None = None
 
     # ---- start-up ----
 
@@ -111,13 +115,28 @@ class Worker:
             if (row.slot_at, row.target, row.account) not in self._active:
                 self.submit(_slot_ref(row, self.campaign), row.account)
 
+    def start_tracking(self) -> None:
+        """Hashtag tracking and resharing (bot.tracking) in its own thread, when config/reshare.yaml asks for it."""
+        from bot.tracking import Tracker
+
+        if not (self.campaign.reshare and self.campaign.reshare.track):
+            return
+        self.tracker = Tracker(self.campaign, self.ledger.engine, self._adapters(self.campaign), self.clock, self.owner)
+        self._tracking = threading.Thread(target=self.tracker.run, args=(self.stopping,), name="tracking", daemon=True)
+        self._tracking.start()
+
+    def _adapters(self, campaign: Any) -> dict[str, Any]:
+        built = {}
+        for account in campaign.accounts.values():
+            try:
+                built[account.id] = self.publisher.adapters.get(account)
+            except Exception as exc:  # noqa: BLE001  (the tracker logs the account as unavailable)
+                log.warning("adapter_unavailable", account=account.id, error=f"{type(exc).__name__}: {exc}")
+        return built
+
     def warm_up(self) -> None:
         """Build every account's adapter now (client libraries load slowly), so the first slot is not late."""
-        for account in self.campaign.accounts.values():
-            try:
-                self.publisher.adapters.get(account)
-            except Exception as exc:  # noqa: BLE001  (the Publisher reports it, with its remedy, at the first slot)
-                log.warning("adapter_unavailable", account=account.id, error=f"{type(exc).__name__}: {exc}")
+        self._adapters(self.campaign)
 
     # ---- jobs ----
 
@@ -198,6 +217,9 @@ class Worker:
             added, removed, changed_jobs = jobs_mod.diff(self.slots, new)
             self.campaign = campaign
             self.publisher.campaign = campaign
+            if self.tracker is not None:
+                self.tracker.adapters = self._adapters(campaign)
+                self.tracker.reload(campaign)
             self._install(new, removed=[*removed, *changed_jobs])
             log.info("schedule_reloaded", campaign=campaign.name, added=added, removed=removed,
                      changed=changed_jobs, files=changed or [])
@@ -239,6 +261,8 @@ class Worker:
             self.watcher.stop()
         if self.scheduler.running:
             self.scheduler.shutdown()
+        if self._tracking is not None:
+            self._tracking.join(timeout=30)  # a reshare in flight is finished and recorded, like a publication
         # Tasks not started yet are dropped: no claim was made, so the next start finds them again.
         self.pool.shutdown(wait=True, cancel_futures=True)
         log.info("worker_stopped", owner=self.owner, **self._counts)
@@ -342,7 +366,13 @@ def main(args: argparse.Namespace) -> int:
         worker.start()
         if args.once:
             worker.run_pending(timeout=None)
+            if worker.campaign.reshare and worker.campaign.reshare.track:
+                from bot.tracking import Tracker
+
+                Tracker(worker.campaign, worker.ledger.engine, worker._adapters(worker.campaign), worker.clock,
+                        worker.owner).poll_once()
         else:
+            worker.start_tracking()
             if not args.no_watch:
                 worker.watch()
             worker.serve(until=args.until)
