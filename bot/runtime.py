@@ -1,0 +1,302 @@
+"""The worker's engine: slot jobs, fan-out, recovery from the ledger, reload, tracking, warm stop.
+
+Slots become jobs of a clock-driven APScheduler (bot.jobs); each firing fans out to its accounts
+on a thread pool, one task per account, through ``Publisher.fire`` (claim, publish, record).
+``bot run`` (bot.worker) drives it; tests drive it directly with a FakeClock.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from bot import faults
+from bot import jobs as jobs_mod
+from bot.clock import Clock
+from bot.errors import ConfigError
+from bot.jobs import ClockScheduler, SlotJob
+
+log = structlog.get_logger()
+
+LOOKBACK = timedelta(days=30)
+"""How far back start-up looks for slots missed while the worker was down (older ones are not reported)."""
+
+
+class Worker:
+    """Jobs, fan-out, recovery, reload and warm stop; the CLI and tests drive it."""
+
+    def __init__(self, root: Path, *, clock: Clock, database_url: str, threads: int = 256,
+                 heartbeat: float = 60.0, sweep: float = 60.0, lease: float = 600.0,
+                 owner: str | None = None) -> None:
+        from bot.campaign import load
+        from bot.ledger.db import open_engine
+        from bot.ledger.publications import Ledger
+        from bot.publishing import AdapterPool, Publisher
+
+        self.root = root
+        self.clock = clock
+        speed = float(getattr(clock, "speed", 1.0))
+        # At most one heartbeat per wall second: a demo clock running 10,000x would otherwise flood the log.
+        self.heartbeat_every = max(heartbeat, speed)
+        self.sweep_every = sweep
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.campaign = load(root)  # ConfigError here: refuse to start
+        self._check_secrets(self.campaign)
+        self.ledger = Ledger(open_engine(database_url), clock)
+        self.stopping = threading.Event()
+        # A lease guards wall-time work (an upload), so under a compressed clock it spans more clock time.
+        lease_clock = timedelta(seconds=lease * speed)
+        # Look for dead workers' claims a few times per lease: sooner is pointless, later delays their slots.
+        self.sweep_every = max(sweep, lease_clock.total_seconds() / 4)
+        self.publisher = Publisher(self.campaign, self.ledger, AdapterPool(faults.adapter_builder()), clock,
+                                   self.owner, lease=lease_clock, stop=self.stopping)
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="publish")
+        self.scheduler = ClockScheduler(clock, self._dispatch)
+        self.slots: dict[str, SlotJob] = {}
+        self._inflight: dict[Future, tuple] = {}
+        self._active: dict[tuple, int] = {}  # (slot_at, target, account) -> tasks running or queued
+        self._idle = threading.Condition()
+        self._counts = {"published": 0, "skipped": 0, "failed": 0, "retries": 0}
+        self._reload_lock = threading.Lock()
+        self.watcher = None
+        self.tracker: Any = None
+        self._tracking: threading.Thread | None = None
+
+    # ---- start-up ----
+
+    def start(self) -> None:
+        """Schedule the campaign's slots, heartbeat and sweep, and hand over what the ledger says is due."""
+        self.scheduler.start()
+        self._install(jobs_mod.slot_jobs(self.campaign), removed=[])
+        self.scheduler.add_every(self._heartbeat, self.heartbeat_every, "heartbeat")
+        self.scheduler.add_every(lambda at: self.resume_from_ledger(), self.sweep_every, "sweep")
+        # Dead workers' claims first: reconciling them before new posts keeps the platform look-up short.
+        self.resume_from_ledger()
+        self.recover_missed()
+        log.info("worker_started", campaign=self.campaign.name, owner=self.owner, jobs=len(self.slots),
+                 now=self.clock.now().isoformat(), next_slot_at=_iso(self.scheduler.next_run_at(jobs_mod.SLOT_PREFIX)))
+
+    def recover_missed(self) -> None:
+        """Hand the Publisher every slot that fell due while no worker ran; it publishes or records ``missed``."""
+        from bot.schedules import occurrences
+
+        now = self.clock.now()
+        grace = max((s.grace for s in self.campaign.schedules), default=timedelta(hours=1))
+        taken = self.ledger.keys_taken(self.campaign.name, now - LOOKBACK, now + timedelta(seconds=1))
+        last = max((slot_at for slot_at, _, _ in taken), default=None)
+        # Always look back a full grace: tasks queued but cancelled by a stop left no trace in the ledger.
+        since = now - grace if last is None else min(last, now - grace)
+        zones = {s.name: s.timezone for s in self.campaign.schedules}
+        missed = [o for o in occurrences(self.campaign, since, now)
+                  if o.at <= now and not jobs_mod.repeated_wall_time(o.at, zones[o.schedule])]
+        for occurrence in missed:
+            for account in occurrence.accounts:
+                if (occurrence.at, occurrence.target, account) not in taken:
+                    self.submit(occurrence, account)
+        if missed:
+            log.info("missed_slots_found", count=len(missed), since=since.isoformat())
+
+    def resume_from_ledger(self) -> None:
+        """Take over retries whose time has come and claims whose worker died."""
+        rows = [*self.ledger.pending_retries(), *self.ledger.expired_claims()]
+        for row in rows:
+            # Our own publication still running (a clock jumped past its lease) is not a dead worker's.
+            if (row.slot_at, row.target, row.account) not in self._active:
+                self.submit(_slot_ref(row, self.campaign), row.account)
+
+    def start_tracking(self) -> None:
+        """Hashtag tracking and resharing (bot.tracking) in its own thread, when config/reshare.yaml asks for it."""
+        from bot.tracking import Tracker
+
+        if not (self.campaign.reshare and self.campaign.reshare.track):
+            return
+        self.tracker = Tracker(self.campaign, self.ledger.engine, self._adapters(self.campaign), self.clock, self.owner)
+        self._tracking = threading.Thread(target=self.tracker.run, args=(self.stopping,), name="tracking", daemon=True)
+        self._tracking.start()
+
+    def _adapters(self, campaign: Any) -> dict[str, Any]:
+        built = {}
+        for account in campaign.accounts.values():
+            try:
+                built[account.id] = self.publisher.adapters.get(account)
+            except Exception as exc:  # noqa: BLE001  (the tracker logs the account as unavailable)
+                log.warning("adapter_unavailable", account=account.id, error=f"{type(exc).__name__}: {exc}")
+        return built
+
+    def warm_up(self) -> None:
+        """Build every account's adapter now (client libraries load slowly), so the first slot is not late."""
+        self._adapters(self.campaign)
+
+    # ---- jobs ----
+
+    def _install(self, new: dict[str, SlotJob], removed: list[str]) -> None:
+        def add() -> None:
+            self.slots = new
+            for job in new.values():
+                self.scheduler.add_timed(self._fire_slot, job.trigger, job.id, args=(job.id,))
+
+        self.scheduler.swap(removed, add)
+
+    def _dispatch(self, job: Any, run_time: datetime) -> None:
+        job.func(run_time, *job.args)
+
+    def _fire_slot(self, run_time: datetime, job_id: str) -> None:
+        slot = self.slots.get(job_id)
+        if slot is None:
+            return
+        occurrence = jobs_mod.occurrence_at(slot, run_time)
+        for account in occurrence.accounts:
+            self.submit(occurrence, account)
+
+    def submit(self, occurrence: Any, account: str) -> None:
+        """Run one (slot, account) publication on the pool; a slow account never holds up the others."""
+        if self.stopping.is_set():
+            return
+        key = (occurrence.at.astimezone(timezone.utc).replace(microsecond=0), occurrence.target, account)
+        with self._idle:
+            future = self.pool.submit(self._fire, occurrence, account)
+            self._inflight[future] = key
+            self._active[key] = self._active.get(key, 0) + 1
+        future.add_done_callback(self._done)
+
+    def _done(self, future: Future) -> None:
+        with self._idle:
+            key = self._inflight.pop(future)
+            self._active[key] -= 1
+            if not self._active[key]:
+                del self._active[key]
+            self._idle.notify_all()
+
+    def _fire(self, occurrence: Any, account: str) -> None:
+        from bot.publishing_types import Outcome
+
+        context = dict(campaign=self.campaign.name, schedule=occurrence.schedule, slot=occurrence.slot,
+                       slot_at=occurrence.at.isoformat(), target=occurrence.target, account=account)
+        try:
+            result = self.publisher.fire(occurrence, account)
+        except Exception as exc:  # noqa: BLE001  (one failing publication never stops the worker)
+            self._counts["failed"] += 1
+            log.error("job_failed", error=f"{type(exc).__name__}: {exc}", **context)
+            return
+        outcome = result.outcome
+        if outcome is Outcome.retry_later and result.retry_at is not None:
+            self._counts["retries"] += 1
+            job_id = f"retry:{occurrence.target}@{occurrence.at.isoformat()}:{account}"
+            self.scheduler.add_once(self._retry, result.retry_at, job_id, args=(occurrence, account))
+        elif outcome.value in self._counts:
+            self._counts[outcome.value] += 1
+
+    def _retry(self, run_time: datetime, occurrence: Any, account: str) -> None:
+        self.submit(occurrence, account)
+
+    # ---- reload ----
+
+    def reload_now(self, changed: list[str] | None = None) -> bool:
+        """Load the whole campaign again; swap the jobs if it is valid, else keep the last good one."""
+        from bot.campaign import load
+
+        with self._reload_lock:
+            try:
+                campaign = load(self.root)
+                self._check_secrets(campaign)
+                new = jobs_mod.slot_jobs(campaign)
+            except ConfigError as exc:
+                log.error("schedule_rejected", campaign=self.campaign.name, changed=changed or [], problems=exc.problems)
+                return False
+            added, removed, changed_jobs = jobs_mod.diff(self.slots, new)
+            self.campaign = campaign
+            self.publisher.campaign = campaign
+            if self.tracker is not None:
+                self.tracker.adapters = self._adapters(campaign)
+                self.tracker.reload(campaign)
+            self._install(new, removed=[*removed, *changed_jobs])
+            log.info("schedule_reloaded", campaign=campaign.name, added=added, removed=removed,
+                     changed=changed_jobs, files=changed or [])
+            return True
+
+    # ---- running ----
+
+    def run_pending(self, timeout: float | None = 60.0) -> None:
+        """Dispatch what is due by the clock and wait until every publication it started has ended."""
+        self.scheduler.run_due()
+        self.wait_idle(timeout)
+
+    def wait_idle(self, timeout: float | None = 60.0) -> bool:
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._inflight, timeout)
+
+    def serve(self, until: datetime | None = None) -> None:
+        """The main loop: run due jobs until stopped or until clock time ``until``."""
+        while not self.stopping.is_set():
+            wait = self.scheduler.run_due()
+            now = self.clock.now()
+            if until is not None:
+                if now >= until:
+                    break
+                left = (until - now).total_seconds()
+                wait = left if wait is None else min(wait, left)
+            self.scheduler.wait(wait)
+
+    def request_stop(self, why: str) -> None:
+        """Warm stop: no new publications; those in flight finish and are recorded."""
+        if not self.stopping.is_set():
+            log.info("worker_stopping", reason=why, in_flight=len(self._inflight))
+            self.stopping.set()
+            self.scheduler.wakeup()
+
+    def close(self) -> None:
+        self.stopping.set()
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.scheduler.running:
+            self.scheduler.shutdown()
+        if self._tracking is not None:
+            self._tracking.join(timeout=30)  # a reshare in flight is finished and recorded, like a publication
+        # Tasks not started yet are dropped: no claim was made, so the next start finds them again.
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        log.info("worker_stopped", owner=self.owner, **self._counts)
+
+    def watch(self) -> None:
+        from bot.reload import Watcher
+
+        self.watcher = Watcher(self.root, lambda changed: self.reload_now(changed))
+        self.watcher.start()
+
+    # ---- helpers ----
+
+    def _heartbeat(self, run_time: datetime) -> None:
+        counts = self.ledger.counts(self.campaign.name)
+        log.info("worker_heartbeat", campaign=self.campaign.name, now=self.clock.now().isoformat(),
+                 published=counts["published"],
+                 failed=counts["failed"], skipped=counts["skipped"],
+                 pending=counts["claimed"] + counts["retrying"] + len(self._inflight),
+                 next_slot_at=_iso(self.scheduler.next_run_at(jobs_mod.SLOT_PREFIX)))
+
+    @staticmethod
+    def _check_secrets(campaign: Any) -> None:
+        from bot.campaign import secret_problems
+
+        problems = secret_problems(campaign)  # `check` warns about these; `run` cannot publish without them
+        if problems:
+            raise ConfigError(problems)
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.astimezone(timezone.utc).isoformat()
+
+
+def _slot_ref(row: Any, campaign: Any) -> Any:
+    from bot.publishing_types import SlotRef, target_parts
+
+    post, queue = target_parts(row.target)
+    grace = next((s.grace for s in campaign.schedules if s.name == row.schedule), timedelta(hours=1))
+    return SlotRef(at=row.slot_at, schedule=row.schedule, slot=row.slot, target=row.target, post=row.post or post,
+                   queue=queue, accounts=(row.account,), grace=grace, manual=bool(row.manual))
