@@ -208,3 +208,27 @@ def test_missing_credentials_refuse_to_start_naming_the_variables(tmp_path, x_sa
     assert caught.value.problems[0].startswith("config/accounts.yaml:")
     assert caught.value.problems[0].endswith(f": environment variable {missing} is not set")
     assert all(value not in str(caught.value) for value in acc.env.values())
+
+
+def test_retry_later_becomes_a_one_shot_job_at_its_time(tmp_path, x_sandbox, account) -> None:
+    """A 503 from the platform schedules a one-shot retry job; when the clock reaches it, the post goes out once."""
+    tag = uuid.uuid4().hex[:6]
+    write_campaign(
+        tmp_path, [account], posts={"p": f"retry {tag}"},
+        schedules={"s": {"timezone": "UTC", "slots": [{"at": "2022-01-12T09:00", "post": "p", "accounts": [account.id]}]}},
+    )
+    clock = FakeClock(datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc))
+    worker = _worker(tmp_path, clock)
+    try:
+        x_sandbox.fail_next("unavailable", path="/2/tweets")
+        worker.run_pending()
+        [retry] = [job for job in worker.scheduler.get_jobs() if job.id.startswith("retry:")]
+        assert _texts(x_sandbox, account) == []
+        [row] = _ledger(worker)
+        assert (row.state, row.next_attempt_at) == ("retrying", retry.next_run_time)
+        clock.set(retry.next_run_time)
+        worker.run_pending()
+        assert _texts(x_sandbox, account) == [f"retry {tag}"]
+        assert [r.state for r in _ledger(worker)] == ["published"]
+    finally:
+        worker.close()
