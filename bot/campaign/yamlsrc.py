@@ -22,21 +22,31 @@ class _Loader(_Base):  # type: ignore[misc,valid-type]
 
     Resolving a plain scalar's tag runs Python regexes for every value; campaign
     files repeat the same keys and short values thousands of times. Safe loaders
-    have no path resolvers, so the tag depends only on (value, implicit).
+    have no path resolvers, so a plain scalar's tag depends only on its value.
     """
 
-    _memo: dict[tuple[str, tuple[bool, bool]], str] = {}
+    _memo: dict[str, str] = {}
 
     def resolve(self, kind, value, implicit):  # noqa: ANN001
-        if kind is not yaml.ScalarNode or len(value) > 64:
+        if kind is not yaml.ScalarNode:
             return super().resolve(kind, value, implicit)
-        key = (value, implicit)
-        tag = self._memo.get(key)
+        if not implicit[0]:
+            return _STR  # quoted or block text is always a string
+        tag = self._memo.get(value)
         if tag is None:
             tag = super().resolve(kind, value, implicit)
-            if len(self._memo) < 100_000:
-                self._memo[key] = tag
+            if len(value) <= 64 and len(self._memo) < 100_000:
+                self._memo[value] = tag
         return tag
+
+    # Safe loaders have no path resolvers: skip the bookkeeping done for every node.
+    def descend_resolver(self, current_node, current_index):  # noqa: ANN001
+        pass
+
+    def ascend_resolver(self):
+        pass
+
+
 _INT = "tag:yaml.org,2002:int"
 _STR = "tag:yaml.org,2002:str"
 _FLOAT = "tag:yaml.org,2002:float"
