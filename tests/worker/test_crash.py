@@ -91,11 +91,9 @@ def test_sigkill_at_random_moments_never_loses_or_doubles_a_post(tmp_path, x_san
             sa.select(publications.c.post, publications.c.state, publications.c.reason)
             .where(publications.c.post.is_not(None)))}
     assert sorted(rows) == [f"{i:03d}" for i in range(SLOTS)]
-    # A request still in the server's hands when its worker died can land after the next worker's look-up;
-    # X then refuses the retry as a duplicate. The post is live once (checked above); the ledger says why.
-    assert {outcome for outcome in rows.values()} <= {("published", None), ("failed", "duplicate")}
-    refused = [post for post, outcome in rows.items() if outcome != ("published", None)]
-    assert len(refused) <= 5, refused
+    # Even a request still in the server's hands when its worker died (landing after the next worker's
+    # look-up, so X refuses the retry as a duplicate) ends recorded as published, with the live post's id.
+    assert set(rows.values()) == {("published", None)}
     reconciled = [e for e in events(log) if e["event"] == "post_published" and e.get("reconciled")]
     assert len(reconciled) >= 1  # posts left unrecorded by dead workers were found on the platform, not re-sent
 
