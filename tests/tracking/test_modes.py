@@ -265,3 +265,24 @@ def test_flood_is_sampled_fairly_and_spread_out(x_sandbox, tmp_path, clock) -> N
         assert reasons == {"author_cooldown": 39, "cap_hour": 2}
     finally:
         world.close()
+
+
+def test_a_post_waiting_more_than_a_day_goes_stale(x_sandbox, tmp_path, clock) -> None:
+    """An approved post that could not go out within a day is skipped as stale, not reshared late."""
+    world = make_world(x_sandbox, tmp_path, clock, mode="review")
+    try:
+        tracker = world.tracker()
+        tracker.poll_once()
+        supporters_post(world, 1)
+        world.step(tracker)
+        ledger = ReshareLedger(world.engine, world.campaign.name)
+        [row] = rows(world)
+        assert review.decide(ledger, "approve", [row.id], clock.now()) == []
+        clock.advance(timedelta(hours=25).total_seconds())
+        with capture_logs() as logs:
+            tracker.poll_once()
+        assert reshared(world) == []
+        assert (rows(world)[0].status, rows(world)[0].reason) == ("skipped", "stale")
+        assert [e["event"] for e in logs if e.get("remote_id") == row.remote_id] == ["reshare_skipped"]
+    finally:
+        world.close()
