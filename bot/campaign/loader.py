@@ -61,6 +61,7 @@ class _Loader:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.problems = Problems()
+        self.accounts_source: Source | None = None
 
     def read(self, rel: str, required: bool = True) -> Source | None:
         path = self.root / rel
@@ -89,17 +90,18 @@ class _Loader:
         )
         content.check(campaign, loaded.sources, self.problems)
         window.check(campaign, {s.name: src for s, src in schedules}, self.problems, with_warnings)
-        if with_warnings:
+        if with_warnings and self.accounts_source is not None:
             for account in accounts.values():
-                for problem in missing_secrets(account):
-                    self.problems.at(ACCOUNTS, account.line, problem, WARNING)
+                for role, problem in _missing(account):
+                    loc = ("accounts", account.id, "credentials", role)
+                    self.problems.at(ACCOUNTS, self.accounts_source.line(loc), problem, WARNING)
         return Inspection(campaign, self.problems)
 
     # ---- config/accounts.yaml ----
 
     def accounts(self) -> tuple[list[str] | None, dict[str, Account], str]:
         """Known account ids (None when the file is unusable: references are then not checked)."""
-        source = self.read(ACCOUNTS)
+        source = self.accounts_source = self.read(ACCOUNTS)
         name = self.root.name
         if source is None:
             return None, {}, name
@@ -180,8 +182,11 @@ class _Loader:
         return out
 
     def references(self, source: Source, loc: tuple, entry: SlotEntry, found: posts.Found, accounts: list[str] | None) -> None:
-        if entry.post is not None and entry.post not in found.ids:
-            hint = suggest(entry.post, found.ids) or " (expected the name of a file in posts/ without .yaml)"
+        if entry.post is not None and entry.post not in found.files:
+            hint = suggest(entry.post, found.files) or (
+                f" (known: {known_list(found.files)})" if len(found.files) <= 20
+                else " (expected the name of a file in posts/ without .yaml)"
+            )
             self.problems.add(source, (*loc, "post"), f"unknown post '{entry.post}'{hint}")
         if entry.queue is not None and entry.queue not in found.queues:
             self.problems.add(source, (*loc, "queue"), f"unknown queue '{entry.queue}' (known: {known_list(found.queues)})")
@@ -233,11 +238,15 @@ class _Loader:
 
 def missing_secrets(account: Account, environ: dict[str, str] | None = None) -> list[str]:
     """One message per credential variable of ``account`` that is not set (values are never read out)."""
+    return [problem for _, problem in _missing(account, environ)]
+
+
+def _missing(account: Account, environ: dict[str, str] | None = None) -> list[tuple[str, str]]:
     from bot.secrets import missing
 
     names = set(missing(account, environ))
     return [
-        f"accounts.{account.id}.credentials.{role}: environment variable {var} is not set"
+        (role, f"accounts.{account.id}.credentials.{role}: environment variable {var} is not set")
         for role, var in account.credentials.items()
         if var in names
     ]

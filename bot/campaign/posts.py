@@ -25,10 +25,6 @@ class Found:
     files: dict[str, tuple[str | None, Path]] = field(default_factory=dict)
     queues: dict[str, list[str]] = field(default_factory=dict)
 
-    @property
-    def ids(self) -> dict[str, tuple[str | None, Path]]:
-        return self.files
-
 
 @dataclass
 class Loaded:

@@ -30,7 +30,7 @@ def test_errors_exit_1_listing_errors_and_warnings(campaign_dir: Path, credentia
     assert cli.main(["--campaign", str(campaign_dir), "check"]) == 1
     out = capsys.readouterr()
     assert out.out.splitlines() == [
-        "config/accounts.yaml:7: warning: accounts.mastodon-a19.credentials.access_token: "
+        "config/accounts.yaml:10: warning: accounts.mastodon-a19.credentials.access_token: "
         "environment variable MASTODON_A19_TOKEN is not set",
         "schedules/launch.yaml:13: slots[2].accounts[0]: unknown account 'mastdon-a19' "
         "(known: x-index, mastodon-a19, bluesky-index)",
