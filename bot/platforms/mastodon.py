@@ -30,6 +30,7 @@ from bot.platforms.base import (
     Platform,
     Progress,
     Receipt,
+    environment_read_once,
 )
 from bot.platforms.mastodon_wire import (
     api_message,
@@ -101,7 +102,7 @@ class Mastodon(Platform):
         self.poll_interval = poll_interval
         self.processing_wait = processing_wait  # bounded wait for the instance to transcode a video
         self.stream_reconnect_wait = stream_reconnect_wait
-        self._session = requests.Session()
+        self._session = environment_read_once(requests.Session())
         self._session.hooks["response"].append(self._observe)
         self._last_wait: float | None = None
         self._me: Identity | None = None

@@ -17,6 +17,8 @@ import requests
 import tweepy
 from tweepy.errors import BadRequest, Forbidden, HTTPException, NotFound, TooManyRequests, TwitterServerError, Unauthorized
 
+from bot.platforms.base import environment_read_once
+
 _ID = re.compile(r"(?<!^)/\d+(?=/|$)")  # ids, not the leading API version "/2"
 
 
@@ -41,6 +43,7 @@ class XClient(tweepy.Client):
             access_token=credentials["access_token"],
             access_token_secret=credentials["access_token_secret"],
         )
+        environment_read_once(self.session)
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._before_send = before_send
