@@ -61,3 +61,11 @@ def test_repo_sample_campaign_passes():
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "is valid" in done.stdout.splitlines()[-1]
+
+
+def test_no_warnings_option_hides_warnings(campaign_dir: Path, credentials, monkeypatch, capsys):
+    """``--no-warnings`` prints only the summary when the only problems are warnings."""
+    monkeypatch.delenv("MASTODON_A19_TOKEN")
+    assert cli.main(["--campaign", str(campaign_dir), "check", "--no-warnings"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].endswith("1 warning")

@@ -90,3 +90,13 @@ def test_plan_never_creates_a_ledger(campaign_dir: Path, monkeypatch: pytest.Mon
     monkeypatch.delenv("BOT_DATABASE_URL", raising=False)
     assert cli.main(["--campaign", str(campaign_dir), "plan", "--from", "2022-01-12"]) == 0
     assert not (campaign_dir / "state").exists()
+
+
+def test_calendar_across_summer_time(campaign_dir: Path):
+    """Across the spring change a daily 16:00 slot stays at 16:00 local, shown as GMT then BST."""
+    path = campaign_dir / "schedules/launch.yaml"
+    text = path.read_text().replace("end: 2022-01-13", "end: 2022-03-28").replace("2022-01-12", "2022-03-26")
+    path.write_text(text.replace("start: 2022-03-26T09:00", "start: 2022-03-26"))
+    entries = build(load(campaign_dir), date(2022, 3, 26), 3, NOW, None)
+    videos = [(e.local.strftime("%d %H:%M %Z"), e.local.astimezone(timezone.utc).hour) for e in entries if e.target == "queue:videos"]
+    assert videos == [("26 16:00 GMT", 16), ("27 16:00 BST", 15), ("28 16:00 BST", 15)]
