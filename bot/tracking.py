@@ -7,10 +7,9 @@ ledger's tracker lease reads and reshares, so overlapping workers never double u
 
 from __future__ import annotations
 
-import inspect
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,26 +17,24 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from bot.clock import Clock, FakeClock
-from bot.errors import PermanentError, RetryableError
+from bot.errors import BotError, PermanentError, RetryableError
 from bot.ledger.reshares import NewDecision, ReshareLedger
 from bot.platforms.base import Mention, Platform
 from bot.policy import Context, Rules, decide, judge
 from bot.resharing import Resharer
+from bot.tracking_stream import Streaming
 from bot.tracking_feeds import DEFAULT_INTERVALS, Feed, build_feeds, fair_order, instance_of, network_of
 
-__all__ = ["DEFAULT_INTERVALS", "Tracker", "network_of"]
+__all__ = ["DEFAULT_INTERVALS", "Tracker", "network_of", "start_tracking", "tracked_adapters"]
 
 STREAM_SAFETY_FACTOR = 10  # while a stream is up, poll this many times less often, to catch what it dropped
-STREAM_RETRY = timedelta(minutes=5)
 LEASE_TTL = timedelta(minutes=3)
 WAKE_AT_LEAST = timedelta(seconds=30)
 MIN_REAL_PAUSE = 0.1  # real seconds between two passes of the run loop
 
 
-class Tracker:
+class Tracker(Streaming):
     """Polls (or streams) every tracked feed, records a decision per post, and reshares within caps."""
-
-    stream_connect_timeout = 10.0  # seconds a stream may take to connect before we poll instead
 
     def __init__(self, campaign: Any, engine: Engine, adapters: Mapping[str, Platform], clock: Clock, owner: str) -> None:
         self.clock = clock
@@ -57,9 +54,12 @@ class Tracker:
 
     # ---- configuration ----
 
-    def reload(self, campaign: Any) -> None:
+    def reload(self, campaign: Any, adapters: Mapping[str, Platform] | None = None) -> None:
         """Take a new campaign (after a valid edit); cursors and decisions live on in the ledger."""
         with self._lock:
+            if adapters is not None:
+                self.adapters = dict(adapters)
+                self._identities.clear()
             self.campaign = campaign
             self.log = structlog.get_logger("bot.tracking").bind(campaign=campaign.name)
             config = campaign.reshare
@@ -169,54 +169,6 @@ class Tracker:
         log.info("mentions_fetched", found=len(page.mentions), reads=self.reads[feed.network])
         self._decide(feed, page.mentions, now, outcome, cursor_key, page.cursor or cursor)
 
-    def _ensure_stream(self, feed: Feed, now: datetime) -> None:
-        adapter = self.adapters[feed.reader]
-        if feed.streaming or not hasattr(adapter, "stream_mentions") or not getattr(adapter, "supports_streaming", False):
-            return
-        if self.campaign.accounts[feed.reader].options.get("streaming") is False:
-            return
-        if feed.stream_retry_at and now < feed.stream_retry_at:
-            return
-        feed.streaming = True
-        thread = threading.Thread(target=self._stream, args=(feed, adapter), name=f"stream-{feed.network}", daemon=True)
-        self._stream_threads[id(feed)] = thread
-        thread.start()
-
-    def _stream(self, feed: Feed, adapter: Any) -> None:
-        log = self.log.bind(platform=feed.platform, account=feed.reader, tags=list(feed.tags))
-        log.info("stream_started")
-
-        def deliver(mention: Mention) -> None:
-            feed.inbox.put(mention)
-            self._wake.set()
-
-        params = inspect.signature(adapter.stream_mentions).parameters
-        options: dict[str, Any] = {}
-        if "on_connected" in params:
-            options["on_connected"] = feed.connected.set
-        if "connect_timeout" in params:
-            options["connect_timeout"] = self.stream_connect_timeout
-        try:
-            adapter.stream_mentions(list(feed.tags), deliver, self._stop, **options)
-            reason = "stream ended"
-        except Exception as exc:  # noqa: BLE001  (any stream failure means: poll instead)
-            reason = f"{type(exc).__name__}: {exc}"
-        feed.streaming = False
-        feed.connected.clear()
-        if not self._stop.is_set():
-            feed.stream_retry_at = self.clock.now() + STREAM_RETRY
-            feed.next_at = self.clock.now()  # catch up by polling at once
-            log.warning("stream_fell_back", reason=reason, retry_in=STREAM_RETRY.total_seconds())
-            self._wake.set()
-
-    def _take_stream(self, feed: Feed, now: datetime, outcome: Counter[str]) -> None:
-        got = []
-        while not feed.inbox.empty():
-            got.append(feed.inbox.get_nowait())
-        if got:
-            # Streamed posts do not move the cursor: the slower safety poll does, and skips what is decided.
-            self._decide(feed, got, now, outcome, None, None)
-
     # ---- deciding ----
 
     def _context(self, feed: Feed, account: str, now: datetime, **counts: Any) -> Context:
@@ -310,3 +262,30 @@ class Tracker:
         m = item.mention
         self.log.info(event, platform=item.platform, account=item.account, remote_id=m.remote_id,
                       author=m.author_handle, reason=item.reason, detail=item.detail, url=m.url, decision_id=row_id)
+
+
+def tracked_adapters(campaign: Any, get_adapter: Callable[[Any], Platform]) -> dict[str, Platform]:
+    """Adapters of every tracking account; one whose secrets are missing is logged and left out."""
+    log = structlog.get_logger("bot.tracking").bind(campaign=campaign.name)
+    out: dict[str, Platform] = {}
+    for track in campaign.reshare.track if campaign.reshare else []:
+        for account_id in track.accounts:
+            account = campaign.accounts.get(account_id)
+            if account is None or account_id in out:
+                continue
+            try:
+                out[account_id] = get_adapter(account)
+            except BotError as err:  # MissingSecret names the variable, never its value
+                log.error("tracking_account_unavailable", account=account_id, reason=str(err))
+    return out
+
+
+def start_tracking(campaign: Any, engine: Engine, get_adapter: Callable[[Any], Platform], clock: Clock,
+                   owner: str, stop: threading.Event) -> tuple[Tracker, threading.Thread] | None:
+    """The worker's entry point: a Tracker running in a daemon thread, or None when nothing is tracked."""
+    if campaign.reshare is None or not campaign.reshare.track:
+        return None
+    tracker = Tracker(campaign, engine, tracked_adapters(campaign, get_adapter), clock, owner)
+    thread = threading.Thread(target=tracker.run, args=(stop,), name="tracking", daemon=True)
+    thread.start()
+    return tracker, thread

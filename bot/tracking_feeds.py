@@ -74,9 +74,11 @@ def build_feeds(campaign: Any, adapters: Mapping[str, Any], log: Any) -> list[Fe
         tags = tuple(sorted({t.lstrip("#") for t in track.hashtags}, key=str.casefold))
         for account_id in track.accounts:
             account = campaign.accounts.get(account_id)
-            if account is None or account_id not in adapters:
-                log.warning("tracking_account_unavailable", account=account_id,
-                        reason="unknown account" if account is None else "no adapter (missing secrets?)")
+            if account is None:
+                log.warning("tracking_account_unknown", account=account_id)
+                continue
+            if account_id not in adapters:  # reported once, with its reason, where the adapter failed to build
+                log.debug("tracking_account_skipped", account=account_id, reason="no adapter")
                 continue
             key = (network_of(account), tuple(t.casefold() for t in tags))
             interval = track.interval or DEFAULT_INTERVALS.get(account.platform, 60.0)

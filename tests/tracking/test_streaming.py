@@ -85,3 +85,39 @@ def test_instance_without_streaming_falls_back_to_polling(mastodon_sandbox, tmp_
     finally:
         sandbox.set_streaming(True)
         world.close()
+
+
+def test_start_tracking_runs_in_a_thread_and_skips_accounts_without_secrets(x_sandbox, tmp_path, clock) -> None:
+    """The worker's entry point starts a tracking thread for accounts it can build and logs the others once."""
+    from bot.errors import MissingSecret
+    from bot.tracking import start_tracking
+    from tests.tracking.harness import adapter_for
+
+    ours = [x_sandbox.create_account(fresh("index")), x_sandbox.create_account(fresh("nosecret"))]
+    world = World(x_sandbox, tmp_path, clock, fresh("Free"), ours, base_policy())
+
+    def get_adapter(account):
+        if account.id == ours[1].id:
+            raise MissingSecret([f"account {account.id}: environment variable X_NOSECRET is not set"])
+        adapter = adapter_for(ours[0])
+        world.adapters.append(adapter)
+        return adapter
+
+    stop = threading.Event()
+    try:
+        with capture_logs() as logs:
+            tracker, thread = start_tracking(world.campaign, world.engine, get_adapter, clock, "w1", stop)
+            eventually(lambda: any(e["event"] == "mentions_fetched" for e in logs))
+            remote_id = world.post(x_sandbox.create_account(fresh("fan")), f"Free them #{world.tag}", "s", None)
+            clock.advance(300)
+            eventually(lambda: [r.status for r in rows(world)] == ["done"])
+            stop.set()
+            thread.join(10)
+        assert not thread.is_alive()
+        assert reshared(world) == [remote_id]
+        unavailable = [e for e in logs if e["event"] == "tracking_account_unavailable"]
+        assert [e["account"] for e in unavailable] == [ours[1].id] and "X_NOSECRET" in unavailable[0]["reason"]
+        assert [f.accounts for f in tracker.feeds] == [[ours[0].id]]
+    finally:
+        stop.set()
+        world.close()
