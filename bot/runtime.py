@@ -133,6 +133,10 @@ class Worker:
 
     def warm_up(self) -> None:
         """Build every account's adapter now (client libraries load slowly), so the first slot is not late."""
+        from bot.platforms import warm_up
+
+        # Adapters import their client libraries on first use, not when built: import them here.
+        warm_up({account.platform for account in self.campaign.accounts.values()})
         self._adapters(self.campaign)
 
     # ---- jobs ----
