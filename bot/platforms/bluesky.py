@@ -203,8 +203,9 @@ class Bluesky(Platform):
                 raise UncertainOutcome(f"bluesky {collection} {rkey}: sent, but no answer ({cause})") from exc
             raise
         except (BadRequestError, RequestException) as exc:
-            # The reference PDS answers a taken record key with a 500, others with a 400: either way,
-            # if the record is there, the first attempt made it. Other answers (429, 503) end here.
+            # The reference PDS answers a taken record key with a 500 (its database refuses the row);
+            # a 400 may mean the same elsewhere. Either way, if the record is there, the first
+            # attempt made it. Other answers (429, 503) end here, with no further request.
             status = exc.response.status_code if exc.response is not None else 0
             if status not in (400, 500):
                 raise
