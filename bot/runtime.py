@@ -114,13 +114,12 @@ class Worker:
 
     def start_tracking(self) -> None:
         """Hashtag tracking and resharing (bot.tracking) in its own thread, when config/reshare.yaml asks for it."""
-        from bot.tracking import Tracker
+        from bot.tracking import start_tracking
 
-        if not (self.campaign.reshare and self.campaign.reshare.track):
-            return
-        self.tracker = Tracker(self.campaign, self.ledger.engine, self._adapters(self.campaign), self.clock, self.owner)
-        self._tracking = threading.Thread(target=self.tracker.run, args=(self.stopping,), name="tracking", daemon=True)
-        self._tracking.start()
+        started = start_tracking(self.campaign, self.ledger.engine, self.publisher.adapters.get, self.clock,
+                                 self.owner, self.stopping)
+        if started is not None:
+            self.tracker, self._tracking = started
 
     def _adapters(self, campaign: Any) -> dict[str, Any]:
         built = {}
@@ -219,8 +218,9 @@ class Worker:
             self.campaign = campaign
             self.publisher.campaign = campaign
             if self.tracker is not None:
-                self.tracker.adapters = self._adapters(campaign)
-                self.tracker.reload(campaign)
+                from bot.tracking import tracked_adapters
+
+                self.tracker.reload(campaign, tracked_adapters(campaign, self.publisher.adapters.get))
             self._install(new, removed=[*removed, *changed_jobs])
             log.info("schedule_reloaded", campaign=campaign.name, added=added, removed=removed,
                      changed=changed_jobs, files=changed or [])

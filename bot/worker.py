@@ -86,10 +86,10 @@ def main(args: argparse.Namespace) -> int:
         if args.once:
             worker.run_pending(timeout=None)
             if worker.campaign.reshare and worker.campaign.reshare.track:
-                from bot.tracking import Tracker
+                from bot.tracking import Tracker, tracked_adapters
 
-                Tracker(worker.campaign, worker.ledger.engine, worker._adapters(worker.campaign), worker.clock,
-                        worker.owner).poll_once()
+                adapters = tracked_adapters(worker.campaign, worker.publisher.adapters.get)
+                Tracker(worker.campaign, worker.ledger.engine, adapters, worker.clock, worker.owner).poll_once()
         else:
             worker.start_tracking()
             if not args.no_watch:
