@@ -224,7 +224,9 @@ class Worker:
             self._install(new, removed=[*removed, *changed_jobs])
             log.info("schedule_reloaded", campaign=campaign.name, added=added, removed=removed,
                      changed=changed_jobs, files=changed or [])
-            return True
+        # A slot added or moved to a time just past is handed over like one missed while down.
+        self.recover_missed()
+        return True
 
     # ---- running ----
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from tests.worker.campaigns import env_for, events, write_campaign
 
 
@@ -16,6 +18,7 @@ def _campaign(tmp_path, x_sandbox):
     return account, tag
 
 
+@pytest.mark.slow
 def test_once_publishes_what_is_due_and_exits(tmp_path, x_sandbox, workers) -> None:
     """`run --once` at 09:10 publishes the 09:00 slot and exits 0; a second --once publishes nothing more."""
     account, tag = _campaign(tmp_path, x_sandbox)
@@ -27,6 +30,7 @@ def test_once_publishes_what_is_due_and_exits(tmp_path, x_sandbox, workers) -> N
     assert [e["event"] for e in events(log)].count("post_published") == 1
 
 
+@pytest.mark.slow
 def test_missing_secret_refuses_to_start_naming_the_variable_only(tmp_path, x_sandbox, workers) -> None:
     """With one credential variable unset, `run` exits 1 and logs its name, never any secret value."""
     account, _ = _campaign(tmp_path, x_sandbox)
@@ -42,6 +46,7 @@ def test_missing_secret_refuses_to_start_naming_the_variable_only(tmp_path, x_sa
     assert x_sandbox.posts(account) == []
 
 
+@pytest.mark.slow
 def test_invalid_campaign_refuses_to_start_with_check_messages(tmp_path, x_sandbox, workers) -> None:
     """A schedule naming an unknown post stops `run` at start with the `path:line:` message `bot check` gives."""
     account, _ = _campaign(tmp_path, x_sandbox)

@@ -232,3 +232,45 @@ def test_retry_later_becomes_a_one_shot_job_at_its_time(tmp_path, x_sandbox, acc
         assert [r.state for r in _ledger(worker)] == ["published"]
     finally:
         worker.close()
+
+
+def test_restart_picks_up_a_pending_retry_from_the_ledger(tmp_path, x_sandbox, account) -> None:
+    """A retry left in the ledger by a stopped worker is published by the next worker once its time has come."""
+    tag = uuid.uuid4().hex[:6]
+    write_campaign(
+        tmp_path, [account], posts={"p": f"resumed {tag}"},
+        schedules={"s": {"timezone": "UTC", "slots": [{"at": "2022-01-12T09:00", "post": "p", "accounts": [account.id]}]}},
+    )
+    clock = FakeClock(datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc))
+    worker = _worker(tmp_path, clock)
+    x_sandbox.fail_next("unavailable", path="/2/tweets")
+    worker.run_pending()
+    [row] = _ledger(worker)
+    worker.close()
+    assert row.state == "retrying"
+    clock.set(row.next_attempt_at)
+    worker = _worker(tmp_path, clock)
+    try:
+        worker.wait_idle()
+        assert _texts(x_sandbox, account) == [f"resumed {tag}"]
+        assert [r.state for r in _ledger(worker)] == ["published"]
+    finally:
+        worker.close()
+
+
+def test_slot_moved_to_a_time_just_past_is_published_late_on_reload(tmp_path, x_sandbox, account) -> None:
+    """Editing a future slot to a time 10 minutes ago publishes it at once (within grace) after the reload."""
+    tag = uuid.uuid4().hex[:6]
+    schedule = {"timezone": "UTC", "slots": [{"at": "2022-01-12T11:00", "post": "p", "accounts": [account.id]}]}
+    write_campaign(tmp_path, [account], posts={"p": f"moved {tag}"}, schedules={"s": schedule})
+    clock = FakeClock(datetime(2022, 1, 12, 9, 30, tzinfo=timezone.utc))
+    worker = _worker(tmp_path, clock)
+    try:
+        schedule["slots"][0]["at"] = "2022-01-12T09:20"
+        write_campaign(tmp_path, [account], posts={"p": f"moved {tag}"}, schedules={"s": schedule})
+        assert worker.reload_now() is True
+        worker.run_pending()
+        assert _texts(x_sandbox, account) == [f"moved {tag}"]
+        assert [(r.slot_at.hour, r.slot_at.minute, r.state) for r in _ledger(worker)] == [(9, 20, "published")]
+    finally:
+        worker.close()
