@@ -46,7 +46,6 @@ class Worker:
         speed = float(getattr(clock, "speed", 1.0))
         # At most one heartbeat per wall second: a demo clock running 10,000x would otherwise flood the log.
         self.heartbeat_every = max(heartbeat, speed)
-        self.sweep_every = sweep
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.campaign = load(root)  # ConfigError here: refuse to start
         self._check_secrets(self.campaign)
@@ -97,12 +96,14 @@ class Worker:
         zones = {s.name: s.timezone for s in self.campaign.schedules}
         missed = [o for o in occurrences(self.campaign, since, now)
                   if o.at <= now and not jobs_mod.repeated_wall_time(o.at, zones[o.schedule])]
+        handed = 0
         for occurrence in missed:
             for account in occurrence.accounts:
                 if (occurrence.at, occurrence.target, account) not in taken:
                     self.submit(occurrence, account)
-        if missed:
-            log.info("missed_slots_found", count=len(missed), since=since.isoformat())
+                    handed += 1
+        if handed:
+            log.info("missed_slots_found", count=handed, since=since.isoformat())
 
     def resume_from_ledger(self) -> None:
         """Take over retries whose time has come and claims whose worker died."""
@@ -126,7 +127,7 @@ class Worker:
         for account in campaign.accounts.values():
             try:
                 built[account.id] = self.publisher.adapters.get(account)
-            except Exception as exc:  # noqa: BLE001  (the tracker logs the account as unavailable)
+            except Exception as exc:  # noqa: BLE001  (the Publisher reports it, with its remedy, at the first slot)
                 log.warning("adapter_unavailable", account=account.id, error=f"{type(exc).__name__}: {exc}")
         return built
 
@@ -186,16 +187,20 @@ class Worker:
         try:
             result = self.publisher.fire(occurrence, account)
         except Exception as exc:  # noqa: BLE001  (one failing publication never stops the worker)
-            self._counts["failed"] += 1
+            self._count("failed")
             log.error("job_failed", error=f"{type(exc).__name__}: {exc}", **context)
             return
         outcome = result.outcome
         if outcome is Outcome.retry_later and result.retry_at is not None:
-            self._counts["retries"] += 1
+            self._count("retries")
             job_id = f"retry:{occurrence.target}@{occurrence.at.isoformat()}:{account}"
             self.scheduler.add_once(self._retry, result.retry_at, job_id, args=(occurrence, account))
         elif outcome.value in self._counts:
-            self._counts[outcome.value] += 1
+            self._count(outcome.value)
+
+    def _count(self, what: str) -> None:
+        with self._idle:
+            self._counts[what] += 1
 
     def _retry(self, run_time: datetime, occurrence: Any, account: str) -> None:
         self.submit(occurrence, account)
