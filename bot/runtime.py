@@ -309,5 +309,5 @@ def _slot_ref(row: Any, campaign: Any) -> Any:
 
     post, queue = target_parts(row.target)
     grace = next((s.grace for s in campaign.schedules if s.name == row.schedule), timedelta(hours=1))
-    return SlotRef(at=row.slot_at, schedule=row.schedule, slot=row.slot, target=row.target, post=row.post or post,
+    return SlotRef(at=row.slot_at, schedule=row.schedule, slot=row.slot, target=row.target, post=post,
                    queue=queue, accounts=(row.account,), grace=grace, manual=bool(row.manual))

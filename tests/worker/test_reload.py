@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-import threading
+import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -178,14 +178,17 @@ def test_editing_published_post_text_does_not_publish_it_again(running, tmp_path
 def test_real_file_watcher_reloads_on_save(running, tmp_path) -> None:
     """With watchfiles running, saving a schedule file logs schedule_reloaded without any call from the test."""
     worker, clock, account, tag = running
-    seen = threading.Event()
     with capture_logs() as logs:
         worker.watch()
         text = SCHEDULE.format(acc=account.id).replace("08:00", "08:40")
-        for _ in range(100):  # the watcher thread needs a moment to start observing; keep saving until seen
+        deadline = time.monotonic() + 60
+        # The watcher thread needs a moment to start observing: save again every half second until it reacts.
+        while time.monotonic() < deadline and not any(e["event"] == "schedule_reloaded" for e in logs):
             (tmp_path / "schedules" / "main.yaml").write_text(text)
-            if seen.wait(0.1) or any(e["event"] == "schedule_reloaded" for e in logs):
-                break
+            for _ in range(10):
+                if any(e["event"] == "schedule_reloaded" for e in logs):
+                    break
+                time.sleep(0.05)
         reloaded = [e for e in logs if e["event"] == "schedule_reloaded"]
     assert reloaded and reloaded[0]["changed"] == ["slot:main#0"]
     assert "schedules/main.yaml" in reloaded[0]["files"]
