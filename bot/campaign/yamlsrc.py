@@ -1,8 +1,8 @@
 """Safe YAML reading that remembers the line of every key and list item.
 
 Staff-facing problems must point at the offending line, so documents are
-composed into nodes (libyaml when available) and turned into plain Python
-values here, recording ``location -> line`` on the way.
+composed into nodes (libyaml when available), turned into plain Python values
+here, and kept so that the line of any location can be found when needed.
 """
 
 from __future__ import annotations
@@ -58,22 +58,38 @@ Loc = tuple[str | int, ...]
 
 @dataclass
 class Source:
-    """One YAML file: its data, its campaign-relative name and the line of each location."""
+    """One YAML file: its data, its campaign-relative name, and its nodes for finding lines."""
 
     rel: str
     data: Any
-    lines: dict[Loc, int] = field(default_factory=dict)
+    node: yaml.Node | None = None
     # Unquoted values followed on their line by " #word": YAML reads that as a comment.
     cut_hashtags: dict[Loc, str] = field(default_factory=dict)
 
     def line(self, loc: Loc) -> int:
-        """Line of ``loc``, or of its nearest known ancestor (1 for the document)."""
-        loc = tuple(str(p) if not isinstance(p, int) else p for p in loc)
-        while loc:
-            if loc in self.lines:
-                return self.lines[loc]
-            loc = loc[:-1]
-        return self.lines.get((), 1)
+        """Line of ``loc`` (a key's line, or a list item's), or of its nearest ancestor in the file.
+
+        Lines are looked up in the nodes only when a problem is reported, so
+        files without problems (nearly all of them) cost nothing here.
+        """
+        node = self.node
+        if node is None:
+            return 1
+        line = node.start_mark.line + 1
+        for part in loc:
+            child = None
+            if isinstance(node, yaml.MappingNode):
+                for key_node, value_node in node.value:
+                    if key_node.value == str(part):
+                        child, line = value_node, key_node.start_mark.line + 1
+                        break
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+                child = node.value[part]
+                line = child.start_mark.line + 1
+            if child is None:
+                break
+            node = child
+        return line
 
     def where(self, loc: Loc) -> str:
         return f"{self.rel}:{self.line(loc)}"
@@ -102,12 +118,12 @@ def parse(text: str, rel: str) -> Source:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
-        source = Source(rel, None)
+        source = Source(rel, None, node)
         if node is not None:
-            source.lines[()] = node.start_mark.line + 1
+            source.data = _Builder(loader).value(node)
             # Only a document holding " #" can have a hashtag cut off as a comment.
-            lines = text.splitlines() if " #" in text else []
-            source.data = _Builder(loader, source, lines).value(node, ())
+            if " #" in text:
+                _find_cut_hashtags(node, (), text.splitlines(), source.cut_hashtags)
         return source
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -120,56 +136,35 @@ def parse(text: str, rel: str) -> Source:
 
 
 class _Builder:
-    def __init__(self, loader: Any, source: Source, text_lines: list[str]) -> None:
-        self.loader = loader
-        self.source = source
-        self.lines = source.lines
-        self.text_lines = text_lines
+    """Nodes to plain values; refuses what safe, unambiguous campaign files never need."""
 
-    def value(self, node: yaml.Node, loc: Loc) -> Any:
-        if not isinstance(node, yaml.ScalarNode) and node.tag not in _COLLECTIONS:
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+
+    def value(self, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag == _STR:
+                return node.value  # the common case, without the constructor's machinery
+            return self.scalar(node)
+        if node.tag not in _COLLECTIONS:
             # Safe loading: a tag such as !!python/object never builds anything.
             raise yaml.MarkedYAMLError(problem=f"unsupported tag {node.tag!r}", problem_mark=node.start_mark)
-        if isinstance(node, yaml.MappingNode):
-            out: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
-                if not isinstance(key_node, yaml.ScalarNode):
-                    raise yaml.MarkedYAMLError(
-                        problem="a key must be a plain value, not a list or mapping",
-                        problem_mark=key_node.start_mark,
-                    )
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    raise yaml.MarkedYAMLError(
-                        problem="merge keys (<<) are not supported", problem_mark=key_node.start_mark
-                    )
-                key = key_node.value if key_node.tag == _STR else self.scalar(key_node)
-                key = key if isinstance(key, (str, int)) else str(key)
-                if key in out:
-                    raise yaml.MarkedYAMLError(
-                        problem=f"duplicate key {key!r}", problem_mark=key_node.start_mark
-                    )
-                child = (*loc, key if isinstance(key, int) else str(key))
-                self.lines[child] = key_node.start_mark.line + 1
-                out[key] = self.value(value_node, child)
-            return out
         if isinstance(node, yaml.SequenceNode):
-            items = []
-            for index, item in enumerate(node.value):
-                child = (*loc, index)
-                self.lines[child] = item.start_mark.line + 1
-                items.append(self.value(item, child))
-            return items
-        if node.tag == _STR:
-            self._check_cut(node, loc)
-            return node.value  # the common case, without the constructor's machinery
-        return self.scalar(node)
-
-    def _check_cut(self, node: yaml.Node, loc: Loc) -> None:
-        if not node.style and node.end_mark.line < len(self.text_lines):
-            rest = self.text_lines[node.end_mark.line][node.end_mark.column:]
-            match = _CUT_TAG.match(rest)
-            if match:
-                self.source.cut_hashtags[loc] = match.group(1)
+            return [self.value(item) for item in node.value]
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise yaml.MarkedYAMLError(
+                    problem="a key must be a plain value, not a list or mapping", problem_mark=key_node.start_mark
+                )
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise yaml.MarkedYAMLError(problem="merge keys (<<) are not supported", problem_mark=key_node.start_mark)
+            key = key_node.value if key_node.tag == _STR else self.scalar(key_node)
+            key = key if isinstance(key, (str, int)) else str(key)
+            if key in out:
+                raise yaml.MarkedYAMLError(problem=f"duplicate key {key!r}", problem_mark=key_node.start_mark)
+            out[key] = self.value(value_node)
+        return out
 
     def scalar(self, node: yaml.Node) -> Any:
         # YAML 1.1 reads an unquoted 10:30 as the base-60 number 630; staff mean a time.
@@ -180,3 +175,16 @@ class _Builder:
         except ValueError:
             # An impossible date such as 2022-13-01: keep the text, validation reports it.
             return node.value
+
+
+def _find_cut_hashtags(node: yaml.Node, loc: Loc, lines: list[str], found: dict[Loc, str]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            _find_cut_hashtags(value_node, (*loc, str(key_node.value)), lines, found)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _find_cut_hashtags(item, (*loc, index), lines, found)
+    elif not node.style and node.tag == _STR and node.end_mark.line < len(lines):
+        match = _CUT_TAG.match(lines[node.end_mark.line][node.end_mark.column:])
+        if match:
+            found[loc] = match.group(1)
