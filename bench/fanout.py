@@ -40,13 +40,14 @@ def campaign_for(root: Path, platform: str, accounts: list) -> Path:
 def run_worker(root: Path, count: int, threads: int | None, database_url: str | None = None) -> dict:
     """Start the worker shortly before the slot; return timings of every publish call (wall seconds)."""
     from bot.ledger.db import default_url
-    from bot.worker import Worker
+    from bot.runtime import Worker
 
     clock = AnchoredClock(SLOT - timedelta(seconds=LEAD), 1.0)
     options = {} if threads is None else {"threads": threads}
     worker = Worker(root, clock=clock, database_url=database_url or default_url(root), heartbeat=3600, sweep=3600, **options)
     recorder = Recorder()
     use_recorder(worker, recorder)
+    worker.warm_up()  # as `bot run` does before it starts the clock
     clock.anchor()
     slot_wall = clock.wall_at(SLOT)
     worker.start()
@@ -76,6 +77,9 @@ def run_naive(root: Path, accounts: list, sample: int) -> list[float]:
     from bot.publishing_adapters import build_adapter
 
     campaign = load(root)
+    from bot.platforms import warm_up
+
+    warm_up({a.platform for a in campaign.accounts.values()})  # a naive bot imports once too, before its loop
     per_account = []
     for account in accounts[:sample]:
         started = time.monotonic()
@@ -94,7 +98,6 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None, help="worker --threads (default: the worker's default)")
     p.add_argument("--ledger", choices=("sqlite", "postgres"), default="sqlite",
                    help="the worker's ledger: SQLite in the campaign folder (default) or a throwaway PostgreSQL")
-    p.add_argument("--warm", action="store_true", help="import the client libraries before the worker starts")
     args = p.parse_args()
     servers = start_servers()
     pg = None
@@ -104,10 +107,6 @@ def main() -> None:
         pg = Postgres()
         pg.start()
     quiet_logs()
-    if args.warm:
-        from bot.platforms import warm_up
-
-        warm_up(args.platforms.split(","))
     report = Report("fan-out")
     print(f"machine: {machine()}")
     try:

@@ -44,7 +44,7 @@ def run_worker(root: Path, speed: float, count: int) -> list[float]:
     from bot.campaign import load
     from bot.ledger.db import default_url
     from bot.ledger.publications import PublicationKey
-    from bot.worker import Worker
+    from bot.runtime import Worker
 
     campaign = load(root)
     slot_of = {}
@@ -57,6 +57,7 @@ def run_worker(root: Path, speed: float, count: int) -> list[float]:
     worker = Worker(root, clock=clock, database_url=default_url(root), heartbeat=86400, sweep=86400)
     recorder = Recorder()
     use_recorder(worker, recorder)
+    worker.warm_up()  # as `bot run` does before it starts the clock
     clock.anchor()
     worker.start()
     last = max(slot_of.values())
@@ -101,15 +102,10 @@ def main() -> None:
     p.add_argument("--platforms", default="x,mastodon")
     p.add_argument("--accounts", type=int, default=10, help="accounts per platform, used in turn (default 10)")
     p.add_argument("--naive-slots", type=int, default=100)
-    p.add_argument("--warm", action="store_true", help="import the client libraries before the worker starts")
     args = p.parse_args()
     servers = start_servers()
     quiet_logs()
     platforms = [s.strip() for s in args.platforms.split(",") if s.strip()]
-    if args.warm:
-        from bot.platforms import warm_up
-
-        warm_up(platforms)
     print(f"machine: {machine()}")
     report = Report("punctuality")
     try:

@@ -1,0 +1,117 @@
+"""Scale-out: fan-out of one post with an image to 2,000 accounts by 1, 2 and 4 workers on one PostgreSQL ledger.
+
+Run: ``.venv/bin/python bench/scaleout.py [--accounts 2000] [--workers 1,2,4] [--latency 0.2]``.
+Each run gets a fresh X sandbox and a fresh database. The workers are ``bot run`` processes
+started together on a DemoClock that reaches the slot a few seconds after each is ready; the
+ledger's claims decide which worker publishes to which account. Throughput is posts per second
+from the first request the server saw to the last post created (server-side times, so the
+workers' start-up skew counts against us). The naive baseline is the sequential loop of
+bench/fanout.py on a sample of accounts, in this process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from common import REPO, Report, machine, new_database, parser
+from fanout import SLOT, campaign_for, run_naive
+from servers import start_servers
+
+LEAD = 8.0  # wall seconds from a worker being ready to the slot
+
+
+def run(servers, pg, workers: int, accounts_n: int, latency: float, tmp: Path) -> dict:
+    host = servers.Host("x", latency)
+    accounts = host.create_accounts([f"s{i:04d}" for i in range(accounts_n)])
+    root = campaign_for(tmp / f"campaign-{workers}", "x", accounts)
+    url = new_database(pg, f"scaleout_{workers}")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "BOT_LOG_FORMAT": "json", "BOT_LOG_LEVEL": "warning"}
+    for account in accounts:
+        env.update(account.env)
+    start = (SLOT - timedelta(seconds=LEAD)).isoformat()
+    procs = [subprocess.Popen([sys.executable, "-m", "bot", "--campaign", str(root), "run", "--no-watch",
+                               "--database-url", url, "--clock-start", start, "--clock-speed", "1"],
+                              cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=(tmp / f"worker-{workers}-{i}.err").open("w"))
+             for i in range(workers)]
+    deadline = time.monotonic() + 150
+    try:
+        while host.post_count() < accounts_n and time.monotonic() < deadline:
+            if any(p.poll() is not None for p in procs):
+                break
+            time.sleep(0.5)
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for i, proc in enumerate(procs):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            if proc.returncode not in (0, -signal.SIGTERM):
+                print(f"worker {i} of {workers} exited {proc.returncode}:\n"
+                      + (tmp / f"worker-{workers}-{i}.err").read_text()[-3000:])
+    log = host.requests()
+    posts = host.posts()
+    host.stop()
+    created = sorted(e["at"] for e in log if e["path"] == "/2/tweets" and e["status"] == 201)
+    first = min(e["at"] for e in log) if log else float("nan")
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        per_owner = conn.execute(sa.text("SELECT owner, count(*) FROM publication_attempts GROUP BY owner")).all()
+    engine.dispose()
+    span = (created[-1] - first) if created else float("nan")
+    return {"published": len(created), "on_server": len(posts), "span": span,
+            "throughput": len(created) / span if created else 0.0,
+            "throttled": sum(1 for e in log if e["status"] == 429), "per_worker": sorted(n for _, n in per_owner),
+            "texts": len({p.text for p in posts}), "duplicates": len(posts) - len({p.author for p in posts})}
+
+
+def main() -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--accounts", type=int, default=2000)
+    p.add_argument("--workers", default="1,2,4")
+    p.add_argument("--naive-sample", type=int, default=10)
+    args = p.parse_args()
+    servers = start_servers()
+    from bot.sandbox.postgres import Postgres
+
+    print(f"machine: {machine()}")
+    report = Report("scale-out")
+    pg = Postgres().start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-scaleout-") as tmp:
+            results = {}
+            for n in [int(w) for w in args.workers.split(",")]:
+                r = results[n] = run(servers, pg, n, args.accounts, args.latency, Path(tmp))
+                print(f"{n} worker(s): {r['published']}/{args.accounts} published in {r['span']:.1f} s, "
+                      f"{r['throughput']:.0f} posts/s; attempts per worker {r['per_worker']}; 429: {r['throttled']}; "
+                      f"accounts posted to more than once: {r['duplicates']}")
+            host = servers.Host("x", args.latency)
+            sample = host.create_accounts([f"naive{i:02d}" for i in range(args.naive_sample)])
+            naive = run_naive(campaign_for(Path(tmp) / "naive", "x", sample), sample, len(sample))
+            host.stop()
+        naive_rate = len(naive) / sum(naive)
+        for n, r in results.items():
+            ok = r["published"] == args.accounts and r["duplicates"] == 0
+            report.add(f"{args.accounts} accounts, {n} worker(s): throughput", f"{r['throughput']:.0f} posts/s",
+                       f"{naive_rate:.1f} posts/s", met=None if ok else False,
+                       note="" if ok else f"published {r['published']}, duplicates {r['duplicates']}")
+            report.add(f"{args.accounts} accounts, {n} worker(s): slot to all published", f"{r['span']:.1f} s",
+                       f"{args.accounts / naive_rate:.0f} s (extrapolated)")
+    finally:
+        pg.stop()
+        servers.shutdown()
+    report.emit(args.json)
+
+
+if __name__ == "__main__":
+    main()
