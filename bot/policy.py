@@ -209,8 +209,9 @@ def decide(mention: Mention, ctx: Context) -> Decision:
     rules = ctx.rules
     if ctx.author_last is not None and ctx.now is not None and ctx.now - ctx.author_last < rules.author_cooldown:
         return Decision("skip", "author_cooldown", f"this author was reshared at {ctx.author_last.isoformat()}")
-    if rules.mode == "review":
-        # Staff decide; hour and day caps apply when approved posts are reshared.
+    if rules.mode == "review" and verdict.reason != "partner":
+        # Staff decide; hour and day caps apply when approved posts are reshared. Partners are
+        # already vouched for by staff (always_from), so they go straight to the caps below.
         return Decision("review", "awaiting_review", verdict.detail)
     if ctx.last_day >= rules.max_per_day:
         return Decision("skip", "cap_day", f"{ctx.last_day} reshares in 24 hours (max_per_day {rules.max_per_day})")

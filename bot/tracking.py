@@ -242,9 +242,10 @@ class Tracker(Streaming):
                 verdicts = [(a, decide(m, ctx_for(a, m))) for a in tries]
                 account, verdict = next(((a, v) for a, v in verdicts if v.action != "skip"), verdicts[0])
                 items.append(self._item(feed, scope, account, m, verdict))
-                if verdict.action != "skip":
+                if verdict.action == "allow":  # scheduled: counts against the caps from now on
                     state[account][0] += 1
                     state[account][1] += 1
+                if verdict.action != "skip":
                     authors[(account, m.author_id)] = now
         ids = self.ledger.record(now, items, cursor_key, cursor)
         for item, row_id in zip(items, ids):

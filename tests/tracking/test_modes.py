@@ -286,3 +286,19 @@ def test_a_post_waiting_more_than_a_day_goes_stale(x_sandbox, tmp_path, clock) -
         assert [e["event"] for e in logs if e.get("remote_id") == row.remote_id] == ["reshare_skipped"]
     finally:
         world.close()
+
+
+def test_partners_are_reshared_without_review(x_sandbox, tmp_path, clock) -> None:
+    """In review mode a partner's tagged post goes out within the caps while a supporter's waits for staff."""
+    partner = x_sandbox.create_account(fresh("partner"))
+    world = make_world(x_sandbox, tmp_path, clock, mode="review", always_from=[f"@{partner.handle.upper()}"])
+    try:
+        tracker = world.tracker()
+        tracker.poll_once()
+        supporters_post(world, 1)
+        from_partner = world.post(partner, f"Statement #{world.tag}", "partner", None)
+        world.step(tracker)
+        assert reshared(world) == [from_partner]
+        assert sorted((r.status, r.reason) for r in rows(world)) == [("done", "partner"), ("queued", "awaiting_review")]
+    finally:
+        world.close()

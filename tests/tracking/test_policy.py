@@ -132,10 +132,13 @@ def test_cooldown_over_allows_again() -> None:
 
 
 def test_review_mode_queues_instead_of_allowing() -> None:
-    """In review mode a passing post waits for staff; skips stay skips."""
-    rules = Rules(mode="review", blocked_words=("Lukashenka",))
+    """In review mode a passing post waits for staff, partners go straight to the caps, skips stay skips."""
+    rules = Rules(mode="review", blocked_words=("Lukashenka",), always_from=("@article19org",))
     assert decide(mention(), ctx(rules=rules)).action == "review"
     assert decide(mention("LUKASHENKA"), ctx(rules=rules)).action == "skip"
+    partner = mention(author_handle="article19org")
+    assert decide(partner, ctx(rules=rules)).reason == "partner"
+    assert decide(partner, ctx(rules=rules, last_hour=4)).reason == "cap_hour"
 
 
 def test_decide_is_deterministic() -> None:
