@@ -14,6 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 metadata = sa.MetaData()
+SCHEMA_LOCK = 0x626F7401  # PostgreSQL advisory lock key held while the schema is created
 
 schema_version = sa.Table(
     "schema_version",
@@ -54,5 +55,12 @@ def open_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
-    metadata.create_all(engine)
+    with engine.connect() as conn:
+        # Two workers starting together (a deploy overlap) must not both create the tables.
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK)))
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        metadata.create_all(conn)
+        conn.commit()
     return engine
