@@ -17,7 +17,7 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from bot.clock import Clock, FakeClock
-from bot.errors import BotError, PermanentError, RetryableError
+from bot.errors import PermanentError, RetryableError
 from bot.ledger.reshares import NewDecision, ReshareLedger
 from bot.platforms.base import Mention, Platform
 from bot.policy import Context, Rules, decide, judge
@@ -108,9 +108,10 @@ class Tracker(Streaming):
             if remaining <= 0:
                 return
             if isinstance(self.clock, FakeClock):
-                stop.wait(0.05)  # a test moves this clock; do not run it forward from here
+                self._wake.wait(0.05)  # a test moves this clock; do not run it forward from here
             else:
-                self.clock.sleep(min(remaining, 1.0))
+                # Real seconds (a demo clock runs `speed` times faster); short chunks so stop and streams wake us.
+                self._wake.wait(min(remaining / getattr(self.clock, "speed", 1.0), 0.25))
 
     def poll_once(self) -> dict[str, int]:
         """Poll every feed that is due, decide what it found, reshare what may go now; counts by outcome."""
@@ -276,8 +277,8 @@ def tracked_adapters(campaign: Any, get_adapter: Callable[[Any], Platform]) -> d
                 continue
             try:
                 out[account_id] = get_adapter(account)
-            except BotError as err:  # MissingSecret names the variable, never its value
-                log.error("tracking_account_unavailable", account=account_id, reason=str(err))
+            except Exception as err:  # noqa: BLE001  (MissingSecret names the variable, never its value)
+                log.error("tracking_account_unavailable", account=account_id, reason=f"{type(err).__name__}: {err}")
     return out
 
 
