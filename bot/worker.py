@@ -9,6 +9,7 @@ import argparse
 import os
 import signal
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -105,23 +106,31 @@ def main(args: argparse.Namespace) -> int:
 class _Signals:
     """SIGTERM/SIGINT: the first asks for a warm stop, the second exits at once.
 
-    The handler only sets a flag (no exception is raised into whatever the main thread is doing),
-    so a publication being recorded is never interrupted halfway.
+    No exception is raised into whatever the main thread is doing, so a publication being
+    recorded is never interrupted halfway. The handler takes no lock (the main thread may hold
+    the logger's or an Event's when the signal lands): it writes to a pipe, and a thread does
+    the stopping.
     """
 
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
         self.received = 0
+        self._read, self._write = os.pipe()
 
     def install(self) -> None:
+        threading.Thread(target=self._relay, name="signals", daemon=True).start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.received += 1
-        name = signal.Signals(signum).name
         if self.received > 1:
-            log.warning("worker_killed", signal=name, reason="second signal: exiting without waiting")
-            sys.stdout.flush()
+            name = signal.Signals(signum).name
+            line = f'{{"event": "worker_killed", "signal": "{name}", "reason": "second signal: exiting without waiting"}}\n'
+            os.write(sys.stdout.fileno(), line.encode())
             os._exit(128 + signum)
-        self.worker.request_stop(name)
+        os.write(self._write, bytes([signum]))
+
+    def _relay(self) -> None:
+        signum = os.read(self._read, 1)[0]
+        self.worker.request_stop(signal.Signals(signum).name)
