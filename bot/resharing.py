@@ -36,6 +36,7 @@ class Resharer:
         self.clock = clock
         self.rules = rules
         self.log = log
+        self.next_due: dict[str, datetime] = {}  # account -> when a waiting reshare may go next
 
     @property
     def dry_run(self) -> bool:
@@ -59,12 +60,16 @@ class Resharer:
     def drain(self, account: str) -> str | None:
         """Reshare the next waiting post of ``account`` if the caps allow it now; the resulting status."""
         rows = self.ledger.pending(account)
+        self.next_due.pop(account, None)
         if not rows:
             return None
         now = self.clock.now()
+        # Whatever happens below, look again once the spacing has passed, not only at the next poll.
+        self.next_due[account] = now + self.rules.spacing
         acted = self.acted_statuses
         hour, day, last = self.ledger.counts(account, now, acted, reserved=False)
         if last is not None and now - last < self.rules.spacing:
+            self.next_due[account] = last + self.rules.spacing
             return None
         if hour >= self.rules.max_per_hour or day >= self.rules.max_per_day:
             return None

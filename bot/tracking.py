@@ -100,6 +100,8 @@ class Tracker(Streaming):
     def next_wake(self) -> datetime:
         now = self.clock.now()
         times = [now + WAKE_AT_LEAST] + [f.next_at for f in self.feeds if f.next_at]
+        if self.resharer is not None:
+            times += list(self.resharer.next_due.values())
         return min(times)
 
     def _wait(self, stop: threading.Event, until: datetime) -> None:
