@@ -50,6 +50,7 @@ class ClockScheduler(BaseScheduler):
     triggers (time zones, DST, windows), job store and job API, and replace only the loop:
     what is due (by the Clock), how long to wait (in wall seconds), and dispatch with the run
     time. Every missed run time of a slot is dispatched (no coalescing); the Publisher decides on grace.
+    ``dispatch`` runs on the loop's thread, so it must only hand work over (the worker's pool).
     """
 
     def __init__(self, clock: Clock, dispatch: Dispatch, **options: Any) -> None:
