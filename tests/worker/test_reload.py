@@ -192,3 +192,35 @@ def test_real_file_watcher_reloads_on_save(running, tmp_path) -> None:
         reloaded = [e for e in logs if e["event"] == "schedule_reloaded"]
     assert reloaded and reloaded[0]["changed"] == ["slot:main#0"]
     assert "schedules/main.yaml" in reloaded[0]["files"]
+
+
+def test_worker_runs_tracking_and_hands_it_reloaded_campaigns(tmp_path, x_sandbox, monkeypatch) -> None:
+    """The worker's tracking thread reshares a tagged supporter post, and takes the campaign of a valid reload."""
+    account = x_sandbox.create_account(f"t{uuid.uuid4().hex[:8]}")
+    for name, value in account.env.items():
+        monkeypatch.setenv(name, value)
+    tag = f"Tag{uuid.uuid4().hex[:8]}"
+    good_campaign(tmp_path, account, tag)
+    dump(tmp_path / "config" / "reshare.yaml", {
+        "track": [{"hashtags": [tag], "accounts": [account.id]}],
+        "policy": {"skip": ["replies", "reshares", "own", "sensitive"], "max_per_hour": 4, "max_per_day": 20,
+                   "mode": "auto"},
+    })
+    supporter = x_sandbox.create_account(f"sup{uuid.uuid4().hex[:6]}")
+    wanted = x_sandbox.post_as(supporter, f"Free Andrei and Irina #{tag}")
+    x_sandbox.index()
+    clock = FakeClock(datetime(2022, 1, 12, 7, 59, tzinfo=timezone.utc))
+    worker = Worker(tmp_path, clock=clock, database_url=f"sqlite:///{tmp_path / 'ledger.db'}", threads=8)
+    worker.start()
+    try:
+        worker.start_tracking()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not [p for p in x_sandbox.posts(account) if p.reshare_of]:
+            time.sleep(0.05)  # the tracking thread polls at once; this waits for it, not for a schedule
+        assert [p.reshare_of for p in x_sandbox.posts(account) if p.reshare_of] == [wanted]
+        dump(tmp_path / "posts" / "extra.yaml", {"text": f"Extra {tag}"})
+        assert worker.reload_now() is True
+        assert "extra" in worker.tracker.campaign.posts
+    finally:
+        worker.close()
+    assert not worker._tracking.is_alive()
