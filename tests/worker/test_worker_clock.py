@@ -274,3 +274,28 @@ def test_slot_moved_to_a_time_just_past_is_published_late_on_reload(tmp_path, x_
         assert [(r.slot_at.hour, r.slot_at.minute, r.state) for r in _ledger(worker)] == [(9, 20, "published")]
     finally:
         worker.close()
+
+
+@pytest.mark.slow
+def test_a_slow_account_does_not_hold_up_the_others(tmp_path, x_sandbox, monkeypatch) -> None:
+    """In one slot, an account on a server answering in 4 s does not delay an account on a fast server."""
+    from bot.sandbox.x import XSandbox
+
+    with XSandbox(latency=4.0) as slow_server:
+        slow = slow_server.create_account(f"slow{uuid.uuid4().hex[:6]}")
+        fast = x_sandbox.create_account(f"fast{uuid.uuid4().hex[:6]}")
+        for name, value in {**slow.env, **fast.env}.items():
+            monkeypatch.setenv(name, value)
+        write_campaign(tmp_path, [slow, fast], posts={"p": f"fan-out {uuid.uuid4().hex[:6]}"}, schedules={"s": {
+            "timezone": "UTC", "slots": [{"at": "2022-01-12T09:00", "post": "p", "accounts": [slow.id, fast.id]}],
+        }})
+        clock = FakeClock(datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc))
+        worker = _worker(tmp_path, clock)
+        try:
+            while not x_sandbox.posts(fast):
+                assert worker.wait_idle(timeout=0.02) is False, "the fast account was never published"
+            assert slow_server.posts(slow) == []  # still waiting for the slow server while the fast post is out
+            worker.wait_idle()
+            assert len(slow_server.posts(slow)) == 1
+        finally:
+            worker.close()
