@@ -6,12 +6,16 @@ import itertools
 import random
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+import sqlalchemy as sa
 
 from bot.campaign.model import Account, Campaign, Policy, ReshareConfig, Track
 from bot.clock import FakeClock
 from bot.ledger.db import open_engine
+from bot.ledger.reshares import decisions
 from bot.platforms import platform_class
 from bot.platforms.base import Platform
 from bot.sandbox import Sandbox, SandboxAccount
@@ -163,3 +167,30 @@ def adversarial_plan(world: World, people: People, rng: random.Random) -> list[A
     later += [lambda n=n: reshare(n) for n in range(10)]
     rng.shuffle(later)
     return first[:60] + sorted(first[60:] + later, key=lambda _: rng.random())
+
+
+def base_policy(**overrides):
+    policy = dict(always_from=[], never_from=[], blocked_words=["Lukashenka"], skip={"replies", "reshares", "own",
+                  "sensitive"}, max_per_hour=4, max_per_day=20, mode="auto", author_cooldown=timedelta(hours=6))
+    policy.update(overrides)
+    return policy
+
+
+def make_world(sandbox, tmp_path, clock, n_ours=1, extra_tags=(), **policy) -> World:
+    ours = [sandbox.create_account(fresh("index")) for _ in range(n_ours)]
+    return World(sandbox, tmp_path, clock, fresh("Free"), ours, base_policy(**policy), extra_tags=list(extra_tags))
+
+
+def supporters_post(world: World, n: int, tag: str | None = None) -> list[str]:
+    return [world.post(world.sandbox.create_account(fresh("fan")), f"Free them {i} #{tag or world.tag}",
+                       "supporter", None) for i in range(n)]
+
+
+def rows(world: World):
+    with world.engine.connect() as conn:
+        return conn.execute(sa.select(decisions).where(decisions.c.campaign == world.campaign.name)
+                            .order_by(decisions.c.id)).all()
+
+
+def reshared(world: World, account=None) -> list[str]:
+    return [p.reshare_of for p in world.sandbox.posts(account or world.ours[0]) if p.reshare_of]

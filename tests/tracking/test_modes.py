@@ -8,41 +8,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from structlog.testing import capture_logs
 
 from bot import review
-from bot.ledger.reshares import ReshareLedger, decisions
-from tests.tracking.harness import World, fresh
+from bot.ledger.reshares import ReshareLedger
+from tests.tracking.harness import fresh, make_world, reshared, rows, supporters_post
 
 pytestmark = pytest.mark.slow
-
-
-def base_policy(**overrides):
-    policy = dict(always_from=[], never_from=[], blocked_words=["Lukashenka"], skip={"replies", "reshares", "own",
-                  "sensitive"}, max_per_hour=4, max_per_day=20, mode="auto", author_cooldown=timedelta(hours=6))
-    policy.update(overrides)
-    return policy
-
-
-def make_world(sandbox, tmp_path, clock, n_ours=1, extra_tags=(), **policy) -> World:
-    ours = [sandbox.create_account(fresh("index")) for _ in range(n_ours)]
-    return World(sandbox, tmp_path, clock, fresh("Free"), ours, base_policy(**policy), extra_tags=list(extra_tags))
-
-
-def supporters_post(world: World, n: int, tag: str | None = None) -> list[str]:
-    return [world.post(world.sandbox.create_account(fresh("fan")), f"Free them {i} #{tag or world.tag}",
-                       "supporter", None) for i in range(n)]
-
-
-def rows(world: World):
-    with world.engine.connect() as conn:
-        return conn.execute(sa.select(decisions).where(decisions.c.campaign == world.campaign.name)
-                            .order_by(decisions.c.id)).all()
-
-
-def reshared(world: World, account=None) -> list[str]:
-    return [p.reshare_of for p in world.sandbox.posts(account or world.ours[0]) if p.reshare_of]
 
 
 def test_x_one_search_call_per_poll_for_all_tags(x_sandbox, tmp_path, clock) -> None:

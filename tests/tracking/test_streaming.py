@@ -9,8 +9,7 @@ from datetime import timedelta
 import pytest
 from structlog.testing import capture_logs
 
-from tests.tracking.harness import World, fresh
-from tests.tracking.test_modes import base_policy, reshared, rows
+from tests.tracking.harness import World, base_policy, fresh, reshared, rows
 
 pytestmark = pytest.mark.slow
 
