@@ -63,9 +63,10 @@ class World:
     posted: dict[str, Expected] = field(default_factory=dict)
     adapters: list[Platform] = field(default_factory=list)
     dirty: bool = False
+    db_url: str | None = None  # default: a SQLite file in tmp
 
     def __post_init__(self) -> None:
-        self.engine = open_engine(f"sqlite:///{self.tmp / 'bot.db'}")
+        self.engine = open_engine(self.db_url or f"sqlite:///{self.tmp / 'bot.db'}")
         self.campaign = Campaign(
             root=self.tmp, name=fresh("campaign"), posts={}, queues={}, schedules=[],
             accounts={a.id: model_account(a) for a in self.ours},
@@ -176,9 +177,10 @@ def base_policy(**overrides):
     return policy
 
 
-def make_world(sandbox, tmp_path, clock, n_ours=1, extra_tags=(), **policy) -> World:
+def make_world(sandbox, tmp_path, clock, n_ours=1, extra_tags=(), db_url=None, **policy) -> World:
     ours = [sandbox.create_account(fresh("index")) for _ in range(n_ours)]
-    return World(sandbox, tmp_path, clock, fresh("Free"), ours, base_policy(**policy), extra_tags=list(extra_tags))
+    return World(sandbox, tmp_path, clock, fresh("Free"), ours, base_policy(**policy), extra_tags=list(extra_tags),
+                 db_url=db_url)
 
 
 def supporters_post(world: World, n: int, tag: str | None = None) -> list[str]:

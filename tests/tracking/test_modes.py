@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 
 from bot import review
 from bot.ledger.reshares import ReshareLedger
+from tests.ledger.databases import DATABASES, fresh_url
 from tests.tracking.harness import fresh, make_world, reshared, rows, supporters_post
 
 pytestmark = pytest.mark.slow
@@ -122,9 +123,10 @@ def test_dry_run_reshares_nothing_and_says_what_it_would(x_sandbox, tmp_path, cl
         world.close()
 
 
-def test_only_the_lease_holder_tracks(x_sandbox, tmp_path, clock) -> None:
-    """Two workers on one ledger: only one reads and reshares; the other takes over once the lease expires."""
-    world = make_world(x_sandbox, tmp_path, clock)
+@pytest.mark.parametrize("db", DATABASES)
+def test_only_the_lease_holder_tracks(x_sandbox, tmp_path, clock, request, db: str) -> None:
+    """Two workers on one ledger (SQLite, PostgreSQL): only one reads and reshares; the other takes over once the lease expires."""
+    world = make_world(x_sandbox, tmp_path, clock, db_url=fresh_url(db, request, tmp_path))
     try:
         first, second = world.tracker("worker-a"), world.tracker("worker-b")
         start = len(x_sandbox.requests())
