@@ -1,5 +1,5 @@
 # The two commands a newcomer needs (see README.md). Both set up what they need first.
-.PHONY: setup demo test
+.PHONY: setup demo test bench
 
 setup:
 	@bash scripts/setup
@@ -9,3 +9,6 @@ demo: setup
 
 test: setup
 	@.venv/bin/python -m pytest -q
+
+bench: setup
+	@.venv/bin/python bench/run_all.py
