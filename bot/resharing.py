@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.clock import Clock
-from bot.errors import PermanentError, RetryableError
+from bot.errors import AuthFailed, PermanentError, RetryableError
 from bot.ledger.reshares import ReshareLedger, mention_from_json
 from bot.platforms.base import Platform
 from bot.policy import Rules
@@ -21,6 +21,7 @@ from bot.policy import Rules
 MAX_ATTEMPTS = 5
 STALE_AFTER = timedelta(hours=24)  # a post still waiting after a day is no longer news
 BACKOFF = timedelta(minutes=2)
+AUTH_PAUSE = timedelta(hours=1)  # refused credentials: try again after this, staff may have fixed them
 
 
 def _snake(name: str) -> str:
@@ -37,6 +38,7 @@ class Resharer:
         self.rules = rules
         self.log = log
         self.next_due: dict[str, datetime] = {}  # account -> when a waiting reshare may go next
+        self._auth_reported: set[str] = set()
 
     @property
     def dry_run(self) -> bool:
@@ -108,8 +110,19 @@ class Resharer:
             self._log("reshare_deferred", row, reason=_snake(type(err).__name__), error=str(err),
                       retry_in=delay.total_seconds(), level="warning")
             return "deferred"
+        except AuthFailed as err:
+            # Every reshare of this account would fail the same way until staff fix the credentials:
+            # keep the post waiting (it goes stale after a day) and say so once, not once per post.
+            self.ledger.transition(row.id, ["resharing"], status="pending", not_before=now + AUTH_PAUSE,
+                                   attempts=row.attempts, error=str(err))
+            first = row.account not in self._auth_reported
+            self._auth_reported.add(row.account)
+            self._log("reshare_deferred", row, reason="auth_failed", error=str(err),
+                      retry_in=AUTH_PAUSE.total_seconds(), level="error" if first else "debug")
+            return "deferred"
         except PermanentError as err:
             return self._failed(row, err)
+        self._auth_reported.discard(row.account)
         self.ledger.transition(row.id, ["resharing"], status="done", acted_at=self.clock.now(),
                                reshare_id=receipt.remote_id, reshare_url=receipt.url, error=None)
         self._log("reshare_done", row, reshare_url=receipt.url, reshare_id=receipt.remote_id)

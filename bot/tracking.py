@@ -30,6 +30,7 @@ __all__ = ["DEFAULT_INTERVALS", "Tracker", "network_of", "start_tracking", "trac
 STREAM_SAFETY_FACTOR = 10  # while a stream is up, poll this many times less often, to catch what it dropped
 LEASE_TTL = timedelta(minutes=3)
 WAKE_AT_LEAST = timedelta(seconds=30)
+PERMANENT_PAUSE = timedelta(hours=1)  # between polls of a feed whose reads are refused (auth, ...)
 MIN_REAL_PAUSE = 0.1  # real seconds between two passes of the run loop
 
 
@@ -164,11 +165,17 @@ class Tracker(Streaming):
             page = adapter.fetch_mentions(list(feed.tags), cursor)
         except (RetryableError, PermanentError) as err:
             wait = max(interval, getattr(err, "retry_after", None) or 0.0)
+            level = log.warning
+            if isinstance(err, PermanentError):
+                # Refused credentials stay refused until staff act: report once, then poll rarely.
+                level = log.debug if feed.failing else log.error
+                feed.failing = True
+                wait = max(wait, PERMANENT_PAUSE.total_seconds())
             feed.next_at = now + timedelta(seconds=wait)
-            level = log.warning if isinstance(err, RetryableError) else log.error
             level("mentions_fetch_failed", error=type(err).__name__, reason=str(err),
                   reads=self.reads[feed.network], next_poll_in=wait)
             return
+        feed.failing = False
         log.info("mentions_fetched", found=len(page.mentions), reads=self.reads[feed.network])
         self._decide(feed, page.mentions, now, outcome, cursor_key, page.cursor or cursor)
 

@@ -45,6 +45,7 @@ class Feed:
     streaming: bool = False
     stream_retry_at: datetime | None = None
     connected: threading.Event = field(default_factory=threading.Event)
+    failing: bool = False  # reads refused for good (auth): reported once
 
     @property
     def key(self) -> str:

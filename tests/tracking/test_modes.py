@@ -276,3 +276,26 @@ def test_partners_are_reshared_without_review(x_sandbox, tmp_path, clock) -> Non
         assert sorted((r.status, r.reason) for r in rows(world)) == [("done", "partner"), ("queued", "awaiting_review")]
     finally:
         world.close()
+
+
+def test_refused_credentials_are_reported_once_and_nothing_is_lost(x_sandbox, tmp_path, clock) -> None:
+    """Refused credentials on search or retweet are logged once at error level; the post waits and goes out once fixed."""
+    world = make_world(x_sandbox, tmp_path, clock)
+    try:
+        tracker = world.tracker()
+        tracker.poll_once()
+        [post] = supporters_post(world, 1)
+        with capture_logs() as logs:
+            x_sandbox.fail_next("auth", count=2, path="search")
+            world.step(tracker)
+            world.step(tracker, 3600)
+            x_sandbox.fail_next("auth", count=2, path="retweets")
+            world.step(tracker, 3600)  # the search works again; the retweet is refused
+            world.step(tracker, 3600)
+            world.step(tracker, 3600)
+        errors = [(e["event"], e.get("reason")) for e in logs if e["log_level"] == "error"]
+        assert errors[0][0] == "mentions_fetch_failed" and errors[1] == ("reshare_deferred", "auth_failed")
+        assert len(errors) == 2
+        assert reshared(world) == [post] and rows(world)[0].status == "done"
+    finally:
+        world.close()
