@@ -153,3 +153,11 @@ def test_spacing_and_folding_helpers() -> None:
     assert fold("ŁUKAŠENKA") == fold("lukasenka") == "lukasenka"
     assert Handle.parse("@User@Mastodon.Social") == Handle("user", "mastodon.social")
     assert judge(mention(), ctx()).action == "allow"
+
+
+def test_review_listing_strips_terminal_escapes() -> None:
+    """Untrusted post text shown to staff loses control and bidi characters and is cut to width."""
+    from bot.review import clean
+
+    assert clean("Free\x1b[31m them\u202e now\n#tag") == "Free [31m them now #tag"
+    assert clean("x" * 100, 10) == "x" * 9 + "…"
