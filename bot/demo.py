@@ -121,8 +121,7 @@ def provision_accounts(workdir: Path, sandboxes: dict[str, Sandbox]) -> dict[str
         made = sandbox.create_account(sandbox_name(account_id))
         created[account_id] = made
         entry["base_url"] = made.entry["base_url"]
-        if made.entry.get("handle"):
-            entry["handle"] = made.entry["handle"]
+        entry["handle"] = made.entry.get("handle") or made.handle
         for role, var in entry["credentials"].items():
             # Production reads the same variable names; only their values come from the sandbox.
             os.environ[var] = made.env[made.entry["credentials"][role]]
