@@ -49,23 +49,31 @@ def main(args: argparse.Namespace) -> int:
     started = time.monotonic()
     with ExitStack() as stack:
         sandboxes = start_sandboxes(platforms, stack)
-        copy_campaign(source, workdir)
-        accounts = provision_accounts(workdir, sandboxes)
-        cast = seed_hashtag_posts(workdir, sandboxes, accounts)
-        start, end = demo_window(workdir, args.days)
-        speed = (end - start).total_seconds() / args.seconds
-        log.info(
-            "demo_started",
-            campaign_dir=str(workdir),
-            campaign_start=start.isoformat(),
-            campaign_end=end.isoformat(),
-            speed=round(speed),
-            sandboxes={p: s.base_url for p, s in sandboxes.items()},
-        )
-        later = threading.Timer(args.seconds / 3, lambda: post_live_mentions(sandboxes, cast))
-        later.daemon = True
-        later.start()
-        stack.callback(later.cancel)
+        code, _ = run_demo(source, workdir, sandboxes, days=args.days, seconds=args.seconds, started=started)
+    return code
+
+
+def run_demo(source: Path, workdir: Path, sandboxes: dict[str, Sandbox], *, days: float, seconds: float,
+             started: float | None = None) -> tuple[int, dict[str, Any]]:
+    """Play ``days`` of the campaign in ``source`` against running ``sandboxes``; return the exit code and summary."""
+    started = time.monotonic() if started is None else started
+    copy_campaign(source, workdir)
+    provision_accounts(workdir, sandboxes)
+    cast = seed_hashtag_posts(workdir, sandboxes)
+    start, end = demo_window(workdir, days)
+    speed = (end - start).total_seconds() / seconds
+    log.info(
+        "demo_started",
+        campaign_dir=str(workdir),
+        campaign_start=start.isoformat(),
+        campaign_end=end.isoformat(),
+        speed=round(speed),
+        sandboxes={p: s.base_url for p, s in sandboxes.items()},
+    )
+    later = threading.Timer(seconds / 3, lambda: post_live_mentions(sandboxes, cast))
+    later.daemon = True
+    later.start()
+    try:
         from bot.cli import main as cli_main
 
         code = cli_main(
@@ -75,13 +83,16 @@ def main(args: argparse.Namespace) -> int:
                 "--clock-start", start.isoformat(),
                 "--clock-speed", f"{speed:.3f}",
                 "--until", end.isoformat(),
+                # One heartbeat per campaign quarter-day keeps the log readable at this speed.
+                "--heartbeat", "21600",
                 "--no-watch",
             ]
         )
-        from bot.demo_summary import print_summary
+    finally:
+        later.cancel()
+    from bot.demo_summary import print_summary
 
-        print_summary(workdir, sandboxes, elapsed=time.monotonic() - started)
-    return code
+    return code, print_summary(workdir, sandboxes, elapsed=time.monotonic() - started)
 
 
 def start_sandboxes(platforms: list[str], stack: ExitStack) -> dict[str, Sandbox]:
@@ -169,7 +180,7 @@ LIVE_SUPPORTERS = [
 ]
 
 
-def seed_hashtag_posts(workdir: Path, sandboxes: dict[str, Sandbox], accounts: dict[str, SandboxAccount]) -> dict[str, Any]:
+def seed_hashtag_posts(workdir: Path, sandboxes: dict[str, Sandbox]) -> dict[str, Any]:
     """Partners, supporters and a troll post under the hashtag on every sandbox before the worker starts."""
     reshare_path = workdir / "config" / "reshare.yaml"
     config = yaml.safe_load(reshare_path.read_text(encoding="utf-8")) if reshare_path.exists() else None

@@ -13,8 +13,6 @@ import threading
 from collections.abc import MutableMapping
 from typing import Any, TextIO
 
-import structlog
-
 REDACTED = "[redacted]"
 
 
@@ -64,6 +62,8 @@ def configure(fmt: str | None = None, stream: TextIO | None = None, level: str |
     Defaults: ``BOT_LOG_FORMAT``, else console on a terminal and JSON elsewhere;
     level from ``BOT_LOG_LEVEL`` (default info).
     """
+    import structlog  # here, so modules that only register secrets stay cheap to import (`bot check`)
+
     stream = stream or sys.stdout
     fmt = fmt or os.environ.get("BOT_LOG_FORMAT") or ("console" if stream.isatty() else "json")
     if fmt not in ("json", "console"):

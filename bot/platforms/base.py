@@ -19,8 +19,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
-import structlog
-
 from bot.errors import (
     BotError,
     ContentRejected,
@@ -169,12 +167,18 @@ class Platform(ABC):
         *,
         timeout: float = 30.0,
         wall: Callable[[], float] = time.time,
+        state_dir: Path | None = None,
     ) -> None:
         self.account = account
         self._secrets = dict(secrets)  # role -> value; never logged
         self.timeout = timeout
+        # The campaign's private state folder (``<campaign>/state``): adapters that keep something
+        # between runs (Bluesky sessions) put it there; None keeps everything in memory.
+        self.state_dir = state_dir
         self.base_url = (account.base_url or self.default_base_url or "").rstrip("/")
         self.gate = RateGate(wall)
+        import structlog  # here, not at the top: `bot check` reads Limits and must start fast
+
         self.log = structlog.get_logger("bot.platform").bind(
             account=account.id, platform=self.name
         )
