@@ -41,7 +41,7 @@ class _ExitAfterPublish:
         return getattr(self._adapter, name)
 
 
-def adapter_builder() -> Callable[[Any], Any] | None:
+def adapter_builder(state_dir: Any = None) -> Callable[[Any], Any] | None:
     """An AdapterPool build function with the fault wrapped in, or None (the pool's default) when off."""
     probability = float(os.environ.get("BOT_FAULT_EXIT_AFTER_PUBLISH") or 0)
     if probability <= 0:
@@ -50,4 +50,4 @@ def adapter_builder() -> Callable[[Any], Any] | None:
 
     rng = random.Random(os.environ.get("BOT_FAULT_SEED"))
     lock = threading.Lock()
-    return lambda account: _ExitAfterPublish(build_adapter(account), probability, rng, lock)
+    return lambda account: _ExitAfterPublish(build_adapter(account, state_dir=state_dir), probability, rng, lock)

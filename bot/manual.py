@@ -38,7 +38,8 @@ def publish(campaign: Any, ledger: Any, post: str, account: str, *, clock: Clock
     from bot.publishing import AdapterPool, Publisher
 
     owner = owner or f"manual:{socket.gethostname()}:{os.getpid()}"
-    publisher = Publisher(campaign, ledger, adapters or AdapterPool(), clock, owner)
+    adapters = adapters or AdapterPool(state_dir=campaign.root / "state")  # Bluesky sessions outlive the command
+    publisher = Publisher(campaign, ledger, adapters, clock, owner)
     try:
         return publisher.publish_now(post, account)
     finally:

@@ -55,7 +55,9 @@ class Worker:
         lease_clock = timedelta(seconds=lease * speed)
         # Look for dead workers' claims a few times per lease: sooner is pointless, later delays their slots.
         self.sweep_every = max(sweep, lease_clock.total_seconds() / 4)
-        self.publisher = Publisher(self.campaign, self.ledger, AdapterPool(faults.adapter_builder()), clock,
+        state_dir = root / "state"
+        adapters = AdapterPool(faults.adapter_builder(state_dir), state_dir=state_dir)
+        self.publisher = Publisher(self.campaign, self.ledger, adapters, clock,
                                    self.owner, lease=lease_clock, stop=self.stopping)
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="publish")
         self.scheduler = ClockScheduler(clock, self._dispatch)

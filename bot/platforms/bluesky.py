@@ -9,10 +9,12 @@ crash meets the first record instead of making a second one.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, ClassVar
 
 import regex
@@ -37,7 +39,7 @@ from bot.platforms.base import (
     Progress,
     Receipt,
 )
-from bot.platforms.bluesky_session import SessionStore
+from bot.platforms.bluesky_session import FileSessionStore, SessionStore
 from bot.platforms.bluesky_text import build_facets, post_url, tid_for
 
 MB = 1024 * 1024
@@ -89,11 +91,17 @@ class Bluesky(Platform):
         *,
         timeout: float = 30.0,
         wall: Callable[[], float] = time.time,
+        state_dir: Path | None = None,
         session_store: SessionStore | None = None,
     ) -> None:
-        super().__init__(account, secrets, timeout=timeout, wall=wall)
+        super().__init__(account, secrets, timeout=timeout, wall=wall, state_dir=state_dir)
         self._wall = wall
+        if session_store is None and state_dir is not None:
+            session_store = FileSessionStore(state_dir / "sessions")
         self._store = session_store
+        # Keyed by server and handle too: a session from another PDS or account would only cost a failed call.
+        where = hashlib.sha256(f"{self.base_url}|{account.handle}".encode()).hexdigest()[:10]
+        self._store_key = f"{account.id}-{where}"
         self._client: Any = None
         self._lock = threading.RLock()
         self.logins = 0  # password logins made by this adapter (each one costs rate-limit budget)
@@ -109,7 +117,7 @@ class Bluesky(Platform):
                 request = Request(timeout=self.timeout, event_hooks={"response": [self._observe]})
                 client = Client(base_url=self.base_url, request=request)
                 client.on_session_change(lambda _event, session: self._save(session.export()))
-                saved = self._store.load(self.account.id) if self._store else None
+                saved = self._store.load(self._store_key) if self._store else None
                 if saved:
                     client.login(session_string=saved, fetch_bsky_profile=False)  # no request: used on first call
                 else:
@@ -127,7 +135,7 @@ class Bluesky(Platform):
 
     def _save(self, session: str) -> None:
         if self._store is not None:
-            self._store.save(self.account.id, session)
+            self._store.save(self._store_key, session)
 
     def _session(self) -> Any:
         from atproto_client.client.session import Session
