@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlparse
 
@@ -92,8 +93,9 @@ class Mastodon(Platform):
         poll_interval: float = 0.5,
         processing_wait: float = 600.0,
         stream_reconnect_wait: float = 5.0,
+        state_dir: Path | None = None,
     ) -> None:
-        super().__init__(account, secrets, timeout=timeout, wall=wall)
+        super().__init__(account, secrets, timeout=timeout, wall=wall, state_dir=state_dir)
         import requests
         from mastodon import Mastodon as Client
 

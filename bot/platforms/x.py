@@ -7,6 +7,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from bot.errors import (
@@ -78,8 +79,9 @@ class X(Platform):
         timeout: float = 30.0,
         wall: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        state_dir: Path | None = None,
     ) -> None:
-        super().__init__(account, secrets, timeout=timeout, wall=wall)
+        super().__init__(account, secrets, timeout=timeout, wall=wall, state_dir=state_dir)
         self._wall = wall
         self._sleep = sleep
         self._client_instance: XClient | None = None
