@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -23,6 +24,7 @@ from bot import jobs as jobs_mod
 from bot.clock import Clock
 from bot.errors import ConfigError
 from bot.jobs import ClockScheduler, SlotJob
+from bot.progress import LogProgress
 
 log = structlog.get_logger()
 
@@ -35,7 +37,7 @@ class Worker:
 
     def __init__(self, root: Path, *, clock: Clock, database_url: str, threads: int = 256,
                  heartbeat: float = 60.0, sweep: float = 60.0, lease: float = 600.0,
-                 owner: str | None = None) -> None:
+                 owner: str | None = None, on_progress: Callable[[dict, int, int], None] | None = None) -> None:
         from bot.campaign import load
         from bot.ledger.db import open_engine
         from bot.ledger.publications import Ledger
@@ -57,8 +59,10 @@ class Worker:
         self.sweep_every = max(sweep, lease_clock.total_seconds() / 4)
         state_dir = root / "state"
         adapters = AdapterPool(faults.adapter_builder(state_dir), state_dir=state_dir)
+        # Upload progress: bars when bot run is on a terminal, else upload_progressed log lines.
         self.publisher = Publisher(self.campaign, self.ledger, adapters, clock,
-                                   self.owner, lease=lease_clock, stop=self.stopping)
+                                   self.owner, lease=lease_clock, stop=self.stopping,
+                                   on_progress=on_progress or LogProgress())
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="publish")
         self.scheduler = ClockScheduler(clock, self._dispatch)
         self.slots: dict[str, SlotJob] = {}

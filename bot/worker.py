@@ -66,14 +66,16 @@ def make_clock(args: argparse.Namespace) -> Clock:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bot import logs
+    from bot import logs, progress
     from bot.ledger.db import default_url
 
-    logs.configure()
+    # On a terminal, uploads show rich bars; log lines follow sys.stdout so rich can print them above the bars.
+    bars = progress.TerminalProgress() if progress.for_terminal(os.environ.get("BOT_LOG_FORMAT"), sys.stdout) else None
+    logs.configure(stream=progress.FollowStdout() if bars else None)
     root = args.campaign
     try:
         worker = Worker(root, clock=make_clock(args), database_url=args.database_url or default_url(root),
-                        threads=args.threads, heartbeat=args.heartbeat, lease=args.lease)
+                        threads=args.threads, heartbeat=args.heartbeat, lease=args.lease, on_progress=bars)
     except ConfigError as exc:
         log.error("worker_refused", campaign=str(root), problems=exc.problems)
         return 1
@@ -100,6 +102,8 @@ def main(args: argparse.Namespace) -> int:
                 worker.wait_idle(timeout=None)  # --until: what fell due before it still goes out
     finally:
         worker.close()
+        if bars is not None:
+            bars.close()
     return 0
 
 
