@@ -7,6 +7,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 
 MB = 1024 * 1024
 SEARCH_PAGE = 100
+SEARCH_WINDOW = 7 * 86400.0  # recent search reaches back 7 days; an older since_id is a 400
+SEARCH_MARGIN = 300.0
+SNOWFLAKE_EPOCH_MS = 1_288_834_974_657  # X ids: milliseconds since this epoch, shifted left 22 bits
 RECONCILE_PAGES = 10  # X serves an account's latest 3,200 posts; 1,000 is ample for a retry
 TWEET_FIELDS = ["author_id", "created_at", "lang", "possibly_sensitive", "referenced_tweets", "conversation_id"]
 
@@ -86,6 +90,7 @@ class X(Platform):
         self._sleep = sleep
         self._client_instance: XClient | None = None
         self._me: Identity | None = None
+        self._expired_cursors: set[str] = set()  # reported once each
 
     # ---- the client, its rate gate and its headers ----
 
@@ -179,11 +184,12 @@ class X(Platform):
         pages_left = int(self.account.options.get("search_max_pages", 5))
         mentions: dict[str, Mention] = {}
         newest, token = cursor, None
+        since_id, start_time = self._search_from(cursor, hashtags)
         while pages_left > 0:
             pages_left -= 1
             # One query for every tag; more pages only when more than a full page arrived since the cursor.
             answer = self._client.search_recent_tweets(
-                query, since_id=cursor, max_results=SEARCH_PAGE, next_token=token,
+                query, since_id=since_id, start_time=start_time, max_results=SEARCH_PAGE, next_token=token,
                 tweet_fields=TWEET_FIELDS, expansions=["author_id"], user_fields=["username", "name"],
             )
             users = {str(u.id): u for u in (answer.includes or {}).get("users", [])}
@@ -198,6 +204,23 @@ class X(Platform):
             self.log.warning("mentions_truncated", hashtags=list(hashtags), kept=len(mentions))
         ordered = sorted(mentions.values(), key=lambda m: int(m.remote_id))
         return MentionPage(mentions=ordered, cursor=newest)
+
+    def _search_from(self, cursor: str | None, hashtags: Sequence[str]) -> tuple[str | None, str | None]:
+        """``since_id`` and ``start_time`` for a search: X refuses a since_id older than its 7-day window."""
+        if cursor is None or not cursor.isdigit():
+            return cursor, None
+        made = ((int(cursor) >> 22) + SNOWFLAKE_EPOCH_MS) / 1000
+        oldest = self._wall() - SEARCH_WINDOW + SEARCH_MARGIN  # a margin for our clock running behind X's
+        if made >= oldest:
+            return cursor, None
+        # After a long outage, search the whole window instead of failing on every poll; posts older than
+        # the window are out of recent search's reach anyway.
+        if cursor not in self._expired_cursors:
+            self._expired_cursors.add(cursor)
+            self.log.warning("mentions_cursor_expired", hashtags=list(hashtags), cursor=cursor,
+                             cursor_at=datetime.fromtimestamp(made, timezone.utc).isoformat(),
+                             searched_from=datetime.fromtimestamp(oldest, timezone.utc).isoformat())
+        return None, datetime.fromtimestamp(oldest, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def _mention(self, tweet: Any, user: Any) -> Mention:
         kinds = {ref.type: str(ref.id) for ref in (tweet.referenced_tweets or [])}

@@ -18,7 +18,7 @@ from bot.sandbox import x_errors as err
 from bot.sandbox.x_limits import RateLimits
 from bot.sandbox.x_media import MediaStore
 from bot.sandbox.x_search import (
-    EXPANSIONS, TWEET_FIELDS, USER_FIELDS, QueryError, Tweet, User, compile_query, render_tweet, render_user,
+    EXPANSIONS, TWEET_FIELDS, USER_FIELDS, QueryError, Tweet, User, compile_query, iso, render_tweet, render_user,
 )
 
 SNOWFLAKE_EPOCH_MS = 1_288_834_974_657  # X ids are snowflakes: milliseconds since this epoch, shifted 22 bits
@@ -221,8 +221,19 @@ class XState:
         except QueryError as exc:
             raise err.invalid(f"There were errors processing your request: {exc}", "query", query) from None
         oldest = self.now() - timedelta(days=7)
+        # Like X: recent search covers 7 days, and a since_id or start_time before that is a 400, not an empty page.
+        since = params.get("since_id", "")
+        if since.isdigit() and snowflake_time(int(since)) < oldest:
+            raise err.invalid(
+                f"Invalid 'since_id':'{since}'. 'since_id' must be a tweet id created after {iso(oldest)}. "
+                "Please make a request with a more recent tweet ID.", "since_id", since)
+        start = _time_param(params, "start_time")
+        if start is not None and start < oldest:
+            raise err.invalid(f"Invalid 'start_time':'{params['start_time']}'. 'start_time' must be on or after "
+                              f"{iso(oldest)}", "start_time", params["start_time"])
+        lower = max(oldest, start or oldest)
         return self._page(
-            lambda t: t.created_at >= oldest and predicate(t, self.users[t.author_id]), params, "next_token", (10, 100)
+            lambda t: t.created_at >= lower and predicate(t, self.users[t.author_id]), params, "next_token", (10, 100)
         )
 
     def _page(self, wanted: Callable[[Tweet], bool], params: dict[str, str], token_name: str, bounds: tuple[int, int]) -> dict[str, Any]:
@@ -264,6 +275,25 @@ def _fields(params: dict[str, str], name: str, known: frozenset[str]) -> set[str
     if unknown:
         raise err.invalid(f"The `{name}` query parameter value [{unknown[0]}] is not one of {sorted(known)}", name, unknown[0])
     return values
+
+
+def snowflake_time(tweet_id: int) -> datetime:
+    """When an X id was made: its top bits are milliseconds since the snowflake epoch."""
+    return datetime.fromtimestamp(((tweet_id >> 22) + SNOWFLAKE_EPOCH_MS) / 1000, timezone.utc)
+
+
+def _time_param(params: dict[str, str], name: str) -> datetime | None:
+    raw = params.get(name)
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise err.invalid(f"Invalid '{name}':'{raw}'. '{name}' must be a valid ISO 8601 date (YYYY-MM-DDTHH:mm:ssZ)",
+                          name, raw) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment
 
 
 def _int_param(params: dict[str, str], name: str, default: int, low: int, high: int) -> int:

@@ -402,3 +402,46 @@ def test_whoami_is_asked_once(x_sandbox: XSandbox, adapter: X, account: SandboxA
     first, second = adapter.whoami(), adapter.whoami()
     assert first == second and first.handle == account.handle
     assert [r["path"] for r in log_since(x_sandbox, mark)] == ["/2/users/me"]
+
+
+def test_search_cursor_older_than_seven_days_falls_back_to_start_time() -> None:
+    """After a week-long outage the server refuses the old since_id with X's 400, and the adapter searches the window instead, reporting it once."""
+    import tweepy
+
+    now = [1_700_000_000.0]
+    with XSandbox(wall=lambda: now[0]) as sandbox:
+        supporter, me = sandbox.create_account(fresh("sup")), sandbox.create_account(fresh())
+        platform = adapter_for(me, wall=lambda: now[0])
+        tag = f"Free{uuid.uuid4().hex[:8]}"
+        first = sandbox.post_as(supporter, f"Before the outage #{tag}")
+        page = platform.fetch_mentions([tag], None)
+        assert [m.remote_id for m in page.mentions] == [first]
+        now[0] += 8 * 86400
+        with pytest.raises(tweepy.BadRequest) as raised:
+            platform._client.search_recent_tweets(f"#{tag}", since_id=page.cursor)
+        assert raised.value.response.status_code == 400
+        body = raised.value.response.json()
+        assert body["title"] == "Invalid Request" and body["errors"][0]["parameters"] == {"since_id": [page.cursor]}
+        assert "'since_id' must be a tweet id created after" in body["errors"][0]["message"]
+        later = sandbox.post_as(supporter, f"After the outage #{tag}")
+        mark = len(sandbox.requests())
+        with capture_logs() as events:
+            resumed = platform.fetch_mentions([tag], page.cursor)
+            again = platform.fetch_mentions([tag], page.cursor)
+        assert [m.remote_id for m in resumed.mentions] == [later] and resumed.cursor == later
+        assert [m.remote_id for m in again.mentions] == [later]
+        sent = [r for r in log_since(sandbox, mark) if r["path"] == "/2/tweets/search/recent"]
+        assert [r["status"] for r in sent] == [200, 200]
+        assert all("since_id" not in r["query"] and r["query"]["start_time"] for r in sent)
+        assert [e["event"] for e in events if e["event"] == "mentions_cursor_expired"] == ["mentions_cursor_expired"]
+        assert platform.fetch_mentions([tag], resumed.cursor).mentions == []
+
+
+def test_search_refuses_a_start_time_before_the_seven_day_window(x_sandbox: XSandbox) -> None:
+    """A start_time more than 7 days back is a 400 naming the parameter, as on X."""
+    import tweepy
+
+    platform = adapter_for(x_sandbox.create_account(fresh()))
+    with pytest.raises(tweepy.BadRequest) as raised:
+        platform._client.search_recent_tweets("#FreeAndreiandIrina", start_time="2000-01-01T00:00:00Z")
+    assert raised.value.response.json()["errors"][0]["parameters"] == {"start_time": ["2000-01-01T00:00:00Z"]}
