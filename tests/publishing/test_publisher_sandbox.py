@@ -184,3 +184,38 @@ def test_two_processes_on_postgres_publish_every_post_once(x_sandbox, postgres, 
         assert proc.exitcode == 0
     assert outcomes.count("published") == 40 and outcomes.count("not_mine") == 40
     assert sorted(p.text for p in x_sandbox.posts(remote)) == sorted(texts)
+
+
+def test_lost_request_landing_after_the_look_up_is_recorded_as_ours(x_setup, x_sandbox, clock):
+    """A dead worker's post that lands after the retry's look-up makes X refuse the retry as a duplicate; the live post is recorded, not a failure."""
+    import threading
+    import time
+
+    publisher, account, remote = x_setup
+    clock.set(NINE)
+    key = PublicationKey("free", NINE, "post:launch", account.id)
+    row = publisher.ledger.claim(key, "dead", timedelta(minutes=10), post="launch", schedule="launch", slot=0)
+    publisher.ledger.start_attempt(row.id, "dead")
+    dead = build_adapter(account)  # the dead worker's request, still on its way
+    timeline = f"/2/users/{dead.whoami().id}/tweets"
+    x_sandbox.fail_next("timeout", path=timeline)  # the look-up is answered 2 s late, after its result was read
+    mark = len(x_sandbox.requests())
+
+    def land_after_the_look_up() -> None:
+        while not any(r["path"] == timeline for r in x_sandbox.requests()[mark:]):
+            time.sleep(0.01)
+        dead.publish(publisher.campaign.posts["launch"].outgoing("x", key.token()))
+
+    landing = threading.Thread(target=land_after_the_look_up)
+    landing.start()
+    clock.advance(600)
+    [expired] = publisher.ledger.expired_claims()
+    with capture_logs() as logs:
+        result = publisher.resume(expired)
+    landing.join(timeout=30)
+    assert result.outcome is Outcome.published
+    [post] = x_sandbox.posts(remote)
+    assert result.remote_id == post.remote_id and publisher.ledger.get(key).state == "published"
+    statuses = [(r["method"], r["status"]) for r in x_sandbox.requests()[mark:] if r["path"] == "/2/tweets"]
+    assert statuses == [("POST", 201), ("POST", 403)]  # the dead worker's, then ours refused as a duplicate
+    assert next(e for e in logs if e["event"] == "post_published")["reconciled"] is True
