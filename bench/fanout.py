@@ -20,7 +20,7 @@ from pathlib import Path
 
 from common import (TAG, AnchoredClock, Recorder, Report, export, image_post, machine, ms, new_database, parser, pct, quiet_logs, use_recorder,
                     write_campaign)
-from servers import start_servers
+from servers import cpu_seconds, start_servers
 
 SLOT = datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc)
 LEAD = 2.0  # wall seconds between the worker's start and the slot
@@ -124,7 +124,9 @@ def main() -> None:
                 url = None
                 if pg is not None:
                     url = new_database(pg, f"fanout_{platform}")
+                server_cpu0 = cpu_seconds(servers)
                 result = run_worker(root, len(accounts), args.threads, url)
+                server_cpu = cpu_seconds(servers) - server_cpu0
                 answered = host.requests()[before:]
                 throttled = sum(1 for e in answered if e.get("status") == 429)
                 naive = run_naive(root, accounts, args.naive_sample)
@@ -132,7 +134,7 @@ def main() -> None:
             naive_total = sum(naive) / len(naive) * len(accounts)
             speedup = naive_total / result["wall"]
             print(f"{platform}: published {result['published']}/{len(accounts)}, failed {result['failed']}, "
-                  f"worker CPU {result['cpu']:.1f} s, worker counts {result['counts']}, requests {len(answered)}, 429: {throttled}; "
+                  f"worker CPU {result['cpu']:.1f} s, sandbox CPU {server_cpu:.1f} s, worker counts {result['counts']}, requests {len(answered)}, 429: {throttled}; "
                   f"publish calls started {ms(result['first_start'])} .. {ms(result['last_start'])} after the slot; "
                   f"call duration median {ms(pct(result['durations'], 50))}, p99 {ms(pct(result['durations'], 99))}")
             n = len(accounts)

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from common import REPO, Report, machine, new_database, parser
 from fanout import SLOT, campaign_for, run_naive
-from servers import start_servers
+from servers import cpu_seconds, start_servers
 
 LEAD = 8.0  # wall seconds from a worker being ready to the slot
 
@@ -40,9 +40,10 @@ def run(servers, pg, workers: int, accounts_n: int, latency: float, tmp: Path) -
     start = (SLOT - timedelta(seconds=LEAD)).isoformat()
     procs = [subprocess.Popen([sys.executable, "-m", "bot", "--campaign", str(root), "run", "--no-watch",
                                "--database-url", url, "--clock-start", start, "--clock-speed", "1"],
-                              cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=(tmp / f"worker-{workers}-{i}.err").open("w"))
+                              cwd=REPO, env=env, stdout=(tmp / f"worker-{workers}-{i}.err").open("w"), stderr=subprocess.STDOUT)
              for i in range(workers)]
     deadline = time.monotonic() + 150
+    server_cpu0, wall0 = cpu_seconds(servers), time.monotonic()
     try:
         while host.post_count() < accounts_n and time.monotonic() < deadline:
             if any(p.poll() is not None for p in procs):
@@ -59,6 +60,7 @@ def run(servers, pg, workers: int, accounts_n: int, latency: float, tmp: Path) -
             if proc.returncode not in (0, -signal.SIGTERM):
                 print(f"worker {i} of {workers} exited {proc.returncode}:\n"
                       + (tmp / f"worker-{workers}-{i}.err").read_text()[-3000:])
+    server_cpu = (cpu_seconds(servers) - server_cpu0) / (time.monotonic() - wall0) * 100
     log = host.requests()
     posts = host.posts()
     host.stop()
@@ -72,7 +74,7 @@ def run(servers, pg, workers: int, accounts_n: int, latency: float, tmp: Path) -
     return {"published": len(created), "on_server": len(posts), "span": span,
             "throughput": len(created) / span if created else 0.0,
             "throttled": sum(1 for e in log if e["status"] == 429), "per_worker": sorted(n for _, n in per_owner),
-            "texts": len({p.text for p in posts}), "duplicates": len(posts) - len({p.author for p in posts})}
+            "texts": len({p.text for p in posts}), "server_cpu": server_cpu, "duplicates": len(posts) - len({p.author for p in posts})}
 
 
 def main() -> None:
@@ -94,7 +96,7 @@ def main() -> None:
                 r = results[n] = run(servers, pg, n, args.accounts, args.latency, Path(tmp))
                 print(f"{n} worker(s): {r['published']}/{args.accounts} published in {r['span']:.1f} s, "
                       f"{r['throughput']:.0f} posts/s; attempts per worker {r['per_worker']}; 429: {r['throttled']}; "
-                      f"accounts posted to more than once: {r['duplicates']}")
+                      f"accounts posted to more than once: {r['duplicates']}; X sandbox process CPU {r['server_cpu']:.0f} %")
             host = servers.Host("x", args.latency)
             sample = host.create_accounts([f"naive{i:02d}" for i in range(args.naive_sample)])
             naive = run_naive(campaign_for(Path(tmp) / "naive", "x", sample), sample, len(sample))
