@@ -49,8 +49,25 @@ def main(args: argparse.Namespace) -> int:
     started = time.monotonic()
     with ExitStack() as stack:
         sandboxes = start_sandboxes(platforms, stack)
-        code, _ = run_demo(source, workdir, sandboxes, days=args.days, seconds=args.seconds, started=started)
-    return code
+        code, summary = run_demo(source, workdir, sandboxes, days=args.days, seconds=args.seconds, started=started)
+    problems = demo_problems(summary)
+    if problems:
+        log.error("demo_incomplete", problems=problems)
+    return code or (1 if problems else 0)
+
+
+def demo_problems(summary: dict[str, Any]) -> list[str]:
+    """What a healthy demo must show; anything missing means the newcomer saw a broken product."""
+    problems = []
+    if not summary["publications"].get("published"):
+        problems.append("nothing was published")
+    if summary["publications"].get("failed"):
+        problems.append(f"{summary['publications']['failed']} publications failed")
+    if not summary["reshares"].get("done"):
+        problems.append("no hashtag post was reshared")
+    if not summary["refused"]:
+        problems.append("no post was refused by the reshare policy")
+    return problems
 
 
 def run_demo(source: Path, workdir: Path, sandboxes: dict[str, Sandbox], *, days: float, seconds: float,
