@@ -8,6 +8,7 @@ import uuid
 from datetime import datetime, timezone
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from bot import manual
@@ -82,5 +83,8 @@ def test_bot_publish_reuses_the_session_the_worker_stored(tmp_path, bluesky_sand
     since = len(bluesky_sandbox.requests())
     _run_until(tmp_path, datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc))
     args = argparse.Namespace(campaign=tmp_path, post="two", account=account.id)
-    assert manual.main(args) == 0
+    try:
+        assert manual.main(args) == 0
+    finally:
+        structlog.reset_defaults()  # main configured logging onto this test's captured stdout, closed after it
     assert _logins(bluesky_sandbox, since) == 1
