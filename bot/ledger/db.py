@@ -46,6 +46,12 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+# The worker runs up to 256 publications at once on 30 PostgreSQL connections. Waiting for one is
+# normal; under CPU load the wait passed SQLAlchemy's default 30 s and failed the publication,
+# which then waited for its lease to expire (seen in bench/scaleout.py).
+POOL_WAIT = 600.0
+
+
 def open_engine(url: str) -> Engine:
     """An engine with every table created; importing the ledger modules registers their tables."""
     from bot.ledger import tables  # noqa: F401  (registers every table on `metadata`)
@@ -54,7 +60,7 @@ def open_engine(url: str) -> Engine:
         engine = sa.create_engine(url, connect_args={"timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        engine = sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=POOL_WAIT)
     with engine.connect() as conn:
         # Two workers starting together (a deploy overlap) must not both create the tables.
         if engine.dialect.name == "postgresql":
