@@ -87,7 +87,10 @@ def run_naive(root: Path, accounts: list, sample: int) -> list[float]:
     for account in accounts[:sample]:
         started = time.monotonic()
         adapter = build_adapter(campaign.accounts[account.id])
-        adapter.publish(campaign.posts["naive"].outgoing(campaign.accounts[account.id].platform, f"naive-{account.id}"))
+        try:
+            adapter.publish(campaign.posts["naive"].outgoing(campaign.accounts[account.id].platform, f"naive-{account.id}"))
+        except Exception as exc:  # noqa: BLE001  (a failed call still took its time; say so and go on)
+            print(f"naive loop: {account.id}: {type(exc).__name__}: {exc}")
         per_account.append(time.monotonic() - started)
         adapter.close()
     return per_account
