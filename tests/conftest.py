@@ -53,3 +53,12 @@ def postgres() -> Iterator[Postgres]:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(datetime(2022, 1, 12, 8, 0, tzinfo=timezone.utc))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """Commands run in-process configure structlog onto pytest's captured stdout, which closes after the test."""
+    yield
+    import structlog
+
+    structlog.reset_defaults()
