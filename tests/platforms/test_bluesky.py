@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,25 +19,9 @@ from bot.platforms.bluesky_text import tid_for
 from bot.sandbox.bluesky import BlueskySandbox
 from bot.sandbox.base import SandboxAccount
 from bot.sandbox.media import make_captions, make_image, make_video
+from tests.platforms.support import adapter_for
 
 pytestmark = pytest.mark.slow
-
-
-@dataclass
-class Account:
-    id: str
-    platform: str
-    base_url: str | None
-    handle: str | None
-    credentials: dict[str, str]
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-def adapter_for(acct: SandboxAccount, **kwargs: Any) -> Bluesky:
-    entry = acct.entry
-    account = Account(acct.id, "bluesky", entry["base_url"], entry["handle"], dict(entry["credentials"]))
-    secrets = {role: acct.env[var] for role, var in account.credentials.items()}
-    return Bluesky(account, secrets, timeout=kwargs.pop("timeout", 10), **kwargs)
 
 
 def key() -> str:

@@ -6,51 +6,19 @@ platform passes for all, and a new platform joins by adding its adapter and sand
 
 from __future__ import annotations
 
-import itertools
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.errors import AuthFailed, ContentRejected, PlatformUnavailable, RateLimited
-from bot.platforms import platform_class
 from bot.platforms.base import ImageAttachment, Outgoing, Platform, VideoAttachment
 from bot.sandbox import Sandbox, SandboxAccount
 from bot.sandbox.media import make_banner, make_captions, make_video
+from tests.platforms.support import adapter_for, fresh_name
 
 pytestmark = pytest.mark.slow
-_counter = itertools.count()
-
-
-@dataclass
-class Account:
-    """The slice of a campaign account an adapter reads (the campaign model has the same fields)."""
-
-    id: str
-    platform: str
-    base_url: str | None
-    handle: str | None
-    credentials: dict[str, str]
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-def adapter_for(sandbox_account: SandboxAccount) -> Platform:
-    entry = sandbox_account.entry
-    account = Account(
-        id=sandbox_account.id,
-        platform=entry["platform"],
-        base_url=entry.get("base_url"),
-        handle=entry.get("handle"),
-        credentials=dict(entry["credentials"]),
-    )
-    secrets = {role: sandbox_account.env[var] for role, var in account.credentials.items()}
-    return platform_class(account.platform)(account, secrets, timeout=10)
-
-
-def fresh_name(prefix: str) -> str:
-    return f"{prefix}{next(_counter)}{uuid.uuid4().hex[:4]}"
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import itertools
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,34 +26,16 @@ from bot.platforms.mastodon_wire import html_to_text
 from bot.sandbox.mastodon import MastodonSandbox
 from bot.sandbox.base import SandboxAccount
 from bot.sandbox.media import make_banner, make_captions, make_video
+from tests.platforms.support import Sleeps
+from tests.platforms.support import adapter_for as shared_adapter_for
 
 pytestmark = pytest.mark.slow
 _names = itertools.count()
 
 
-@dataclass
-class Account:
-    id: str
-    platform: str
-    base_url: str | None
-    handle: str | None
-    credentials: dict[str, str]
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-class Sleeps(list):
-    """An injected sleep that records instead of waiting."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
 def adapter_for(who: SandboxAccount, **kwargs: Any) -> Mastodon:
-    entry = who.entry
-    account = Account(who.id, "mastodon", entry["base_url"], entry["handle"], dict(entry["credentials"]))
-    secrets = {role: who.env[var] for role, var in account.credentials.items()}
-    kwargs.setdefault("timeout", 5)
-    return Mastodon(account, secrets, **kwargs)
+    kwargs.setdefault("timeout", 5)  # the timeout fault holds answers until the client gives up
+    return shared_adapter_for(who, **kwargs)
 
 
 def name(prefix: str) -> str:

@@ -7,7 +7,6 @@ import math
 import socket
 import threading
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,28 +26,11 @@ from bot.platforms.x import X
 from bot.sandbox.base import SandboxAccount
 from bot.sandbox.media import make_banner, make_captions, make_image, make_video
 from bot.sandbox.x import XSandbox
+from tests.platforms.support import Account, Sleeps, adapter_for
 
 pytestmark = pytest.mark.slow
 _names = itertools.count()
 TAG = "FreeAndreiandIrina"
-
-
-@dataclass
-class Account:
-    id: str
-    platform: str
-    base_url: str | None
-    handle: str | None
-    credentials: dict[str, str]
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-def adapter_for(acct: SandboxAccount, *, secrets: dict[str, str] | None = None, **kwargs: Any) -> X:
-    entry = acct.entry
-    account = Account(acct.id, entry["platform"], entry["base_url"], entry["handle"], dict(entry["credentials"]),
-                      kwargs.pop("options", {}))
-    values = {role: acct.env[var] for role, var in account.credentials.items()}
-    return X(account, {**values, **(secrets or {})}, timeout=kwargs.pop("timeout", 10), **kwargs)
 
 
 def fresh(prefix: str = "idx") -> str:
@@ -61,13 +43,6 @@ def out(text: str, **kwargs: Any) -> Outgoing:
 
 def log_since(sandbox: XSandbox, mark: int, user: str | None = None) -> list[dict[str, Any]]:
     return [r for r in sandbox.requests()[mark:] if user is None or r["user"] == user]
-
-
-class Sleeps(list):
-    """An injected sleep that records instead of waiting."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 @pytest.fixture
