@@ -90,7 +90,8 @@ class Tracker(Streaming):
                 except Exception as exc:  # noqa: BLE001  (the tracker must outlive any one bad poll)
                     self.log.error("tracking_failed", error=f"{type(exc).__name__}: {exc}")
                 # A floor in real time, so a fast demo clock cannot spin the loop (and the ledger) hot.
-                stop.wait(MIN_REAL_PAUSE)
+                # A stream's post (real, so it cannot spin us) cuts the floor short.
+                self._wake.wait(MIN_REAL_PAUSE)
                 self._wait(stop, self.next_wake())
         finally:
             if self._leader:
@@ -132,14 +133,32 @@ class Tracker(Streaming):
             if not leader:
                 return dict(outcome)
             self.resharer.recover_stuck(now, LEASE_TTL)
+            # Streamed posts go first, and again after every slow call (a poll, a reshare): a post that
+            # arrived on a stream waits for at most one other network's request, not for a whole pass.
+            drained: set[str] = set()
+            self._serve_streams(outcome, drained)
             for feed in self.feeds:
-                self._take_stream(feed, now, outcome)
                 if feed.next_at is None or feed.next_at <= now:
                     self._poll(feed, now, outcome)
-            for account in sorted({a for f in self.feeds for a in f.accounts}):
+                    self._serve_streams(outcome, drained)
+            for account in sorted({a for f in self.feeds for a in f.accounts} - drained):
                 outcome[self.resharer.drain(account)] += 1
+                drained.add(account)
+                self._serve_streams(outcome, drained)
             outcome.pop(None, None)
             return dict(outcome)
+
+    def _serve_streams(self, outcome: Counter[str], drained: set[str]) -> None:
+        """Decide what the streams delivered and reshare it now, once per account per pass as ever."""
+        for feed in self.feeds:
+            if feed.inbox.empty():
+                continue
+            self._take_stream(feed, self.clock.now(), outcome)
+            for account in sorted(set(feed.accounts) - drained):
+                status = self.resharer.drain(account)
+                if status is not None:  # an account with nothing due yet may still act later in this pass
+                    outcome[status] += 1
+                    drained.add(account)
 
     def _hold_lease(self, now: datetime) -> bool:
         # Renew only when half the lease is gone: a poll every few seconds need not write every time.
