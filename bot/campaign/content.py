@@ -58,16 +58,10 @@ def _groups(accounts: tuple[Account, ...]) -> Groups:
 
 def check(campaign: Campaign, sources: dict[str, Source], problems: Problems) -> None:
     from bot import media
+    from bot.campaign.probing import probe_all
 
-    probed: dict[Path, media.MediaInfo | str] = {}
-
-    def probe(path: Path) -> media.MediaInfo | str:
-        if path not in probed:
-            try:
-                probed[path] = media.probe(path)
-            except media.MediaError as exc:
-                probed[path] = str(exc)
-        return probed[path]
+    probed = probe_all([path for post in campaign.posts.values() for _, _, path, _ in _files(post)])
+    probe = probed.__getitem__
 
     by_post = _target_sets(campaign)
     groups: dict[tuple[str, ...], Groups] = {}
@@ -86,13 +80,8 @@ def check(campaign: Campaign, sources: dict[str, Source], problems: Problems) ->
 
 def _kinds(post: Post, src: Source, problems: Problems, probe) -> dict[Path, object]:
     """Probe every file of the post once; report files that are not what their place needs."""
-    wanted = [(("media", i, "file"), m.file, m.path, "image") for i, m in enumerate(post.media)]
-    if post.video is not None:
-        wanted.append((("video",), post.video.file, post.video.path, "video"))
-        if post.video.captions_path is not None:
-            wanted.append((("captions",), post.video.captions_path.name, post.video.captions_path, "captions"))
     infos = {}
-    for loc, written, path, kind in wanted:
+    for loc, written, path, kind in _files(post):
         info = probe(path)
         if isinstance(info, str):
             problems.add(src, loc, f"cannot read '{written}': {info}")
@@ -103,6 +92,16 @@ def _kinds(post: Post, src: Source, problems: Problems, probe) -> dict[Path, obj
         else:
             infos[path] = info
     return infos
+
+
+def _files(post: Post) -> list[tuple[tuple, str, Path, str]]:
+    """(location, name as written, path, kind it must be) of every file of ``post``."""
+    wanted = [(("media", i, "file"), m.file, m.path, "image") for i, m in enumerate(post.media)]
+    if post.video is not None:
+        wanted.append((("video",), post.video.file, post.video.path, "video"))
+        if post.video.captions_path is not None:
+            wanted.append((("captions",), post.video.captions_path.name, post.video.captions_path, "captions"))
+    return wanted
 
 
 def surely_fits(text: str, limit: int) -> bool:
