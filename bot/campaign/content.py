@@ -56,11 +56,12 @@ def _groups(accounts: tuple[Account, ...]) -> Groups:
     return out
 
 
-def check(campaign: Campaign, sources: dict[str, Source], problems: Problems) -> None:
+def check(campaign: Campaign, sources: dict[str, Source], problems: Problems, prober=None) -> None:
     from bot import media
-    from bot.campaign.probing import probe_all
+    from bot.campaign.probing import Prober
 
-    probed = probe_all([path for post in campaign.posts.values() for _, _, path, _ in _files(post)])
+    prober = prober or Prober()
+    probed = prober.probe_all([path for post in campaign.posts.values() for _, _, path, _ in _files(post)])
     probe = probed.__getitem__
 
     by_post = _target_sets(campaign)

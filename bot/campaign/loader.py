@@ -97,7 +97,7 @@ class _Loader:
             root=self.root, name=name, accounts=accounts, posts=loaded.posts,
             queues=found.queues, schedules=[s for s, _ in schedules], reshare=reshare,
         )
-        content.check(campaign, loaded.sources, self.problems)
+        content.check(campaign, loaded.sources, self.problems, loaded.prober)
         window.check(campaign, {s.name: src for s, src in schedules}, self.problems, with_warnings)
         if with_warnings and self.accounts_source is not None:
             for account in accounts.values():

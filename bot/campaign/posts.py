@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bot.campaign.files import PostFile
 from bot.campaign.model import Consent, Media, Post, Supporter, Video
+from bot.campaign.probing import Prober
 from bot.campaign.paths import PathProblem, inside, resolve_inside
 from bot.campaign.problems import WARNING, Problems, known_list, validated
 from bot.campaign.yamlsrc import Source, YamlProblem, read
@@ -30,6 +31,7 @@ class Found:
 class Loaded:
     posts: dict[str, Post] = field(default_factory=dict)
     sources: dict[str, Source] = field(default_factory=dict)
+    prober: Prober = field(default_factory=Prober)
 
 
 def _walk(
@@ -122,6 +124,8 @@ def build_all(root: Path, found: Found, problems: Problems) -> Loaded:
         if raw is None:
             continue
         loaded.sources[post_id] = source
+        if raw.media or raw.video:
+            loaded.prober.warm()  # its imports run alongside the rest of the loading
         loaded.posts[post_id] = _build(paths, problems, source, post_id, queue, path, raw)
     return loaded
 
