@@ -23,10 +23,14 @@ def targets(campaign: Campaign) -> dict[str, list[Account]]:
 
 
 def _target_sets(campaign: Campaign) -> dict[str, tuple[Account, ...]]:
+    return _targets_of(campaign.accounts, campaign.queues, campaign.schedules)
+
+
+def _targets_of(accounts_by_id: dict[str, Account], queues: dict[str, list[str]], schedules: list) -> dict[str, tuple[Account, ...]]:
     ids: dict[str, set[str]] = defaultdict(set)
-    for schedule in campaign.schedules:
+    for schedule in schedules:
         for slot in schedule.slots:
-            posts = [slot.post] if slot.post else campaign.queues.get(slot.queue or "", [])
+            posts = [slot.post] if slot.post else queues.get(slot.queue or "", [])
             for post_id in posts:
                 ids[post_id].update(slot.accounts)
     shared: dict[frozenset[str], tuple[Account, ...]] = {}  # thousands of posts share a few account sets
@@ -34,7 +38,7 @@ def _target_sets(campaign: Campaign) -> dict[str, tuple[Account, ...]]:
     for post_id, accounts in ids.items():
         key = frozenset(accounts)
         if key not in shared:
-            shared[key] = tuple(a for a in campaign.accounts.values() if a.id in key)
+            shared[key] = tuple(a for a in accounts_by_id.values() if a.id in key)
         out[post_id] = shared[key]
     return out
 
@@ -56,27 +60,49 @@ def _groups(accounts: tuple[Account, ...]) -> Groups:
     return out
 
 
-def check(campaign: Campaign, sources: dict[str, Source], problems: Problems, prober=None) -> None:
-    from bot import media
-    from bot.campaign.probing import Prober
+class Checker:
+    """Checks each post's text as it is built (its YAML nodes need not outlive it), media once all are read."""
 
-    prober = prober or Prober()
-    probed = prober.probe_all([path for post in campaign.posts.values() for _, _, path, _ in _files(post)])
-    probe = probed.__getitem__
+    def __init__(self, accounts: dict[str, Account], queues: dict[str, list[str]], schedules: list,
+                 problems: Problems) -> None:
+        self.by_post = _targets_of(accounts, queues, schedules)
+        self.problems = problems
+        self._groups: dict[tuple[str, ...], Groups] = {}
 
-    by_post = _target_sets(campaign)
-    groups: dict[tuple[str, ...], Groups] = {}
-    for post_id, post in campaign.posts.items():
-        src = sources[post_id]
-        infos = _kinds(post, src, problems, probe) if post.media or post.video else {}
-        accounts = by_post.get(post_id, ())
+    def groups(self, post_id: str) -> Groups:
+        accounts = self.by_post.get(post_id, ())
         key = tuple(a.id for a in accounts)
-        if key not in groups:
-            groups[key] = _groups(accounts)
-        for platform, ids, by_limit in groups[key]:
-            _text(post, src, problems, platform, by_limit)
-            if post.media or post.video:
-                _media(post, src, problems, platform, ids, infos, media)
+        if key not in self._groups:
+            self._groups[key] = _groups(accounts)
+        return self._groups[key]
+
+    def text(self, post: Post, src: Source) -> bool:
+        """Check the text for every platform; whether the post's source is still needed (for its media)."""
+        for platform, _, by_limit in self.groups(post.id):
+            _text(post, src, self.problems, platform, by_limit)
+        return bool(post.media or post.video)
+
+    def media(self, posts: dict[str, Post], sources: dict[str, Source], prober=None) -> None:
+        """Probe every file once and check each post's media against its platforms."""
+        from bot import media
+        from bot.campaign.probing import Prober
+
+        with_files = [post_id for post_id in sources if posts[post_id].media or posts[post_id].video]
+        prober = prober or Prober()
+        probed = prober.probe_all([path for i in with_files for _, _, path, _ in _files(posts[i])])
+        for post_id in with_files:
+            post, src = posts[post_id], sources[post_id]
+            infos = _kinds(post, src, self.problems, probed.__getitem__)
+            for platform, ids, _ in self.groups(post_id):
+                _media(post, src, self.problems, platform, ids, infos, media)
+
+
+def check(campaign: Campaign, sources: dict[str, Source], problems: Problems, prober=None) -> None:
+    """Every per-platform check of every post (the loader runs the same in two steps)."""
+    checker = Checker(campaign.accounts, campaign.queues, campaign.schedules, problems)
+    for post_id, post in campaign.posts.items():
+        checker.text(post, sources[post_id])
+    checker.media(campaign.posts, sources, prober)
 
 
 def _kinds(post: Post, src: Source, problems: Problems, probe) -> dict[Path, object]:

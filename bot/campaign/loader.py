@@ -90,14 +90,15 @@ class _Loader:
     def run(self, with_warnings: bool) -> Inspection:
         known, accounts, name = self.accounts()
         found = posts.scan(self.root, self.problems)
-        loaded = posts.build_all(self.root, found, self.problems)
         schedules = self.schedules(found, known)
         reshare = self.reshare(known)
+        checker = content.Checker(accounts, found.queues, [s for s, _ in schedules], self.problems)
+        loaded = posts.build_all(self.root, found, self.problems, checker.text)
         campaign = Campaign(
             root=self.root, name=name, accounts=accounts, posts=loaded.posts,
             queues=found.queues, schedules=[s for s, _ in schedules], reshare=reshare,
         )
-        content.check(campaign, loaded.sources, self.problems, loaded.prober)
+        checker.media(loaded.posts, loaded.sources, loaded.prober)
         window.check(campaign, {s.name: src for s, src in schedules}, self.problems, with_warnings)
         if with_warnings and self.accounts_source is not None:
             for account in accounts.values():

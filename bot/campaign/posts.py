@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,7 +110,8 @@ class _Paths:
         return found
 
 
-def build_all(root: Path, found: Found, problems: Problems) -> Loaded:
+def build_all(root: Path, found: Found, problems: Problems, check: Callable[[Post, Source], bool] | None = None) -> Loaded:
+    """Every post; with ``check``, each is checked when built and its source kept only if ``check`` says so."""
     loaded = Loaded()
     paths = _Paths(root)
     prefix = len(str(root)) + 1
@@ -123,10 +125,13 @@ def build_all(root: Path, found: Found, problems: Problems) -> Loaded:
         raw = validated(problems, source, PostFile, source.data)
         if raw is None:
             continue
-        loaded.sources[post_id] = source
         if raw.media or raw.video:
             loaded.prober.warm()  # its imports run alongside the rest of the loading
-        loaded.posts[post_id] = _build(paths, problems, source, post_id, queue, path, raw)
+        post = loaded.posts[post_id] = _build(paths, problems, source, post_id, queue, path, raw)
+        # Dropping the nodes of checked posts keeps 10,000 parse trees from being alive at once
+        # (a heap that large stays large for the worker's whole life).
+        if check is None or check(post, source):
+            loaded.sources[post_id] = source
     return loaded
 
 
