@@ -76,6 +76,7 @@ def run_demo(source: Path, workdir: Path, sandboxes: dict[str, Sandbox], *, days
     started = time.monotonic() if started is None else started
     copy_campaign(source, workdir)
     provision_accounts(workdir, sandboxes)
+    stretch_grace(workdir)
     cast = seed_hashtag_posts(workdir, sandboxes)
     start, end = demo_window(workdir, days)
     speed = (end - start).total_seconds() / seconds
@@ -156,6 +157,19 @@ def provision_accounts(workdir: Path, sandboxes: dict[str, Sandbox]) -> dict[str
     path.write_text("# Written by `bot demo`: the shipped accounts, pointed at local sandboxes.\n" + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     _drop_missing_accounts(workdir, set(created))
     return created
+
+
+def stretch_grace(workdir: Path, grace: str = "12h") -> None:
+    """Give each schedule a grace of ``grace`` campaign time.
+
+    At thousands of times real speed, an hour of campaign time is under a wall second: a
+    sandbox that stalls for a second under load would push retries past an hour's grace.
+    Durations scale with the clock; nothing else in the schedules changes.
+    """
+    for path in (workdir / "schedules").glob("*.yaml"):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data["grace"] = grace
+        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
 
 def _drop_missing_accounts(workdir: Path, kept: set[str]) -> None:
