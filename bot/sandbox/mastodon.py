@@ -135,10 +135,7 @@ class MastodonSandbox(Sandbox):
     def reset_limits(self) -> None:
         """Drop pending faults and rate-limit counters, and restore the default knobs."""
         self.gateway.clear()
-        self.gateway.general = Throttle(3000, 300)
-        self.gateway.media = Throttle(300, 1800)
-        self.gateway.max_characters = 500
-        self.gateway.streaming = True
+        self.gateway.restore_defaults()
 
     # ---- accounts and posts ----
 

@@ -68,11 +68,7 @@ class Gateway:
         self.app = app
         self.latency = latency
         self.wall = wall
-        self.general = Throttle(3000, 300)  # generous by default; tests tighten it
-        self.media = Throttle(300, 1800)
-        self.max_characters = 500
-        self.processing_polls = {"video": 2, "gifv": 2, "audio": 2, "image": 0}
-        self.streaming = True
+        self.restore_defaults()
         self.hold_max = 35.0  # longest a "timeout" answer is held if the client never hangs up
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
@@ -85,6 +81,14 @@ class Gateway:
     def fail_next(self, kind: str, count: int, retry_after: float | None, path: str | None) -> None:
         with self._lock:
             self._faults.append(Fault(kind, count, retry_after, path))
+
+    def restore_defaults(self) -> None:
+        """The instance's knobs as a fresh sandbox has them (tests change them, then restore them)."""
+        self.general = Throttle(3000, 300)  # generous by default; tests tighten it
+        self.media = Throttle(300, 1800)
+        self.max_characters = 500
+        self.processing_polls = {"video": 2, "gifv": 2, "audio": 2, "image": 0}
+        self.streaming = True
 
     def clear(self) -> None:
         with self._lock:
