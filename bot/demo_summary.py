@@ -37,8 +37,9 @@ def gather(workdir: Path) -> dict:
             "reshare_reasons": dict(Counter(f"{r.status}:{r.reason}" for r in rows)),
             "reshared": [{"platform": r.platform, "author": r.author, "url": r.url, "reshare_url": r.reshare_url}
                          for r in rows if r.status == "done"],
+            # The campaign's own posts under the tag are skipped too; they are counted, not listed.
             "refused": [{"platform": r.platform, "author": r.author, "reason": r.reason, "url": r.url}
-                        for r in rows if r.status == "skipped"],
+                        for r in rows if r.status == "skipped" and r.reason != "own"],
         }
     finally:
         engine.dispose()
