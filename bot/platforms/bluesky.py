@@ -93,9 +93,17 @@ class Bluesky(Platform):
         wall: Callable[[], float] = time.time,
         state_dir: Path | None = None,
         session_store: SessionStore | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        poll_interval: float = 1.0,
+        processing_wait: float = 600.0,
     ) -> None:
         super().__init__(account, secrets, timeout=timeout, wall=wall, state_dir=state_dir)
         self._wall = wall
+        self._sleep = sleep
+        self.poll_interval = poll_interval
+        self.processing_wait = processing_wait  # bounded wait for the video service to transcode
+        self._video: Any = None
+        self._pds_did: str | None = None
         if session_store is None and state_dir is not None:
             session_store = FileSessionStore(state_dir / "sessions")
         self._store = session_store
@@ -173,6 +181,43 @@ class Bluesky(Platform):
             if self._client is not None:
                 self._client.request.close()
                 self._client = None
+            if self._video is not None:
+                self._video.close()
+                self._video = None
+
+    # ---- video service ----
+
+    def _video_service(self) -> Any:
+        """The account's video service client, or None when videos go to the PDS as plain blobs."""
+        from bot.platforms.bluesky_video import VideoService, service_for
+
+        url = service_for(self.base_url, self.account.options.get("video_service"))
+        if url is None:
+            return None
+        with self._lock:
+            if self._video is None:
+                self._video = VideoService(
+                    url, did=self._session().did, pds_did=self._pds_service_did, token=self._service_token,
+                    gate=self.gate, wall=self._wall, sleep=self._sleep, poll_interval=self.poll_interval,
+                    processing_wait=self.processing_wait, timeout=self.timeout, log=self.log)
+            return self._video
+
+    def _pds_service_did(self) -> str:
+        # The PDS checks a service token's audience against its own DID, which only it can say for sure
+        # (an entryway such as bsky.social hands each account to a PDS with another name).
+        if self._pds_did is None:
+            self._pds_did = self._call(lambda client: client.com.atproto.server.describe_server()).did
+        return self._pds_did
+
+    def _service_token(self, aud: str, lxm: str) -> str:
+        from bot.logs import register_secret
+        from bot.platforms.bluesky_video import TOKEN_LIFE
+
+        # The PDS judges expiry by its own (real) clock, whatever clock the worker runs on.
+        params = {"aud": aud, "lxm": lxm, "exp": int(time.time()) + TOKEN_LIFE}
+        token = self._call(lambda client: client.com.atproto.server.get_service_auth(params)).token
+        register_secret(token)
+        return token
 
     # ---- hooks ----
 
@@ -184,7 +229,8 @@ class Bluesky(Platform):
         from bot.platforms.bluesky_media import embed_for
 
         session = self._session()
-        embed = self._call(lambda client: embed_for(client, out, progress))
+        video = self._video_service() if out.video else None
+        embed = self._call(lambda client: embed_for(client, out, progress, video))
         record: dict[str, Any] = {
             "$type": POST,
             "text": out.text,

@@ -1,9 +1,8 @@
 """Bluesky embeds: images re-encoded to fit the blob limit, and videos with captions, uploaded as blobs.
 
-Videos go to the account's PDS with ``uploadBlob`` (the PDS's ``PDS_BLOB_UPLOAD_LIMIT`` bounds them).
-bsky.social also offers a video service (``app.bsky.video.uploadVideo`` with a service-auth token,
-then ``getJobStatus``) that transcodes for playback; it is not implemented here because no local
-server speaks it, so it could not be tested.
+Videos go through the account's video service when it has one (``bluesky_video``: the service
+transcodes them for playback and stores the result on the PDS), else straight to the PDS with
+``uploadBlob`` (its ``PDS_BLOB_UPLOAD_LIMIT`` bounds them). Captions are always plain blobs.
 """
 
 from __future__ import annotations
@@ -33,13 +32,16 @@ def _ratio(path: Path) -> dict[str, int] | None:
     return {"width": width, "height": height}
 
 
-def embed_for(client: Any, out: Outgoing, progress: Progress | None) -> dict[str, Any] | None:
-    """Upload ``out``'s media and return the embed for its post record, or None for text only."""
+def embed_for(client: Any, out: Outgoing, progress: Progress | None, service: Any = None) -> dict[str, Any] | None:
+    """Upload ``out``'s media and return the embed for its post record, or None for text only.
+
+    ``service`` is the account's ``VideoService``, or None to send videos as plain blobs.
+    """
     try:
         if out.images:
             return _images(client, out, progress)
         if out.video:
-            return _video(client, out, progress)
+            return _video(client, out, progress, service)
     except MediaError as exc:
         raise ContentRejected(f"{exc}") from exc
     return None
@@ -61,13 +63,17 @@ def _images(client: Any, out: Outgoing, progress: Progress | None) -> dict[str, 
     return {"$type": "app.bsky.embed.images", "images": items}
 
 
-def _video(client: Any, out: Outgoing, progress: Progress | None) -> dict[str, Any]:
+def _video(client: Any, out: Outgoing, progress: Progress | None, service: Any) -> dict[str, Any]:
     video = out.video
     assert video is not None
     data = Path(video.path).read_bytes()
     captions = Path(video.captions).read_bytes() if video.captions else None
     total = len(data) + len(captions or b"")
-    embed: dict[str, Any] = {"$type": "app.bsky.embed.video", "video": _upload(client, data, VIDEO_MIME), "alt": video.alt}
+    if service is not None:
+        blob = service.upload(data, Path(video.path).name, progress, total)
+    else:
+        blob = _upload(client, data, VIDEO_MIME)
+    embed: dict[str, Any] = {"$type": "app.bsky.embed.video", "video": blob, "alt": video.alt}
     if progress:
         progress(len(data), total)
     if captions is not None:

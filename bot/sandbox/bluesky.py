@@ -3,6 +3,8 @@
 PostgreSQL and a private redis-server back the AppView; ``sandbox/bluesky/start.mjs`` runs the
 network in one node process; our fault-injecting proxy sits in front of the PDS and is the
 ``base_url`` accounts use (their DID documents point at it, so the SDK keeps going through it).
+Our fake video service (``bluesky_video``) runs beside them; accounts name it in their
+``options: video_service``, so their videos take the same road as on bsky.social.
 Sandbox helpers (accounts, ``post_as``, ``posts``) talk to the PDS directly, past the proxy.
 """
 
@@ -24,6 +26,7 @@ import requests
 
 from bot.platforms.bluesky_text import build_facets, post_url
 from bot.sandbox.base import Sandbox, SandboxAccount, ServerPost
+from bot.sandbox.bluesky_video import VideoService
 from bot.sandbox.postgres import Postgres, free_port
 from bot.sandbox.proxy import FaultProxy
 
@@ -58,6 +61,7 @@ class BlueskySandbox(Sandbox):
         rate_limits: bool = False,
         blob_limit: int = 100 * 1024 * 1024,
         startup_timeout: float = 90.0,
+        video_polls: int = 1,
     ) -> None:
         super().__init__(latency=latency, workdir=workdir)
         self.appview = appview
@@ -65,6 +69,8 @@ class BlueskySandbox(Sandbox):
         self.blob_limit = blob_limit
         self.startup_timeout = startup_timeout
         self.proxy = FaultProxy(latency=latency)
+        self.video_polls = video_polls  # getJobStatus answers saying ENCODING before the COMPLETED one
+        self.video: VideoService | None = None
         self.info: dict[str, Any] = {}
         self._pg: Postgres | None = None
         self._redis: subprocess.Popen[bytes] | None = None
@@ -106,6 +112,9 @@ class BlueskySandbox(Sandbox):
                 self._node.stdin.flush()
             self.info = self._await_ready()
             self.proxy.upstream = self.info["pds"]
+            pds_did = self.xrpc("GET", "com.atproto.server.describeServer")["did"]
+            self.video = VideoService(plc_url=self.info["plc"], pds_did=pds_did, max_bytes=self.blob_limit,
+                                      processing_polls=self.video_polls).start()
         except BaseException:
             self.stop()
             raise
@@ -143,6 +152,9 @@ class BlueskySandbox(Sandbox):
         return json.loads(line)
 
     def stop(self) -> None:
+        if self.video is not None:
+            self.video.stop()
+            self.video = None
         if self._node is not None:
             try:
                 if self._node.stdin:
@@ -209,6 +221,8 @@ class BlueskySandbox(Sandbox):
         env_name = "BLUESKY_" + re.sub(r"[^A-Z0-9]+", "_", handle.removesuffix(".test").upper()) + "_APP_PASSWORD"
         entry = {"platform": "bluesky", "base_url": self.base_url, "handle": handle,
                  "credentials": {"app_password": env_name}}
+        if self.video is not None:
+            entry["options"] = {"video_service": self.video.url}
         return SandboxAccount(id=name, handle=handle, entry=entry, env={env_name: app["password"]})
 
     def did_of(self, account: SandboxAccount) -> str:
@@ -300,10 +314,23 @@ class BlueskySandbox(Sandbox):
     # ---- faults, request log, indexing ----
 
     def fail_next(self, fault: str, *, count: int = 1, retry_after: float | None = None, path: str | None = None) -> None:
-        self.proxy.fail_next(fault, count=count, retry_after=retry_after, path=path)
+        """Faults for ``app.bsky.video.*`` paths go to the video service, the rest to the PDS's proxy."""
+        if path and "app.bsky.video" in path and self.video is not None:
+            self.video.fail_next(fault, count=count, retry_after=retry_after, path=path)
+        else:
+            self.proxy.fail_next(fault, count=count, retry_after=retry_after, path=path)
+
+    def clear_faults(self) -> None:
+        self.proxy.clear_faults()
+        if self.video is not None:
+            self.video.clear_faults()
 
     def requests(self) -> list[dict[str, Any]]:
+        """The PDS's request log (through the proxy); ``video_requests`` holds the video service's."""
         return self.proxy.requests()
+
+    def video_requests(self) -> list[dict[str, Any]]:
+        return self.video.requests() if self.video is not None else []
 
     def index(self) -> None:
         response = self._http.post(f"{self.info['control']}/process-all", timeout=60)
