@@ -151,6 +151,8 @@ def provision_accounts(workdir: Path, sandboxes: dict[str, Sandbox]) -> dict[str
         created[account_id] = made
         entry["base_url"] = made.entry["base_url"]
         entry["handle"] = made.entry.get("handle") or made.handle
+        if made.entry.get("options"):  # e.g. the Bluesky sandbox's video service
+            entry["options"] = {**entry.get("options", {}), **made.entry["options"]}
         for role, var in entry["credentials"].items():
             # Production reads the same variable names; only their values come from the sandbox.
             os.environ[var] = made.env[made.entry["credentials"][role]]

@@ -31,7 +31,7 @@ def adapter_for(acct: SandboxAccount, *, secrets: dict[str, str] | None = None,
     """The adapter of ``acct`` with its sandbox secrets (``secrets`` overrides some, e.g. a wrong one)."""
     entry = acct.entry
     account = Account(acct.id, entry["platform"], entry.get("base_url"), entry.get("handle"),
-                      dict(entry["credentials"]), dict(options or {}))
+                      dict(entry["credentials"]), {**entry.get("options", {}), **(options or {})})
     values = {role: acct.env[var] for role, var in account.credentials.items()}
     kwargs.setdefault("timeout", 10)
     return platform_class(account.platform)(account, {**values, **(secrets or {})}, **kwargs)
