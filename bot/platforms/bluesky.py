@@ -22,6 +22,7 @@ import regex
 from bot.errors import (
     AuthFailed,
     BotError,
+    ConfigError,
     ContentRejected,
     NotFound,
     PlatformUnavailable,
@@ -191,7 +192,10 @@ class Bluesky(Platform):
         """The account's video service client, or None when videos go to the PDS as plain blobs."""
         from bot.platforms.bluesky_video import VideoService, service_for
 
-        url = service_for(self.base_url, self.account.options.get("video_service"))
+        try:
+            url = service_for(self.base_url, self.account.options.get("video_service"))
+        except ValueError as exc:
+            raise ConfigError([f"accounts.yaml: accounts.{self.account.id}.options: {exc}"]) from exc
         if url is None:
             return None
         with self._lock:

@@ -43,7 +43,10 @@ def service_for(base_url: str, option: Any) -> str | None:
         return OFFICIAL if host == "bsky.social" or host.endswith(".bsky.network") else None
     if option is False or str(option).strip().lower() in _OFF:
         return None
-    return str(option).strip().rstrip("/")
+    url = str(option).strip().rstrip("/")
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+        raise ValueError(f"video_service '{url}' is neither a URL (https://video.bsky.app) nor none")
+    return url
 
 
 def did_web(url: str) -> str:

@@ -35,7 +35,7 @@ def calls(sandbox: BlueskySandbox, nsid: str, since: int = 0) -> int:
 @pytest.fixture
 def sandbox(bluesky_sandbox: BlueskySandbox) -> Iterator[BlueskySandbox]:
     yield bluesky_sandbox
-    bluesky_sandbox.proxy.clear_faults()  # a test that failed early must not leave faults for the next
+    bluesky_sandbox.clear_faults()  # a test that failed early must not leave faults for the next
 
 
 @pytest.fixture
