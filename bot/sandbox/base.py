@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -31,8 +32,69 @@ class ServerPost:
     sensitive: bool = False
 
 
+@dataclass(frozen=True)
+class Draft:
+    """What ``Sandbox.post_as`` publishes: a post, a reply, a content-warned post or a reshare."""
+
+    text: str
+    reply_to: str | None = None
+    sensitive: bool = False
+    spoiler_text: str = ""
+    reshare_of: str | None = None
+
+
 FAULTS = ("rate_limited", "unavailable", "auth", "rejected", "duplicate", "timeout")
 """Faults every sandbox can inject into the next matching request(s)."""
+
+
+@dataclass
+class Fault:
+    """An injected fault, waiting for its next ``count`` matching requests."""
+
+    kind: str  # one of FAULTS
+    count: int = 1
+    retry_after: float | None = None
+    path: str | None = None  # only requests whose path contains this
+    error: str | None = None  # platform error name overriding the kind's default (Bluesky's ExpiredToken)
+    delay: float | None = None  # "timeout": how late the answer comes (None: the server's own default)
+
+    def matches(self, path: str, spare: tuple[str, ...] = ()) -> bool:
+        return self.path in path if self.path is not None else not path.startswith(spare)
+
+
+class FaultQueue:
+    """Faults in the order they were injected, taken by the requests they match; safe across server threads.
+
+    ``spare`` lists path prefixes a fault without a ``path`` leaves alone (long-lived streams,
+    which would otherwise swallow a fault meant for the next API call).
+    """
+
+    def __init__(self, *, spare: tuple[str, ...] = ()) -> None:
+        self.spare = spare
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, *, count: int = 1, retry_after: float | None = None, path: str | None = None,
+            error: str | None = None, delay: float | None = None) -> None:
+        if kind not in FAULTS:
+            raise ValueError(f"unknown fault {kind!r} (known: {', '.join(FAULTS)})")
+        with self._lock:
+            self._faults.append(Fault(kind, count, retry_after, path, error, delay))
+
+    def take(self, path: str) -> Fault | None:
+        """The first fault matching ``path``, counted down (and dropped once spent), or None."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.matches(path, self.spare):
+                    fault.count -= 1
+                    if fault.count <= 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
 
 
 class Sandbox(ABC):
@@ -61,7 +123,6 @@ class Sandbox(ABC):
     def create_account(self, name: str, *, display_name: str | None = None) -> SandboxAccount:
         """A new account on the server (a campaign account, or a supporter or troll who posts)."""
 
-    @abstractmethod
     def post_as(
         self,
         account: SandboxAccount,
@@ -73,6 +134,11 @@ class Sandbox(ABC):
         reshare_of: str | None = None,
     ) -> str:
         """Publish as ``account`` directly on the server (not through the bot); return the remote id."""
+        return self._post_as(account, Draft(text, reply_to, sensitive, spoiler_text, reshare_of))
+
+    def _post_as(self, account: SandboxAccount, draft: Draft) -> str:
+        """The platform's half of ``post_as``: a sandbox implements this, or overrides ``post_as`` itself."""
+        raise NotImplementedError(f"{self.platform} sandbox implements neither post_as nor _post_as")
 
     @abstractmethod
     def posts(self, account: SandboxAccount | None = None) -> list[ServerPost]:

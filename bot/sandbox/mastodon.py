@@ -25,7 +25,7 @@ import uuid
 from pathlib import Path
 from typing import Any, ClassVar
 
-from bot.sandbox.base import FAULTS, Sandbox, SandboxAccount, ServerPost
+from bot.sandbox.base import Draft, Sandbox, SandboxAccount, ServerPost
 from bot.sandbox.mastodon_gateway import SANDBOX_AGENT, Gateway, Throttle
 
 
@@ -181,23 +181,14 @@ class MastodonSandbox(Sandbox):
         }
         return SandboxAccount(id=name, handle=username, entry=entry, env={var: token})
 
-    def post_as(
-        self,
-        account: SandboxAccount,
-        text: str,
-        *,
-        reply_to: str | None = None,
-        sensitive: bool = False,
-        spoiler_text: str = "",
-        reshare_of: str | None = None,
-    ) -> str:
+    def _post_as(self, account: SandboxAccount, draft: Draft) -> str:
         client = self._posters.get(account.handle)
         if client is None:  # one client (and connection) per author: floods of 200 posts stay quick
             client = self._posters[account.handle] = self._client(self._tokens[account.handle])
-        if reshare_of is not None:
-            return str(client.status_reblog(reshare_of)["id"])
+        if draft.reshare_of is not None:
+            return str(client.status_reblog(draft.reshare_of)["id"])
         status = client.status_post(
-            text, in_reply_to_id=reply_to, sensitive=sensitive, spoiler_text=spoiler_text or None
+            draft.text, in_reply_to_id=draft.reply_to, sensitive=draft.sensitive, spoiler_text=draft.spoiler_text or None
         )
         return str(status["id"])
 
@@ -242,9 +233,7 @@ class MastodonSandbox(Sandbox):
     def fail_next(
         self, fault: str, *, count: int = 1, retry_after: float | None = None, path: str | None = None
     ) -> None:
-        if fault not in FAULTS:
-            raise ValueError(f"unknown fault {fault!r} (known: {', '.join(FAULTS)})")
-        self.gateway.fail_next(fault, count, retry_after, path)
+        self.gateway.faults.add(fault, count=count, retry_after=retry_after, path=path)
 
     def requests(self) -> list[dict[str, Any]]:
         return self.gateway.requests()

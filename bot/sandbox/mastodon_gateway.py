@@ -30,6 +30,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qs
 
 from bot.platforms.mastodon import Mastodon
+from bot.sandbox.base import Fault, FaultQueue
 
 Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
@@ -38,19 +39,6 @@ SANDBOX_AGENT = "campaign-bot-sandbox"  # post_as traffic: exempt from faults, t
 _MEDIA_ID = re.compile(r"^/api/v1/media/(\d+)$")
 _INSTANCE = ("/api/v1/instance", "/api/v2/instance")
 _QUIET = ("/api/v1/_mock", "/health", "/media/", "/avatars/", "/headers/")
-
-
-@dataclass
-class Fault:
-    kind: str
-    remaining: int
-    retry_after: float | None
-    path: str | None
-
-    def matches(self, path: str) -> bool:
-        if self.path is not None:
-            return self.path in path
-        return not path.startswith("/api/v1/streaming")
 
 
 @dataclass
@@ -71,16 +59,12 @@ class Gateway:
         self.restore_defaults()
         self.hold_max = 35.0  # longest a "timeout" answer is held if the client never hangs up
         self._lock = threading.Lock()
-        self._faults: list[Fault] = []
+        self.faults = FaultQueue(spare=("/api/v1/streaming",))  # a stream must not swallow a fault meant for a call
         self._counts: dict[tuple[str, str, int], int] = {}
         self._processing: dict[str, int] = {}
         self._log: list[dict[str, Any]] = []
 
     # ---- control, called from the test thread ----
-
-    def fail_next(self, kind: str, count: int, retry_after: float | None, path: str | None) -> None:
-        with self._lock:
-            self._faults.append(Fault(kind, count, retry_after, path))
 
     def restore_defaults(self) -> None:
         """The instance's knobs as a fresh sandbox has them (tests change them, then restore them)."""
@@ -91,23 +75,13 @@ class Gateway:
         self.streaming = True
 
     def clear(self) -> None:
+        self.faults.clear()
         with self._lock:
-            self._faults.clear()
             self._counts.clear()
 
     def requests(self) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(entry) for entry in self._log]
-
-    def _take_fault(self, path: str) -> Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.matches(path):
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self._faults.remove(fault)
-                    return fault
-        return None
 
     # ---- rate limits ----
 
@@ -147,7 +121,7 @@ class Gateway:
         if path.startswith("/api/v1/streaming") and path != "/api/v1/streaming/health" and not self.streaming:
             await _answer(send, entry, 404, {"error": "Not Found"})
             return
-        fault = self._take_fault(path)
+        fault = self.faults.take(path)
         if fault is not None and fault.kind != "timeout":
             await self._fault(send, entry, fault)
             return

@@ -14,23 +14,15 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from bot.sandbox.base import Fault, FaultQueue
+
 CHUNK = 256 * 1024
+TIMEOUT_DELAY = 5.0  # how late a "timeout" fault lets the forwarded answer come, unless told otherwise
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
-
-
-@dataclass
-class Fault:
-    kind: str  # one of bot.sandbox.base.FAULTS
-    count: int
-    retry_after: float | None = None
-    path: str | None = None
-    error: str | None = None  # platform error name overriding the default for this kind
-    delay: float = 5.0  # "timeout": how late the forwarded request is answered
 
 
 Answer = tuple[int, dict[str, str], bytes]
@@ -73,7 +65,7 @@ class FaultProxy:
         self.upstream = upstream
         self.latency = latency
         self.responder = responder
-        self._faults: list[Fault] = []
+        self.faults = FaultQueue()
         self._log: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -106,28 +98,18 @@ class FaultProxy:
         retry_after: float | None = None,
         path: str | None = None,
         error: str | None = None,
-        delay: float = 5.0,
+        delay: float = TIMEOUT_DELAY,
     ) -> None:
-        with self._lock:
-            self._faults.append(Fault(fault, count, retry_after, path, error, delay))
+        """Answer the next ``count`` requests (whose path contains ``path``) with ``fault``; ``error`` names the
+        XRPC error, ``delay`` is how late a "timeout" lets the forwarded request's answer come."""
+        self.faults.add(fault, count=count, retry_after=retry_after, path=path, error=error, delay=delay)
 
     def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
+        self.faults.clear()
 
     def requests(self) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(entry) for entry in self._log]
-
-    def _take_fault(self, path: str) -> Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.path is None or fault.path in path:
-                    fault.count -= 1
-                    if fault.count <= 0:
-                        self._faults.remove(fault)
-                    return fault
-        return None
 
     def _record(self, method: str, target: str, status: int, fault: Fault | None) -> None:
         parts = urlsplit(target)
@@ -147,7 +129,7 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
         def _any(self) -> None:
             if proxy.latency:
                 time.sleep(proxy.latency)
-            fault = proxy._take_fault(urlsplit(self.path).path)
+            fault = proxy.faults.take(urlsplit(self.path).path)
             # Each request is logged before its answer goes out, so a client that got its answer
             # always finds the request in the log.
             if fault is not None and fault.kind != "timeout":
@@ -223,7 +205,7 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                     return
                 proxy._record(self.command, self.path, upstream.status, fault)
                 if fault is not None:  # "timeout": the upstream has acted; the answer comes late
-                    time.sleep(fault.delay)
+                    time.sleep(TIMEOUT_DELAY if fault.delay is None else fault.delay)
                 self._relay(upstream)
             finally:
                 conn.close()

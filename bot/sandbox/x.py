@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bot.sandbox.base import FAULTS, Sandbox, SandboxAccount, ServerPost
+from bot.sandbox.base import Draft, Sandbox, SandboxAccount, ServerPost
 from bot.sandbox.x_server import XHTTPServer
 from bot.sandbox.x_limits import WINDOW
 from bot.sandbox.x_state import XState
@@ -79,19 +79,11 @@ class XSandbox(Sandbox):
     def _user_id(self, account: SandboxAccount) -> str:
         return self.state.user_by_name(account.handle).id
 
-    def post_as(
-        self,
-        account: SandboxAccount,
-        text: str,
-        *,
-        reply_to: str | None = None,
-        sensitive: bool = False,
-        spoiler_text: str = "",
-        reshare_of: str | None = None,
-    ) -> str:
+    def _post_as(self, account: SandboxAccount, draft: Draft) -> str:
         # X has no content warnings: a spoiler marks the post possibly_sensitive, as the closest equivalent.
         tweet = self.state.add_tweet(
-            self._user_id(account), text, reply_to=reply_to, sensitive=sensitive or bool(spoiler_text), retweet_of=reshare_of
+            self._user_id(account), draft.text, reply_to=draft.reply_to,
+            sensitive=draft.sensitive or bool(draft.spoiler_text), retweet_of=draft.reshare_of,
         )
         return tweet.id
 
@@ -137,12 +129,7 @@ class XSandbox(Sandbox):
             return [self._media_view(m) for m in self.state.media.items]
 
     def fail_next(self, fault: str, *, count: int = 1, retry_after: float | None = None, path: str | None = None) -> None:
-        if fault not in FAULTS:
-            raise ValueError(f"unknown fault {fault!r} (known: {', '.join(FAULTS)})")
-        from bot.sandbox.x_state import Fault
-
-        with self.state.lock:
-            self.state.faults.append(Fault(fault, count, retry_after, path))
+        self.state.faults.add(fault, count=count, retry_after=retry_after, path=path)
 
     def fail_processing(self, count: int = 1) -> None:
         """The next ``count`` videos end in processing state ``failed``."""

@@ -92,7 +92,7 @@ class XHandler(BaseHTTPRequestHandler):
         entry: dict[str, Any] = {"method": method, "path": url.path, "query": query, "status": 0, "user": None, "at": state.wall()}
         delay, headers = 0.0, {}
         try:
-            fault = state.take_fault(url.path)
+            fault = state.faults.take(url.path)
             if fault is not None and fault.kind != "timeout":
                 raise _fault_error(fault.kind, fault.retry_after, state.wall())
             if fault is not None:

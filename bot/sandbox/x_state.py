@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from bot.sandbox import x_errors as err
+from bot.sandbox.base import FaultQueue
 from bot.sandbox.x_limits import RateLimits
 from bot.sandbox.x_media import MediaStore
 from bot.sandbox.x_search import (
@@ -33,14 +34,6 @@ class Credentials:
     token_secret: str
 
 
-@dataclass
-class Fault:
-    kind: str
-    remaining: int
-    retry_after: float | None
-    path: str | None
-
-
 class XState:
     def __init__(self, wall: Callable[[], float], *, processing_polls: int = 2, check_after_secs: int = 1) -> None:
         self.wall = wall
@@ -52,7 +45,7 @@ class XState:
         self.retweet_of: dict[str, str] = {}  # retweet id -> original id
         self.media = MediaStore(self.next_id, wall, processing_polls=processing_polls, check_after_secs=check_after_secs)
         self.rates = RateLimits(wall)
-        self.faults: list[Fault] = []
+        self.faults = FaultQueue()
         self.log: list[dict[str, Any]] = []
         self.seen_nonces: set[tuple[str, str]] = set()
 
@@ -87,18 +80,6 @@ class XState:
             if user.username.lower() == username.lower():
                 return user
         raise KeyError(username)
-
-    # ---- faults ----
-
-    def take_fault(self, path: str) -> Fault | None:
-        with self.lock:
-            for fault in self.faults:
-                if fault.path is None or fault.path in path:
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self.faults.remove(fault)
-                    return fault
-        return None
 
     # ---- posts ----
 
