@@ -29,23 +29,30 @@ CLOCK_SKEW = 300  # seconds of oauth_timestamp drift X tolerates
 API_VERSION = "2.150"
 TIMEOUT_DELAY = 2.0  # how long a "timeout" fault holds the answer back, unless told otherwise
 
-ROUTES: list[tuple[str, re.Pattern[str], str]] = [
-    (m, re.compile(p + r"$"), key)
-    for m, p, key in [
-        ("POST", r"/2/tweets", "POST /2/tweets"),
-        ("DELETE", r"/2/tweets/(\d+)", "DELETE /2/tweets/:id"),
-        ("GET", r"/2/tweets/search/recent", "GET /2/tweets/search/recent"),
-        ("GET", r"/2/users/me", "GET /2/users/me"),
-        ("GET", r"/2/users/(\d+)/tweets", "GET /2/users/:id/tweets"),
-        ("POST", r"/2/users/(\d+)/retweets", "POST /2/users/:id/retweets"),
-        ("POST", r"/2/media/upload", "POST /2/media/upload"),
-        ("GET", r"/2/media/upload", "GET /2/media/upload"),
-        ("POST", r"/2/media/upload/initialize", "POST /2/media/upload/initialize"),
-        ("POST", r"/2/media/upload/(\d+)/append", "POST /2/media/upload/:id/append"),
-        ("POST", r"/2/media/upload/(\d+)/finalize", "POST /2/media/upload/:id/finalize"),
-        ("POST", r"/2/media/metadata", "POST /2/media/metadata"),
-        ("POST", r"/2/media/subtitles", "POST /2/media/subtitles"),
-    ]
+
+def _route(name: str) -> tuple[str, re.Pattern[str], str]:
+    """An endpoint named as in X's docs ("POST /2/users/:id/retweets") -> (method, path pattern, name)."""
+    method, path = name.split(" ", 1)
+    return method, re.compile(path.replace(":id", r"(\d+)") + "$"), name
+
+
+ROUTES = [
+    _route(name)
+    for name in (
+        "POST /2/tweets",
+        "DELETE /2/tweets/:id",
+        "GET /2/tweets/search/recent",
+        "GET /2/users/me",
+        "GET /2/users/:id/tweets",
+        "POST /2/users/:id/retweets",
+        "POST /2/media/upload",
+        "GET /2/media/upload",
+        "POST /2/media/upload/initialize",
+        "POST /2/media/upload/:id/append",
+        "POST /2/media/upload/:id/finalize",
+        "POST /2/media/metadata",
+        "POST /2/media/subtitles",
+    )
 ]
 
 
@@ -73,17 +80,8 @@ class XHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # the request log replaces stderr noise
         return
 
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
-
-    def _serve(self, method: str) -> None:
-        state = self.server.state
+    def _serve(self) -> None:
+        state, method = self.server.state, self.command
         url = urlsplit(self.path)
         query = dict(parse_qsl(url.query, keep_blank_values=True))
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -118,6 +116,8 @@ class XHandler(BaseHTTPRequestHandler):
         if delay:
             time.sleep(delay)  # the work is done; only the answer is late, as when X times out
         self._reply(status, answer, headers)
+
+    do_GET = do_POST = do_DELETE = _serve
 
     def _authenticate(self, method: str, body: bytes) -> str:
         state = self.server.state
