@@ -3,13 +3,17 @@
 The worker starts one ``Tracker`` per campaign and calls ``run(stop)`` in a thread;
 tests and the demo call ``poll_once()`` with a FakeClock. Only the holder of the
 ledger's tracker lease reads and reshares, so overlapping workers never double up.
+Streams are served on lanes of their own (bot.tracking_stream); the loop and the lanes
+decide and reshare for an account only under that account's lock, so caps, spacing and
+the one-reshare-per-post rule hold across threads.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +36,7 @@ LEASE_TTL = timedelta(minutes=3)
 WAKE_AT_LEAST = timedelta(seconds=30)
 PERMANENT_PAUSE = timedelta(hours=1)  # between polls of a feed whose reads are refused (auth, ...)
 MIN_REAL_PAUSE = 0.1  # real seconds between two passes of the run loop
+LANE_JOIN = 20.0  # real seconds a stopping tracker waits for reshares in flight on its lanes
 
 
 class Tracker(Streaming):
@@ -43,7 +48,11 @@ class Tracker(Streaming):
         self.adapters = dict(adapters)
         self.ledger = ReshareLedger(engine, campaign.name)
         self.reads: Counter[str] = Counter()  # read calls per network since start (X bills each)
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the run loop's pass, against reload
+        self._config_lock = threading.RLock()  # a lane's batch, against reload (never waits for the loop)
+        self._account_locks: dict[str, threading.Lock] = {}
+        self._account_locks_guard = threading.Lock()
+        self._lanes: list[threading.Thread] = []
         self._identities: dict[str, Any] = {}
         self._whoami_failed: set[str] = set()  # tried this poll already; retried next poll
         self._lease_until: datetime | None = None
@@ -57,7 +66,7 @@ class Tracker(Streaming):
 
     def reload(self, campaign: Any, adapters: Mapping[str, Platform] | None = None) -> None:
         """Take a new campaign (after a valid edit); cursors and decisions live on in the ledger."""
-        with self._lock:
+        with self._lock, self._config_lock:
             if adapters is not None:
                 self.adapters = dict(adapters)
                 self._identities.clear()
@@ -70,8 +79,7 @@ class Tracker(Streaming):
             for feed in self.feeds:  # keep poll times and stream state across reloads
                 prev = old.get((feed.network, feed.key))
                 if prev:
-                    feed.next_at, feed.inbox, feed.streaming = prev.next_at, prev.inbox, prev.streaming
-                    feed.connected, feed.stream_retry_at = prev.connected, prev.stream_retry_at
+                    feed.next_at, feed.stream = prev.next_at, prev.stream
             self.resharer = Resharer(self.ledger, self.adapters, self.clock, self.rules, self.log) if self.rules else None
 
     # ---- the loop ----
@@ -90,10 +98,11 @@ class Tracker(Streaming):
                 except Exception as exc:  # noqa: BLE001  (the tracker must outlive any one bad poll)
                     self.log.error("tracking_failed", error=f"{type(exc).__name__}: {exc}")
                 # A floor in real time, so a fast demo clock cannot spin the loop (and the ledger) hot.
-                # A stream's post (real, so it cannot spin us) cuts the floor short.
+                # A stream falling back (real, so it cannot spin us) cuts the floor short.
                 self._wake.wait(MIN_REAL_PAUSE)
                 self._wait(stop, self.next_wake())
         finally:
+            self._join_lanes(LANE_JOIN)
             if self._leader:
                 self.ledger.release_lease(self.owner)
                 self._leader, self._lease_until = False, None
@@ -133,32 +142,51 @@ class Tracker(Streaming):
             if not leader:
                 return dict(outcome)
             self.resharer.recover_stuck(now, LEASE_TTL)
-            # Streamed posts go first, and again after every slow call (a poll, a reshare): a post that
-            # arrived on a stream waits for at most one other network's request, not for a whole pass.
-            drained: set[str] = set()
-            self._serve_streams(outcome, drained)
+            # A stream's lane serves its posts as they come; the loop only takes what arrived while no
+            # lane ran (a stream that just dropped, or poll_once called without run).
             for feed in self.feeds:
-                if feed.next_at is None or feed.next_at <= now:
+                if not self._lane_running(feed):
+                    self._take_stream(feed, now, outcome)
+            for feed in self.feeds:
+                if feed.stream.poll_now or feed.next_at is None or feed.next_at <= now:
                     self._poll(feed, now, outcome)
-                    self._serve_streams(outcome, drained)
-            for account in sorted({a for f in self.feeds for a in f.accounts} - drained):
-                outcome[self.resharer.drain(account)] += 1
-                drained.add(account)
-                self._serve_streams(outcome, drained)
+            for account in sorted({a for f in self.feeds for a in f.accounts}):
+                outcome[self._drain(account)] += 1
             outcome.pop(None, None)
             return dict(outcome)
 
-    def _serve_streams(self, outcome: Counter[str], drained: set[str]) -> None:
-        """Decide what the streams delivered and reshare it now, once per account per pass as ever."""
-        for feed in self.feeds:
-            if feed.inbox.empty():
-                continue
-            self._take_stream(feed, self.clock.now(), outcome)
-            for account in sorted(set(feed.accounts) - drained):
-                status = self.resharer.drain(account)
-                if status is not None:  # an account with nothing due yet may still act later in this pass
-                    outcome[status] += 1
-                    drained.add(account)
+    def _serve_streamed(self, feed: Feed, got: list[Mention]) -> None:
+        """A lane's batch: decide the streamed posts and reshare what may go now, as the loop would."""
+        with self._config_lock:
+            now = self.clock.now()
+            current = next((f for f in self.feeds if (f.network, f.key) == (feed.network, feed.key)), None)
+            if self.rules is None or current is None or self._stop.is_set():
+                return  # tracking of these tags was removed by a reload, or we are stopping
+            if not (self._leader and self._lease_until is not None and now < self._lease_until):
+                # Not ours to act on: the leader's poll finds these, since streamed posts never move the cursor.
+                self.log.debug("stream_posts_left", platform=feed.platform, count=len(got))
+                return
+            outcome: Counter[str] = Counter()
+            self._decide(current, got, now, outcome, None, None)
+            for account in sorted(current.accounts):
+                if self._stop.is_set():
+                    return  # what was decided stays pending in the ledger for the next start
+                self._drain(account)
+
+    @contextmanager
+    def _holding(self, accounts: Iterable[str]) -> Iterator[None]:
+        """Hold these accounts' locks (in one order, so a lane and the loop cannot deadlock)."""
+        with self._account_locks_guard:
+            locks = [self._account_locks.setdefault(a, threading.Lock()) for a in sorted(set(accounts))]
+        with ExitStack() as stack:
+            for lock in locks:
+                stack.enter_context(lock)
+            yield
+
+    def _drain(self, account: str) -> str | None:
+        # Held across the reshare call: spacing and caps count only finished reshares.
+        with self._holding([account]):
+            return self.resharer.drain(account)
 
     def _hold_lease(self, now: datetime) -> bool:
         # Renew only when half the lease is gone: a poll every few seconds need not write every time.
@@ -176,8 +204,9 @@ class Tracker(Streaming):
         adapter = self.adapters[feed.reader]
         cursor_key = (feed.network, feed.reader, feed.key)
         cursor = self.ledger.cursor(*cursor_key)
-        interval = feed.interval * (STREAM_SAFETY_FACTOR if feed.streaming else 1)
+        interval = feed.interval * (STREAM_SAFETY_FACTOR if feed.stream.on else 1)
         feed.next_at = now + timedelta(seconds=interval)
+        feed.stream.poll_now = False
         log = self.log.bind(platform=feed.platform, account=feed.reader, tags=list(feed.tags))
         self.reads[feed.network] += 1
         try:
@@ -232,12 +261,19 @@ class Tracker(Streaming):
 
     def _decide(self, feed: Feed, mentions: list[Mention], now: datetime, outcome: Counter[str],
                 cursor_key: tuple[str, str, str] | None, cursor: str | None) -> None:
+        unique = list({m.remote_id: m for m in mentions}.values())
+        base = self._context(feed, feed.reader, now)  # may ask the platform who we are: before the locks
+        with self._holding(feed.accounts):
+            # Counting the caps and recording against them is one step per account: a lane and the
+            # loop deciding for one account at once could otherwise both take its last slot.
+            self._decide_locked(feed, unique, base, now, outcome, cursor_key, cursor)
+
+    def _decide_locked(self, feed: Feed, unique: list[Mention], base: Context, now: datetime,
+                       outcome: Counter[str], cursor_key: tuple[str, str, str] | None, cursor: str | None) -> None:
         rules = self.rules
         across = rules.across_accounts
         scopes = list(feed.accounts) if across else ["*"]
-        unique = list({m.remote_id: m for m in mentions}.values())
         known = self.ledger.decided(feed.network, [m.remote_id for m in unique], scopes)
-        base = self._context(feed, feed.reader, now)
         items: list[NewDecision] = []
         candidates = []
         for m in unique:

@@ -32,6 +32,17 @@ def instance_of(account: Any) -> str | None:
 
 
 @dataclass
+class StreamState:
+    """A feed's stream; kept by the feed that replaces it on reload, so the stream's threads see the new one."""
+
+    inbox: "queue.Queue[Mention]" = field(default_factory=queue.Queue)
+    on: bool = False  # a stream thread is running (connected or connecting)
+    retry_at: datetime | None = None
+    connected: threading.Event = field(default_factory=threading.Event)
+    poll_now: bool = False  # the stream dropped: catch up by polling at once
+
+
+@dataclass
 class Feed:
     """One read per poll: a network, its tracked tags, and the accounts that reshare from it."""
 
@@ -41,11 +52,20 @@ class Feed:
     accounts: list[str]
     interval: float
     next_at: datetime | None = None
-    inbox: "queue.Queue[Mention]" = field(default_factory=queue.Queue)
-    streaming: bool = False
-    stream_retry_at: datetime | None = None
-    connected: threading.Event = field(default_factory=threading.Event)
+    stream: StreamState = field(default_factory=StreamState)
     failing: bool = False  # reads refused for good (auth): reported once
+
+    @property
+    def inbox(self) -> "queue.Queue[Mention]":
+        return self.stream.inbox
+
+    @property
+    def connected(self) -> threading.Event:
+        return self.stream.connected
+
+    @property
+    def streaming(self) -> bool:
+        return self.stream.on
 
     @property
     def key(self) -> str:

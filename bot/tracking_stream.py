@@ -1,14 +1,19 @@
 """Streaming for the tracker: where a platform pushes tagged posts (Mastodon), take them as they come.
 
-A stream thread only queues posts and wakes the run loop; deciding stays on the
-loop's thread. When a stream fails, or the instance has none, the tracker polls
-at once and tries streaming again later.
+Each stream has a lane: a thread of its own that decides and reshares what the stream
+delivers, so a streamed post never waits for the run loop's polls of other networks or
+for their reshares. The lane uses the same policy, caps and ledger as the loop; the
+tracker's per-account locks keep the caps and the one-reshare-per-post rule race-free.
+When a stream fails, or the instance has none, the tracker polls at once and tries
+streaming again later.
 """
 
 from __future__ import annotations
 
 import inspect
+import queue
 import threading
+import time
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,58 +22,95 @@ from bot.platforms.base import Mention
 from bot.tracking_feeds import Feed
 
 STREAM_RETRY = timedelta(minutes=5)
+LANE_IDLE = 0.25  # real seconds a lane waits for a post before it looks at stop again
 
 
 class Streaming:
-    """Mixed into Tracker, which provides adapters, campaign, clock, log, _stop, _wake and _decide."""
+    """Mixed into Tracker, which provides adapters, campaign, clock, log, _stop, _wake and _serve_streamed."""
 
     stream_connect_timeout = 10.0  # seconds a stream may take to connect before we poll instead
     _stream_threads: dict[int, threading.Thread]
+    _lanes: list[threading.Thread]
 
     def _ensure_stream(self, feed: Feed, now: datetime) -> None:
         adapter = self.adapters[feed.reader]
-        if feed.streaming or not hasattr(adapter, "stream_mentions") or not getattr(adapter, "supports_streaming", False):
+        if feed.stream.on or not hasattr(adapter, "stream_mentions") or not getattr(adapter, "supports_streaming", False):
             return
         if self.campaign.accounts[feed.reader].options.get("streaming") is False:
             return
-        if feed.stream_retry_at and now < feed.stream_retry_at:
+        if feed.stream.retry_at and now < feed.stream.retry_at:
             return
-        feed.streaming = True
+        feed.stream.on = True
         thread = threading.Thread(target=self._stream, args=(feed, adapter), name=f"stream-{feed.network}", daemon=True)
-        self._stream_threads[id(feed)] = thread
+        self._stream_threads[id(feed.stream)] = thread
         thread.start()
 
     def _stream(self, feed: Feed, adapter: Any) -> None:
+        state = feed.stream
         log = self.log.bind(platform=feed.platform, account=feed.reader, tags=list(feed.tags))
         log.info("stream_started")
-
-        def deliver(mention: Mention) -> None:
-            feed.inbox.put(mention)
-            self._wake.set()
+        ended = threading.Event()
+        lane = threading.Thread(target=self._lane, args=(feed, ended), name=f"lane-{feed.network}", daemon=True)
+        self._lanes = [t for t in self._lanes if t.is_alive()] + [lane]
+        lane.start()
 
         params = inspect.signature(adapter.stream_mentions).parameters
         options: dict[str, Any] = {}
         if "on_connected" in params:
-            options["on_connected"] = feed.connected.set
+            options["on_connected"] = state.connected.set
         if "connect_timeout" in params:
             options["connect_timeout"] = self.stream_connect_timeout
         try:
-            adapter.stream_mentions(list(feed.tags), deliver, self._stop, **options)
+            adapter.stream_mentions(list(feed.tags), state.inbox.put, self._stop, **options)
             reason = "stream ended"
         except Exception as exc:  # noqa: BLE001  (any stream failure means: poll instead)
             reason = f"{type(exc).__name__}: {exc}"
-        feed.streaming = False
-        feed.connected.clear()
+        ended.set()
+        state.on = False
+        state.connected.clear()
         if not self._stop.is_set():
-            feed.stream_retry_at = self.clock.now() + STREAM_RETRY
-            feed.next_at = self.clock.now()  # catch up by polling at once
+            state.retry_at = self.clock.now() + STREAM_RETRY
+            state.poll_now = True  # catch up by polling at once; the loop also takes what the lane left
             log.warning("stream_fell_back", reason=reason, retry_in=STREAM_RETRY.total_seconds())
             self._wake.set()
 
+    def _lane(self, feed: Feed, ended: threading.Event) -> None:
+        """Decide and reshare streamed posts as they arrive, until the stream ends or the tracker stops."""
+        inbox = feed.stream.inbox
+        while not (ended.is_set() or self._stop.is_set()):
+            try:
+                got = [inbox.get(timeout=LANE_IDLE)]
+            except queue.Empty:
+                continue
+            got += _take_all(inbox)
+            try:
+                self._serve_streamed(feed, got)
+            except Exception as exc:  # noqa: BLE001  (a bad batch must not end the lane; the safety poll catches up)
+                self.log.error("stream_lane_failed", platform=feed.platform, error=f"{type(exc).__name__}: {exc}")
+            # A post held back by spacing or a cap is the loop's to reshare later: let it see the new due time.
+            self._wake.set()
+
+    def _lane_running(self, feed: Feed) -> bool:
+        return feed.stream.on and not self._stop.is_set()
+
     def _take_stream(self, feed: Feed, now: datetime, outcome: Counter[str]) -> None:
-        got = []
-        while not feed.inbox.empty():
-            got.append(feed.inbox.get_nowait())
+        """The loop's share: posts a stream delivered while no lane was there to take them."""
+        got = _take_all(feed.stream.inbox)
         if got:
             # Streamed posts do not move the cursor: the slower safety poll does, and skips what is decided.
             self._decide(feed, got, now, outcome, None, None)
+
+    def _join_lanes(self, timeout: float) -> None:
+        """Let a reshare in flight on a lane finish and be recorded before the tracker lets go of its lease."""
+        deadline = time.monotonic() + timeout
+        for lane in self._lanes:
+            lane.join(max(deadline - time.monotonic(), 0.0))
+
+
+def _take_all(inbox: "queue.Queue[Mention]") -> list[Mention]:
+    got = []
+    while True:
+        try:
+            got.append(inbox.get_nowait())
+        except queue.Empty:
+            return got

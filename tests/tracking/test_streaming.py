@@ -120,3 +120,56 @@ def test_start_tracking_runs_in_a_thread_and_skips_accounts_without_secrets(x_sa
     finally:
         stop.set()
         world.close()
+
+
+def test_streamed_post_is_reshared_while_the_loop_waits_on_another_networks_poll(
+        mastodon_sandbox, x_sandbox, tmp_path, clock) -> None:
+    """A post on the Mastodon stream is reshared on the stream's lane while the run loop is held in a slow X search."""
+    mastodon_sandbox.set_streaming(True)
+    ours = [mastodon_sandbox.create_account(fresh("index")), x_sandbox.create_account(fresh("index"))]
+    world = World(mastodon_sandbox, tmp_path, clock, fresh("Free"), ours, base_policy(), interval=30)
+    x_searches = lambda: sum(1 for r in x_sandbox.requests() if "search/recent" in r["path"])  # noqa: E731
+    try:
+        with capture_logs() as logs:
+            tracker, stop, thread = running(world)
+            x_fetched = lambda: sum(1 for e in logs if e["event"] == "mentions_fetched" and e["platform"] == "x")  # noqa: E731
+            try:
+                stream = next(f for f in tracker.feeds if f.platform == "mastodon")
+                eventually(lambda: stream.connected.is_set() and x_fetched() == 1)
+                searched = x_searches()
+                x_sandbox.fail_next("timeout", retry_after=6.0, path="search/recent")  # X answers 6 s late
+                clock.advance(31)
+                eventually(lambda: x_searches() > searched)  # the loop is now waiting for X's answer
+                remote_id = world.post(mastodon_sandbox.create_account(fresh("fan")), f"Now #{world.tag}", "s", None)
+                eventually(lambda: [r.status for r in rows(world)] == ["done"])
+                assert x_fetched() == 1, "the reshare waited for the X poll"
+                assert reshared(world) == [remote_id]
+                eventually(lambda: x_fetched() == 2)
+            finally:
+                stop.set()
+                thread.join(10)
+        assert not thread.is_alive()
+    finally:
+        world.close()
+
+
+def test_stream_keeps_serving_after_a_reload(mastodon_sandbox, tmp_path, clock) -> None:
+    """After a reload replaces the feeds, the running stream's posts are still decided and reshared."""
+    sandbox = mastodon_sandbox
+    sandbox.set_streaming(True)
+    world = World(sandbox, tmp_path, clock, fresh("Free"), [sandbox.create_account(fresh("index"))],
+                  base_policy(), interval=30)
+    tracker, stop, thread = running(world)
+    try:
+        eventually(lambda: tracker.feeds[0].connected.is_set())
+        old = tracker.feeds[0]
+        tracker.reload(world.campaign)
+        assert tracker.feeds[0] is not old and tracker.feeds[0].streaming and tracker.feeds[0].connected.is_set()
+        remote_id = world.post(sandbox.create_account(fresh("fan")), f"After reload #{world.tag}", "s", None)
+        eventually(lambda: [r.status for r in rows(world)] == ["done"])
+        assert reshared(world) == [remote_id]
+    finally:
+        stop.set()
+        thread.join(10)
+        world.close()
+    assert not thread.is_alive()
