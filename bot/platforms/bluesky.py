@@ -95,7 +95,7 @@ class Bluesky(Platform):
         state_dir: Path | None = None,
         session_store: SessionStore | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        poll_interval: float = 1.0,
+        poll_interval: float = 0.5,
         processing_wait: float = 600.0,
     ) -> None:
         super().__init__(account, secrets, timeout=timeout, wall=wall, state_dir=state_dir)

@@ -107,11 +107,14 @@ def test_video_with_captions_and_alt(sandbox: BlueskySandbox, account: SandboxAc
 
 
 def test_twenty_megabyte_video_goes_up_whole(sandbox: BlueskySandbox, account: SandboxAccount, adapter: Bluesky, tmp_path: Path) -> None:
-    """A 20 MB video passes the proxy and the PDS blob limit and is held whole, with captions."""
+    """A 20 MB video goes whole through the video service, which stores it on the PDS; captions ride along."""
     video = make_video(tmp_path / "big.mp4", 2.0, size=(640, 360), target_bytes=20 * 1024 * 1024)
     captions = make_captions(tmp_path / "big.vtt", ["Free them"], 2.0)
     assert video.stat().st_size >= 19 * 1024 * 1024
+    start = len(sandbox.video_requests())
     receipt = adapter.publish(Outgoing(key=key(), text="Long message", video=VideoAttachment(video, "alt", captions)))
+    uploads = [r for r in sandbox.video_requests()[start:] if r["path"].endswith("app.bsky.video.uploadVideo")]
+    assert [(r["status"], r["bytes"]) for r in uploads] == [(200, video.stat().st_size)]
     [post] = [p for p in sandbox.posts(account) if p.remote_id == receipt.remote_id]
     assert post.media[0]["bytes"] == video.stat().st_size
     assert post.media[0]["captions"] == [{"lang": "en", "bytes": captions.stat().st_size}]
