@@ -150,8 +150,7 @@ class Publisher:
         except Exception as exc:  # nothing was sent: record it rather than leave a claim to expire and repeat
             log.exception("publish_crashed", **ctx)
             return self._failed(row.id, None, "internal_error", f"{type(exc).__name__}: {exc}", ctx)
-        reconcile = self.ledger.needs_reconcile(row.id)
-        n = self.ledger.start_attempt(row.id, self.owner)
+        n, reconcile = self.ledger.begin_attempt(row.id, self.owner, prior=row.attempts)
         ctx["attempt"] = n
         started = time.monotonic()
         try:

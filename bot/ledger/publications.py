@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 from bot.clock import Clock, SystemClock
 from bot.ledger.db import metadata
 from bot.ledger.publication_queries import PublicationQueries
+from bot.ledger.publications_sql import Statements, key_params
 
 
 
@@ -133,6 +134,7 @@ class Ledger(PublicationQueries):
         # its busy handler (up to 100 ms a try) instead of queueing: with hundreds of publishing
         # threads, claims took seconds. Our own threads queue on this lock instead.
         self._write_lock = nullcontext() if self._pg else threading.Lock()
+        self._sql = Statements(publications, attempts, OPEN_STATES, self._pg, UTCDateTime())
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -169,10 +171,11 @@ class Ledger(PublicationQueries):
         """
         now = self.clock.now()
         until = now + lease
+        sql = self._sql
         with self._write() as conn:
             if choose is not None and self._pg:
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext("pub:" + key.account))))
-            existing = conn.execute(self._by_key(key)).first()
+            existing = conn.execute(sql.by_key, key_params(key)).first()
             if existing is None:
                 chosen = post if choose is None else choose(self._used(conn, key.account))
                 values = dict(
@@ -180,8 +183,7 @@ class Ledger(PublicationQueries):
                     post=chosen, schedule=schedule, slot=slot, platform=platform, manual=manual,
                     state=CLAIMED, owner=owner, lease_until=until, attempts=0, created=now, updated=now,
                 )
-                insert = (postgresql.insert if self._pg else sqlite.insert)(publications).values(**values)
-                row = conn.execute(insert.on_conflict_do_nothing().returning(*publications.c)).first()
+                row = conn.execute(sql.insert_claim, values).first()
                 if row is not None:
                     return row
             return self._take_over(conn, key, owner, now, until, choose)
@@ -189,12 +191,8 @@ class Ledger(PublicationQueries):
     def _take_over(self, conn: Connection, key: PublicationKey, owner: str, now: datetime,
                    until: datetime, choose: Chooser | None) -> Row | None:
         c = publications.c
-        row = conn.execute(
-            sa.update(publications)
-            .where(*self._key_clause(key), c.state.in_(OPEN_STATES), c.lease_until <= now)
-            .values(state=CLAIMED, owner=owner, lease_until=until, next_attempt_at=None, updated=now)
-            .returning(*publications.c)
-        ).first()
+        row = conn.execute(self._sql.take_over, dict(key_params(key), k_now=now, v_state=CLAIMED, v_owner=owner,
+                                                      v_until=until, v_updated=now)).first()
         if row is not None and row.post is None and choose is not None:
             # The previous owner died before choosing (it claimed to record a skip): choose now.
             chosen = choose(self._used(conn, key.account))
@@ -218,24 +216,26 @@ class Ledger(PublicationQueries):
 
     def start_attempt(self, pub_id: int, owner: str) -> int:
         """Record that ``owner`` is about to call the platform; the attempt's number."""
+        return self.begin_attempt(pub_id, owner, prior=0)[0]
+
+    def begin_attempt(self, pub_id: int, owner: str, *, prior: int) -> tuple[int, bool]:
+        """Record an attempt about to start: (its number, whether an earlier one may have reached the platform).
+
+        ``prior`` is the claimed row's ``attempts``: with none before there is nothing to reconcile,
+        so the look-up is skipped; otherwise it runs in the same transaction as the new attempt.
+        """
         now = self.clock.now()
-        c = publications.c
+        sql = self._sql
         with self._write() as conn:
-            n = conn.execute(
-                sa.update(publications).where(c.id == pub_id)
-                .values(attempts=c.attempts + 1, updated=now).returning(c.attempts)
-            ).scalar_one()
-            conn.execute(sa.insert(attempts).values(publication_id=pub_id, n=n, owner=owner, started=now))
-            return n
+            reconcile = prior > 0 and conn.execute(sql.uncertain_attempts, {"k_id": pub_id}).scalar_one() > 0
+            n = conn.execute(sql.count_attempt, {"k_id": pub_id, "v_updated": now}).scalar_one()
+            conn.execute(sql.insert_attempt, dict(publication_id=pub_id, n=n, owner=owner, started=now))
+            return n, reconcile
 
     def needs_reconcile(self, pub_id: int) -> bool:
         """True when an earlier attempt may have reached the platform (uncertain, or its worker died)."""
-        a = attempts.c
-        query = sa.select(sa.func.count()).where(
-            a.publication_id == pub_id, sa.or_(a.outcome.is_(None), a.outcome == "uncertain")
-        )
         with self.engine.connect() as conn:
-            return conn.execute(query).scalar_one() > 0
+            return conn.execute(self._sql.uncertain_attempts, {"k_id": pub_id}).scalar_one() > 0
 
     def record_published(self, pub_id: int, remote_id: str, url: str, *, attempt: int | None = None,
                          post: str | None = None) -> None:
@@ -268,28 +268,28 @@ class Ledger(PublicationQueries):
     def _finish(self, pub_id: int, values: dict, attempt: int | None, outcome: str, error: str | None,
                 *, only_open: bool = True, owner: str | None = None) -> bool:
         now = self.clock.now()
-        c, a = publications.c, attempts.c
+        sql = self._sql
+        values = dict(values, updated=now)
+        stmt = sql.finish(tuple(values), only_open, owner is not None)
+        params = {f"v_{name}": value for name, value in values.items()}
+        params["k_id"] = pub_id
+        if owner is not None:
+            params["k_owner"] = owner
         with self._write() as conn:
-            where = [c.id == pub_id] + ([c.state.in_(OPEN_STATES)] if only_open else [])
-            if owner is not None:
-                where.append(c.owner == owner)
-            mine = conn.execute(sa.update(publications).where(*where).values(updated=now, **values)).rowcount == 1
+            mine = conn.execute(stmt, params).rowcount == 1
             if attempt is not None:
-                started = conn.execute(
-                    sa.select(a.started).where(a.publication_id == pub_id, a.n == attempt)
-                ).scalar_one_or_none()
+                at = {"k_id": pub_id, "k_n": attempt}
+                started = conn.execute(sql.attempt_started, at).scalar_one_or_none()
                 duration = None if started is None else round((now - started).total_seconds() * 1000)
-                conn.execute(
-                    sa.update(attempts).where(a.publication_id == pub_id, a.n == attempt)
-                    .values(ended=now, outcome=outcome, error=error, duration_ms=duration)
-                )
+                conn.execute(sql.end_attempt, dict(at, v_ended=now, v_outcome=outcome, v_error=error,
+                                                   v_duration=duration))
             return mine
 
     # ---- lookups the publisher and the worker need ----
 
     def get(self, key: PublicationKey) -> Row | None:
         with self.engine.connect() as conn:
-            return conn.execute(self._by_key(key)).first()
+            return conn.execute(self._sql.by_key, key_params(key)).first()
 
     def used_posts(self, account: str, queue: str | None = None) -> set[str]:
         """Post ids published, being published or refused for content on ``account``.
@@ -309,12 +309,3 @@ class Ledger(PublicationQueries):
             sa.or_(c.state.in_((PUBLISHED, *OPEN_STATES)), sa.and_(c.state == FAILED, c.reason.in_(USED_FAILURES))),
         )
         return {post for (post,) in conn.execute(query)}
-
-    @staticmethod
-    def _key_clause(key: PublicationKey) -> Sequence[sa.ColumnElement[bool]]:
-        c = publications.c
-        return (c.campaign == key.campaign, c.slot_at == key.slot_at, c.target == key.target,
-                c.account == key.account)
-
-    def _by_key(self, key: PublicationKey) -> sa.Select:
-        return sa.select(publications).where(*self._key_clause(key))
