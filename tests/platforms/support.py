@@ -1,17 +1,29 @@
-"""What the platform test files share: a campaign account made from a sandbox account, and its adapter."""
+"""What the platform test files share: a campaign account made from a sandbox account, its adapter, test media."""
 
 from __future__ import annotations
 
 import itertools
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from bot.errors import AuthFailed, ContentRejected, PlatformUnavailable, RateLimited
 from bot.platforms import platform_class
 from bot.platforms.base import Outgoing, Platform
 from bot.sandbox.base import SandboxAccount
+from bot.sandbox.media import make_banner, make_captions, make_video
 
 _names = itertools.count()
+
+FAULT_ERRORS = [
+    ("rate_limited", RateLimited),
+    ("unavailable", PlatformUnavailable),
+    ("auth", AuthFailed),
+    ("rejected", ContentRejected),
+]
+"""Each sandbox fault every platform answers, and the bot error it becomes at the adapter boundary."""
 
 
 @dataclass
@@ -37,7 +49,24 @@ def adapter_for(acct: SandboxAccount, *, secrets: dict[str, str] | None = None,
     return platform_class(account.platform)(account, {**values, **(secrets or {})}, **kwargs)
 
 
-def fresh_name(prefix: str) -> str:
+def opened(acct: SandboxAccount, **kwargs: Any) -> Iterator[Platform]:
+    """A fixture's body: the adapter of ``acct`` (as ``adapter_for``), closed after the test."""
+    platform = adapter_for(acct, **kwargs)
+    yield platform
+    platform.close()
+
+
+def media_folder(root: Path, *, banner_size: tuple[int, int], clip: str, seconds: int,
+                 clip_size: tuple[int, int], captions: list[str]) -> Path:
+    """Four banners ``banner-0.png`` .. ``banner-3.png``, and a video ``<clip>.mp4`` with captions ``<clip>.vtt``."""
+    for n in range(4):
+        make_banner(root / f"banner-{n}.png", f"Free Andrei and Irina ({n + 1}/4)", banner_size)
+    make_video(root / f"{clip}.mp4", seconds=seconds, size=clip_size)
+    make_captions(root / f"{clip}.vtt", captions, seconds=seconds)
+    return root
+
+
+def fresh_name(prefix: str = "idx") -> str:
     return f"{prefix}{next(_names)}{uuid.uuid4().hex[:4]}"
 
 

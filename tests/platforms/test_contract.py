@@ -7,16 +7,15 @@ platform passes for all, and a new platform joins by adding its adapter and sand
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from bot.errors import AuthFailed, ContentRejected, PlatformUnavailable, RateLimited
-from bot.platforms.base import ImageAttachment, Outgoing, Platform, VideoAttachment
+from bot.errors import ContentRejected, RateLimited
+from bot.platforms.base import ImageAttachment, Platform, VideoAttachment
 from bot.sandbox import Sandbox, SandboxAccount
-from bot.sandbox.media import make_banner, make_captions, make_video
-from tests.platforms.support import adapter_for, fresh_name
+from tests.platforms.support import FAULT_ERRORS, fresh_name, media_folder, opened, outgoing
 
 pytestmark = pytest.mark.slow
 
@@ -27,24 +26,16 @@ def campaign_account(sandbox: Sandbox) -> SandboxAccount:
 
 
 @pytest.fixture
-def adapter(campaign_account: SandboxAccount) -> Platform:
-    platform = adapter_for(campaign_account)
-    yield platform
-    platform.close()
+def adapter(campaign_account: SandboxAccount) -> Iterator[Platform]:
+    yield from opened(campaign_account)
 
 
 @pytest.fixture(scope="session")
 def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("contract-media")
-    for n in range(4):
-        make_banner(root / f"banner-{n}.png", f"Free Andrei and Irina ({n + 1}/4)", (1200, 675))
-    make_video(root / "supporter.mp4", seconds=3, size=(640, 360))
-    make_captions(root / "supporter.vtt", ["Andrei and Irina have been jailed", "for doing their jobs"], seconds=3)
-    return root
-
-
-def outgoing(text: str, **kwargs: Any) -> Outgoing:
-    return Outgoing(key=f"contract:{uuid.uuid4().hex}", text=text, **kwargs)
+    return media_folder(
+        tmp_path_factory.mktemp("contract-media"), banner_size=(1200, 675), clip="supporter", seconds=3,
+        clip_size=(640, 360), captions=["Andrei and Irina have been jailed", "for doing their jobs"],
+    )
 
 
 def only_post_by(sandbox: Sandbox, account: SandboxAccount, remote_id: str):
@@ -133,15 +124,7 @@ def test_whoami_names_the_account(adapter: Platform, campaign_account: SandboxAc
     assert me.handle.lstrip("@").split("@")[0] == campaign_account.handle.lstrip("@").split("@")[0]
 
 
-@pytest.mark.parametrize(
-    ("fault", "error"),
-    [
-        ("rate_limited", RateLimited),
-        ("unavailable", PlatformUnavailable),
-        ("auth", AuthFailed),
-        ("rejected", ContentRejected),
-    ],
-)
+@pytest.mark.parametrize(("fault", "error"), FAULT_ERRORS)
 def test_maps_each_error_class(sandbox: Sandbox, adapter: Platform, fault: str, error: type) -> None:
     """Each kind of platform failure reaches the caller as the bot's error for it."""
     adapter.whoami()  # log in first, so the fault hits the publish call itself

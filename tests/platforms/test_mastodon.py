@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 import uuid
 from collections.abc import Iterator
@@ -13,37 +12,29 @@ import pytest
 from structlog.testing import capture_logs
 
 from bot.errors import (
-    AuthFailed,
     ContentRejected,
     NotFound,
     PlatformUnavailable,
     RateLimited,
     UncertainOutcome,
 )
-from bot.platforms.base import ImageAttachment, Mention, Outgoing, VideoAttachment
+from bot.platforms.base import ImageAttachment, Mention, VideoAttachment
 from bot.platforms.mastodon import Mastodon
 from bot.platforms.mastodon_wire import html_to_text
 from bot.sandbox.mastodon import MastodonSandbox
 from bot.sandbox.base import SandboxAccount
-from bot.sandbox.media import make_banner, make_captions, make_video
-from tests.platforms.support import Sleeps
+from bot.sandbox.media import make_video
+from tests.platforms.support import FAULT_ERRORS, Sleeps, media_folder, opened
 from tests.platforms.support import adapter_for as shared_adapter_for
+from tests.platforms.support import fresh_name as name
+from tests.platforms.support import outgoing as out
 
 pytestmark = pytest.mark.slow
-_names = itertools.count()
 
 
 def adapter_for(who: SandboxAccount, **kwargs: Any) -> Mastodon:
     kwargs.setdefault("timeout", 5)  # the timeout fault holds answers until the client gives up
     return shared_adapter_for(who, **kwargs)
-
-
-def name(prefix: str) -> str:
-    return f"{prefix}{next(_names)}{uuid.uuid4().hex[:4]}"
-
-
-def out(text: str, **kwargs: Any) -> Outgoing:
-    return Outgoing(key=f"test:{uuid.uuid4().hex}", text=text, **kwargs)
 
 
 @pytest.fixture
@@ -64,19 +55,13 @@ def sleeps() -> Sleeps:
 
 @pytest.fixture
 def adapter(account: SandboxAccount, sleeps: Sleeps) -> Iterator[Mastodon]:
-    platform = adapter_for(account, sleep=sleeps, poll_interval=1.5)
-    yield platform
-    platform.close()
+    yield from opened(account, timeout=5, sleep=sleeps, poll_interval=1.5)
 
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("mastodon-media")
-    for n in range(4):
-        make_banner(root / f"banner-{n}.png", f"Free Andrei and Irina {n}", (600, 300))
-    make_video(root / "clip.mp4", seconds=2, size=(320, 240))
-    make_captions(root / "clip.vtt", ["Free Andrei and Irina"], seconds=2)
-    return root
+    return media_folder(tmp_path_factory.mktemp("mastodon-media"), banner_size=(600, 300), clip="clip", seconds=2,
+                        clip_size=(320, 240), captions=["Free Andrei and Irina"])
 
 
 def mine(sandbox: MastodonSandbox, who: SandboxAccount) -> list:
@@ -165,16 +150,7 @@ def test_find_published_ignores_other_posts(adapter, media) -> None:
     assert adapter.find_published(out("Something else entirely")) is not None
 
 
-@pytest.mark.parametrize(
-    ("fault", "error"),
-    [
-        ("rate_limited", RateLimited),
-        ("unavailable", PlatformUnavailable),
-        ("auth", AuthFailed),
-        ("rejected", ContentRejected),
-        ("duplicate", ContentRejected),
-    ],
-)
+@pytest.mark.parametrize(("fault", "error"), [*FAULT_ERRORS, ("duplicate", ContentRejected)])
 def test_faults_map_to_the_bots_errors(sandbox, account, adapter, fault, error) -> None:
     """Each injected failure on the status call becomes the bot error the worker acts on."""
     adapter.whoami()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 import socket
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,24 +21,17 @@ from bot.errors import (
     RateLimited,
     UncertainOutcome,
 )
-from bot.platforms.base import ImageAttachment, Outgoing, VideoAttachment
+from bot.platforms.base import ImageAttachment, VideoAttachment
 from bot.platforms.x import X
 from bot.sandbox.base import SandboxAccount
-from bot.sandbox.media import make_banner, make_captions, make_image, make_video
+from bot.sandbox.media import make_image, make_video
 from bot.sandbox.x import XSandbox
-from tests.platforms.support import Account, Sleeps, adapter_for
+from tests.platforms.support import FAULT_ERRORS, Account, Sleeps, adapter_for, media_folder, opened
+from tests.platforms.support import fresh_name as fresh
+from tests.platforms.support import outgoing as out
 
 pytestmark = pytest.mark.slow
-_names = itertools.count()
 TAG = "FreeAndreiandIrina"
-
-
-def fresh(prefix: str = "idx") -> str:
-    return f"{prefix}{next(_names)}{uuid.uuid4().hex[:4]}"
-
-
-def out(text: str, **kwargs: Any) -> Outgoing:
-    return Outgoing(key=f"test:{uuid.uuid4().hex}", text=text, **kwargs)
 
 
 def log_since(sandbox: XSandbox, mark: int, user: str | None = None) -> list[dict[str, Any]]:
@@ -51,20 +44,15 @@ def account(x_sandbox: XSandbox) -> SandboxAccount:
 
 
 @pytest.fixture
-def adapter(account: SandboxAccount) -> X:
-    platform = adapter_for(account)
-    yield platform
-    platform.close()
+def adapter(account: SandboxAccount) -> Iterator[X]:
+    yield from opened(account)
 
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("x-media")
-    for n in range(4):
-        make_banner(root / f"banner-{n}.png", f"Free Andrei and Irina {n + 1}", (800, 400))
-    make_video(root / "short.mp4", seconds=1, size=(320, 180))
+    root = media_folder(tmp_path_factory.mktemp("x-media"), banner_size=(800, 400), clip="short", seconds=1,
+                        clip_size=(320, 180), captions=["Free Andrei", "Free Irina"])
     make_video(root / "big.mp4", seconds=2, size=(640, 360), target_bytes=20 * 1024 * 1024)
-    make_captions(root / "short.vtt", ["Free Andrei", "Free Irina"], seconds=1)
     return root
 
 
@@ -150,16 +138,7 @@ def test_twenty_mb_video_goes_up_in_chunks(x_sandbox: XSandbox, account: Sandbox
     assert [a for a, _ in progress] == sorted(a for a, _ in progress) and progress[-1] == (size, size)
 
 
-@pytest.mark.parametrize(
-    ("fault", "error"),
-    [
-        ("rate_limited", RateLimited),
-        ("unavailable", PlatformUnavailable),
-        ("auth", AuthFailed),
-        ("rejected", ContentRejected),
-        ("duplicate", DuplicateContent),
-    ],
-)
+@pytest.mark.parametrize(("fault", "error"), [*FAULT_ERRORS, ("duplicate", DuplicateContent)])
 def test_server_faults_map_to_bot_errors(x_sandbox: XSandbox, adapter: X, fault: str, error: type) -> None:
     """Each failure X can answer with reaches the caller as the bot's error class for it."""
     x_sandbox.fail_next(fault, retry_after=45, path="/2/tweets")
