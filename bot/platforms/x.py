@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import time
@@ -48,6 +49,14 @@ def comparable(text: str) -> str:
     return " ".join(text.split())
 
 
+@functools.lru_cache(maxsize=1024)
+def _weighted_length(text: str) -> int:
+    # A fan-out checks the same text once per account; twitter-text takes about 1 ms per parse.
+    from twitter_text import parse_tweet  # weighted length: CJK/emoji count 2, URLs 23
+
+    return parse_tweet(text).weightedLength
+
+
 class X(Platform):
     name: ClassVar[str] = "x"
     default_base_url: ClassVar[str] = "https://api.x.com"
@@ -71,9 +80,7 @@ class X(Platform):
 
     @classmethod
     def measure_text(cls, text: str) -> int:
-        from twitter_text import parse_tweet  # weighted length: CJK/emoji count 2, URLs 23
-
-        return parse_tweet(text).weightedLength
+        return _weighted_length(text)
 
     def __init__(
         self,
