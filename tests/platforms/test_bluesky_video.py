@@ -247,3 +247,20 @@ def test_a_video_service_that_is_not_a_url_is_a_config_error() -> None:
     """A typo in video_service is refused with its value, not sent as a request."""
     with pytest.raises(ValueError, match="'video.bsky.app' is neither a URL"):
         service_for("https://bsky.social", "video.bsky.app")
+
+
+def test_a_spent_daily_budget_is_refused_before_the_bytes_go(
+    sandbox: BlueskySandbox, account: SandboxAccount, adapter: Bluesky, tmp_path: Path
+) -> None:
+    """When getUploadLimits says canUpload false, publish raises ContentRejected with its message and sends no video."""
+    assert sandbox.video is not None
+    jobs, before = sandbox.video.jobs, sandbox.video.jobs.daily_videos
+    jobs.daily_videos = 0
+    start = len(sandbox.video_requests())
+    try:
+        with pytest.raises(ContentRejected, match="daily limit"):
+            adapter.publish(Outgoing(key=key(), text="over", video=VideoAttachment(video_file(tmp_path), "alt")))
+    finally:
+        jobs.daily_videos = before
+    assert calls(sandbox.video_requests()[start:], UPLOAD) == []
+    assert calls(sandbox.video_requests()[start:], LIMITS) == [200]
