@@ -114,7 +114,7 @@ class BlueskySandbox(Sandbox):
             self.proxy.upstream = self.info["pds"]
             pds_did = self.xrpc("GET", "com.atproto.server.describeServer")["did"]
             self.video = VideoService(plc_url=self.info["plc"], pds_did=pds_did, max_bytes=self.blob_limit,
-                                      processing_polls=self.video_polls).start()
+                                      processing_polls=self.video_polls, latency=self.latency).start()
         except BaseException:
             self.stop()
             raise

@@ -42,8 +42,9 @@ class VideoService:
     """The fake video service. ``pds_did`` is the audience upload tokens must name."""
 
     def __init__(self, *, plc_url: str, pds_did: str, max_bytes: int = 100 * MB, processing_polls: int = 1,
-                 daily_videos: int = 25, daily_bytes: int = 10 * 1024 * MB) -> None:
+                 daily_videos: int = 25, daily_bytes: int = 10 * 1024 * MB, latency: float = 0.0) -> None:
         self.pds_did = pds_did
+        self.latency = latency  # seconds added to every answer, like the sandbox's proxy in front of the PDS
         self.max_bytes = max_bytes
         self.tokens = Tokens(plc_url)
         self.jobs = Jobs(self.tokens, processing_polls=processing_polls, daily_videos=daily_videos,
@@ -178,6 +179,8 @@ def _handler_for(service: VideoService) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""  # read whole: answering early breaks the client's send
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+            if service.latency:
+                time.sleep(service.latency)
             status, headers, payload = service.handle(self.command, parts.path, query, self.headers, body)
             service._record(self.command, parts, status, len(body), headers.pop("x-sandbox-fault", None))
             raw = json.dumps(payload).encode()
