@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -32,13 +33,22 @@ class Account(_Model):
     line: int = 1  # of the account in config/accounts.yaml, for messages
 
 
-class Media(_Model):
+# Posts and their parts are plain frozen dataclasses with slots: a campaign holds
+# thousands of them for the worker's whole life, and a pydantic instance costs
+# about four times the memory and time of a slots object. Their values come from
+# the validated files (bot.campaign.files), so nothing is checked again here.
+_plain = dataclass(frozen=True, slots=True, kw_only=True)
+
+
+@_plain
+class Media:
     file: str  # as written, relative to posts/
     path: Path
     alt: str
 
 
-class Video(_Model):
+@_plain
+class Video:
     file: str
     path: Path
     captions_path: Path | None = None
@@ -46,26 +56,29 @@ class Video(_Model):
     captions_lang: str = "en"
 
 
-class Supporter(_Model):
+@_plain
+class Supporter:
     name: str
     role: str | None = None
     organisation: str | None = None
     country: str | None = None
 
 
-class Consent(_Model):
+@_plain
+class Consent:
     given: bool
     date: _dt.date | None = None
     recorded_by: str | None = None
 
 
-class Post(_Model):
+@_plain
+class Post:
     id: str
     queue: str | None = None
     path: Path
     text: str
-    variants: dict[str, str] = Field(default_factory=dict)
-    media: list[Media] = Field(default_factory=list)
+    variants: dict[str, str] = field(default_factory=dict)
+    media: list[Media] = field(default_factory=list)
     link: str | None = None
     video: Video | None = None
     supporter: Supporter | None = None

@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.campaign.files import PostFile
+from bot.campaign.plainpost import plain_post
 from bot.campaign.model import Consent, Media, Post, Supporter, Video
 from bot.campaign.probing import Prober
 from bot.campaign.paths import PathProblem, inside, resolve_inside
 from bot.campaign.problems import WARNING, Problems, known_list, validated
-from bot.campaign.yamlsrc import Source, YamlProblem, read
+from bot.campaign.yamlsrc import Later, Source, YamlProblem, read
 from bot.platforms import REGISTRY
 
 _SUFFIXES = (".yaml", ".yml")
@@ -111,27 +112,28 @@ class _Paths:
 
 
 def build_all(root: Path, found: Found, problems: Problems, check: Callable[[Post, Source], bool] | None = None) -> Loaded:
-    """Every post; with ``check``, each is checked when built and its source kept only if ``check`` says so."""
+    """Every post; with ``check``, each is checked when built and kept for the media check only if ``check`` says so."""
     loaded = Loaded()
     paths = _Paths(root)
     prefix = len(str(root)) + 1
     for post_id, (queue, path) in found.files.items():
-        rel = str(path)[prefix:].replace(os.sep, "/")
+        name = str(path)
+        rel = name[prefix:].replace(os.sep, "/")
         try:
-            source = read(path, rel)
+            source = read(name, rel, fast=True)
         except YamlProblem as exc:
             problems.at(rel, exc.line, exc.message)
             continue
-        raw = validated(problems, source, PostFile, source.data)
+        raw = plain_post(source.data) or validated(problems, source, PostFile, source.data)
         if raw is None:
             continue
         if raw.media or raw.video:
             loaded.prober.warm()  # its imports run alongside the rest of the loading
         post = loaded.posts[post_id] = _build(paths, problems, source, post_id, queue, path, raw)
-        # Dropping the nodes of checked posts keeps 10,000 parse trees from being alive at once
-        # (a heap that large stays large for the worker's whole life).
+        # No parse is kept: 10,000 of them alive at once would leave the worker's heap large
+        # for its whole life. A file is read again only if a media problem must be located in it.
         if check is None or check(post, source):
-            loaded.sources[post_id] = source
+            loaded.sources[post_id] = Later(rel, path)
     return loaded
 
 
@@ -155,7 +157,7 @@ def _build(paths: _Paths, problems: Problems, src: Source, post_id: str, queue: 
             problems.add(src, ("media", i), _ALT.format("image"))
         found = _path(paths, problems, src, ("media", i, "file"), entry.file)
         if found is not None:
-            media.append(Media.model_construct(file=entry.file, path=found, alt=(entry.alt or "").strip()))
+            media.append(Media(file=entry.file, path=found, alt=(entry.alt or "").strip()))
     video = None
     if raw.video is None:
         for key in ("captions", "captions_lang", "alt", "consent"):
@@ -177,14 +179,18 @@ def _build(paths: _Paths, problems: Problems, src: Source, post_id: str, queue: 
                 file=raw.video, path=video_path, captions_path=captions, alt=(raw.alt or "").strip(),
                 captions_lang=raw.captions_lang or raw.language or "en",
             )
-    # PostFile has validated every value: constructing without validating again halves the cost.
-    return Post.model_construct(
+    return Post(
         id=post_id, queue=queue, path=path, text=raw.text, variants=raw.variants, media=media,
         link=raw.link.strip() if raw.link else None, video=video,
-        supporter=Supporter(**raw.supporter.model_dump()) if raw.supporter else None,
-        consent=Consent(**raw.consent.model_dump(exclude={"note"})) if raw.consent else None,
+        supporter=_supporter(raw.supporter) if raw.supporter else None,
+        consent=Consent(given=raw.consent.given, date=raw.consent.date, recorded_by=raw.consent.recorded_by)
+        if raw.consent else None,
         language=raw.language,
     )
+
+
+def _supporter(entry) -> Supporter:
+    return Supporter(name=entry.name, role=entry.role, organisation=entry.organisation, country=entry.country)
 
 
 def _path(paths: _Paths, problems: Problems, src: Source, loc: tuple, written: str) -> Path | None:

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from bot.campaign import fastyaml
+
 _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -65,6 +67,9 @@ class Source:
     node: yaml.Node | None = None
     # Unquoted values followed on their line by " #word": YAML reads that as a comment.
     cut_hashtags: dict[Loc, str] = field(default_factory=dict)
+    # From the fast reader instead of nodes: the line of each key and item, and the document's.
+    lines: dict[Loc, int] | None = None
+    first: int = 1
 
     def line(self, loc: Loc) -> int:
         """Line of ``loc`` (a key's line, or a list item's), or of its nearest ancestor in the file.
@@ -74,7 +79,7 @@ class Source:
         """
         node = self.node
         if node is None:
-            return 1
+            return self._mapped(loc) if self.lines is not None else 1
         line = node.start_mark.line + 1
         for part in loc:
             child = None
@@ -91,8 +96,34 @@ class Source:
             node = child
         return line
 
+    def _mapped(self, loc: Loc) -> int:
+        line = self.first
+        for end in range(1, len(loc) + 1):
+            found = self.lines.get(loc[:end])
+            if found is None:
+                break
+            line = found
+        return line
+
     def where(self, loc: Loc) -> str:
         return f"{self.rel}:{self.line(loc)}"
+
+
+class Later(Source):
+    """A file read again only when a problem must be located in it (most never are)."""
+
+    def __init__(self, rel: str, path: Path) -> None:
+        super().__init__(rel, None)
+        self.path = path
+        self._read: Source | None = None
+
+    def line(self, loc: Loc) -> int:
+        if self._read is None:
+            try:
+                self._read = read(self.path, self.rel, fast=True)
+            except YamlProblem:
+                return 1
+        return self._read.line(loc)
 
 
 class YamlProblem(Exception):
@@ -104,13 +135,20 @@ class YamlProblem(Exception):
         self.message = message
 
 
-def read(path: Path, rel: str) -> Source:
-    """Parse ``path`` safely; raise YamlProblem with the line of a syntax error."""
+def read(path: Path | str, rel: str, fast: bool = False) -> Source:
+    """Parse ``path`` safely; raise YamlProblem with the line of a syntax error.
+
+    With ``fast``, files of the plain shape most posts have skip libyaml (see fastyaml).
+    """
     try:
         with open(path, "rb") as handle:
             text = handle.read().decode("utf-8")
     except UnicodeDecodeError:
         raise YamlProblem(1, "file is not UTF-8 text") from None
+    if fast:
+        found = fastyaml.parse(text)
+        if found is not None:
+            return Source(rel, found[0], lines=found[1], first=found[2])
     return parse(text, rel)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def test_text_for_uses_variant_and_appends_link(campaign_dir: Path):
         "Andrei and Irina have been jailed in Belarus for one year. #FreeAndreiandIrina\nhttps://example.org/petition"
     )
     assert post.text_for("mastodon").startswith("One year ago") and post.text_for("mastodon").count("https://") == 1
-    linked = post.model_copy(update={"text": "Sign https://example.org/petition now"})
+    linked = dataclasses.replace(post, text="Sign https://example.org/petition now")
     assert linked.text_for("bluesky") == "Sign https://example.org/petition now"
 
 

@@ -57,3 +57,18 @@ def test_base_campaign_is_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     (tmp_path / "empty").mkdir()
     code, lines, _ = _run(tmp_path / "empty", tmp_path / "out", monkeypatch, capsys)
     assert code == 0 and len(lines) == 1
+
+
+POSTS_CASES = [c for c in INVALID if (c / "posts").is_dir()]
+
+
+@pytest.mark.parametrize("case", POSTS_CASES, ids=[c.name for c in POSTS_CASES])
+def test_invalid_case_same_without_fast_paths(case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+    """With the fast post reader and the plain-post check turned off, libyaml and pydantic give the same lines."""
+    from bot.campaign import fastyaml, posts
+
+    expected = [line for line in (case / "expected.txt").read_text().splitlines() if line.strip()]
+    monkeypatch.setattr(fastyaml, "parse", lambda text: None)
+    monkeypatch.setattr(posts, "plain_post", lambda data: None)
+    _, lines, _ = _run(case, tmp_path, monkeypatch, capsys)
+    assert lines[:len(expected)] == expected
