@@ -98,6 +98,19 @@ class X(Platform):
         self._client_instance: XClient | None = None
         self._me: Identity | None = None
         self._expired_cursors: set[str] = set()  # reported once each
+        self._share_as = self._sharing_id()
+        if self._share_as is not None:
+            from bot.platforms.x_upload import SHARED
+
+            SHARED.join(self.base_url, self._share_as)
+
+    def _sharing_id(self) -> str | None:
+        """Our user id when this account shares uploads with the process's other X accounts (the default)."""
+        if not self.account.options.get("share_media", True):
+            return None
+        # additional_owners takes user ids: share only when the access token tells ours without a request.
+        prefix = self._secrets.get("access_token", "").partition("-")[0]
+        return prefix if prefix.isdigit() else None
 
     # ---- the client, its rate gate and its headers ----
 
@@ -131,22 +144,40 @@ class X(Platform):
                     continue  # a malformed header is X's problem; the 429, if any, still stops us
 
     def close(self) -> None:
+        if self._share_as is not None:
+            from bot.platforms.x_upload import SHARED
+
+            SHARED.leave(self.base_url, self._share_as)
         if self._client_instance is not None:
             self._client_instance.session.close()
 
     # ---- hooks ----
 
     def _publish(self, out: Outgoing, progress: Progress | None) -> Receipt:
-        media_ids: list[str] = []
-        if out.images or out.video:
-            from bot.platforms.x_upload import Uploader
+        if not (out.images or out.video):
+            return self._post(out, [])
+        from tweepy.errors import BadRequest
 
-            files = [i.path for i in out.images] + ([out.video.path] if out.video else [])
-            uploader = Uploader(self._client, self._sleep, progress, sum(p.stat().st_size for p in files), self.log)
-            media_ids = [uploader.image(i.path, i.alt) for i in out.images]
-            if out.video:
-                video = out.video
-                media_ids.append(uploader.video(video.path, video.alt, video.captions, video.captions_lang))
+        from bot.platforms.x_upload import upload_media
+
+        media_ids, borrowed = upload_media(self._client, out, progress, self.log, self._sleep, self.base_url,
+                                           self._share_as)
+        try:
+            return self._post(out, media_ids)
+        except BadRequest:
+            if not borrowed:
+                raise
+            # A 400 creates no post, so trying again cannot double it: X refused media another
+            # account uploaded for us (expired, or not shared after all). Upload our own once.
+            from bot.platforms.x_upload import SHARED
+
+            for file, media_id in borrowed:
+                SHARED.forget(self.base_url, file, media_id)
+            self.log.warning("shared_media_refused", media_ids=[m for _, m in borrowed])
+            media_ids, _ = upload_media(self._client, out, progress, self.log, self._sleep, self.base_url, None)
+            return self._post(out, media_ids)
+
+    def _post(self, out: Outgoing, media_ids: list[str]) -> Receipt:
         answer = self._client.create_tweet(text=out.text, media_ids=media_ids or None, user_auth=True)
         return self._receipt(str(answer.data["id"]))
 

@@ -18,6 +18,7 @@ SUBTITLE_TYPES = {"text/vtt", "text/srt"}
 CATEGORIES = {"tweet_image", "tweet_gif", "tweet_video", "amplify_video", "subtitles", "dm_image", "dm_gif", "dm_video"}
 SIZE_CAP = {"tweet_image": 5 * MB, "tweet_gif": 15 * MB, "tweet_video": 512 * MB, "amplify_video": 512 * MB, "subtitles": MB}
 EXPIRES = 86400
+MAX_ADDITIONAL_OWNERS = 100  # X: "Up to 100 additional owners may be specified"
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Media:
     doomed: bool = False  # processing will fail
     data: bytes = b""
     appends: int = 0
+    additional_owners: frozenset[str] = frozenset()  # may attach it to their posts; only ``owner`` edits it
 
     @property
     def key(self) -> str:
@@ -84,12 +86,33 @@ class MediaStore:
         self._lock = threading.RLock()
 
     def get(self, user_id: str, media_id: str) -> Media:
+        """Media ``user_id`` may attach to a post: its own, or uploaded naming it in ``additional_owners``."""
+        media = self.items.get(str(media_id))
+        if media is None or (media.owner != user_id and user_id not in media.additional_owners):
+            raise err.invalid(f"The media id {media_id} was not found.", "media_id", media_id)
+        return media
+
+    def _owned(self, user_id: str, media_id: str) -> Media:
+        """Media ``user_id`` uploaded itself: only the uploader appends, finalizes, polls or describes it."""
         media = self.items.get(str(media_id))
         if media is None or media.owner != user_id:
             raise err.invalid(f"The media id {media_id} was not found.", "media_id", media_id)
         return media
 
-    def _new(self, user_id: str, category: str, media_type: str, total_bytes: int) -> Media:
+    @staticmethod
+    def _additional_owners(value: Any) -> frozenset[str]:
+        # v2 takes a JSON array of user ids; the older form-encoded INIT a comma-separated string.
+        ids = [str(v).strip() for v in (value.split(",") if isinstance(value, str) else value or [])]
+        ids = [i for i in ids if i]
+        if len(ids) > MAX_ADDITIONAL_OWNERS:
+            raise err.invalid(f"Up to {MAX_ADDITIONAL_OWNERS} additional owners may be specified; got {len(ids)}.",
+                              "additional_owners", len(ids))
+        bad = [i for i in ids if not i.isdigit()]
+        if bad:
+            raise err.invalid(f"additional_owners must be user ids; got {bad[0]!r}", "additional_owners", bad[0])
+        return frozenset(ids)
+
+    def _new(self, user_id: str, category: str, media_type: str, total_bytes: int, owners: Any = None) -> Media:
         if category not in CATEGORIES:
             raise err.invalid(f"Invalid media_category: {category}", "media_category", category)
         known = IMAGE_TYPES | VIDEO_TYPES | SUBTITLE_TYPES
@@ -98,8 +121,9 @@ class MediaStore:
         cap = SIZE_CAP.get(category, 5 * MB)
         if total_bytes <= 0 or total_bytes > cap:
             raise err.invalid(f"total_bytes {total_bytes} is out of range for {category} (max {cap})", "total_bytes", total_bytes)
+        additional = self._additional_owners(owners)
         with self._lock:
-            media = Media(self._next_id(), user_id, category, media_type, total_bytes)
+            media = Media(self._next_id(), user_id, category, media_type, total_bytes, additional_owners=additional)
             self.items[media.id] = media
             return media
 
@@ -131,7 +155,8 @@ class MediaStore:
         category = str(fields.get("media_category") or "tweet_image")
         if category not in ("tweet_image", "dm_image", "subtitles"):
             raise err.invalid(f"{category} needs the chunked upload", "media_category", category)
-        media = self._new(user_id, category, str(fields.get("media_type") or "image/jpeg"), len(blob))
+        media = self._new(user_id, category, str(fields.get("media_type") or "image/jpeg"), len(blob),
+                          fields.get("additional_owners"))
         if not _looks_like(media.media_type, blob):
             raise err.invalid("media type unrecognized.", "media", media.media_type)
         media.data, media.state = blob, "succeeded"
@@ -146,11 +171,12 @@ class MediaStore:
             raise err.invalid("total_bytes must be an integer", "total_bytes", body.get("total_bytes")) from None
         media_type = str(body.get("media_type") or "")
         default = "tweet_video" if media_type in VIDEO_TYPES else "tweet_image"
-        media = self._new(user_id, str(body.get("media_category") or default), media_type, total)
+        media = self._new(user_id, str(body.get("media_category") or default), media_type, total,
+                          body.get("additional_owners"))
         return self._answer(media)
 
     def append(self, user_id: str, media_id: str, segment_index: Any, chunk: bytes) -> dict[str, Any]:
-        media = self.get(user_id, media_id)
+        media = self._owned(user_id, media_id)
         try:
             index = int(segment_index)
         except (TypeError, ValueError):
@@ -167,7 +193,7 @@ class MediaStore:
         return {"data": {"expires_at": int(self._wall()) + EXPIRES}}
 
     def finalize(self, user_id: str, media_id: str) -> dict[str, Any]:
-        media = self.get(user_id, media_id)
+        media = self._owned(user_id, media_id)
         with self._lock:
             if media.state != "uploading":
                 return self._answer(media, with_size=True)
@@ -193,7 +219,7 @@ class MediaStore:
         return self._answer(media, with_size=True)
 
     def status(self, user_id: str, media_id: str) -> dict[str, Any]:
-        media = self.get(user_id, media_id)
+        media = self._owned(user_id, media_id)
         with self._lock:
             if media.state in ("pending", "in_progress"):
                 media.polls += 1
@@ -206,7 +232,7 @@ class MediaStore:
     # ---- metadata ----
 
     def set_alt(self, user_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        media = self.get(user_id, str(body.get("id") or body.get("media_id") or ""))
+        media = self._owned(user_id, str(body.get("id") or body.get("media_id") or ""))
         alt = ((body.get("metadata") or {}).get("alt_text") or {}).get("text")
         if not isinstance(alt, str) or not alt:
             raise err.invalid("metadata.alt_text.text is required", "metadata", alt)
@@ -216,9 +242,9 @@ class MediaStore:
         return {"data": {"id": media.id, "associated_metadata": {"alt_text": {"text": alt}}}}
 
     def add_subtitles(self, user_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        video = self.get(user_id, str(body.get("id") or ""))
+        video = self._owned(user_id, str(body.get("id") or ""))
         sub = body.get("subtitles") or {}
-        track = self.get(user_id, str(sub.get("id") or ""))
+        track = self._owned(user_id, str(sub.get("id") or ""))
         if video.kind != "video" or track.kind != "subtitles" or not track.usable():
             raise err.invalid("subtitles must be an uploaded subtitles file attached to a video", "subtitles", sub.get("id"))
         if str(body.get("media_category")) not in ("TweetVideo", "AmplifyVideo"):
