@@ -104,7 +104,6 @@ class Bluesky(Platform):
         self.poll_interval = poll_interval
         self.processing_wait = processing_wait  # bounded wait for the video service to transcode
         self._video: Any = None
-        self._pds_did: str | None = None
         if session_store is None and state_dir is not None:
             session_store = FileSessionStore(state_dir / "sessions")
         self._store = session_store
@@ -201,27 +200,9 @@ class Bluesky(Platform):
         with self._lock:
             if self._video is None:
                 self._video = VideoService(
-                    url, did=self._session().did, pds_did=self._pds_service_did, token=self._service_token,
-                    gate=self.gate, wall=self._wall, sleep=self._sleep, poll_interval=self.poll_interval,
+                    url, did=self._session().did, call=self._call, gate=self.gate, wall=self._wall, sleep=self._sleep, poll_interval=self.poll_interval,
                     processing_wait=self.processing_wait, timeout=self.timeout, log=self.log)
             return self._video
-
-    def _pds_service_did(self) -> str:
-        # The PDS checks a service token's audience against its own DID, which only it can say for sure
-        # (an entryway such as bsky.social hands each account to a PDS with another name).
-        if self._pds_did is None:
-            self._pds_did = self._call(lambda client: client.com.atproto.server.describe_server()).did
-        return self._pds_did
-
-    def _service_token(self, aud: str, lxm: str) -> str:
-        from bot.logs import register_secret
-        from bot.platforms.bluesky_video import TOKEN_LIFE
-
-        # The PDS judges expiry by its own (real) clock, whatever clock the worker runs on.
-        params = {"aud": aud, "lxm": lxm, "exp": int(time.time()) + TOKEN_LIFE}
-        token = self._call(lambda client: client.com.atproto.server.get_service_auth(params)).token
-        register_secret(token)
-        return token
 
     # ---- hooks ----
 

@@ -27,8 +27,8 @@ CHUNK = 256 * 1024
 DONE, FAILED = "JOB_STATE_COMPLETED", "JOB_STATE_FAILED"
 _OFF = {"", "none", "off", "false", "no", "direct"}
 
-Token = Callable[[str, str], str]
-"""(audience DID, lexicon method) -> a service-auth JWT signed by the account's PDS."""
+Call = Callable[[Callable[[Any], Any]], Any]
+"""The adapter's ``_call``: runs a function on its logged-in atproto client, refreshing the session if needed."""
 
 
 def service_for(base_url: str, option: Any) -> str | None:
@@ -77,14 +77,15 @@ class _Body:
 class VideoService:
     """One account's client of a video service."""
 
-    def __init__(self, url: str, *, did: str, pds_did: Callable[[], str], token: Token, gate: RateGate,
-                 wall: Callable[[], float], sleep: Callable[[float], None], poll_interval: float,
-                 processing_wait: float, timeout: float, log: Any) -> None:
+    def __init__(self, url: str, *, did: str, call: Call, gate: RateGate, wall: Callable[[], float],
+                 sleep: Callable[[float], None], poll_interval: float, processing_wait: float, timeout: float,
+                 log: Any) -> None:
         import requests
 
         from bot.platforms.base import environment_read_once
 
-        self.url, self.did, self._pds_did, self._token = url, did, pds_did, token
+        self.url, self.did, self._call = url, did, call
+        self._pds_did: str | None = None
         self.gate, self._wall, self._sleep, self.log = gate, wall, sleep, log
         self.poll_interval, self.processing_wait, self.timeout = poll_interval, processing_wait, timeout
         self.service_did = did_web(url)
@@ -93,13 +94,29 @@ class VideoService:
     def close(self) -> None:
         self.http.close()
 
+    def pds_did(self) -> str:
+        """The DID of the account's PDS: the audience it checks upload tokens against."""
+        # Only the PDS can say for sure: an entryway such as bsky.social hands accounts to PDSes with other names.
+        if self._pds_did is None:
+            self._pds_did = self._call(lambda client: client.com.atproto.server.describe_server()).did
+        return self._pds_did
+
+    def _token(self, aud: str, lxm: str) -> str:
+        from bot.logs import register_secret
+
+        # The PDS judges expiry by its own (real) clock, whatever clock the worker runs on.
+        params = {"aud": aud, "lxm": lxm, "exp": int(time.time()) + TOKEN_LIFE}
+        token = self._call(lambda client: client.com.atproto.server.get_service_auth(params)).token
+        register_secret(token)  # a bearer credential for half an hour: never in a log line
+        return token
+
     def upload(self, data: bytes, name: str, progress: Progress | None, total: int) -> dict[str, Any]:
         """Send the video, wait for its job, and return the blob ref the service stored on the PDS."""
         wait = self.gate.wait_needed("video")
         if wait > 0:
             raise RateLimited(f"bluesky video service rate limit: waiting {wait:.0f}s", retry_after=wait)
         self._check_limits(len(data))
-        token = self._token(self._pds_did(), UPLOAD_LXM)
+        token = self._token(self.pds_did(), UPLOAD_LXM)
         answer = self._send("POST", "app.bsky.video.uploadVideo", params={"did": self.did, "name": name},
                             token=token, data=_Body(data, progress, total),
                             headers={"Content-Type": "video/mp4"}, accept=(409,))
