@@ -138,10 +138,11 @@ class VideoService:
 
     def _await_blob(self, status: dict[str, Any]) -> dict[str, Any]:
         deadline = time.monotonic() + self.processing_wait
-        interval = self.poll_interval
+        interval, polls = self.poll_interval, 0
         while True:
-            if status.get("blob"):
-                return status["blob"]  # already_exists and COMPLETED both carry it
+            if status.get("blob"):  # already_exists and COMPLETED both carry it
+                self.log.info("video_processed", job=status.get("jobId"), polls=polls, bytes=status["blob"].get("size"))
+                return status["blob"]
             state = status.get("state")
             if state == FAILED:
                 raise ContentRejected(f"bluesky video service could not process the video: {_reason(status)}")
@@ -152,6 +153,7 @@ class VideoService:
                     f"bluesky video job {status.get('jobId')} still {state} after {self.processing_wait:.0f}s")
             self._sleep(interval)
             interval = min(interval * 2, max(self.poll_interval, 5.0))  # long videos take minutes
+            polls += 1
             answer = self._send("GET", "app.bsky.video.getJobStatus", params={"jobId": status["jobId"]})
             status = answer.get("jobStatus", answer)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import requests
+from structlog.testing import capture_logs
 
 from bot.errors import AuthFailed, ContentRejected, PermanentError, PlatformUnavailable, RateLimited
 from bot.platforms.base import Outgoing, VideoAttachment
@@ -118,9 +119,13 @@ def test_the_appview_shows_the_video_post(sandbox: BlueskySandbox, account: Sand
 def test_a_video_seen_before_reuses_its_job(sandbox: BlueskySandbox, account: SandboxAccount, adapter: Bluesky, tmp_path: Path) -> None:
     """The same bytes again are answered 409 already_exists with the earlier job's blob, which the new post embeds."""
     video = video_file(tmp_path)
-    first = adapter.publish(Outgoing(key=key(), text="first", video=VideoAttachment(video, "alt")))
-    start = len(sandbox.video_requests())
-    second = adapter.publish(Outgoing(key=key(), text="second", video=VideoAttachment(video, "alt")))
+    with capture_logs() as events:
+        first = adapter.publish(Outgoing(key=key(), text="first", video=VideoAttachment(video, "alt")))
+        start = len(sandbox.video_requests())
+        second = adapter.publish(Outgoing(key=key(), text="second", video=VideoAttachment(video, "alt")))
+    processed = [(e["event"], e.get("polls")) for e in events if e["event"].startswith("video_")]
+    assert processed == [("video_processed", 2), ("video_upload_reused", None), ("video_processed", 0)]
+    assert all(e["account"] == account.id for e in events if e["event"].startswith("video_"))
     log = sandbox.video_requests()[start:]
     assert calls(log, UPLOAD) == [409] and calls(log, STATUS) == []
     blobs = [record_of(sandbox, r.remote_id)["embed"]["video"]["ref"]["$link"] for r in (first, second)]
