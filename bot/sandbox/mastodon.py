@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from bot.sandbox.base import Draft, Sandbox, SandboxAccount, ServerPost
-from bot.sandbox.mastodon_gateway import SANDBOX_AGENT, Gateway, Throttle
+from bot.sandbox.mastodon_gateway import SANDBOX_AGENT, WORKERS, Gateway, Throttle
 
 
 class MastodonSandbox(Sandbox):
@@ -70,6 +70,7 @@ class MastodonSandbox(Sandbox):
             streaming=StreamingConfig(heartbeat_seconds=0.5),
         )
         self._app = create_app(config)
+        _unbounded_pool(self._app.state.engine)
         self.gateway = Gateway(self._app, latency=self.latency)
         self._server = uvicorn.Server(
             uvicorn.Config(self.gateway, log_level="warning", access_log=False, server_header=False, lifespan="on", timeout_graceful_shutdown=2)
@@ -237,6 +238,21 @@ class MastodonSandbox(Sandbox):
 
     def requests(self) -> list[dict[str, Any]]:
         return self.gateway.requests()
+
+
+def _unbounded_pool(engine: Any) -> None:
+    """Let the mock's database pool grow past SQLAlchemy's default 5 + 10 connections.
+
+    Every open stream holds a connection for its whole life (its request's session stays
+    open), so fifteen listeners would leave none for API calls. The gateway bounds API
+    calls to ``WORKERS``; streams take what they need beyond that.
+    """
+    from sqlalchemy.pool import QueuePool
+
+    old = engine.pool
+    # The same creator, dialect and event listeners (mastodon-mock's WAL and busy_timeout pragmas).
+    engine.pool = QueuePool(old._creator, pool_size=WORKERS, max_overflow=-1, _dispatch=old.dispatch, dialect=old._dialect)
+    old.dispose()
 
 
 def _size(path: Path) -> int:

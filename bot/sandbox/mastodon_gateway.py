@@ -14,7 +14,10 @@ adds what the bot's tests need and the mock does not do as Mastodon does:
   counting (a URL is 23 characters);
 - injected faults, including a timeout where the server does the work but holds
   the answer until the client has given up;
-- a request log, and switching streaming off to test the polling fallback.
+- a request log, and switching streaming off to test the polling fallback;
+- a bound on the requests the app serves at once, the rest waiting their turn as
+  at a Mastodon's Puma threads (the mock's sync routes would otherwise take all of
+  anyio's 40 threads, each wanting a database connection, and time out at 30 s).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ SANDBOX_AGENT = "campaign-bot-sandbox"  # post_as traffic: exempt from faults, t
 _MEDIA_ID = re.compile(r"^/api/v1/media/(\d+)$")
 _INSTANCE = ("/api/v1/instance", "/api/v2/instance")
 _QUIET = ("/api/v1/_mock", "/health", "/media/", "/avatars/", "/headers/")
+_STREAMING = "/api/v1/streaming"
+WORKERS = 10  # requests served at once, as by a Mastodon of two Puma processes with five threads each
 
 
 @dataclass
@@ -59,10 +64,11 @@ class Gateway:
         self.restore_defaults()
         self.hold_max = 35.0  # longest a "timeout" answer is held if the client never hangs up
         self._lock = threading.Lock()
-        self.faults = FaultQueue(spare=("/api/v1/streaming",))  # a stream must not swallow a fault meant for a call
+        self.faults = FaultQueue(spare=(_STREAMING,))  # a stream must not swallow a fault meant for a call
         self._counts: dict[tuple[str, str, int], int] = {}
         self._processing: dict[str, int] = {}
         self._log: list[dict[str, Any]] = []
+        self._workers = asyncio.Semaphore(WORKERS)
 
     # ---- control, called from the test thread ----
 
@@ -108,7 +114,8 @@ class Gateway:
         path, method = scope["path"], scope["method"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if path.startswith(_QUIET) or headers.get("user-agent") == SANDBOX_AGENT:
-            await self.app(scope, receive, send)
+            async with self._workers:
+                await self.app(scope, receive, send)
             return
         if self.latency:
             await asyncio.sleep(self.latency)
@@ -118,7 +125,7 @@ class Gateway:
         with self._lock:
             self._log.append(entry)
 
-        if path.startswith("/api/v1/streaming") and path != "/api/v1/streaming/health" and not self.streaming:
+        if path.startswith(_STREAMING) and path != f"{_STREAMING}/health" and not self.streaming:
             await _answer(send, entry, 404, {"error": "Not Found"})
             return
         fault = self.faults.take(path)
@@ -126,7 +133,7 @@ class Gateway:
             await self._fault(send, entry, fault)
             return
 
-        if path.startswith("/api/v1/streaming"):  # Mastodon's streaming server is not throttled by Rack::Attack
+        if path.startswith(_STREAMING):  # Mastodon's streaming server: neither throttled nor bound to the workers
             await self.app(scope, receive, _noting_status(send, entry))
             return
         who = headers.get("authorization", "") or (scope.get("client") or ("anon",))[0]
@@ -147,7 +154,8 @@ class Gateway:
             if refusal:
                 await _answer(send, entry, 422, {"error": refusal}, rate)
                 return
-        status, resp_headers, resp_body = await _call(self.app, scope, body)
+        async with self._workers:
+            status, resp_headers, resp_body = await _call(self.app, scope, body)
         status, resp_body = self._rewrite(method, path, status, resp_body)
         resp_headers = [(k, v) for k, v in resp_headers if k.lower() != b"content-length"]
         resp_headers.append((b"content-length", str(len(resp_body)).encode()))
