@@ -86,7 +86,10 @@ def run_naive(root: Path, accounts: list, sample: int) -> list[float]:
     per_account = []
     for account in accounts[:sample]:
         started = time.monotonic()
-        adapter = build_adapter(campaign.accounts[account.id])
+        # The usual bot uploads the image from every account: no upload shared through additional_owners.
+        model = campaign.accounts[account.id]
+        model = model.model_copy(update={"options": {**model.options, "share_media": False}})
+        adapter = build_adapter(model)
         try:
             adapter.publish(campaign.posts["naive"].outgoing(campaign.accounts[account.id].platform, f"naive-{account.id}"))
         except Exception as exc:  # noqa: BLE001  (a failed call still took its time; say so and go on)

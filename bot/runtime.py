@@ -63,6 +63,7 @@ class Worker:
         self.publisher = Publisher(self.campaign, self.ledger, adapters, clock,
                                    self.owner, lease=lease_clock, stop=self.stopping,
                                    on_progress=on_progress or LogProgress())
+        self.threads = threads
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="publish")
         self.scheduler = ClockScheduler(clock, self._dispatch)
         self.slots: dict[str, SlotJob] = {}
@@ -143,7 +144,33 @@ class Worker:
 
         # Adapters import their client libraries on first use, not when built: import them here.
         warm_up({account.platform for account in self.campaign.accounts.values()})
-        self._adapters(self.campaign)
+        for adapter in self._adapters(self.campaign).values():
+            prepare = getattr(adapter, "prepare", None)  # builds its client now, where a platform offers it
+            if prepare is not None:
+                prepare()
+        self._start_threads(max((len(s.accounts) for sch in self.campaign.schedules for s in sch.slots), default=1))
+
+    def _start_threads(self, count: int) -> None:
+        """Start the pool's threads a fan-out will need (at most its size) now, not one per task at the slot."""
+        count = min(count, self.threads)
+        ready, go = threading.Barrier(count + 1, timeout=30), threading.Event()
+
+        def park() -> None:
+            try:
+                ready.wait()
+            except threading.BrokenBarrierError:
+                pass
+            go.wait()
+
+        # Each parked task holds its thread until all are parked, so the pool must start a new one for the next.
+        for _ in range(count):
+            self.pool.submit(park)
+        try:
+            ready.wait()
+        except threading.BrokenBarrierError:
+            pass  # fewer threads now only means more started at the slot, as before
+        finally:
+            go.set()
 
     # ---- jobs ----
 

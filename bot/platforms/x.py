@@ -128,6 +128,10 @@ class X(Platform):
             )
         return self._client_instance
 
+    def prepare(self) -> None:
+        """Build the client now (the worker's warm-up), so the first slot does not pay for it."""
+        self._client  # noqa: B018  (the property builds and keeps it)
+
     def _before_send(self, bucket: str) -> None:
         wait = self.gate.wait_needed(bucket)
         if wait > 0:
