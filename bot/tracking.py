@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,12 +21,13 @@ from sqlalchemy.engine import Engine
 
 from bot.clock import Clock, FakeClock
 from bot.errors import PermanentError, RetryableError
-from bot.ledger.reshares import NewDecision, ReshareLedger
+from bot.ledger.reshares import ReshareLedger
 from bot.platforms.base import Mention, Platform
-from bot.policy import Context, Rules, decide, judge
+from bot.policy import Rules
 from bot.resharing import Resharer
+from bot.tracking_decide import Deciding
+from bot.tracking_feeds import DEFAULT_INTERVALS, Feed, build_feeds, network_of
 from bot.tracking_stream import Streaming
-from bot.tracking_feeds import DEFAULT_INTERVALS, Feed, build_feeds, fair_order, instance_of, network_of
 
 __all__ = ["DEFAULT_INTERVALS", "Tracker", "network_of", "start_tracking", "tracked_adapters"]
 
@@ -39,7 +39,7 @@ MIN_REAL_PAUSE = 0.1  # real seconds between two passes of the run loop
 LANE_JOIN = 20.0  # real seconds a stopping tracker waits for reshares in flight on its lanes
 
 
-class Tracker(Streaming):
+class Tracker(Deciding, Streaming):
     """Polls (or streams) every tracked feed, records a decision per post, and reshares within caps."""
 
     def __init__(self, campaign: Any, engine: Engine, adapters: Mapping[str, Platform], clock: Clock, owner: str) -> None:
@@ -91,10 +91,7 @@ class Tracker(Streaming):
         try:
             while not stop.is_set():
                 try:
-                    self.poll_once()
-                    if self._leader:
-                        for feed in self.feeds:
-                            self._ensure_stream(feed, self.clock.now())
+                    self._pass(start_streams=True)
                 except Exception as exc:  # noqa: BLE001  (the tracker must outlive any one bad poll)
                     self.log.error("tracking_failed", error=f"{type(exc).__name__}: {exc}")
                 # A floor in real time, so a fast demo clock cannot spin the loop (and the ledger) hot.
@@ -112,7 +109,8 @@ class Tracker(Streaming):
         now = self.clock.now()
         times = [now + WAKE_AT_LEAST] + [f.next_at for f in self.feeds if f.next_at]
         if self.resharer is not None:
-            times += list(self.resharer.next_due.values())
+            laned = self._laned_accounts()  # their lanes wake for them
+            times += [t for a, t in list(self.resharer.next_due.items()) if a not in laned]
         return min(times)
 
     def _wait(self, stop: threading.Event, until: datetime) -> None:
@@ -128,6 +126,9 @@ class Tracker(Streaming):
 
     def poll_once(self) -> dict[str, int]:
         """Poll every feed that is due, decide what it found, reshare what may go now; counts by outcome."""
+        return self._pass(start_streams=False)
+
+    def _pass(self, *, start_streams: bool) -> dict[str, int]:
         with self._lock:
             outcome: Counter[str] = Counter()
             if self.rules is None or not self.feeds:
@@ -142,16 +143,24 @@ class Tracker(Streaming):
             if not leader:
                 return dict(outcome)
             self.resharer.recover_stuck(now, LEASE_TTL)
+            if start_streams:  # before the polls, which may take seconds: a post made meanwhile is streamed
+                for feed in self.feeds:
+                    self._ensure_stream(feed, now)
             # A stream's lane serves its posts as they come; the loop only takes what arrived while no
             # lane ran (a stream that just dropped, or poll_once called without run).
             for feed in self.feeds:
                 if not self._lane_running(feed):
                     self._take_stream(feed, now, outcome)
+            # A feed's accounts reshare right after its poll: what X found does not wait for Bluesky's poll.
+            # Accounts a stream's lane serves are the lane's to reshare for; the loop only tells it when
+            # its safety poll scheduled something.
+            drained: set[str] = set()
             for feed in self.feeds:
                 if feed.stream.poll_now or feed.next_at is None or feed.next_at <= now:
                     self._poll(feed, now, outcome)
-            for account in sorted({a for f in self.feeds for a in f.accounts}):
-                outcome[self._drain(account)] += 1
+                    self._drain_all(set(feed.accounts) - drained, now, outcome)
+                    drained.update(feed.accounts)
+            self._drain_all({a for f in self.feeds for a in f.accounts} - drained, now, outcome)
             outcome.pop(None, None)
             return dict(outcome)
 
@@ -165,23 +174,24 @@ class Tracker(Streaming):
             if not (self._leader and self._lease_until is not None and now < self._lease_until):
                 # Not ours to act on: the leader's poll finds these, since streamed posts never move the cursor.
                 self.log.debug("stream_posts_left", platform=feed.platform, count=len(got))
+                for account in current.accounts:
+                    self.resharer.next_due.pop(account, None)
                 return
             outcome: Counter[str] = Counter()
-            self._decide(current, got, now, outcome, None, None)
+            if got:
+                self._decide(current, got, now, outcome, None, None)
             for account in sorted(current.accounts):
                 if self._stop.is_set():
                     return  # what was decided stays pending in the ledger for the next start
                 self._drain(account)
 
-    @contextmanager
-    def _holding(self, accounts: Iterable[str]) -> Iterator[None]:
-        """Hold these accounts' locks (in one order, so a lane and the loop cannot deadlock)."""
-        with self._account_locks_guard:
-            locks = [self._account_locks.setdefault(a, threading.Lock()) for a in sorted(set(accounts))]
-        with ExitStack() as stack:
-            for lock in locks:
-                stack.enter_context(lock)
-            yield
+    def _drain_all(self, accounts: set[str], now: datetime, outcome: Counter[str]) -> None:
+        laned = self._laned_accounts()
+        for account in sorted(accounts):
+            if account in laned:
+                self.resharer.next_due[account] = min(self.resharer.next_due.get(account, now), now)
+            else:
+                outcome[self._drain(account)] += 1
 
     def _drain(self, account: str) -> str | None:
         # Held across the reshare call: spacing and caps count only finished reshares.
@@ -226,108 +236,6 @@ class Tracker(Streaming):
         feed.failing = False
         log.info("mentions_fetched", found=len(page.mentions), reads=self.reads[feed.network])
         self._decide(feed, page.mentions, now, outcome, cursor_key, page.cursor or cursor)
-
-    # ---- deciding ----
-
-    def _context(self, feed: Feed, account: str, now: datetime, **counts: Any) -> Context:
-        own_ids, own_handles = self._own(feed.platform)
-        return Context(rules=self.rules, own_ids=own_ids, own_handles=own_handles,
-                       instance=instance_of(self.campaign.accounts[feed.reader]), now=now, **counts)
-
-    def _own(self, platform: str) -> tuple[frozenset[str], tuple[str, ...]]:
-        ids, handles = set(), []
-        for account in self.campaign.accounts.values():
-            if account.platform != platform:
-                continue
-            who = self._identity(account.id)
-            handle = account.handle or (who.handle if who else None)
-            if who:
-                ids.add(who.id)
-            if handle:
-                domain = instance_of(account)
-                bare = handle.lstrip("@")
-                handles.append(f"{bare}@{domain}" if domain and "@" not in bare else bare)
-        return frozenset(ids), tuple(handles)
-
-    def _identity(self, account_id: str) -> Any:
-        if account_id not in self._identities and account_id in self.adapters and account_id not in self._whoami_failed:
-            try:
-                self._identities[account_id] = self.adapters[account_id].whoami()
-            except Exception as exc:  # noqa: BLE001  (handles in accounts.yaml still identify it)
-                self._whoami_failed.add(account_id)
-                self.log.warning("whoami_failed", account=account_id, error=type(exc).__name__)
-                return None
-        return self._identities.get(account_id)
-
-    def _decide(self, feed: Feed, mentions: list[Mention], now: datetime, outcome: Counter[str],
-                cursor_key: tuple[str, str, str] | None, cursor: str | None) -> None:
-        unique = list({m.remote_id: m for m in mentions}.values())
-        base = self._context(feed, feed.reader, now)  # may ask the platform who we are: before the locks
-        with self._holding(feed.accounts):
-            # Counting the caps and recording against them is one step per account: a lane and the
-            # loop deciding for one account at once could otherwise both take its last slot.
-            self._decide_locked(feed, unique, base, now, outcome, cursor_key, cursor)
-
-    def _decide_locked(self, feed: Feed, unique: list[Mention], base: Context, now: datetime,
-                       outcome: Counter[str], cursor_key: tuple[str, str, str] | None, cursor: str | None) -> None:
-        rules = self.rules
-        across = rules.across_accounts
-        scopes = list(feed.accounts) if across else ["*"]
-        known = self.ledger.decided(feed.network, [m.remote_id for m in unique], scopes)
-        items: list[NewDecision] = []
-        candidates = []
-        for m in unique:
-            fresh = [s for s in scopes if (m.remote_id, s) not in known]
-            if not fresh:
-                continue
-            verdict = judge(m, base)
-            if verdict.action == "skip":
-                for scope in fresh:
-                    items.append(self._item(feed, scope, feed.reader if scope == "*" else scope, m, verdict))
-            else:
-                candidates.append((m, fresh))
-        acted = self.resharer.acted_statuses
-        state: dict[str, list[Any]] = {}
-        authors: dict[tuple[str, str], datetime | None] = {}
-
-        def ctx_for(account: str, m: Mention) -> Context:
-            if account not in state:
-                hour, day, _ = self.ledger.counts(account, now, acted)
-                state[account] = [hour, day]
-            if (account, m.author_id) not in authors:
-                authors[(account, m.author_id)] = self.ledger.author_last(
-                    account, m.author_id, ["pending", "resharing", "queued", *acted])
-            hour, day = state[account]
-            return self._context(feed, account, now, last_hour=hour, last_day=day,
-                                 author_last=authors[(account, m.author_id)])
-
-        for m, fresh in fair_order(candidates):
-            for scope in fresh:
-                tries = [scope] if across else list(feed.accounts)
-                verdicts = [(a, decide(m, ctx_for(a, m))) for a in tries]
-                account, verdict = next(((a, v) for a, v in verdicts if v.action != "skip"), verdicts[0])
-                items.append(self._item(feed, scope, account, m, verdict))
-                if verdict.action == "allow":  # scheduled: counts against the caps from now on
-                    state[account][0] += 1
-                    state[account][1] += 1
-                if verdict.action != "skip":
-                    authors[(account, m.author_id)] = now
-        ids = self.ledger.record(now, items, cursor_key, cursor)
-        for item, row_id in zip(items, ids):
-            if row_id is not None:
-                outcome[item.status] += 1
-                self._log_decision(item, row_id)
-
-    def _item(self, feed: Feed, scope: str, account: str, m: Mention, verdict: Any) -> NewDecision:
-        status = {"skip": "skipped", "review": "queued", "allow": "pending"}[verdict.action]
-        return NewDecision(feed.network, feed.platform, scope, account, m, verdict.action, status,
-                           verdict.reason, verdict.detail)
-
-    def _log_decision(self, item: NewDecision, row_id: int) -> None:
-        event = {"skipped": "reshare_skipped", "queued": "reshare_queued", "pending": "reshare_scheduled"}[item.status]
-        m = item.mention
-        self.log.info(event, platform=item.platform, account=item.account, remote_id=m.remote_id,
-                      author=m.author_handle, reason=item.reason, detail=item.detail, url=m.url, decision_id=row_id)
 
 
 def tracked_adapters(campaign: Any, get_adapter: Callable[[Any], Platform]) -> dict[str, Platform]:

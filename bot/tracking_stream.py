@@ -23,6 +23,7 @@ from bot.tracking_feeds import Feed
 
 STREAM_RETRY = timedelta(minutes=5)
 LANE_IDLE = 0.25  # real seconds a lane waits for a post before it looks at stop again
+LANE_MIN_IDLE = 0.01  # so a due time the lane cannot act on (no lease) never spins it hot
 
 
 class Streaming:
@@ -34,7 +35,7 @@ class Streaming:
 
     def _ensure_stream(self, feed: Feed, now: datetime) -> None:
         adapter = self.adapters[feed.reader]
-        if feed.stream.on or not hasattr(adapter, "stream_mentions") or not getattr(adapter, "supports_streaming", False):
+        if self._stop.is_set() or feed.stream.on or not hasattr(adapter, "stream_mentions") or not getattr(adapter, "supports_streaming", False):
             return
         if self.campaign.accounts[feed.reader].options.get("streaming") is False:
             return
@@ -75,20 +76,40 @@ class Streaming:
             self._wake.set()
 
     def _lane(self, feed: Feed, ended: threading.Event) -> None:
-        """Decide and reshare streamed posts as they arrive, until the stream ends or the tracker stops."""
+        """Decide and reshare streamed posts as they arrive, until the stream ends or the tracker stops.
+
+        The lane also reshares its accounts' waiting posts when they fall due (held back by the
+        spacing, or found by the safety poll), so the loop never reshares for them meanwhile.
+        """
         inbox = feed.stream.inbox
         while not (ended.is_set() or self._stop.is_set()):
             try:
-                got = [inbox.get(timeout=LANE_IDLE)]
+                got = [inbox.get(timeout=self._lane_idle(feed))]
             except queue.Empty:
-                continue
+                got = []
             got += _take_all(inbox)
+            if not got and not self._lane_due(feed):
+                continue
             try:
                 self._serve_streamed(feed, got)
             except Exception as exc:  # noqa: BLE001  (a bad batch must not end the lane; the safety poll catches up)
                 self.log.error("stream_lane_failed", platform=feed.platform, error=f"{type(exc).__name__}: {exc}")
-            # A post held back by spacing or a cap is the loop's to reshare later: let it see the new due time.
-            self._wake.set()
+
+    def _lane_due(self, feed: Feed) -> bool:
+        now, due = self.clock.now(), self.resharer.next_due if self.resharer else {}
+        return any(t <= now for t in (due.get(a) for a in feed.accounts) if t is not None)
+
+    def _lane_idle(self, feed: Feed) -> float:
+        """Real seconds until the lane's next waiting post falls due, at most LANE_IDLE."""
+        due = self.resharer.next_due if self.resharer else {}
+        times = [t for t in (due.get(a) for a in feed.accounts) if t is not None]
+        if not times:
+            return LANE_IDLE
+        seconds = (min(times) - self.clock.now()).total_seconds() / getattr(self.clock, "speed", 1.0)
+        return min(max(seconds, LANE_MIN_IDLE), LANE_IDLE)
+
+    def _laned_accounts(self) -> set[str]:
+        return {a for f in self.feeds if self._lane_running(f) for a in f.accounts}
 
     def _lane_running(self, feed: Feed) -> bool:
         return feed.stream.on and not self._stop.is_set()

@@ -34,8 +34,8 @@ def running(world: World):
     return tracker, stop, thread
 
 
-def searches(sandbox) -> int:
-    return sum(1 for r in sandbox.requests() if "/timelines/tag/" in r["path"])
+def searches(sandbox, tag: str) -> int:
+    return sum(1 for r in sandbox.requests() if r["path"].endswith(f"/timelines/tag/{tag}"))
 
 
 def test_streamed_post_is_decided_and_reshared_without_polling(mastodon_sandbox, tmp_path, clock) -> None:
@@ -46,12 +46,13 @@ def test_streamed_post_is_decided_and_reshared_without_polling(mastodon_sandbox,
                   base_policy(), interval=30)
     tracker, stop, thread = running(world)
     try:
-        eventually(lambda: tracker.feeds[0].connected.is_set())
-        polls = searches(sandbox)
+        # The stream starts before the first poll; that poll is the only one expected.
+        eventually(lambda: tracker.feeds[0].connected.is_set() and searches(sandbox, world.tag) == 1)
+        polls = searches(sandbox, world.tag)
         remote_id = world.post(sandbox.create_account(fresh("fan")), f"Live for Andrei #{world.tag}", "s", None)
         eventually(lambda: [r.status for r in rows(world)] == ["done"])
         assert reshared(world) == [remote_id]
-        assert searches(sandbox) == polls
+        assert searches(sandbox, world.tag) == polls
         assert [(r.remote_id, r.status, r.reason) for r in rows(world)] == [(remote_id, "done", "tagged")]
     finally:
         stop.set()
