@@ -11,7 +11,9 @@ job's status: a retry after a crash or timeout reuses it instead of failing.
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +27,8 @@ LIMITS_LXM = "app.bsky.video.getUploadLimits"
 TOKEN_LIFE = 30 * 60  # seconds; the app asks for the same, long enough for a slow upload
 CHUNK = 256 * 1024
 DONE, FAILED = "JOB_STATE_COMPLETED", "JOB_STATE_FAILED"
+KEEP_SECONDS = 15 * 60  # a processed blob is reused this long; the PDS drops blobs no record holds after a while
+KEEP_COUNT = 16
 _OFF = {"", "none", "off", "false", "no", "direct"}
 
 Call = Callable[[Callable[[Any], Any]], Any]
@@ -90,6 +94,7 @@ class VideoService:
         self.poll_interval, self.processing_wait, self.timeout = poll_interval, processing_wait, timeout
         self.service_did = did_web(url)
         self.http = environment_read_once(requests.Session())
+        self._recent: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()  # digest -> (when, blob)
 
     def close(self) -> None:
         self.http.close()
@@ -112,9 +117,23 @@ class VideoService:
 
     def upload(self, data: bytes, name: str, progress: Progress | None, total: int) -> dict[str, Any]:
         """Send the video, wait for its job, and return the blob ref the service stored on the PDS."""
+        digest = hashlib.sha256(data).hexdigest()
+        kept = self._recent.get(digest)
+        if kept and time.monotonic() - kept[0] < KEEP_SECONDS:
+            # A retry after the record failed: the blob is on the PDS already, and today's budget may be spent.
+            if progress:
+                progress(len(data), total)
+            return kept[1]
         wait = self.gate.wait_needed("video")
         if wait > 0:
             raise RateLimited(f"bluesky video service rate limit: waiting {wait:.0f}s", retry_after=wait)
+        blob = self._processed(data, name, progress, total)
+        self._recent[digest] = (time.monotonic(), blob)
+        while len(self._recent) > KEEP_COUNT:
+            self._recent.popitem(last=False)
+        return blob
+
+    def _processed(self, data: bytes, name: str, progress: Progress | None, total: int) -> dict[str, Any]:
         self._check_limits(len(data))
         token = self._token(self.pds_did(), UPLOAD_LXM)
         answer = self._send("POST", "app.bsky.video.uploadVideo", params={"did": self.did, "name": name},

@@ -117,12 +117,14 @@ def test_the_appview_shows_the_video_post(sandbox: BlueskySandbox, account: Sand
 
 
 def test_a_video_seen_before_reuses_its_job(sandbox: BlueskySandbox, account: SandboxAccount, adapter: Bluesky, tmp_path: Path) -> None:
-    """The same bytes again are answered 409 already_exists with the earlier job's blob, which the new post embeds."""
+    """The same bytes from a restarted worker are answered 409 already_exists with the earlier job's blob, which the new post embeds."""
     video = video_file(tmp_path)
+    restarted = adapter_for(account, sleep=Sleeps())  # nothing in memory from the first upload
     with capture_logs() as events:
         first = adapter.publish(Outgoing(key=key(), text="first", video=VideoAttachment(video, "alt")))
         start = len(sandbox.video_requests())
-        second = adapter.publish(Outgoing(key=key(), text="second", video=VideoAttachment(video, "alt")))
+        second = restarted.publish(Outgoing(key=key(), text="second", video=VideoAttachment(video, "alt")))
+    restarted.close()
     processed = [(e["event"], e.get("polls")) for e in events if e["event"].startswith("video_")]
     assert processed == [("video_processed", 2), ("video_upload_reused", None), ("video_processed", 0)]
     assert all(e["account"] == account.id for e in events if e["event"].startswith("video_"))
@@ -269,3 +271,17 @@ def test_a_spent_daily_budget_is_refused_before_the_bytes_go(
         jobs.daily_videos = before
     assert calls(sandbox.video_requests()[start:], UPLOAD) == []
     assert calls(sandbox.video_requests()[start:], LIMITS) == [200]
+
+
+def test_a_retry_after_the_record_failed_does_not_send_the_video_again(
+    sandbox: BlueskySandbox, account: SandboxAccount, adapter: Bluesky, tmp_path: Path
+) -> None:
+    """When createRecord fails after the job completed, the retry embeds the same blob without touching the video service."""
+    sandbox.fail_next("unavailable", path="createRecord")
+    out = Outgoing(key=key(), text="record failed", video=VideoAttachment(video_file(tmp_path), "alt"))
+    with pytest.raises(PlatformUnavailable):
+        adapter.publish(out)
+    start = len(sandbox.video_requests())
+    receipt = adapter.publish(out)
+    assert sandbox.video_requests()[start:] == []
+    assert [p.remote_id for p in sandbox.posts(account)] == [receipt.remote_id]
