@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 import uuid
+import zlib
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
@@ -190,7 +191,11 @@ class Worker:
         if slot is None:
             return
         occurrence = jobs_mod.occurrence_at(slot, run_time)
-        for account in occurrence.accounts:
+        accounts = occurrence.accounts
+        # Workers sharing a ledger start a fan-out at different accounts (an offset from the owner's
+        # name), so they claim different rows instead of racing for the same key one by one.
+        start = zlib.crc32(self.owner.encode()) % len(accounts) if accounts else 0
+        for account in (*accounts[start:], *accounts[:start]):
             self.submit(occurrence, account)
 
     def submit(self, occurrence: Any, account: str) -> None:

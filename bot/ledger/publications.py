@@ -186,6 +186,10 @@ class Ledger(PublicationQueries):
                 row = conn.execute(sql.insert_claim, values).first()
                 if row is not None:
                     return row
+            elif existing.state not in OPEN_STATES or existing.lease_until is None or existing.lease_until > now:
+                # Finished, or another worker's live lease: the take-over's UPDATE could match nothing.
+                # Saying so here spares it, for every account another worker already has.
+                return None
             return self._take_over(conn, key, owner, now, until, choose)
 
     def _take_over(self, conn: Connection, key: PublicationKey, owner: str, now: datetime,
