@@ -67,18 +67,29 @@ class Checker:
                  problems: Problems) -> None:
         self.by_post = _targets_of(accounts, queues, schedules)
         self.problems = problems
-        self._groups: dict[tuple[str, ...], Groups] = {}
+        # Keyed by the identity of the shared account tuples (accounts are not hashable); by_post keeps them alive.
+        self._groups: dict[int, tuple[Groups, int]] = {}
+
+    def _grouped(self, post_id: str) -> tuple[Groups, int]:
+        """The post's platform groups, and the smallest text limit among them."""
+        accounts = self.by_post.get(post_id, ())
+        found = self._groups.get(id(accounts))
+        if found is None:
+            groups = _groups(accounts)
+            smallest = min((limit for _, _, by_limit in groups for limit in by_limit), default=0)
+            found = self._groups[id(accounts)] = (groups, smallest)
+        return found
 
     def groups(self, post_id: str) -> Groups:
-        accounts = self.by_post.get(post_id, ())
-        key = tuple(a.id for a in accounts)
-        if key not in self._groups:
-            self._groups[key] = _groups(accounts)
-        return self._groups[key]
+        return self._grouped(post_id)[0]
 
     def text(self, post: Post, src: Source) -> bool:
         """Check the text for every platform; whether the post's source is still needed (for its media)."""
-        for platform, _, by_limit in self.groups(post.id):
+        groups, smallest = self._grouped(post.id)
+        # Without variants every platform gets the same text: one bound check clears them all.
+        if groups and not post.variants and surely_fits(post.text_for(""), smallest):
+            return bool(post.media or post.video)
+        for platform, _, by_limit in groups:
             _text(post, src, self.problems, platform, by_limit)
         return bool(post.media or post.video)
 

@@ -26,7 +26,7 @@ _KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*):(?: +|$)")
 # but refusing them costs nothing.
 _PLAIN_START = frozenset("-?:,[]{}#&*!|>'\"%@`")
 # Anything but printable text and newlines (tabs, CR, NEL, Unicode line separators, BOM) needs libyaml's rules.
-_ODD = re.compile("[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
+_ODD = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
 _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
 _resolver = yaml.resolver.Resolver()
@@ -54,10 +54,12 @@ def parse(text: str) -> tuple[Any, Lines, int] | None:
 
 
 def _tag(value: str) -> str:
+    if value[0] not in _resolver.yaml_implicit_resolvers:
+        return _STR  # no implicit type starts with this character: most texts, links, file names
     tag = _tags.get(value)
     if tag is None:
         tag = _resolver.resolve(yaml.ScalarNode, value, (True, False))
-        if len(_tags) < 10_000:
+        if len(value) <= 32 and len(_tags) < 10_000:
             _tags[value] = tag
     return tag
 

@@ -31,28 +31,22 @@ class Entry:
         return self._data.get(name)
 
 
-class PlainPost(Entry):
+class PlainPost:
     """A checked post file with ``PostFile``'s attributes and defaults."""
 
-    __slots__ = ()
+    __slots__ = ("text", "variants", "media", "link", "video", "captions", "captions_lang", "alt", "supporter",
+                 "consent", "language", "note")
 
-    @property
-    def variants(self) -> dict[str, str]:
-        return self._data.get("variants") or {}
-
-    @property
-    def media(self) -> list[Entry]:
-        return [Entry(m) for m in self._data.get("media") or ()]
-
-    @property
-    def supporter(self) -> Entry | None:
-        found = self._data.get("supporter")
-        return Entry(found) if found is not None else None
-
-    @property
-    def consent(self) -> Entry | None:
-        found = self._data.get("consent")
-        return Entry(found) if found is not None else None
+    def __init__(self, data: dict[str, Any]) -> None:
+        get = data.get
+        self.text = data["text"]
+        self.variants = get("variants")
+        self.media = [Entry(m) for m in get("media") or ()]
+        self.link, self.video, self.captions, self.captions_lang = get("link"), get("video"), get("captions"), get("captions_lang")
+        self.alt, self.language, self.note = get("alt"), get("language"), get("note")
+        supporter, consent = get("supporter"), get("consent")
+        self.supporter = Entry(supporter) if supporter is not None else None
+        self.consent = Entry(consent) if consent is not None else None
 
 
 def plain_post(data: Any) -> PlainPost | None:

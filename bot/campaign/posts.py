@@ -18,6 +18,7 @@ from bot.campaign.yamlsrc import Later, Source, YamlProblem, read
 from bot.platforms import REGISTRY
 
 _SUFFIXES = (".yaml", ".yml")
+_URL = re.compile(r"^https?://\S+$")
 _ALT = "alt text is missing (add alt: describing the {} for people who cannot see it)"
 
 
@@ -25,7 +26,8 @@ _ALT = "alt text is missing (add alt: describing the {} for people who cannot se
 class Found:
     """Post files by id, and queues (sub-folders) with their post ids in file-name order."""
 
-    files: dict[str, tuple[str | None, Path]] = field(default_factory=dict)
+    # Files as strings: a Path each would be 10,000 objects built for nothing (Post.path makes one when asked).
+    files: dict[str, tuple[str | None, str]] = field(default_factory=dict)
     queues: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -73,21 +75,23 @@ def scan(root: Path, problems: Problems) -> Found:
     prefix = len(str(root)) + 1
     for name in sorted(escaped):
         problems.at(name[prefix:].replace(os.sep, "/"), 1, "is a symbolic link to a folder outside the campaign folder")
-    for name, linked in sorted(paths, key=lambda p: os.path.split(p[0])):
-        path = Path(name)
+    for name, linked in sorted(paths, key=lambda p: p[0].rpartition(os.sep)):  # by folder, then file name
         rel = name[prefix:].replace(os.sep, "/")
         # Only links can lead outside; resolving every plain file would cost system calls.
-        if linked and not inside(path.resolve(), root):
+        if linked and not inside(Path(name).resolve(), root):
             problems.at(rel, 1, "is a symbolic link to a file outside the campaign folder")
             continue
-        queue = os.path.dirname(rel)[len("posts/"):] or None
-        if path.stem in found.files:
-            other = found.files[path.stem][1].relative_to(root).as_posix()
-            problems.at(rel, 1, f"post id '{path.stem}' is already used by {other} (post file names must be unique)")
+        folder_rel, _, base = rel.rpartition("/")
+        dot = base.rfind(".")
+        stem = base[:dot] if 0 < dot < len(base) - 1 else base  # as Path.stem, without building a Path
+        queue = folder_rel[len("posts/"):] or None
+        if stem in found.files:
+            other = found.files[stem][1][prefix:].replace(os.sep, "/")
+            problems.at(rel, 1, f"post id '{stem}' is already used by {other} (post file names must be unique)")
             continue
-        found.files[path.stem] = (queue, path)
+        found.files[stem] = (queue, name)
         if queue is not None:
-            found.queues.setdefault(queue, []).append(path.stem)
+            found.queues.setdefault(queue, []).append(stem)
     return found
 
 
@@ -116,8 +120,7 @@ def build_all(root: Path, found: Found, problems: Problems, check: Callable[[Pos
     loaded = Loaded()
     paths = _Paths(root)
     prefix = len(str(root)) + 1
-    for post_id, (queue, path) in found.files.items():
-        name = str(path)
+    for post_id, (queue, name) in found.files.items():
         rel = name[prefix:].replace(os.sep, "/")
         try:
             source = read(name, rel, fast=True)
@@ -129,15 +132,15 @@ def build_all(root: Path, found: Found, problems: Problems, check: Callable[[Pos
             continue
         if raw.media or raw.video:
             loaded.prober.warm()  # its imports run alongside the rest of the loading
-        post = loaded.posts[post_id] = _build(paths, problems, source, post_id, queue, path, raw)
+        post = loaded.posts[post_id] = _build(paths, problems, source, post_id, queue, name, raw)
         # No parse is kept: 10,000 of them alive at once would leave the worker's heap large
         # for its whole life. A file is read again only if a media problem must be located in it.
         if check is None or check(post, source):
-            loaded.sources[post_id] = Later(rel, path)
+            loaded.sources[post_id] = Later(rel, name)
     return loaded
 
 
-def _build(paths: _Paths, problems: Problems, src: Source, post_id: str, queue: str | None, path: Path, raw: PostFile) -> Post:
+def _build(paths: _Paths, problems: Problems, src: Source, post_id: str, queue: str | None, where: str, raw: PostFile) -> Post:
     for loc, tag in src.cut_hashtags.items():
         if loc == ("text",) or (len(loc) == 2 and loc[0] == "variants"):
             problems.add(
@@ -146,10 +149,10 @@ def _build(paths: _Paths, problems: Problems, src: Source, post_id: str, queue: 
             )
     if not raw.text.strip():
         problems.add(src, ("text",), "is empty (expected the words of the post)")
-    for platform in raw.variants:
+    for platform in raw.variants or ():
         if platform not in REGISTRY:
             problems.add(src, ("variants", platform), f"unknown platform '{platform}' (known: {known_list(REGISTRY)})")
-    if raw.link is not None and not re.match(r"^https?://\S+$", raw.link.strip()):
+    if raw.link is not None and not _URL.match(raw.link.strip()):
         problems.add(src, ("link",), f"'{raw.link}' is not a web address (expected https://...)")
     media = []
     for i, entry in enumerate(raw.media):
@@ -180,7 +183,7 @@ def _build(paths: _Paths, problems: Problems, src: Source, post_id: str, queue: 
                 captions_lang=raw.captions_lang or raw.language or "en",
             )
     return Post(
-        id=post_id, queue=queue, path=path, text=raw.text, variants=raw.variants, media=media,
+        id=post_id, queue=queue, where=where, text=raw.text, variants=raw.variants or None, media=media or None,
         link=raw.link.strip() if raw.link else None, video=video,
         supporter=_supporter(raw.supporter) if raw.supporter else None,
         consent=Consent(given=raw.consent.given, date=raw.consent.date, recorded_by=raw.consent.recorded_by)
