@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from bot.sandbox.base import Fault, FaultQueue
 from bot.sandbox.bluesky_video_jobs import LIMITS_LXM, UPLOAD_LXM, Jobs, Refused, Tokens
 
 MB = 1024 * 1024
@@ -28,14 +28,6 @@ FAULT_ANSWERS = {
     "unavailable": (503, "ServiceUnavailable", "Service temporarily unavailable"),
     "auth": (401, "InvalidToken", "Bad token"),
 }
-
-
-@dataclass
-class _Fault:
-    kind: str
-    count: int
-    retry_after: float | None
-    path: str | None
 
 
 class VideoService:
@@ -49,7 +41,8 @@ class VideoService:
         self.tokens = Tokens(plc_url)
         self.jobs = Jobs(self.tokens, processing_polls=processing_polls, daily_videos=daily_videos,
                          daily_bytes=daily_bytes)
-        self._faults: list[_Fault] = []
+        self.faults = FaultQueue()  # answered instead of the request
+        self.rejections = FaultQueue()  # "rejected": the next upload's job fails, as a bad video's would
         self._log: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -89,31 +82,21 @@ class VideoService:
     def fail_next(self, fault: str, *, count: int = 1, retry_after: float | None = None, path: str | None = None) -> None:
         if fault not in (*FAULT_ANSWERS, "rejected"):
             raise ValueError(f"the video service cannot inject {fault!r}")
-        with self._lock:
-            self._faults.append(_Fault(fault, count, retry_after, path))
+        queue = self.rejections if fault == "rejected" else self.faults
+        queue.add(fault, count=count, retry_after=retry_after, path=path)
 
     def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
+        self.faults.clear()
+        self.rejections.clear()
 
     def requests(self) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(entry) for entry in self._log]
 
-    def _take(self, path: str, kinds: tuple[str, ...]) -> _Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.kind in kinds and (fault.path is None or fault.path in path):
-                    fault.count -= 1
-                    if fault.count <= 0:
-                        self._faults.remove(fault)
-                    return fault
-        return None
-
     # ---- XRPC methods: (status, headers, body) ----
 
     def handle(self, method: str, path: str, query: dict[str, str], headers: Any, body: bytes) -> tuple[int, dict, dict]:
-        fault = self._take(path, tuple(FAULT_ANSWERS))
+        fault = self.faults.take(path)
         if fault is not None:
             status, extra, payload = self._fault_answer(fault)
             return status, extra | {"x-sandbox-fault": fault.kind}, payload
@@ -139,7 +122,7 @@ class VideoService:
         if len(body) > self.max_bytes:
             raise Refused(413, "PayloadTooLarge", f"video is {len(body)} bytes; the limit is {self.max_bytes}")
         token = headers["Authorization"].removeprefix("Bearer ").strip()
-        rejected = self._take("/xrpc/app.bsky.video.uploadVideo", ("rejected",)) is not None
+        rejected = self.rejections.take("/xrpc/app.bsky.video.uploadVideo") is not None
         job, earlier = self.jobs.create(did, token, body, fail=rejected)
         if earlier:
             return 409, {}, job.status() | {"error": "already_exists", "message": "Video already processed"}
@@ -150,7 +133,7 @@ class VideoService:
                 "ratelimit-reset": str(int(time.time()) + DAY), "ratelimit-policy": f"{self.jobs.daily_videos};w={DAY}"}
 
     @staticmethod
-    def _fault_answer(fault: _Fault) -> tuple[int, dict, dict]:
+    def _fault_answer(fault: Fault) -> tuple[int, dict, dict]:
         status, error, message = FAULT_ANSWERS[fault.kind]
         headers: dict[str, str] = {}
         wait = fault.retry_after if fault.retry_after is not None else 60
