@@ -1,48 +1,29 @@
-"""Bluesky sandbox: the reference AT Protocol servers from npm (PLC, PDS, AppView) on 127.0.0.1.
+"""Bluesky sandbox: the reference AT Protocol servers (``bluesky_network``) behind our fault proxy.
 
-PostgreSQL and a private redis-server back the AppView; ``sandbox/bluesky/start.mjs`` runs the
-network in one node process; our fault-injecting proxy sits in front of the PDS and is the
-``base_url`` accounts use (their DID documents point at it, so the SDK keeps going through it).
-Our fake video service (``bluesky_video``) runs beside them; accounts name it in their
-``options: video_service``, so their videos take the same road as on bsky.social.
-Sandbox helpers (accounts, ``post_as``, ``posts``) talk to the PDS directly, past the proxy.
+Our fault-injecting proxy sits in front of the PDS and is the ``base_url`` accounts use (their
+DID documents point at it, so the SDK keeps going through it). Our fake video service
+(``bluesky_video``) runs beside them; accounts name it in their ``options: video_service``, so
+their videos take the same road as on bsky.social. Sandbox helpers (accounts, ``post_as``,
+``posts``) talk to the PDS directly, past the proxy.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import signal
-import socket
-import subprocess
 import threading
-import time
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import requests
 
 from bot.platforms.bluesky_text import build_facets, post_url
-from bot.sandbox.base import Sandbox, SandboxAccount, ServerPost
+from bot.sandbox.base import Draft, Sandbox, SandboxAccount, ServerPost
+from bot.sandbox.bluesky_network import BlueskyNetwork
 from bot.sandbox.bluesky_video import VideoService
-from bot.sandbox.postgres import Postgres, free_port
 from bot.sandbox.proxy import FaultProxy
 
-NODE_DIR = Path(__file__).resolve().parents[2] / "sandbox" / "bluesky"
 RESERVED = {"bot", "admin", "support", "help", "bsky", "atproto"}
 SENSITIVE_LABEL = "graphic-media"
-
-
-def _die_with_parent() -> None:
-    # redis-server would outlive a test run killed with -9; node already exits when its stdin closes.
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def _now() -> str:
@@ -71,10 +52,8 @@ class BlueskySandbox(Sandbox):
         self.proxy = FaultProxy(latency=latency)
         self.video_polls = video_polls  # getJobStatus answers saying ENCODING before the COMPLETED one
         self.video: VideoService | None = None
-        self.info: dict[str, Any] = {}
-        self._pg: Postgres | None = None
-        self._redis: subprocess.Popen[bytes] | None = None
-        self._node: subprocess.Popen[str] | None = None
+        self.info: dict[str, Any] = {}  # the network's URLs: plc, pds, appview, control
+        self.network: BlueskyNetwork | None = None
         self._http = requests.Session()
         self._accounts: dict[str, dict[str, str]] = {}  # handle -> {did, jwt}
         self._handles: dict[str, str] = {}  # did -> handle
@@ -83,34 +62,11 @@ class BlueskySandbox(Sandbox):
     # ---- life cycle ----
 
     def start(self) -> None:
-        if not (NODE_DIR / "node_modules" / "@atproto" / "dev-env").exists():
-            raise RuntimeError(f"{NODE_DIR}/node_modules is missing: run scripts/setup (npm ci)")
         self.proxy.start()
-        env = {"LOG_ENABLED": "false", "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(Path.home())}
-        args = ["node", "start.mjs", "--blob-limit", str(self.blob_limit), "--public-url", self.proxy.url]
-        if self.rate_limits:
-            args.append("--rate-limits")
+        self.network = BlueskyNetwork(appview=self.appview, rate_limits=self.rate_limits, blob_limit=self.blob_limit,
+                                      startup_timeout=self.startup_timeout)
         try:
-            if not self.appview:
-                args.append("--no-appview")
-                self._node = self._spawn(args, env)
-            else:
-                # Node loads its modules while PostgreSQL and redis start; "go" tells it they answer.
-                self._pg = Postgres()
-                redis_port = free_port()
-                env |= {"DB_POSTGRES_URL": self._pg.plain_url, "REDIS_HOST": f"127.0.0.1:{redis_port}"}
-                self._node = self._spawn([*args, "--wait-go"], env)
-                self._redis = subprocess.Popen(
-                    ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
-                     "--save", "", "--appendonly", "no", "--loglevel", "warning"],
-                    stdout=subprocess.DEVNULL, preexec_fn=_die_with_parent,
-                )
-                self._pg.start()
-                self._await_redis(redis_port)
-                assert self._node.stdin is not None
-                self._node.stdin.write("go\n")
-                self._node.stdin.flush()
-            self.info = self._await_ready()
+            self.info = self.network.start(public_url=self.proxy.url)
             self.proxy.upstream = self.info["pds"]
             pds_did = self.xrpc("GET", "com.atproto.server.describeServer")["did"]
             self.video = VideoService(plc_url=self.info["plc"], pds_did=pds_did, max_bytes=self.blob_limit,
@@ -119,58 +75,13 @@ class BlueskySandbox(Sandbox):
             self.stop()
             raise
 
-    @staticmethod
-    def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-        return subprocess.Popen(args, cwd=NODE_DIR, env=env, text=True,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-    @staticmethod
-    def _await_redis(port: int, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not answer on port {port}") from None
-                time.sleep(0.02)
-
-    def _await_ready(self) -> dict[str, Any]:
-        assert self._node is not None and self._node.stdout is not None
-        result: list[str] = []
-        reader = threading.Thread(target=lambda: result.append(self._node.stdout.readline()), daemon=True)  # type: ignore[union-attr]
-        reader.start()
-        reader.join(self.startup_timeout)
-        line = result[0] if result else ""
-        if not line.startswith("{"):
-            self._node.kill()
-            err = self._node.stderr.read()[-2000:] if self._node.stderr else ""
-            raise RuntimeError(f"Bluesky sandbox did not start within {self.startup_timeout:.0f}s: {err}")
-        # stderr is not read after start-up; drain it so a chatty server never blocks on a full pipe
-        threading.Thread(target=lambda: [None for _ in self._node.stderr], daemon=True).start()  # type: ignore[union-attr]
-        return json.loads(line)
-
     def stop(self) -> None:
         if self.video is not None:
             self.video.stop()
             self.video = None
-        if self._node is not None:
-            try:
-                if self._node.stdin:
-                    self._node.stdin.close()  # start.mjs closes the network when its stdin ends
-                self._node.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self._node.kill()
-                self._node.wait()
-            self._node = None
-        if self._redis is not None:
-            self._redis.terminate()
-            self._redis.wait()
-            self._redis = None
-        if self._pg is not None:
-            self._pg.stop()
-            self._pg = None
+        if self.network is not None:
+            self.network.stop()
+            self.network = None
         self.proxy.stop()
         self._http.close()
 
@@ -233,23 +144,22 @@ class BlueskySandbox(Sandbox):
         got = self.xrpc("GET", "com.atproto.repo.getRecord", params={"repo": repo, "collection": collection, "rkey": rkey})
         return {"uri": got["uri"], "cid": got["cid"], "record": got["value"]}
 
-    def post_as(self, account: SandboxAccount, text: str, *, reply_to: str | None = None, sensitive: bool = False,
-                spoiler_text: str = "", reshare_of: str | None = None) -> str:
+    def _post_as(self, account: SandboxAccount, draft: Draft) -> str:
         me = self._accounts[account.handle]
-        if reshare_of:
-            ref = self._strong_ref(reshare_of)
+        if draft.reshare_of:
+            ref = self._strong_ref(draft.reshare_of)
             record: dict[str, Any] = {"$type": "app.bsky.feed.repost", "subject": {"uri": ref["uri"], "cid": ref["cid"]},
                                       "createdAt": _now()}
             collection = "app.bsky.feed.repost"
         else:
-            record = {"$type": "app.bsky.feed.post", "text": text, "createdAt": _now(),
-                      "facets": build_facets(text, self._resolve_handle)}
-            if reply_to:
-                parent = self._strong_ref(reply_to)
+            record = {"$type": "app.bsky.feed.post", "text": draft.text, "createdAt": _now(),
+                      "facets": build_facets(draft.text, self._resolve_handle)}
+            if draft.reply_to:
+                parent = self._strong_ref(draft.reply_to)
                 root = parent["record"].get("reply", {}).get("root") or {"uri": parent["uri"], "cid": parent["cid"]}
                 record["reply"] = {"root": root, "parent": {"uri": parent["uri"], "cid": parent["cid"]}}
             # Bluesky has no content-warning text: a spoiler becomes a self-label, as the official app does.
-            if sensitive or spoiler_text:
+            if draft.sensitive or draft.spoiler_text:
                 record["labels"] = {"$type": "com.atproto.label.defs#selfLabels", "values": [{"val": SENSITIVE_LABEL}]}
             collection = "app.bsky.feed.post"
         made = self.xrpc("POST", "com.atproto.repo.createRecord", jwt=me["jwt"],
@@ -324,6 +234,12 @@ class BlueskySandbox(Sandbox):
         self.proxy.clear_faults()
         if self.video is not None:
             self.video.clear_faults()
+
+    def restore_defaults(self) -> None:
+        """Drop pending faults and put the video service's processing polls back, between tests."""
+        self.clear_faults()
+        if self.video is not None:
+            self.video.set_processing_polls(self.video_polls)
 
     def requests(self) -> list[dict[str, Any]]:
         """The PDS's request log (through the proxy); ``video_requests`` holds the video service's."""

@@ -22,9 +22,7 @@ UPLOAD_LXM = "com.atproto.repo.uploadBlob"
 @pytest.fixture
 def sandbox(bluesky_sandbox: BlueskySandbox) -> Iterator[BlueskySandbox]:
     yield bluesky_sandbox
-    bluesky_sandbox.clear_faults()
-    assert bluesky_sandbox.video is not None
-    bluesky_sandbox.video.set_processing_polls(bluesky_sandbox.video_polls)
+    bluesky_sandbox.restore_defaults()
 
 
 @pytest.fixture
