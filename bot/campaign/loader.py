@@ -167,6 +167,9 @@ class _Loader:
             self.problems.add(
                 source, loc, f"base_url is missing ({cls.name} accounts need their server, like https://mastodon.social)"
             )
+        option_problems = getattr(cls, "option_problems", None)  # a platform with options of its own checks them
+        for key, problem in (option_problems(entry.base_url, entry.options) if option_problems else {}).items():
+            self.problems.add(source, (*loc, "options", key), problem)
         return len(self.problems.items) == before
 
     # ---- schedules/*.yaml ----
