@@ -130,13 +130,17 @@ class _Reader:
         self.lines = lines
         self.i = 0
         self.where: Lines = {}
+        # Each line's indentation, -1 for blank lines and whole-line comments.
+        self.indents = []
+        for line in lines:
+            stripped = line.lstrip(" ")
+            self.indents.append(len(line) - len(stripped) if stripped and stripped[0] != "#" else -1)
 
     def next_content(self) -> int | None:
         """Index of the next line that is not blank or a whole-line comment."""
-        i = self.i
-        while i < len(self.lines):
-            stripped = self.lines[i].lstrip(" ")
-            if stripped and not stripped.startswith("#"):
+        i, indents = self.i, self.indents
+        while i < len(indents):
+            if indents[i] >= 0:
                 return i
             i += 1
         return None
@@ -156,14 +160,13 @@ class _Reader:
             i = self.next_content()
             if i is None:
                 break
-            line = self.lines[i]
-            here = len(line) - len(line.lstrip(" "))
+            here = self.indents[i]
             if here < indent:
                 break
             if here > indent:
                 raise _GiveUp
             self.i = i
-            key, rest = self.key(line, indent)
+            key, rest = self.key(self.lines[i], indent)
             if key in out:
                 raise _GiveUp  # duplicate: the full reader says so with its line
             self.where[(*loc, key)] = i + 1
@@ -190,7 +193,7 @@ class _Reader:
         if i is None:
             return None
         line = self.lines[i]
-        here = len(line) - len(line.lstrip(" "))
+        here = self.indents[i]
         if here <= indent:
             if line.startswith("-", here):
                 raise _GiveUp  # a list written at its key's own indentation
@@ -206,7 +209,7 @@ class _Reader:
             if i is None:
                 break
             line = self.lines[i]
-            here = len(line) - len(line.lstrip(" "))
+            here = self.indents[i]
             if here < indent:
                 break
             if here > indent or not line.startswith("- ", here):
@@ -219,6 +222,7 @@ class _Reader:
             if _KEY.match(rest):
                 # "- key: value" opens a mapping whose keys sit at the first key's column.
                 self.lines[i] = " " * start + rest
+                self.indents[i] = start
                 self.i = i
                 out.append(self.mapping(start, item_loc))
             else:

@@ -75,6 +75,7 @@ def scan(root: Path, problems: Problems) -> Found:
     prefix = len(str(root)) + 1
     for name in sorted(escaped):
         problems.at(name[prefix:].replace(os.sep, "/"), 1, "is a symbolic link to a folder outside the campaign folder")
+    folders: dict[str | None, str | None] = {}
     for name, linked in sorted(paths, key=lambda p: p[0].rpartition(os.sep)):  # by folder, then file name
         rel = name[prefix:].replace(os.sep, "/")
         # Only links can lead outside; resolving every plain file would cost system calls.
@@ -85,6 +86,7 @@ def scan(root: Path, problems: Problems) -> Found:
         dot = base.rfind(".")
         stem = base[:dot] if 0 < dot < len(base) - 1 else base  # as Path.stem, without building a Path
         queue = folder_rel[len("posts/"):] or None
+        queue = folders.setdefault(queue, queue)  # one string per queue, not one per post
         if stem in found.files:
             other = found.files[stem][1][prefix:].replace(os.sep, "/")
             problems.at(rel, 1, f"post id '{stem}' is already used by {other} (post file names must be unique)")
@@ -102,6 +104,15 @@ class _Paths:
         self.root = root
         self.base = root / "posts"
         self.known: dict[str, Path | PathProblem] = {}
+        self.shared: dict[tuple[str, str], Media] = {}
+
+    def media(self, written: str, path: Path, alt: str) -> Media:
+        """One frozen Media for each file and alt text, however many posts show it."""
+        key = (written, alt)
+        found = self.shared.get(key)
+        if found is None:
+            found = self.shared[key] = Media(file=written, path=path, alt=alt)
+        return found
 
     def get(self, written: str) -> Path:
         if written not in self.known:
@@ -160,7 +171,7 @@ def _build(paths: _Paths, problems: Problems, src: Source, post_id: str, queue: 
             problems.add(src, ("media", i), _ALT.format("image"))
         found = _path(paths, problems, src, ("media", i, "file"), entry.file)
         if found is not None:
-            media.append(Media(file=entry.file, path=found, alt=(entry.alt or "").strip()))
+            media.append(paths.media(entry.file, found, (entry.alt or "").strip()))
     video = None
     if raw.video is None:
         for key in ("captions", "captions_lang", "alt", "consent"):

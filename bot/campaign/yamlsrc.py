@@ -38,7 +38,8 @@ class _Loader(_Base):  # type: ignore[misc,valid-type]
         tag = self._memo.get(value)
         if tag is None:
             tag = super().resolve(kind, value, implicit)
-            if len(value) <= 64 and len(self._memo) < 100_000:
+            # Bounded: the memo lives as long as the process (a worker's whole life).
+            if len(value) <= 32 and len(self._memo) < 10_000:
                 self._memo[value] = tag
         return tag
 
@@ -113,7 +114,7 @@ class Source:
 class Later(Source):
     """A file read again only when a problem must be located in it (most never are)."""
 
-    def __init__(self, rel: str, path: Path) -> None:
+    def __init__(self, rel: str, path: Path | str) -> None:
         super().__init__(rel, None)
         self.path = path
         self._read: Source | None = None
@@ -122,7 +123,7 @@ class Later(Source):
         if self._read is None:
             try:
                 self._read = read(self.path, self.rel, fast=True)
-            except YamlProblem:
+            except (YamlProblem, OSError):  # changed or removed since it was loaded
                 return 1
         return self._read.line(loc)
 

@@ -112,3 +112,32 @@ def test_plain_post_refuses_what_postfile_words():
                  {"text": "a", "consent": {"given": True, "date": __import__("datetime").datetime(2022, 1, 5, 10)}},
                  {"text": "a", "variants": None}, {"text": "a", "supporter": {"role": "x"}}):
         assert plain_post(data) is None, data
+
+
+def test_later_source_reads_the_file_again_for_lines(tmp_path: Path):
+    """A post's file kept only by name gives the same lines as the parse it replaced, and line 1 once removed."""
+    from bot.campaign.yamlsrc import Later, read
+
+    path = tmp_path / "p.yaml"
+    path.write_text("# a post\ntext: hi\nmedia:\n  - file: a.png\n    alt: b\n  - file: c.png\n")
+    full = read(path, "posts/p.yaml")
+    later = Later("posts/p.yaml", str(path))
+    for loc in (("media", 1, "file"), ("media", 0, "alt"), ("text",), ("video",)):
+        assert later.line(loc) == full.line(loc)
+    assert later.line(("media", 1)) == 6
+    path.unlink()
+    assert Later("posts/p.yaml", str(path)).line(("text",)) == 1
+
+
+def test_post_keeps_the_model_contract(tmp_path: Path):
+    """Post is built by keyword with a Path, gives a Path back, refuses changes, and defaults its parts."""
+    import dataclasses
+
+    from bot.campaign.model import Post
+
+    post = Post(id="a", queue="q", path=tmp_path / "a.yaml", text="Free them https://example.org")
+    assert post.path == tmp_path / "a.yaml" and isinstance(post.path, Path)
+    assert (post.variants, post.media, post.video, post.link) == ({}, [], None, None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        post.text = "x"  # type: ignore[misc]
+    assert dataclasses.replace(post, text="b").path == post.path
