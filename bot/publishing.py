@@ -101,6 +101,16 @@ class Publisher:
         if queue and skip is None:
             order = list(campaign.queues.get(queue, []))
             choose = lambda used: next((p for p in order if p not in used), None)  # noqa: E731
+        ready = None if skip is not None or choose is not None else self._ready(account, occ.post, key)
+        if ready is not None:
+            # Everything the attempt needs is known: claim and record the attempt in one transaction.
+            claimed = self.ledger.claim_and_begin(key, self.owner, self.lease, post=occ.post, schedule=occ.schedule,
+                                                  slot=occ.slot, platform=ctx["platform"], manual=manual)
+            if claimed is None:
+                return Result(Outcome.not_mine)
+            row, n, reconcile = claimed
+            ctx["post"] = row.post
+            return self._run(row, n, reconcile, *ready, account, occ, ctx)
         row = self.ledger.claim(key, self.owner, self.lease, post=occ.post, choose=choose, schedule=occ.schedule,
                                 slot=occ.slot, platform=ctx["platform"], manual=manual)
         if row is None:
@@ -151,6 +161,19 @@ class Publisher:
             log.exception("publish_crashed", **ctx)
             return self._failed(row.id, None, "internal_error", f"{type(exc).__name__}: {exc}", ctx)
         n, reconcile = self.ledger.begin_attempt(row.id, self.owner, prior=row.attempts)
+        return self._run(row, n, reconcile, adapter, out, account, occ, ctx)
+
+    def _ready(self, account: Any, post_id: str | None, key: PublicationKey) -> tuple[Any, Any] | None:
+        """(adapter, outgoing) when a fixed-post publication can be attempted as soon as it is claimed."""
+        if account is None or post_id not in self.campaign.posts or account.id in self.adapters.paused:
+            return None
+        try:
+            return self.adapters.get(account), self.campaign.posts[post_id].outgoing(account.platform, key.token())
+        except Exception:  # noqa: BLE001  (the claim-first path records it with its reason)
+            return None
+
+    def _run(self, row: Any, n: int, reconcile: bool, adapter: Any, out: Any, account: Any, occ: Any,
+             ctx: dict[str, Any]) -> Result:
         ctx["attempt"] = n
         started = time.monotonic()
         try:

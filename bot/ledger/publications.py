@@ -170,27 +170,47 @@ class Ledger(PublicationQueries):
         the posts already used on the account, so the post is chosen exactly once per slot.
         """
         now = self.clock.now()
-        until = now + lease
-        sql = self._sql
         with self._write() as conn:
-            if choose is not None and self._pg:
-                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext("pub:" + key.account))))
-            existing = conn.execute(sql.by_key, key_params(key)).first()
-            if existing is None:
-                chosen = post if choose is None else choose(self._used(conn, key.account))
-                values = dict(
-                    campaign=key.campaign, slot_at=key.slot_at, target=key.target, account=key.account,
-                    post=chosen, schedule=schedule, slot=slot, platform=platform, manual=manual,
-                    state=CLAIMED, owner=owner, lease_until=until, attempts=0, created=now, updated=now,
-                )
-                row = conn.execute(sql.insert_claim, values).first()
-                if row is not None:
-                    return row
-            elif existing.state not in OPEN_STATES or existing.lease_until is None or existing.lease_until > now:
-                # Finished, or another worker's live lease: the take-over's UPDATE could match nothing.
-                # Saying so here spares it, for every account another worker already has.
+            return self._claim_in(conn, key, owner, now, now + lease, post, choose,
+                                  dict(schedule=schedule, slot=slot, platform=platform, manual=manual))
+
+    def claim_and_begin(self, key: PublicationKey, owner: str, lease: timedelta, *, post: str, schedule: str | None,
+                        slot: int | None, platform: str | None, manual: bool = False
+                        ) -> tuple[Row, int, bool] | None:
+        """``claim`` of a fixed post and ``begin_attempt`` in one transaction: (row as claimed, attempt, reconcile).
+
+        For a caller that checked everything an attempt needs before claiming: one write
+        transaction before the platform call instead of two (the punctuality path).
+        """
+        now = self.clock.now()
+        with self._write() as conn:
+            row = self._claim_in(conn, key, owner, now, now + lease, post, None,
+                                 dict(schedule=schedule, slot=slot, platform=platform, manual=manual))
+            if row is None:
                 return None
-            return self._take_over(conn, key, owner, now, until, choose)
+            return (row, *self._begin_in(conn, row.id, owner, row.attempts, now))
+
+    def _claim_in(self, conn: Connection, key: PublicationKey, owner: str, now: datetime, until: datetime,
+                  post: str | None, choose: Chooser | None, extra: dict) -> Row | None:
+        sql = self._sql
+        if choose is not None and self._pg:
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext("pub:" + key.account))))
+        existing = conn.execute(sql.by_key, key_params(key)).first()
+        if existing is None:
+            chosen = post if choose is None else choose(self._used(conn, key.account))
+            values = dict(
+                campaign=key.campaign, slot_at=key.slot_at, target=key.target, account=key.account,
+                post=chosen, state=CLAIMED, owner=owner, lease_until=until, attempts=0, created=now, updated=now,
+                **extra,
+            )
+            row = conn.execute(sql.insert_claim, values).first()
+            if row is not None:
+                return row
+        elif existing.state not in OPEN_STATES or existing.lease_until is None or existing.lease_until > now:
+            # Finished, or another worker's live lease: the take-over's UPDATE could match nothing.
+            # Saying so here spares it, for every account another worker already has.
+            return None
+        return self._take_over(conn, key, owner, now, until, choose)
 
     def _take_over(self, conn: Connection, key: PublicationKey, owner: str, now: datetime,
                    until: datetime, choose: Chooser | None) -> Row | None:
@@ -229,12 +249,15 @@ class Ledger(PublicationQueries):
         so the look-up is skipped; otherwise it runs in the same transaction as the new attempt.
         """
         now = self.clock.now()
-        sql = self._sql
         with self._write() as conn:
-            reconcile = prior > 0 and conn.execute(sql.uncertain_attempts, {"k_id": pub_id}).scalar_one() > 0
-            n = conn.execute(sql.count_attempt, {"k_id": pub_id, "v_updated": now}).scalar_one()
-            conn.execute(sql.insert_attempt, dict(publication_id=pub_id, n=n, owner=owner, started=now))
-            return n, reconcile
+            return self._begin_in(conn, pub_id, owner, prior, now)
+
+    def _begin_in(self, conn: Connection, pub_id: int, owner: str, prior: int, now: datetime) -> tuple[int, bool]:
+        sql = self._sql
+        reconcile = prior > 0 and conn.execute(sql.uncertain_attempts, {"k_id": pub_id}).scalar_one() > 0
+        n = conn.execute(sql.count_attempt, {"k_id": pub_id, "v_updated": now}).scalar_one()
+        conn.execute(sql.insert_attempt, dict(publication_id=pub_id, n=n, owner=owner, started=now))
+        return n, reconcile
 
     def needs_reconcile(self, pub_id: int) -> bool:
         """True when an earlier attempt may have reached the platform (uncertain, or its worker died)."""
