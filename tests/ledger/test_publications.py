@@ -191,3 +191,19 @@ def test_a_worker_that_lost_its_claim_cannot_overwrite_the_new_owner(ledger, clo
     assert ledger.get(slot_key(1)).owner == "new"
     ledger.record_published(row.id, "42", "https://x/42")  # the platform has it: that is recorded regardless
     assert ledger.get(slot_key(1)).state == "published"
+
+
+def test_claim_and_begin_records_the_attempt_in_the_claim_and_asks_to_reconcile_a_dead_one(ledger, clock):
+    """One transaction claims and numbers the attempt; a take-over after a worker died mid-attempt says reconcile."""
+    key = slot_key(1)
+    row, n, reconcile = ledger.claim_and_begin(key, "dead", LEASE, post="launch", schedule="launch", slot=0,
+                                               platform="x")
+    assert (row.owner, row.attempts, n, reconcile) == ("dead", 0, 1, False)
+    assert [(a.n, a.owner, a.outcome) for a in ledger.attempts_of(row.id)] == [(1, "dead", None)]
+    assert ledger.claim_and_begin(key, "w2", LEASE, post="launch", schedule="launch", slot=0, platform="x") is None
+    clock.advance(LEASE.total_seconds())
+    again, n, reconcile = ledger.claim_and_begin(key, "w2", LEASE, post="launch", schedule="launch", slot=0,
+                                                 platform="x")
+    assert (again.id, again.owner, again.attempts, n, reconcile) == (row.id, "w2", 1, 2, True)
+    ledger.record_published(again.id, "42", "https://x.com/a/status/42", attempt=n)
+    assert ledger.claim_and_begin(key, "w3", LEASE, post="launch", schedule="launch", slot=0, platform="x") is None
