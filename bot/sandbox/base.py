@@ -148,6 +148,10 @@ class Sandbox(ABC):
     def fail_next(self, fault: str, *, count: int = 1, retry_after: float | None = None, path: str | None = None) -> None:
         """Make the next ``count`` requests (whose path contains ``path``, if given) fail with ``fault``."""
 
+    def restore_defaults(self) -> None:
+        """Drop pending faults and put back every knob a test turned, as a fresh sandbox has them."""
+        raise NotImplementedError(f"{self.platform} sandbox cannot restore its defaults")
+
     def requests(self) -> list[dict[str, Any]]:
         """The server's request log ({"method", "path", "query", "status"}), oldest first."""
         raise NotImplementedError(f"{self.platform} sandbox keeps no request log")

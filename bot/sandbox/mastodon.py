@@ -133,7 +133,7 @@ class MastodonSandbox(Sandbox):
         """How many ``GET /api/v1/media/:id`` a fresh upload of ``kind`` answers 206 to before it is ready."""
         self.gateway.processing_polls[kind] = polls
 
-    def reset_limits(self) -> None:
+    def restore_defaults(self) -> None:
         """Drop pending faults and rate-limit counters, and restore the default knobs."""
         self.gateway.clear()
         self.gateway.restore_defaults()

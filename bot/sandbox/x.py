@@ -135,6 +135,11 @@ class XSandbox(Sandbox):
         """The next ``count`` videos end in processing state ``failed``."""
         self.state.media.fail_processing += count
 
+    def restore_defaults(self) -> None:
+        self.state.faults.clear()
+        self.state.rates.reset()
+        self.state.media.fail_processing = 0
+
     def set_limit(self, endpoint: str, limit: int, window: int = WINDOW, account: SandboxAccount | None = None) -> None:
         """Set a rate limit, e.g. ``set_limit("POST /2/tweets", 2)``; for one account, or for all.
 

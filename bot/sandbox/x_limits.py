@@ -35,9 +35,14 @@ class RateLimits:
     def __init__(self, wall: Callable[[], float]) -> None:
         self._wall = wall
         self.lock = threading.Lock()
-        self.limits: dict[tuple[str | None, str], tuple[int, int]] = {(None, k): (v, WINDOW) for k, v in DEFAULT_LIMITS.items()}
-        self.windows: dict[tuple[str, str], tuple[int, float]] = {}  # (user, endpoint) -> (used, reset)
-        self.daily: dict[str, tuple[int, float]] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        """X's default limits again, every window and daily count back to zero."""
+        with self.lock:
+            self.limits: dict[tuple[str | None, str], tuple[int, int]] = {(None, k): (v, WINDOW) for k, v in DEFAULT_LIMITS.items()}
+            self.windows: dict[tuple[str, str], tuple[int, float]] = {}  # (user, endpoint) -> (used, reset)
+            self.daily: dict[str, tuple[int, float]] = {}
 
     def set(self, endpoint: str, limit: int, window: int = WINDOW, user_id: str | None = None) -> None:
         with self.lock:

@@ -7,15 +7,16 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.errors import AuthFailed, ContentRejected, PlatformUnavailable, RateLimited
 from bot.platforms import platform_class
 from bot.platforms.base import Outgoing, Platform
-from bot.sandbox.base import SandboxAccount
+from bot.sandbox.base import Sandbox, SandboxAccount
 from bot.sandbox.media import make_banner, make_captions, make_video
 
 _names = itertools.count()
+S = TypeVar("S", bound=Sandbox)
 
 FAULT_ERRORS = [
     ("rate_limited", RateLimited),
@@ -47,6 +48,12 @@ def adapter_for(acct: SandboxAccount, *, secrets: dict[str, str] | None = None,
     values = {role: acct.env[var] for role, var in account.credentials.items()}
     kwargs.setdefault("timeout", 10)
     return platform_class(account.platform)(account, {**values, **(secrets or {})}, **kwargs)
+
+
+def restored(sandbox: S) -> Iterator[S]:
+    """A fixture's body: the session's sandbox, put back to its defaults after the test."""
+    yield sandbox
+    sandbox.restore_defaults()
 
 
 def opened(acct: SandboxAccount, **kwargs: Any) -> Iterator[Platform]:

@@ -24,7 +24,7 @@ from bot.platforms.mastodon_wire import html_to_text
 from bot.sandbox.mastodon import MastodonSandbox
 from bot.sandbox.base import SandboxAccount
 from bot.sandbox.media import make_video
-from tests.platforms.support import FAULT_ERRORS, Sleeps, media_folder, opened
+from tests.platforms.support import FAULT_ERRORS, Sleeps, media_folder, opened, restored
 from tests.platforms.support import adapter_for as shared_adapter_for
 from tests.platforms.support import fresh_name as name
 from tests.platforms.support import outgoing as out
@@ -39,8 +39,7 @@ def adapter_for(who: SandboxAccount, **kwargs: Any) -> Mastodon:
 
 @pytest.fixture
 def sandbox(mastodon_sandbox: MastodonSandbox) -> Iterator[MastodonSandbox]:
-    yield mastodon_sandbox
-    mastodon_sandbox.reset_limits()
+    yield from restored(mastodon_sandbox)
 
 
 @pytest.fixture

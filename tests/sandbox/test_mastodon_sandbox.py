@@ -14,15 +14,14 @@ from mastodon import Mastodon
 from bot.sandbox.base import SandboxAccount
 from bot.sandbox.mastodon import MastodonSandbox
 from bot.sandbox.mastodon_gateway import WORKERS
-from tests.platforms.support import fresh_name
+from tests.platforms.support import fresh_name, restored
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def sandbox(mastodon_sandbox: MastodonSandbox) -> Iterator[MastodonSandbox]:
-    yield mastodon_sandbox
-    mastodon_sandbox.reset_limits()
+    yield from restored(mastodon_sandbox)
 
 
 def client(sandbox: MastodonSandbox, account: SandboxAccount) -> Mastodon:

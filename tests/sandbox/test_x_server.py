@@ -163,3 +163,14 @@ def test_faults_hit_only_matching_paths(x_sandbox: XSandbox, acct: SandboxAccoun
     x_sandbox.fail_next("unavailable", count=2, path="/2/tweets")
     assert call(x_sandbox, acct, "GET", "/2/users/me").status_code == 200
     assert [call(x_sandbox, acct, "POST", "/2/tweets", json={"text": f"t{n}"}).status_code for n in range(3)] == [503, 503, 201]
+
+
+def test_restore_defaults_drops_faults_and_limits(x_sandbox: XSandbox, acct: SandboxAccount) -> None:
+    """restore_defaults forgets pending faults, tightened limits and spent windows, as a fresh server has none."""
+    x_sandbox.set_limit("GET /2/users/me", 1)
+    assert call(x_sandbox, acct, "GET", "/2/users/me").status_code == 200
+    assert call(x_sandbox, acct, "GET", "/2/users/me").status_code == 429
+    x_sandbox.fail_next("unavailable", count=5)
+    x_sandbox.restore_defaults()
+    answer = call(x_sandbox, acct, "GET", "/2/users/me")
+    assert answer.status_code == 200 and answer.headers["x-rate-limit-limit"] == "75"
