@@ -1,9 +1,8 @@
 """Bluesky (AT Protocol): the atproto SDK against the account's PDS.
 
-One login per adapter (or none, with a stored session); the SDK refreshes the
-session, and an expired or revoked token is refreshed once, then replaced by a
-new login, before the call is given up as AuthFailed. Posts and reposts are
-created with record keys derived from the publication key, so a retry after a
+The logged-in client and its refreshes live in ``bluesky_session``, error mapping in
+``bluesky_errors``, embeds in ``bluesky_media`` and videos in ``bluesky_video``. Posts and
+reposts are created with record keys derived from the publication key, so a retry after a
 crash meets the first record instead of making a second one.
 """
 
@@ -14,49 +13,19 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, ClassVar
 
 import regex
 
-from bot.errors import (
-    AuthFailed,
-    BotError,
-    ConfigError,
-    ContentRejected,
-    NotFound,
-    PlatformUnavailable,
-    RateLimited,
-    UncertainOutcome,
-)
-from bot.platforms.base import (
-    AccountLike,
-    Identity,
-    Limits,
-    Mention,
-    MentionPage,
-    Outgoing,
-    Platform,
-    Progress,
-    Receipt,
-)
-from bot.platforms.bluesky_session import FileSessionStore, SessionStore
+from bot.errors import BotError, ConfigError, NotFound, UncertainOutcome
+from bot.platforms.base import AccountLike, Identity, Limits, Mention, MentionPage, Outgoing, Platform, Progress, Receipt
+from bot.platforms.bluesky_errors import map_error, maybe_sent, xrpc_error
+from bot.platforms.bluesky_session import Connection, FileSessionStore, SessionStore
 from bot.platforms.bluesky_text import build_facets, post_url, tid_for
 
 MB = 1024 * 1024
 _GRAPHEME = regex.compile(r"\X")
 POST, REPOST = "app.bsky.feed.post", "app.bsky.feed.repost"
-_AUTH_ERRORS = {"ExpiredToken", "InvalidToken"}
-# Which of our rate buckets a server's ratelimit-* headers speak for, by XRPC method.
-_BUCKETS = {
-    "com.atproto.repo.createRecord": ("post", "reshare"),
-    "com.atproto.repo.putRecord": ("post", "reshare"),
-    "com.atproto.repo.deleteRecord": ("post", "reshare"),
-    "com.atproto.repo.applyWrites": ("post", "reshare"),
-    "com.atproto.repo.uploadBlob": ("post",),
-    "com.atproto.server.createSession": ("login",),
-    "app.bsky.feed.searchPosts": ("search",),
-}
 
 
 def _now_iso() -> str:
@@ -85,102 +54,45 @@ class Bluesky(Platform):
     def measure_text(cls, text: str) -> int:
         return len(_GRAPHEME.findall(text))
 
-    def __init__(
-        self,
-        account: AccountLike,
-        secrets: Mapping[str, str],
-        *,
-        timeout: float = 30.0,
-        wall: Callable[[], float] = time.time,
-        state_dir: Path | None = None,
-        session_store: SessionStore | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        poll_interval: float = 0.5,
-        processing_wait: float = 600.0,
-    ) -> None:
-        super().__init__(account, secrets, timeout=timeout, wall=wall, state_dir=state_dir)
-        self._wall = wall
+    @classmethod
+    def option_problems(cls, base_url: str | None, options: Mapping[str, Any]) -> dict[str, str]:
+        """What is wrong with an account's ``options``, by key; ``bot check`` reports it with the key's line."""
+        from bot.platforms.bluesky_video import service_for
+
+        try:
+            service_for(base_url or cls.default_base_url, options.get("video_service"))
+        except ValueError as exc:
+            return {"video_service": str(exc)}
+        return {}
+
+    def __init__(self, account: AccountLike, secrets: Mapping[str, str], *, session_store: SessionStore | None = None,
+                 sleep: Callable[[float], None] = time.sleep, poll_interval: float = 0.5,
+                 processing_wait: float = 600.0, **base: Any) -> None:
+        """``base`` holds the options every Platform takes (timeout, wall, state_dir)."""
+        super().__init__(account, secrets, **base)
+        self._wall: Callable[[], float] = base.get("wall", time.time)
         self._sleep = sleep
         self.poll_interval = poll_interval
         self.processing_wait = processing_wait  # bounded wait for the video service to transcode
         self._video: Any = None
-        if session_store is None and state_dir is not None:
-            session_store = FileSessionStore(state_dir / "sessions")
-        self._store = session_store
+        self._lock = threading.Lock()
+        if session_store is None and self.state_dir is not None:
+            session_store = FileSessionStore(self.state_dir / "sessions")
         # Keyed by server and handle too: a session from another PDS or account would only cost a failed call.
         where = hashlib.sha256(f"{self.base_url}|{account.handle}".encode()).hexdigest()[:10]
-        self._store_key = f"{account.id}-{where}"
-        self._client: Any = None
-        self._lock = threading.RLock()
-        self.logins = 0  # password logins made by this adapter (each one costs rate-limit budget)
+        self._conn = Connection(self.base_url, account.handle or "", lambda: self._secret("app_password"),
+                                gate=self.gate, timeout=self.timeout, store=session_store, store_key=f"{account.id}-{where}")
+        self._call = self._conn.call
+        self._session = self._conn.session
 
-    # ---- session ----
-
-    def _api(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                from atproto import Client
-                from atproto_client.request import Request
-
-                request = Request(timeout=self.timeout, event_hooks={"response": [self._observe]})
-                client = Client(base_url=self.base_url, request=request)
-                client.on_session_change(lambda _event, session: self._save(session.export()))
-                saved = self._store.load(self._store_key) if self._store else None
-                if saved:
-                    client.login(session_string=saved, fetch_bsky_profile=False)  # no request: used on first call
-                else:
-                    self._login(client)
-                self._client = client
-            return self._client
-
-    def _login(self, client: Any) -> None:
-        wait = self.gate.wait_needed("login")
-        if wait > 0:
-            raise RateLimited(f"bluesky login rate limit: waiting {wait:.0f}s", retry_after=wait)
-        self.logins += 1
-        # No profile fetch: it needs an AppView, and the session already says who we are.
-        client.login(self.account.handle, self._secret("app_password"), fetch_bsky_profile=False)
-
-    def _save(self, session: str) -> None:
-        if self._store is not None:
-            self._store.save(self._store_key, session)
-
-    def _session(self) -> Any:
-        from atproto_client.client.session import Session
-
-        return Session.decode(self._api().export_session_string())
-
-    def _call(self, fn: Callable[[Any], Any]) -> Any:
-        """Run ``fn(client)``; on an expired or revoked token refresh once, else log in again, then retry."""
-        from atproto_client.exceptions import BadRequestError, UnauthorizedError
-
-        client = self._api()
-        try:
-            return fn(client)
-        except (UnauthorizedError, BadRequestError) as exc:
-            if _xrpc_error(exc) not in _AUTH_ERRORS:
-                raise
-        with self._lock:
-            try:
-                client._refresh_and_set_session()  # the SDK's own refresh, so session callbacks fire
-            except (UnauthorizedError, BadRequestError):
-                self._login(client)
-        return fn(client)
-
-    def _observe(self, response: Any) -> None:
-        headers = response.headers
-        remaining, reset = headers.get("ratelimit-remaining"), headers.get("ratelimit-reset")
-        if remaining is None or reset is None:
-            return
-        nsid = response.request.url.path.rsplit("/", 1)[-1]
-        for bucket in _BUCKETS.get(nsid, ("read",)):
-            self.gate.observe(bucket, int(remaining), float(reset))
+    @property
+    def logins(self) -> int:
+        """Password logins made by this adapter (each one costs rate-limit budget)."""
+        return self._conn.logins
 
     def close(self) -> None:
+        self._conn.close()
         with self._lock:
-            if self._client is not None:
-                self._client.request.close()
-                self._client = None
             if self._video is not None:
                 self._video.close()
                 self._video = None
@@ -194,14 +106,15 @@ class Bluesky(Platform):
         try:
             url = service_for(self.base_url, self.account.options.get("video_service"))
         except ValueError as exc:
-            raise ConfigError([f"accounts.yaml: accounts.{self.account.id}.options: {exc}"]) from exc
+            raise ConfigError([f"accounts.yaml: accounts.{self.account.id}.options.video_service: {exc}"]) from exc
         if url is None:
             return None
         with self._lock:
             if self._video is None:
                 self._video = VideoService(
-                    url, did=self._session().did, call=self._call, gate=self.gate, wall=self._wall, sleep=self._sleep, poll_interval=self.poll_interval,
-                    processing_wait=self.processing_wait, timeout=self.timeout, log=self.log)
+                    url, did=self._session().did, call=self._call, gate=self.gate, wall=self._wall, sleep=self._sleep,
+                    poll_interval=self.poll_interval, processing_wait=self.processing_wait, timeout=self.timeout,
+                    log=self.log)
             return self._video
 
     # ---- hooks ----
@@ -237,7 +150,7 @@ class Bluesky(Platform):
         try:
             return self._call(lambda client: client.com.atproto.repo.create_record(data)).uri
         except NetworkError as exc:  # timeouts included
-            if exc.response is None and _maybe_sent(exc):
+            if exc.response is None and maybe_sent(exc):
                 cause = type(exc.__cause__).__name__
                 raise UncertainOutcome(f"bluesky {collection} {rkey}: sent, but no answer ({cause})") from exc
             raise
@@ -261,7 +174,7 @@ class Bluesky(Platform):
             got = self._call(lambda client: client.com.atproto.repo.get_record(
                 {"repo": did, "collection": collection, "rkey": rkey}))
         except BadRequestError as exc:
-            if _xrpc_error(exc) in ("RecordNotFound", "NotFound"):
+            if xrpc_error(exc) in ("RecordNotFound", "NotFound"):
                 return None
             raise
         return got.uri
@@ -300,40 +213,4 @@ class Bluesky(Platform):
     # ---- errors ----
 
     def _map_error(self, exc: Exception) -> BotError:
-        from atproto_client import exceptions as ex
-
-        if isinstance(exc, ex.RateLimitExceededError):
-            reset = exc.reset_at.timestamp() - self._wall() if exc.reset_at else exc.retry_after
-            return RateLimited(f"bluesky rate limit ({exc.policy or 'no policy given'})", retry_after=reset)
-        if isinstance(exc, ex.UnauthorizedError) or (
-            isinstance(exc, ex.BadRequestError) and _xrpc_error(exc) in _AUTH_ERRORS | {"AuthFactorTokenRequired", "AccountTakedown"}
-        ):
-            names = ", ".join(sorted(self.account.credentials.values()))
-            return AuthFailed(
-                f"account {self.account.id}: Bluesky refused the credentials ({_xrpc_error(exc) or 'unauthorized'}); "
-                f"check the app password in {names} and the handle {self.account.handle}"
-            )
-        if isinstance(exc, ex.BadRequestError):
-            if _xrpc_error(exc) in ("RecordNotFound", "NotFound"):
-                return NotFound(f"bluesky: {exc}")
-            return ContentRejected(f"bluesky rejected the request: {exc}")
-        if isinstance(exc, ex.InvokeTimeoutError):
-            return PlatformUnavailable(f"bluesky did not answer within {self.timeout:.0f}s")
-        if isinstance(exc, ex.NetworkError) and exc.response is not None and exc.response.status_code == 413:
-            return ContentRejected(f"bluesky: upload too large ({exc})")
-        if isinstance(exc, ex.RequestErrorBase):
-            return PlatformUnavailable(f"bluesky: {exc}")
-        return self._unavailable(exc)
-
-
-def _maybe_sent(exc: Exception) -> bool:
-    """Whether a transport failure may have happened after the server got the request."""
-    import httpx
-
-    return not isinstance(exc.__cause__, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
-
-
-def _xrpc_error(exc: Exception) -> str | None:
-    response = getattr(exc, "response", None)
-    content = getattr(response, "content", None)
-    return getattr(content, "error", None)
+        return map_error(exc, self.account, timeout=self.timeout, wall=self._wall) or self._unavailable(exc)
