@@ -49,7 +49,7 @@ def service_for(base_url: str, option: Any) -> str | None:
         return None
     url = str(option).strip().rstrip("/")
     if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
-        raise ValueError(f"video_service '{url}' is neither a URL (https://video.bsky.app) nor none")
+        raise ValueError(f"{url!r} is not a URL (expected an https URL, or none)")
     return url
 
 

@@ -49,9 +49,7 @@ def record_of(sandbox: BlueskySandbox, uri: str) -> dict[str, Any]:
 @pytest.fixture
 def sandbox(bluesky_sandbox: BlueskySandbox) -> Iterator[BlueskySandbox]:
     yield bluesky_sandbox
-    bluesky_sandbox.clear_faults()
-    assert bluesky_sandbox.video is not None
-    bluesky_sandbox.video.set_processing_polls(bluesky_sandbox.video_polls)
+    bluesky_sandbox.restore_defaults()
 
 
 @pytest.fixture
@@ -252,7 +250,7 @@ def test_which_video_service_an_account_uses(base_url: str, option: str | None, 
 
 def test_a_video_service_that_is_not_a_url_is_a_config_error() -> None:
     """A typo in video_service is refused with its value, not sent as a request."""
-    with pytest.raises(ValueError, match="'video.bsky.app' is neither a URL"):
+    with pytest.raises(ValueError, match=r"'video.bsky.app' is not a URL \(expected an https URL, or none\)"):
         service_for("https://bsky.social", "video.bsky.app")
 
 
