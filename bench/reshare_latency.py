@@ -154,13 +154,10 @@ def main() -> None:
         authors = {p: hosts[p].create_accounts([f"fan{i:03d}" for i in range(2 * args.posts)]) for p in platforms}
         ours_authors = {p: a[: args.posts] for p, a in authors.items()}
         naive_authors = {p: a[args.posts:] for p, a in authors.items()}
-        owner = {}
         with tempfile.TemporaryDirectory(prefix="bench-reshare-") as tmp:
             root = campaign_for(Path(tmp) / "campaign", campaign_accounts, args.interval)
             appeared, started = run_worker(root, hosts, ours_authors, args.posts, args.gap, args.interval * 2 + 10)
             n_appeared, n_started = run_naive(root, hosts, naive_authors, args.posts, args.gap, args.interval)
-        for platform in platforms:
-            owner.update({rid: platform for rid in []})
         # Remote ids are per platform; the posting order says which platform each belongs to.
         order = list(appeared)
         n_order = list(n_appeared)

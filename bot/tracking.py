@@ -168,7 +168,7 @@ class Tracker(Deciding, Streaming):
         """A lane's batch: decide the streamed posts and reshare what may go now, as the loop would."""
         with self._config_lock:
             now = self.clock.now()
-            current = next((f for f in self.feeds if (f.network, f.key) == (feed.network, feed.key)), None)
+            current = self._current(feed)
             if self.rules is None or current is None or self._stop.is_set():
                 return  # tracking of these tags was removed by a reload, or we are stopping
             if not (self._leader and self._lease_until is not None and now < self._lease_until):
@@ -184,6 +184,10 @@ class Tracker(Deciding, Streaming):
                 if self._stop.is_set():
                     return  # what was decided stays pending in the ledger for the next start
                 self._drain(account)
+
+    def _current(self, feed: Feed) -> Feed | None:
+        """The feed now configured for ``feed``'s tags (a reload replaces Feed objects; a stream keeps its own)."""
+        return next((f for f in self.feeds if (f.network, f.key) == (feed.network, feed.key)), None)
 
     def _drain_all(self, accounts: set[str], now: datetime, outcome: Counter[str]) -> None:
         laned = self._laned_accounts()

@@ -27,7 +27,8 @@ LANE_MIN_IDLE = 0.01  # so a due time the lane cannot act on (no lease) never sp
 
 
 class Streaming:
-    """Mixed into Tracker, which provides adapters, campaign, clock, log, _stop, _wake and _serve_streamed."""
+    """Mixed into Tracker, which provides adapters, campaign, clock, log, feeds, resharer, _stop, _wake,
+    _current and _serve_streamed."""
 
     stream_connect_timeout = 10.0  # seconds a stream may take to connect before we poll instead
     _stream_threads: dict[int, threading.Thread]
@@ -97,12 +98,13 @@ class Streaming:
 
     def _lane_due(self, feed: Feed) -> bool:
         now, due = self.clock.now(), self.resharer.next_due if self.resharer else {}
-        return any(t <= now for t in (due.get(a) for a in feed.accounts) if t is not None)
+        accounts = (self._current(feed) or feed).accounts
+        return any(t <= now for t in (due.get(a) for a in accounts) if t is not None)
 
     def _lane_idle(self, feed: Feed) -> float:
         """Real seconds until the lane's next waiting post falls due, at most LANE_IDLE."""
         due = self.resharer.next_due if self.resharer else {}
-        times = [t for t in (due.get(a) for a in feed.accounts) if t is not None]
+        times = [t for t in (due.get(a) for a in (self._current(feed) or feed).accounts) if t is not None]
         if not times:
             return LANE_IDLE
         seconds = (min(times) - self.clock.now()).total_seconds() / getattr(self.clock, "speed", 1.0)

@@ -60,6 +60,24 @@ def test_counts_include_scheduled_reshares(ledger: ReshareLedger) -> None:
     assert ledger.author_last("x-index", "a1", ["done"]) == NOW - timedelta(minutes=10)
 
 
+def test_a_post_decided_by_several_threads_at_once_gets_one_row(ledger: ReshareLedger) -> None:
+    """A stream's lane and the loop recording the same post at the same moment: exactly one insert wins."""
+    barrier = threading.Barrier(8)
+    results: list[int | None] = []
+
+    def record() -> None:
+        barrier.wait()
+        results.extend(ledger.record(NOW, [item(7)]))
+
+    threads = [threading.Thread(target=record) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r is not None for r in results) == 1 and len(results) == 8
+    assert len(ledger.rows()) == 1
+
+
 def test_transition_happens_once(ledger: ReshareLedger) -> None:
     """Two claims of one pending row: exactly one wins."""
     [row_id] = ledger.record(NOW, [item(1)])
