@@ -33,23 +33,15 @@ def _now() -> str:
 class BlueskySandbox(Sandbox):
     platform = "bluesky"
 
-    def __init__(
-        self,
-        *,
-        latency: float = 0.0,
-        workdir: str | None = None,
-        appview: bool = True,
-        rate_limits: bool = False,
-        blob_limit: int = 100 * 1024 * 1024,
-        startup_timeout: float = 90.0,
-        video_polls: int = 1,
-    ) -> None:
-        super().__init__(latency=latency, workdir=workdir)
+    def __init__(self, *, appview: bool = True, rate_limits: bool = False, blob_limit: int = 100 * 1024 * 1024,
+                 startup_timeout: float = 90.0, video_polls: int = 1, **base: Any) -> None:
+        """``base`` holds what every sandbox takes (latency, workdir)."""
+        super().__init__(**base)
         self.appview = appview
         self.rate_limits = rate_limits  # the PDS's own limits (global per IP): off by default for bulk tests
         self.blob_limit = blob_limit
         self.startup_timeout = startup_timeout
-        self.proxy = FaultProxy(latency=latency)
+        self.proxy = FaultProxy(latency=self.latency)
         self.video_polls = video_polls  # getJobStatus answers saying ENCODING before the COMPLETED one
         self.video: VideoService | None = None
         self.info: dict[str, Any] = {}  # the network's URLs: plc, pds, appview, control

@@ -19,7 +19,7 @@ from bot.platforms.bluesky_text import tid_for
 from bot.sandbox.bluesky import BlueskySandbox
 from bot.sandbox.base import SandboxAccount
 from bot.sandbox.media import make_captions, make_image, make_video
-from tests.platforms.support import adapter_for
+from tests.platforms.support import adapter_for, opened, restored
 
 pytestmark = pytest.mark.slow
 
@@ -34,8 +34,7 @@ def calls(sandbox: BlueskySandbox, nsid: str, since: int = 0) -> int:
 
 @pytest.fixture
 def sandbox(bluesky_sandbox: BlueskySandbox) -> Iterator[BlueskySandbox]:
-    yield bluesky_sandbox
-    bluesky_sandbox.clear_faults()  # a test that failed early must not leave faults for the next
+    yield from restored(bluesky_sandbox)  # a test that failed early must not leave faults for the next
 
 
 @pytest.fixture
@@ -45,9 +44,7 @@ def account(sandbox: BlueskySandbox) -> SandboxAccount:
 
 @pytest.fixture
 def adapter(account: SandboxAccount) -> Iterator[Bluesky]:
-    platform = adapter_for(account)
-    yield platform
-    platform.close()
+    yield from opened(account)
 
 
 def record_of(sandbox: BlueskySandbox, uri: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from bot.platforms.bluesky_video import OFFICIAL, service_for
 from bot.sandbox.base import SandboxAccount
 from bot.sandbox.bluesky import BlueskySandbox
 from bot.sandbox.media import make_captions, make_video
-from tests.platforms.support import Sleeps, adapter_for
+from tests.platforms.support import Sleeps, adapter_for, opened, restored
 
 pytestmark = pytest.mark.slow
 _seeds = itertools.count(1000)
@@ -48,8 +48,7 @@ def record_of(sandbox: BlueskySandbox, uri: str) -> dict[str, Any]:
 
 @pytest.fixture
 def sandbox(bluesky_sandbox: BlueskySandbox) -> Iterator[BlueskySandbox]:
-    yield bluesky_sandbox
-    bluesky_sandbox.restore_defaults()
+    yield from restored(bluesky_sandbox)
 
 
 @pytest.fixture
@@ -64,9 +63,7 @@ def sleeps() -> Sleeps:
 
 @pytest.fixture
 def adapter(account: SandboxAccount, sleeps: Sleeps) -> Iterator[Bluesky]:
-    platform = adapter_for(account, sleep=sleeps, poll_interval=0.5)
-    yield platform
-    platform.close()
+    yield from opened(account, sleep=sleeps, poll_interval=0.5)
 
 
 def test_twenty_megabyte_video_goes_through_the_video_service(
@@ -253,6 +250,14 @@ def test_a_video_service_that_is_not_a_url_is_a_config_error() -> None:
     with pytest.raises(ValueError, match=r"'video.bsky.app' is not a URL \(expected an https URL, or none\)"):
         service_for("https://bsky.social", "video.bsky.app")
 
+
+
+def test_bot_check_hook_names_a_bad_video_service() -> None:
+    """Bluesky.option_problems reports a video_service that is not a URL under its key, and nothing for none or unset."""
+    assert Bluesky.option_problems("https://bsky.social", {"video_service": "htp:/x"}) == {
+        "video_service": "'htp:/x' is not a URL (expected an https URL, or none)"}
+    assert Bluesky.option_problems(None, {}) == {}
+    assert Bluesky.option_problems("https://pds.example.org", {"video_service": "none"}) == {}
 
 def test_a_spent_daily_budget_is_refused_before_the_bytes_go(
     sandbox: BlueskySandbox, account: SandboxAccount, adapter: Bluesky, tmp_path: Path

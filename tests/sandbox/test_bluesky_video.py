@@ -14,6 +14,7 @@ from bot.sandbox.base import SandboxAccount
 from bot.sandbox.bluesky import BlueskySandbox
 from bot.sandbox.bluesky_video import VideoService
 from bot.sandbox.media import make_video
+from tests.platforms.support import restored
 
 pytestmark = pytest.mark.slow
 UPLOAD_LXM = "com.atproto.repo.uploadBlob"
@@ -21,8 +22,7 @@ UPLOAD_LXM = "com.atproto.repo.uploadBlob"
 
 @pytest.fixture
 def sandbox(bluesky_sandbox: BlueskySandbox) -> Iterator[BlueskySandbox]:
-    yield bluesky_sandbox
-    bluesky_sandbox.restore_defaults()
+    yield from restored(bluesky_sandbox)
 
 
 @pytest.fixture
