@@ -39,7 +39,7 @@ def searches(sandbox, tag: str) -> int:
 
 
 def test_streamed_post_is_decided_and_reshared_without_polling(mastodon_sandbox, tmp_path, clock) -> None:
-    """With streaming on, a new tagged post is decided and reshared from the stream, with no extra poll."""
+    """With streaming on, a new tagged post is decided and reshared from the stream, with no extra poll; stop ends its lane."""
     sandbox = mastodon_sandbox
     sandbox.set_streaming(True)
     world = World(sandbox, tmp_path, clock, fresh("Free"), [sandbox.create_account(fresh("index"))],
@@ -59,6 +59,7 @@ def test_streamed_post_is_decided_and_reshared_without_polling(mastodon_sandbox,
         thread.join(10)
         world.close()
     assert not thread.is_alive()
+    assert tracker._lanes and not any(lane.is_alive() for lane in tracker._lanes)
 
 
 def test_instance_without_streaming_falls_back_to_polling(mastodon_sandbox, tmp_path, clock) -> None:
