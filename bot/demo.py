@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import structlog
 import yaml
@@ -28,6 +28,7 @@ from bot import logs
 from bot.sandbox import Sandbox, SandboxAccount, sandbox_class
 
 log = structlog.get_logger("bot.demo")
+T = TypeVar("T")
 
 CAMPAIGN_DIRS = ("posts", "schedules", "config")
 
@@ -141,14 +142,16 @@ def provision_accounts(workdir: Path, sandboxes: dict[str, Sandbox]) -> dict[str
     """Create each campaign account on its sandbox; point accounts.yaml at it and export its secrets."""
     path = workdir / "config" / "accounts.yaml"
     config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    created: dict[str, SandboxAccount] = {}
     for account_id, entry in list(config["accounts"].items()):
-        sandbox = sandboxes.get(entry["platform"])
-        if sandbox is None:
+        if entry["platform"] not in sandboxes:
             del config["accounts"][account_id]  # a platform the demo does not run
-            continue
-        made = sandbox.create_account(sandbox_name(account_id))
-        created[account_id] = made
+    made_by_id = per_platform(sandboxes, lambda platform, sandbox: {
+        account_id: sandbox.create_account(sandbox_name(account_id))
+        for account_id, entry in config["accounts"].items() if entry["platform"] == platform
+    })
+    created: dict[str, SandboxAccount] = {}
+    for account_id, entry in config["accounts"].items():
+        made = created[account_id] = made_by_id[entry["platform"]][account_id]
         entry["base_url"] = made.entry["base_url"]
         entry["handle"] = made.entry.get("handle") or made.handle
         if made.entry.get("options"):  # e.g. the Bluesky sandbox's video service
@@ -159,6 +162,13 @@ def provision_accounts(workdir: Path, sandboxes: dict[str, Sandbox]) -> dict[str
     path.write_text("# Written by `bot demo`: the shipped accounts, pointed at local sandboxes.\n" + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     _drop_missing_accounts(workdir, set(created))
     return created
+
+
+def per_platform(sandboxes: dict[str, Sandbox], work: Callable[[str, Sandbox], T]) -> dict[str, T]:
+    """Run ``work`` on every sandbox at once (each waits on its own server); results by platform, in order."""
+    with ThreadPoolExecutor(max(1, len(sandboxes))) as pool:
+        futures = {platform: pool.submit(work, platform, sandbox) for platform, sandbox in sandboxes.items()}
+        return {platform: future.result() for platform, future in futures.items()}
 
 
 def stretch_grace(workdir: Path, grace: str = "12h") -> None:
@@ -224,17 +234,23 @@ def seed_hashtag_posts(workdir: Path, sandboxes: dict[str, Sandbox]) -> dict[str
     blocked = [w for w in policy.get("blocked_words", [])] or ["traitors"]
     policy["blocked_words"] = blocked
     partners = [h.lstrip("@") for h in policy.get("always_from", [])]
-    for platform, sandbox in sandboxes.items():
+
+    def seed(platform: str, sandbox: Sandbox) -> tuple[list[str], list[tuple[SandboxAccount, str]]]:
+        handles = []
         for name in partners[:1]:
             partner = sandbox.create_account(sandbox_name(name))
-            policy.setdefault("always_from", []).append("@" + partner.handle.lstrip("@"))
+            handles.append("@" + partner.handle.lstrip("@"))
             sandbox.post_as(partner, "A year since Andrei and Irina were detained. Join us: #FreeAndreiandIrina")
         for name, display, text in SUPPORTERS:
             sandbox.post_as(sandbox.create_account(sandbox_name(name), display_name=display), text)
         troll = sandbox.create_account("regime_voice", display_name="Regime voice")
         sandbox.post_as(troll, f"They are {blocked[0]} and deserve prison #FreeAndreiandIrina")
         sandbox.index()
-        cast["live"][platform] = [(sandbox.create_account(sandbox_name(n), display_name=d), t) for n, d, t in LIVE_SUPPORTERS]
+        return handles, [(sandbox.create_account(sandbox_name(n), display_name=d), t) for n, d, t in LIVE_SUPPORTERS]
+
+    for platform, (handles, live) in per_platform(sandboxes, seed).items():
+        policy.setdefault("always_from", []).extend(handles)
+        cast["live"][platform] = live
     # Compressed time: poll every campaign hour, which is well under a wall second.
     for track in config.get("track", []):
         track["interval"] = 3600
