@@ -44,11 +44,15 @@ def run(servers, pg, workers: int, accounts_n: int, latency: float, tmp: Path) -
              for i in range(workers)]
     deadline = time.monotonic() + 150
     server_cpu0, wall0 = cpu_seconds(servers), time.monotonic()
+    cpu_start = None  # each worker's CPU seconds when the first post appeared: start-up is not the fan-out's
     try:
-        while host.post_count() < accounts_n and time.monotonic() < deadline:
+        while (count := host.post_count()) < accounts_n and time.monotonic() < deadline:
             if any(p.poll() is not None for p in procs):
                 break
+            if cpu_start is None and count > 0:
+                cpu_start = [process_cpu(p.pid) for p in procs]
             time.sleep(0.5)
+        cpu_fanout = [process_cpu(p.pid) - c for p, c in zip(procs, cpu_start or [0.0] * len(procs))]
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
@@ -74,7 +78,16 @@ def run(servers, pg, workers: int, accounts_n: int, latency: float, tmp: Path) -
     return {"published": len(created), "on_server": len(posts), "span": span,
             "throughput": len(created) / span if created else 0.0,
             "throttled": sum(1 for e in log if e["status"] == 429), "per_worker": sorted(n for _, n in per_owner),
-            "texts": len({p.text for p in posts}), "server_cpu": server_cpu, "duplicates": len(posts) - len({p.author for p in posts})}
+            "texts": len({p.text for p in posts}), "server_cpu": server_cpu, "worker_cpu": cpu_fanout, "duplicates": len(posts) - len({p.author for p in posts})}
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -96,7 +109,9 @@ def main() -> None:
                 r = results[n] = run(servers, pg, n, args.accounts, args.latency, Path(tmp))
                 print(f"{n} worker(s): {r['published']}/{args.accounts} published in {r['span']:.1f} s, "
                       f"{r['throughput']:.0f} posts/s; attempts per worker {r['per_worker']}; 429: {r['throttled']}; "
-                      f"accounts posted to more than once: {r['duplicates']}; X sandbox process CPU {r['server_cpu']:.0f} %")
+                      f"accounts posted to more than once: {r['duplicates']}; X sandbox process CPU {r['server_cpu']:.0f} %; "
+                      f"workers' CPU during the fan-out {', '.join(f'{c:.1f}' for c in r['worker_cpu'])} s "
+                      f"({sum(r['worker_cpu']) / max(1, r['published']) * 1000:.1f} ms per post)")
             host = servers.Host("x", args.latency)
             sample = host.create_accounts([f"naive{i:02d}" for i in range(args.naive_sample)])
             naive = run_naive(campaign_for(Path(tmp) / "naive", "x", sample), sample, len(sample))
