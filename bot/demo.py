@@ -115,14 +115,31 @@ def run_demo(source: Path, workdir: Path, sandboxes: dict[str, Sandbox], *, days
 
 
 def start_sandboxes(platforms: list[str], stack: ExitStack) -> dict[str, Sandbox]:
-    """Start every sandbox at once (the AT Protocol network takes longest)."""
+    """Start every sandbox at once (the AT Protocol network takes longest); ``stack`` stops them all at once."""
     sandboxes = {p: sandbox_class(p)() for p in platforms}
+    started: dict[str, Sandbox] = {}
+    stack.callback(stop_sandboxes, started)
     with ThreadPoolExecutor(len(sandboxes)) as pool:
-        for platform, future in [(p, pool.submit(s.start)) for p, s in sandboxes.items()]:
-            future.result()
-            stack.callback(sandboxes[platform].stop)
-            log.info("sandbox_started", platform=platform, base_url=sandboxes[platform].base_url)
+        futures = {p: pool.submit(s.start) for p, s in sandboxes.items()}
+    errors = []
+    for platform, future in futures.items():
+        if future.exception() is not None:
+            errors.append(future.exception())
+            continue
+        started[platform] = sandboxes[platform]
+        log.info("sandbox_started", platform=platform, base_url=sandboxes[platform].base_url)
+    if errors:
+        raise errors[0]
     return sandboxes
+
+
+def stop_sandboxes(sandboxes: dict[str, Sandbox]) -> None:
+    """Stop them side by side: the Bluesky network, PostgreSQL and redis each take a moment to close."""
+    with ThreadPoolExecutor(max(1, len(sandboxes))) as pool:
+        futures = {p: pool.submit(s.stop) for p, s in sandboxes.items()}
+    for platform, future in futures.items():
+        if future.exception() is not None:
+            log.warning("sandbox_stop_failed", platform=platform, error=str(future.exception()))
 
 
 def copy_campaign(source: Path, workdir: Path) -> None:
