@@ -11,13 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, Row
 
 from bot.clock import Clock
-
-
-def _tables():
-    # publications.py imports this module to build Ledger, so the tables are looked up late.
-    from bot.ledger import publications as pubs
-
-    return pubs
+from bot.ledger import publication_schema as pubs
 
 
 class PublicationQueries:
@@ -26,7 +20,6 @@ class PublicationQueries:
 
     def pending_retries(self, now: datetime | None = None) -> list[Row]:
         """Rows waiting to be retried whose time has come, oldest first."""
-        pubs = _tables()
         now = now or self.clock.now()
         c = pubs.publications.c
         return self._rows(sa.select(pubs.publications).where(c.state == pubs.RETRYING, c.next_attempt_at <= now)
@@ -34,7 +27,6 @@ class PublicationQueries:
 
     def expired_claims(self, now: datetime | None = None) -> list[Row]:
         """Claims whose owner stopped renewing (a dead worker): ready to be taken over."""
-        pubs = _tables()
         now = now or self.clock.now()
         c = pubs.publications.c
         return self._rows(sa.select(pubs.publications).where(c.state == pubs.CLAIMED, c.lease_until <= now)
@@ -42,16 +34,14 @@ class PublicationQueries:
 
     def recent(self, limit: int = 20, campaign: str | None = None) -> list[Row]:
         """The latest publications that ended published, newest first."""
-        return self._latest((_tables().PUBLISHED,), limit, campaign)
+        return self._latest((pubs.PUBLISHED,), limit, campaign)
 
     def failures(self, limit: int = 20, campaign: str | None = None) -> list[Row]:
         """The latest failed and skipped publications with their reasons, newest first."""
-        pubs = _tables()
         return self._latest((pubs.FAILED, pubs.SKIPPED), limit, campaign)
 
     def in_flight(self, campaign: str | None = None) -> list[Row]:
         """Claimed or retrying publications, by slot time."""
-        pubs = _tables()
         c = pubs.publications.c
         query = sa.select(pubs.publications).where(c.state.in_(pubs.OPEN_STATES)).order_by(c.slot_at)
         if campaign is not None:
@@ -60,7 +50,6 @@ class PublicationQueries:
 
     def counts(self, campaign: str | None = None) -> dict[str, int]:
         """Number of publications per state (every state present, zero when none)."""
-        pubs = _tables()
         c = pubs.publications.c
         query = sa.select(c.state, sa.func.count()).group_by(c.state)
         if campaign is not None:
@@ -72,7 +61,6 @@ class PublicationQueries:
 
     def skip_reasons(self, campaign: str | None = None) -> dict[str, int]:
         """How many publications were skipped or failed, per ``state:reason``."""
-        pubs = _tables()
         c = pubs.publications.c
         query = (sa.select(c.state, c.reason, sa.func.count())
                  .where(c.state.in_((pubs.SKIPPED, pubs.FAILED))).group_by(c.state, c.reason))
@@ -83,12 +71,12 @@ class PublicationQueries:
 
     def attempts_of(self, pub_id: int) -> list[Row]:
         """Every attempt of one publication, in order."""
-        a = _tables().attempts.c
-        return self._rows(sa.select(_tables().attempts).where(a.publication_id == pub_id).order_by(a.n))
+        a = pubs.attempts.c
+        return self._rows(sa.select(pubs.attempts).where(a.publication_id == pub_id).order_by(a.n))
 
     def keys_taken(self, campaign: str, start: datetime, end: datetime) -> set[tuple[datetime, str, str]]:
         """(slot_at, target, account) of every publication in [start, end): lets status drop what is done."""
-        c = _tables().publications.c
+        c = pubs.publications.c
         query = sa.select(c.slot_at, c.target, c.account).where(
             c.campaign == campaign, c.slot_at >= start, c.slot_at < end
         )
@@ -96,8 +84,8 @@ class PublicationQueries:
             return {tuple(row) for row in conn.execute(query)}
 
     def _latest(self, states: tuple[str, ...], limit: int, campaign: str | None) -> list[Row]:
-        c = _tables().publications.c
-        query = (sa.select(_tables().publications).where(c.state.in_(states))
+        c = pubs.publications.c
+        query = (sa.select(pubs.publications).where(c.state.in_(states))
                  .order_by(c.updated.desc(), c.id.desc()).limit(limit))
         if campaign is not None:
             query = query.where(c.campaign == campaign)
