@@ -8,6 +8,7 @@ account's spacing, hourly and daily caps and the author cooldown allow it.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,6 +40,10 @@ class Resharer:
         self.log = log
         self.next_due: dict[str, datetime] = {}  # account -> when a waiting reshare may go next
         self._auth_reported: set[str] = set()
+        # Decisions whose platform call is running in this process (a stream's lane or the loop):
+        # recover_stuck must not take a slow call for a dead worker's, whatever the clock says.
+        self._in_flight: set[int] = set()
+        self._in_flight_lock = threading.Lock()
 
     @property
     def dry_run(self) -> bool:
@@ -52,6 +57,9 @@ class Resharer:
     def recover_stuck(self, now: datetime, older_than: timedelta) -> None:
         """A reshare whose worker died mid-call may have happened: record it failed, never try twice."""
         for row in self.ledger.stuck():
+            with self._in_flight_lock:
+                if row.id in self._in_flight:
+                    continue
             started = row.not_before if row.not_before.tzinfo else row.not_before.replace(tzinfo=now.tzinfo)
             if now - started < older_than:
                 continue
@@ -98,6 +106,15 @@ class Resharer:
             self._log("reshare_would_have", row)
             return "would_have"
         adapter = self.adapters.get(row.account)
+        with self._in_flight_lock:
+            self._in_flight.add(row.id)
+        try:
+            return self._call(adapter, row, now)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight.discard(row.id)
+
+    def _call(self, adapter: Platform | None, row: Any, now: datetime) -> str:
         try:
             if adapter is None:
                 raise PermanentError(f"no adapter for account {row.account} (missing secrets?)")
@@ -123,8 +140,11 @@ class Resharer:
         except PermanentError as err:
             return self._failed(row, err)
         self._auth_reported.discard(row.account)
-        self.ledger.transition(row.id, ["resharing"], status="done", acted_at=self.clock.now(),
-                               reshare_id=receipt.remote_id, reshare_url=receipt.url, error=None)
+        # The platform took it, so the row says done even if a recovery marked it failed meanwhile:
+        # the ledger records what happened, and the post is never reshared again either way.
+        self.ledger.transition(row.id, ["resharing", "failed"], status="done", acted_at=self.clock.now(),
+                               reshare_id=receipt.remote_id, reshare_url=receipt.url, reason=row.reason,
+                               error=None)
         self._log("reshare_done", row, reshare_url=receipt.url, reshare_id=receipt.remote_id)
         return "done"
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import threading
+import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -214,6 +216,32 @@ def test_reshare_interrupted_by_a_crash_is_not_repeated(x_sandbox, tmp_path, clo
             world.tracker("worker-b").poll_once()
         assert rows(world)[0].status == "failed" and rows(world)[0].reason == "uncertain_outcome"
         assert [e["event"] for e in logs if e.get("remote_id") == posted[0]] == ["reshare_failed"]
+        assert reshared(world) == posted
+    finally:
+        world.close()
+
+
+def test_slow_reshare_in_this_process_is_not_taken_for_a_crashed_one(x_sandbox, tmp_path, clock) -> None:
+    """A reshare still in flight in this process outlives the stuck-row recovery and is recorded done, never failed."""
+    world = make_world(x_sandbox, tmp_path, clock)
+    try:
+        tracker = world.tracker()
+        tracker.poll_once()
+        posted = supporters_post(world, 1)
+        x_sandbox.fail_next("timeout", retry_after=2.0, path="retweets")  # X takes it, answers 2 s late
+        with capture_logs() as logs:
+            slow = threading.Thread(target=world.step, args=(tracker,))
+            slow.start()
+            deadline = time.monotonic() + 10
+            while [r.status for r in rows(world)] != ["resharing"] and time.monotonic() < deadline:
+                time.sleep(0.02)  # waits for the other thread's call to start, not for a schedule
+            assert [r.status for r in rows(world)] == ["resharing"]
+            clock.advance(600)  # far past the lease: a row left by a dead worker would be given up now
+            tracker.resharer.recover_stuck(clock.now(), timedelta(minutes=3))
+            assert [r.status for r in rows(world)] == ["resharing"]
+            slow.join(15)
+        assert [(r.status, r.reason) for r in rows(world)] == [("done", "tagged")]
+        assert [e["event"] for e in logs if e.get("remote_id") == posted[0]] == ["reshare_scheduled", "reshare_done"]
         assert reshared(world) == posted
     finally:
         world.close()
