@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 
@@ -95,6 +96,21 @@ class FaultQueue:
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
+
+
+def serve_loopback(handler: type[BaseHTTPRequestHandler], name: str) -> ThreadingHTTPServer:
+    """A threaded HTTP server on 127.0.0.1 (a free port), serving from a daemon thread."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, args=(0.05,), name=name, daemon=True).start()
+    return server
+
+
+def shut(server: ThreadingHTTPServer | None) -> None:
+    """Stop a server from ``serve_loopback`` and free its port; None is a no-op."""
+    if server is not None:
+        server.shutdown()
+        server.server_close()
 
 
 class Sandbox(ABC):

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from bot.sandbox.base import Fault, FaultQueue
+from bot.sandbox.base import Fault, FaultQueue, serve_loopback, shut
 from bot.sandbox.bluesky_video_jobs import LIMITS_LXM, UPLOAD_LXM, Jobs, Refused, Tokens
 
 MB = 1024 * 1024
@@ -50,16 +50,12 @@ class VideoService:
     # ---- life cycle ----
 
     def start(self) -> "VideoService":
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), name="bluesky-video", daemon=True).start()
+        self._server = serve_loopback(_handler_for(self), "bluesky-video")
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        shut(self._server)
+        self._server = None
         self.jobs.close()
 
     @property

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.sandbox.base import Fault, FaultQueue
+from bot.sandbox.base import Fault, FaultQueue, serve_loopback, shut
 
 CHUNK = 256 * 1024
 TIMEOUT_DELAY = 5.0  # how late a "timeout" fault lets the forwarded answer come, unless told otherwise
@@ -69,7 +69,6 @@ class FaultProxy:
         self._log: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -78,17 +77,12 @@ class FaultProxy:
         return f"http://{host}:{port}"
 
     def start(self) -> "FaultProxy":
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fault-proxy", daemon=True)
-        self._thread.start()
+        self._server = serve_loopback(_handler_for(self), "fault-proxy")
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        shut(self._server)
+        self._server = None
 
     def fail_next(
         self,

@@ -34,6 +34,13 @@ def running(world: World):
     return tracker, stop, thread
 
 
+def tracking_world(sandbox, tmp_path, clock, *, streaming: bool = True) -> World:
+    """One of our accounts tracking a fresh tag every 30 s, with the instance streaming or not."""
+    sandbox.set_streaming(streaming)
+    return World(sandbox, tmp_path, clock, fresh("Free"), [sandbox.create_account(fresh("index"))],
+                 base_policy(), interval=30)
+
+
 def searches(sandbox, tag: str) -> int:
     return sum(1 for r in sandbox.requests() if r["path"].endswith(f"/timelines/tag/{tag}"))
 
@@ -41,9 +48,7 @@ def searches(sandbox, tag: str) -> int:
 def test_streamed_post_is_decided_and_reshared_without_polling(mastodon_sandbox, tmp_path, clock) -> None:
     """With streaming on, a new tagged post is decided and reshared from the stream, with no extra poll; stop ends its lane."""
     sandbox = mastodon_sandbox
-    sandbox.set_streaming(True)
-    world = World(sandbox, tmp_path, clock, fresh("Free"), [sandbox.create_account(fresh("index"))],
-                  base_policy(), interval=30)
+    world = tracking_world(sandbox, tmp_path, clock)
     tracker, stop, thread = running(world)
     try:
         # The stream starts before the first poll; that poll is the only one expected.
@@ -65,9 +70,7 @@ def test_streamed_post_is_decided_and_reshared_without_polling(mastodon_sandbox,
 def test_instance_without_streaming_falls_back_to_polling(mastodon_sandbox, tmp_path, clock) -> None:
     """When the instance does not stream, the tracker logs the fallback and finds posts by polling."""
     sandbox = mastodon_sandbox
-    sandbox.set_streaming(False)
-    world = World(sandbox, tmp_path, clock, fresh("Free"), [sandbox.create_account(fresh("index"))],
-                  base_policy(), interval=30)
+    world = tracking_world(sandbox, tmp_path, clock, streaming=False)
     try:
         with capture_logs() as logs:
             tracker, stop, thread = running(world)
@@ -158,9 +161,7 @@ def test_streamed_post_is_reshared_while_the_loop_waits_on_another_networks_poll
 def test_stream_keeps_serving_after_a_reload(mastodon_sandbox, tmp_path, clock) -> None:
     """After a reload replaces the feeds, the running stream's posts are still decided and reshared."""
     sandbox = mastodon_sandbox
-    sandbox.set_streaming(True)
-    world = World(sandbox, tmp_path, clock, fresh("Free"), [sandbox.create_account(fresh("index"))],
-                  base_policy(), interval=30)
+    world = tracking_world(sandbox, tmp_path, clock)
     tracker, stop, thread = running(world)
     try:
         eventually(lambda: tracker.feeds[0].connected.is_set())
