@@ -38,6 +38,13 @@ class UncertainOutcome(RetryableError):
     """
 
 
+class LeaseLost(BotError):
+    """This worker's claim on a publication ran out and another worker took it over mid-attempt.
+
+    The attempt stops before it can post: the other worker publishes (or reconciles) it now.
+    """
+
+
 class PermanentError(BotError):
     """Trying again will not help; a person has to act."""
 

@@ -35,7 +35,7 @@ from typing import Any
 import structlog
 
 from bot.clock import Clock
-from bot.errors import (AuthFailed, ConfigError, ContentRejected, DuplicateContent, NotFound,
+from bot.errors import (AuthFailed, ConfigError, ContentRejected, DuplicateContent, LeaseLost, NotFound,
                         PermanentError, RetryableError, UncertainOutcome)
 from bot.ledger.publications import Ledger, PublicationKey
 from bot.platforms.base import Receipt
@@ -184,6 +184,8 @@ class Publisher:
                 return self._failed(row.id, n, "gave_up", "retry deadline passed", ctx, started=started)
             else:
                 receipt = self._send(adapter, out, row.id, reconcile, ctx)
+        except LeaseLost as err:
+            return self._abandoned(row.id, n, err, ctx, started)
         except RetryableError as err:
             return self._retry(row, n, err, occ, ctx, started)
         except AuthFailed as err:
@@ -218,7 +220,10 @@ class Publisher:
             now = self.clock.now()
             if now - last[0] >= self.lease / 3:
                 last[0] = now
-                self.ledger.renew_lease(pub_id, self.owner, self.lease)
+                if not self.ledger.renew_lease(pub_id, self.owner, self.lease):
+                    # Stalled past the lease, and another worker took the row over: posting now
+                    # could double its post (X has no idempotency key), so stop the upload here.
+                    raise LeaseLost(f"publication {pub_id} was taken over by another worker during the upload")
             if self.on_progress is not None:
                 self.on_progress(ctx, sent, total)
 
@@ -237,6 +242,14 @@ class Publisher:
         _emit(log.warning, "publish_retried", ctx, outcome="retry_later", reason=type(err).__name__, error=error,
               retry_at=when.isoformat(), retry_after=err.retry_after, duration_ms=_ms(started))
         return Result(Outcome.retry_later, row.id, ctx["post"], type(err).__name__, retry_at=when)
+
+    def _abandoned(self, pub_id: int, n: int, err: LeaseLost, ctx: dict[str, Any], started: float) -> Result:
+        # The row is the new owner's now: only our attempt is closed (the owner guard leaves the row alone).
+        self.ledger.record_failed(pub_id, "lease_lost", str(err), attempt=n, attempt_outcome="abandoned",
+                                  owner=self.owner)
+        _emit(log.warning, "publish_abandoned", ctx, outcome="abandoned", reason="lease_lost", error=str(err),
+              duration_ms=_ms(started))
+        return Result(Outcome.not_mine, pub_id, ctx.get("post"), "lease_lost")
 
     def _auth_failed(self, pub_id: int, n: int | None, account: Any, detail: str, ctx: dict[str, Any],
                      *, started: float | None = None) -> Result:

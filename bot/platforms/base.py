@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from bot.errors import (
     BotError,
     ContentRejected,
+    LeaseLost,
     PlatformUnavailable,
     RateLimited,
 )
@@ -263,6 +264,8 @@ class Platform(ABC):
         started = time.monotonic()
         try:
             return call()
+        except LeaseLost:
+            raise  # the caller's own stop (raised from its progress callback), not the platform's failure
         except BotError as err:
             self._note_failure(op, err, started, buckets)
             raise

@@ -219,3 +219,45 @@ def test_lost_request_landing_after_the_look_up_is_recorded_as_ours(x_setup, x_s
     statuses = [(r["method"], r["status"]) for r in x_sandbox.requests()[mark:] if r["path"] == "/2/tweets"]
     assert statuses == [("POST", 201), ("POST", 403)]  # the dead worker's, then ours refused as a duplicate
     assert next(e for e in logs if e["event"] == "post_published")["reconciled"] is True
+
+
+def test_worker_that_lost_its_claim_mid_upload_stops_before_posting(x_setup, x_sandbox, clock, ledger):
+    """A worker stalled past its lease whose claim another worker took over stops its upload and never posts."""
+    import dataclasses
+
+    from bot.campaign.model import Media
+    from bot.sandbox.media import make_image
+
+    slow, account, remote = x_setup
+    images = [Media(file=f"media/b{i}.png", path=make_image(slow.campaign.root / "posts" / "media" / f"b{i}.png",
+                                                            (400, 300)), alt=f"Banner {i}") for i in range(2)]
+    launch = slow.campaign.posts["launch"]
+    slow.campaign.posts["launch"] = dataclasses.replace(launch, media=images)
+    # The two workers stand for two processes: they must not share uploads through this one's registry.
+    slow.campaign.accounts[account.id] = account.model_copy(update={"options": {**account.options, "share_media": False}})
+    other = Publisher(slow.campaign, ledger, AdapterPool(), clock, "w2")
+    occ = occurrence(NINE, "post:launch", [account.id])
+    clock.set(NINE)
+    taken_over = []
+
+    def stall_then_lose_the_claim(ctx, sent, total):  # after the first image: w1 stalls, w2 takes over
+        if not taken_over:
+            clock.advance(11 * 60)
+            taken_over.append(other.resume(other.ledger.expired_claims()[0]))
+
+    slow.on_progress = stall_then_lose_the_claim
+    try:
+        with capture_logs() as logs:
+            result = slow.fire(occ, account.id)
+    finally:
+        other.adapters.close()
+    assert (result.outcome, result.reason) == (Outcome.not_mine, "lease_lost")
+    assert taken_over[0].outcome is Outcome.published
+    [post] = x_sandbox.posts(remote)  # w2's post only
+    assert post.remote_id == taken_over[0].remote_id and len(post.media) == 2
+    key = PublicationKey("free", NINE, "post:launch", account.id)
+    assert ledger.get(key).state == "published" and ledger.get(key).remote_id == post.remote_id
+    assert [(a.owner, a.outcome) for a in ledger.attempts_of(result.publication_id)] == [
+        ("w1", "abandoned"), ("w2", "published")]
+    abandoned = next(e for e in logs if e["event"] == "publish_abandoned")
+    assert abandoned["reason"] == "lease_lost" and abandoned["account"] == account.id
