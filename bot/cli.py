@@ -49,6 +49,10 @@ def _module(name: str):
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     selected = next((word for word in argv if word in COMMANDS), None)
+    if selected == "run":  # the long-lived worker: keep what JSON logs never use out of its memory
+        from bot.logs import import_structlog_for_json
+
+        import_structlog_for_json()
     args = build_parser(selected).parse_args(argv)
     return int(_module(args._module).main(args) or 0)
 

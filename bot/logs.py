@@ -56,6 +56,28 @@ def register_secret(value: str | None) -> None:
     redactor.register(value)
 
 
+def default_format(stream: TextIO | None = None) -> str:
+    """``BOT_LOG_FORMAT``, else console on a terminal and JSON elsewhere."""
+    stream = stream or sys.stdout
+    return os.environ.get("BOT_LOG_FORMAT") or ("console" if stream.isatty() else "json")
+
+
+def import_structlog_for_json() -> None:
+    """Import structlog without rich when this process will log JSON (call before anything imports structlog).
+
+    ``structlog.dev`` imports rich whenever it is installed, for its console renderer's tracebacks;
+    a JSON-logging worker never uses them, and rich costs it about 5 MB of memory. rich stays
+    importable afterwards (progress bars and the demo's tables import it when they need it).
+    """
+    if "structlog" in sys.modules or "rich" in sys.modules or default_format() != "json":
+        return
+    sys.modules["rich"] = None  # type: ignore[assignment]  # makes `import rich` raise ImportError
+    try:
+        import structlog  # noqa: F401
+    finally:
+        del sys.modules["rich"]
+
+
 def configure(fmt: str | None = None, stream: TextIO | None = None, level: str | None = None) -> None:
     """Set up structlog for the whole process. ``fmt`` is ``json`` or ``console``.
 
@@ -65,7 +87,7 @@ def configure(fmt: str | None = None, stream: TextIO | None = None, level: str |
     import structlog  # here, so modules that only register secrets stay cheap to import (`bot check`)
 
     stream = stream or sys.stdout
-    fmt = fmt or os.environ.get("BOT_LOG_FORMAT") or ("console" if stream.isatty() else "json")
+    fmt = fmt or default_format(stream)
     if fmt not in ("json", "console"):
         raise ValueError(f"BOT_LOG_FORMAT must be json or console, got: {fmt!r}")
     level_name = (level or os.environ.get("BOT_LOG_LEVEL") or "info").upper()

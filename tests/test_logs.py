@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 
 import pytest
 import structlog
@@ -64,3 +65,31 @@ def test_rejects_unknown_format() -> None:
     """A typo in BOT_LOG_FORMAT is an error, not a silent default."""
     with pytest.raises(ValueError, match="json or console"):
         logs.configure(fmt="yaml", stream=io.StringIO())
+
+
+def test_json_worker_imports_structlog_without_rich_and_rich_stays_importable() -> None:
+    """A JSON-logging process loads structlog without rich, still logs tracebacks, and can import rich later."""
+    import subprocess
+    import sys as _sys
+
+    script = (
+        "import sys, json\n"
+        "from bot.logs import configure, import_structlog_for_json\n"
+        "import_structlog_for_json()\n"
+        "import structlog\n"
+        "print(json.dumps({'rich_loaded': 'rich' in sys.modules}))\n"
+        "configure()\n"
+        "try:\n"
+        "    1 / 0\n"
+        "except ZeroDivisionError:\n"
+        "    structlog.get_logger().exception('thing_failed')\n"
+        "import rich.table\n"
+        "print(json.dumps({'rich_later': 'rich' in sys.modules}))\n"
+    )
+    done = subprocess.run([_sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "BOT_LOG_FORMAT": "json"})
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert lines[0] == {"rich_loaded": False}
+    assert lines[1]["event"] == "thing_failed" and "ZeroDivisionError" in lines[1]["exception"]
+    assert lines[2] == {"rich_later": True}

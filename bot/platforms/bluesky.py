@@ -15,16 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
-import regex
-
 from bot.errors import BotError, ConfigError, NotFound, UncertainOutcome
 from bot.platforms.base import AccountLike, Identity, Limits, Mention, MentionPage, Outgoing, Platform, Progress, Receipt
 from bot.platforms.bluesky_errors import map_error, maybe_sent, xrpc_error
 from bot.platforms.bluesky_session import Connection, FileSessionStore, SessionStore
-from bot.platforms.bluesky_text import build_facets, post_url, tid_for
+from bot.platforms.bluesky_text import build_facets, patterns, post_url, tid_for
 
 MB = 1024 * 1024
-_GRAPHEME = regex.compile(r"\X")
 POST, REPOST = "app.bsky.feed.post", "app.bsky.feed.repost"
 
 
@@ -52,7 +49,7 @@ class Bluesky(Platform):
 
     @classmethod
     def measure_text(cls, text: str) -> int:
-        return len(_GRAPHEME.findall(text))
+        return len(patterns().grapheme.findall(text))
 
     @classmethod
     def option_problems(cls, base_url: str | None, options: Mapping[str, Any]) -> dict[str, str]:

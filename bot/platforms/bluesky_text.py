@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
-import regex
-
-# A tag starts after a space or at the start, runs to the next space, and is not only digits.
-_TAG = regex.compile(r"(?:^|(?<=\s))[#＃]([^\s#＃]+)")
-_TRAILING_PUNCT = regex.compile(r"[[\p{P}\p{S}]--[_\-]]+$", regex.V1)
-_LINK = regex.compile(r"(?:^|(?<=[\s(]))(https?://[^\s<>\"]+)")
 _LINK_TRAILING = ".,;:!?)]}'\""
-_MENTION = regex.compile(r"(?:^|(?<=[\s(]))@([a-zA-Z0-9][a-zA-Z0-9.-]*\.[a-zA-Z][a-zA-Z0-9-]*)")
+
+
+@functools.cache
+def patterns() -> SimpleNamespace:
+    """The compiled patterns, on first use: a worker without Bluesky accounts never loads ``regex`` (~2 MB)."""
+    import regex
+
+    return SimpleNamespace(
+        # A tag starts after a space or at the start, runs to the next space, and is not only digits.
+        tag=regex.compile(r"(?:^|(?<=\s))[#＃]([^\s#＃]+)"),
+        trailing_punct=regex.compile(r"[[\p{P}\p{S}]--[_\-]]+$", regex.V1),
+        link=regex.compile(r"(?:^|(?<=[\s(]))(https?://[^\s<>\"]+)"),
+        mention=regex.compile(r"(?:^|(?<=[\s(]))@([a-zA-Z0-9][a-zA-Z0-9.-]*\.[a-zA-Z][a-zA-Z0-9-]*)"),
+        grapheme=regex.compile(r"\X"),
+    )
 MAX_TAG_CHARS = 64
 _S32 = "234567abcdefghijklmnopqrstuvwxyz"
 _TID_EPOCH_US = 1_672_531_200_000_000  # 2023-01-01: derived TIDs read as plausible past times
@@ -35,13 +45,13 @@ def _facet(text: str, start: int, end: int, feature: dict[str, Any]) -> dict[str
 def build_facets(text: str, resolve_handle: Callable[[str], str | None] | None = None) -> list[dict[str, Any]]:
     """Facets for #tags, http(s) links and @mentions (mentions only when ``resolve_handle`` finds a DID)."""
     facets: list[tuple[int, dict[str, Any]]] = []
-    for match in _LINK.finditer(text):
+    for match in patterns().link.finditer(text):
         uri = match.group(1).rstrip(_LINK_TRAILING)
         start = match.start(1)
         facets.append((start, _facet(text, start, start + len(uri), {"$type": "app.bsky.richtext.facet#link", "uri": uri})))
     taken = [(f["index"]["byteStart"], f["index"]["byteEnd"]) for _, f in facets]
-    for match in _TAG.finditer(text):
-        tag = _TRAILING_PUNCT.sub("", match.group(1))
+    for match in patterns().tag.finditer(text):
+        tag = patterns().trailing_punct.sub("", match.group(1))
         if not tag or tag.isdigit() or len(tag) > MAX_TAG_CHARS:
             continue
         start, end = match.start(), match.start(1) + len(tag)
@@ -50,7 +60,7 @@ def build_facets(text: str, resolve_handle: Callable[[str], str | None] | None =
             continue
         facets.append((start, _facet(text, start, end, {"$type": "app.bsky.richtext.facet#tag", "tag": tag})))
     if resolve_handle is not None:
-        for match in _MENTION.finditer(text):
+        for match in patterns().mention.finditer(text):
             handle = match.group(1).rstrip(".-")
             did = resolve_handle(handle)
             if did:
@@ -67,8 +77,8 @@ def tags_in(record: dict[str, Any]) -> set[str]:
         for feature in facet.get("features") or ():
             if feature.get("$type", "").endswith("#tag") and feature.get("tag"):
                 found.add(str(feature["tag"]).lower())
-    for match in _TAG.finditer(record.get("text") or ""):
-        found.add(_TRAILING_PUNCT.sub("", match.group(1)).lower())
+    for match in patterns().tag.finditer(record.get("text") or ""):
+        found.add(patterns().trailing_punct.sub("", match.group(1)).lower())
     return found
 
 
