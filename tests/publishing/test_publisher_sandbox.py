@@ -84,13 +84,19 @@ def test_timeout_after_acceptance_is_reconciled_without_a_second_post(x_setup, x
     assert [a.outcome for a in publisher.ledger.attempts_of(second.publication_id)] == ["uncertain", "published"]
 
 
-def test_worker_dead_between_acceptance_and_ledger_write(x_setup, x_sandbox, clock):
-    """A worker that posted and died before recording leaves a claim the next worker reconciles, not reposts."""
-    publisher, account, remote = x_setup
+def left_by_a_dead_worker(publisher, account, clock) -> PublicationKey:
+    """At 09:00, the launch post's claim and first attempt as a worker leaves them when it dies mid-call."""
     clock.set(NINE)
     key = PublicationKey("free", NINE, "post:launch", account.id)
     row = publisher.ledger.claim(key, "dead", timedelta(minutes=10), post="launch", schedule="launch", slot=0)
     publisher.ledger.start_attempt(row.id, "dead")
+    return key
+
+
+def test_worker_dead_between_acceptance_and_ledger_write(x_setup, x_sandbox, clock):
+    """A worker that posted and died before recording leaves a claim the next worker reconciles, not reposts."""
+    publisher, account, remote = x_setup
+    key = left_by_a_dead_worker(publisher, account, clock)
     adapter = build_adapter(account)  # exactly what the dead worker sent, then it was killed
     adapter.publish(publisher.campaign.posts["launch"].outgoing("x", key.token()))
     clock.advance(600)
@@ -192,10 +198,7 @@ def test_lost_request_landing_after_the_look_up_is_recorded_as_ours(x_setup, x_s
     import time
 
     publisher, account, remote = x_setup
-    clock.set(NINE)
-    key = PublicationKey("free", NINE, "post:launch", account.id)
-    row = publisher.ledger.claim(key, "dead", timedelta(minutes=10), post="launch", schedule="launch", slot=0)
-    publisher.ledger.start_attempt(row.id, "dead")
+    key = left_by_a_dead_worker(publisher, account, clock)
     dead = build_adapter(account)  # the dead worker's request, still on its way
     timeline = f"/2/users/{dead.whoami().id}/tweets"
     x_sandbox.fail_next("timeout", path=timeline)  # the look-up is answered 2 s late, after its result was read
