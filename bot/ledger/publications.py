@@ -10,15 +10,15 @@ tables, states and ``PublicationKey`` in ``bot.ledger.publication_schema``.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, Row
 
 from bot.clock import Clock, SystemClock
+from bot.ledger.group_commit import GroupCommit
 from bot.ledger.publication_queries import PublicationQueries
 from bot.ledger.publication_schema import (
     CLAIMED,
@@ -36,6 +36,8 @@ from bot.ledger.publication_schema import (
 from bot.ledger.publications_sql import Statements, key_params
 
 
+T = TypeVar("T")
+
 Chooser = Callable[[set[str]], str | None]
 """Given the post ids already used on the account, the queue post to publish (None: queue empty)."""
 
@@ -47,24 +49,17 @@ class Ledger(PublicationQueries):
         self.engine = engine
         self.clock = clock or SystemClock()
         self._pg = engine.dialect.name == "postgresql"
-        # SQLite lets one writer in at a time, and a thread that finds the file locked sleeps in
-        # its busy handler (up to 100 ms a try) instead of queueing: with hundreds of publishing
-        # threads, claims took seconds. Our own threads queue on this lock instead.
-        self._write_lock = nullcontext() if self._pg else threading.Lock()
+        # SQLite lets one writer in at a time: our threads' writes are queued and committed in
+        # batches (see group_commit). PostgreSQL runs them side by side, each in its own transaction.
+        self._group = None if self._pg else GroupCommit(engine)
         self._sql = Statements(publications, attempts, OPEN_STATES, self._pg, UTCDateTime())
 
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        """A write transaction; on SQLite it takes the write lock up front so reads inside it stay true."""
-        with self._write_lock, self.engine.connect() as conn:
-            if not self._pg:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
+    def _write(self, work: Callable[[Connection], T]) -> T:
+        """``work(conn)`` in a write transaction (on SQLite, with the write lock taken up front)."""
+        if self._group is not None:
+            return self._group.run(work)
+        with self.engine.begin() as conn:
+            return work(conn)
 
     # ---- claiming ----
 
@@ -87,9 +82,8 @@ class Ledger(PublicationQueries):
         the posts already used on the account, so the post is chosen exactly once per slot.
         """
         now = self.clock.now()
-        with self._write() as conn:
-            return self._claim_in(conn, key, owner, now, now + lease, post, choose,
-                                  dict(schedule=schedule, slot=slot, platform=platform, manual=manual))
+        extra = dict(schedule=schedule, slot=slot, platform=platform, manual=manual)
+        return self._write(lambda conn: self._claim_in(conn, key, owner, now, now + lease, post, choose, extra))
 
     def claim_and_begin(self, key: PublicationKey, owner: str, lease: timedelta, *, post: str, schedule: str | None,
                         slot: int | None, platform: str | None, manual: bool = False
@@ -100,12 +94,15 @@ class Ledger(PublicationQueries):
         transaction before the platform call instead of two (the punctuality path).
         """
         now = self.clock.now()
-        with self._write() as conn:
-            row = self._claim_in(conn, key, owner, now, now + lease, post, None,
-                                 dict(schedule=schedule, slot=slot, platform=platform, manual=manual))
+        extra = dict(schedule=schedule, slot=slot, platform=platform, manual=manual)
+
+        def work(conn: Connection) -> tuple[Row, int, bool] | None:
+            row = self._claim_in(conn, key, owner, now, now + lease, post, None, extra)
             if row is None:
                 return None
             return (row, *self._begin_in(conn, row.id, owner, row.attempts, now))
+
+        return self._write(work)
 
     def _claim_in(self, conn: Connection, key: PublicationKey, owner: str, now: datetime, until: datetime,
                   post: str | None, choose: Chooser | None, extra: dict) -> Row | None:
@@ -145,13 +142,9 @@ class Ledger(PublicationQueries):
         """Extend ``owner``'s lease; False when the row is no longer ``owner``'s claim."""
         now = self.clock.now()
         c = publications.c
-        with self._write() as conn:
-            result = conn.execute(
-                sa.update(publications)
-                .where(c.id == pub_id, c.owner == owner, c.state == CLAIMED)
-                .values(lease_until=now + lease, updated=now)
-            )
-            return result.rowcount == 1
+        renew = (sa.update(publications).where(c.id == pub_id, c.owner == owner, c.state == CLAIMED)
+                 .values(lease_until=now + lease, updated=now))
+        return self._write(lambda conn: conn.execute(renew).rowcount == 1)
 
     # ---- attempts and outcomes ----
 
@@ -166,8 +159,7 @@ class Ledger(PublicationQueries):
         so the look-up is skipped; otherwise it runs in the same transaction as the new attempt.
         """
         now = self.clock.now()
-        with self._write() as conn:
-            return self._begin_in(conn, pub_id, owner, prior, now)
+        return self._write(lambda conn: self._begin_in(conn, pub_id, owner, prior, now))
 
     def _begin_in(self, conn: Connection, pub_id: int, owner: str, prior: int, now: datetime) -> tuple[int, bool]:
         sql = self._sql
@@ -219,7 +211,8 @@ class Ledger(PublicationQueries):
         params["k_id"] = pub_id
         if owner is not None:
             params["k_owner"] = owner
-        with self._write() as conn:
+
+        def work(conn: Connection) -> bool:
             mine = conn.execute(stmt, params).rowcount == 1
             if attempt is not None:
                 at = {"k_id": pub_id, "k_n": attempt}
@@ -228,6 +221,8 @@ class Ledger(PublicationQueries):
                 conn.execute(sql.end_attempt, dict(at, v_ended=now, v_outcome=outcome, v_error=error,
                                                    v_duration=duration))
             return mine
+
+        return self._write(work)
 
     # ---- lookups the publisher and the worker need ----
 
