@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
+from collections import Counter
 from collections.abc import Callable
+from functools import lru_cache
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -23,6 +25,14 @@ from bot.sandbox.x_search import (
 )
 
 SNOWFLAKE_EPOCH_MS = 1_288_834_974_657  # X ids are snowflakes: milliseconds since this epoch, shifted 22 bits
+
+
+@lru_cache(maxsize=4096)
+def weighted_length(text: str) -> int:
+    """X's own counting (CJK and emoji weigh 2, links 23); a fan-out sends one text from many accounts."""
+    from twitter_text import parse_tweet
+
+    return parse_tweet(text).weightedLength
 
 
 @dataclass
@@ -43,6 +53,7 @@ class XState:
         self.by_token: dict[str, Credentials] = {}
         self.tweets: dict[str, Tweet] = {}
         self.retweet_of: dict[str, str] = {}  # retweet id -> original id
+        self._texts: Counter[tuple[str, str]] = Counter()  # (author, text) of live posts: X's duplicate rule
         self.media = MediaStore(self.next_id, wall, processing_polls=processing_polls, check_after_secs=check_after_secs)
         self.rates = RateLimits(wall)
         self.faults = FaultQueue()
@@ -94,9 +105,7 @@ class XState:
         text = text or ""
         if not text.strip() and not media_ids:
             raise err.invalid("Tweet text or media is required.", "text", text)
-        from twitter_text import parse_tweet  # X's own counting: CJK and emoji weigh 2, URLs 23
-
-        if parse_tweet(text).weightedLength > 280:
+        if weighted_length(text) > 280:
             raise err.ApiError(400, {
                 "detail": "Your Tweet text is too long. For more information on how Twitter determines text length "
                 "see https://github.com/twitter/twitter-text.",
@@ -109,7 +118,7 @@ class XState:
             if ref and ref not in self.tweets:
                 raise err.invalid(f"Tweet {ref} does not exist", "in_reply_to_tweet_id", ref)
         with self.lock:
-            if any(t.author_id == user_id and t.text.strip() == text.strip() and text.strip() for t in self.tweets.values()):
+            if text.strip() and self._texts[(user_id, text.strip())]:
                 raise err.duplicate()
             tweet = self.add_tweet(user_id, text, reply_to=reply_to, quote=quote, media_ids=media_ids)
         return {"data": {"id": tweet.id, "text": render_tweet(tweet, set(), self.tco, [])["text"],
@@ -147,6 +156,7 @@ class XState:
                 tweet.text = f"RT @{self.users[original.author_id].username}: {original.text}"
                 self.retweet_of[tweet.id] = retweet_of
             self.tweets[tweet.id] = tweet
+            self._texts[(user_id, tweet.text.strip())] += 1
             return tweet
 
     def delete_tweet(self, user_id: str, tweet_id: str) -> dict[str, Any]:
@@ -157,6 +167,7 @@ class XState:
             if tweet.author_id != user_id:
                 raise err.forbidden("You are not authorized to delete this Tweet.")
             del self.tweets[tweet_id]
+            self._texts[(user_id, tweet.text.strip())] -= 1
             self.retweet_of.pop(tweet_id, None)
         return {"data": {"deleted": True}}
 

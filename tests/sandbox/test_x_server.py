@@ -87,6 +87,18 @@ def test_create_tweet_shapes(x_sandbox: XSandbox, acct: SandboxAccount) -> None:
     assert gone.json() == {"data": {"deleted": True}} and x_sandbox.posts(acct) == []
 
 
+def test_duplicate_rule_is_per_account_and_ends_with_the_post(x_sandbox: XSandbox, acct: SandboxAccount) -> None:
+    """The same text from another account is not a duplicate, and once deleted a text may be posted again."""
+    other = x_sandbox.create_account(f"srv{next(_names)}{uuid.uuid4().hex[:4]}")
+    text = f"One year in prison for Andrei and Irina {uuid.uuid4().hex[:6]}"
+    first = call(x_sandbox, acct, "POST", "/2/tweets", json={"text": text})
+    assert first.status_code == 201
+    assert call(x_sandbox, other, "POST", "/2/tweets", json={"text": text}).status_code == 201
+    assert call(x_sandbox, acct, "POST", "/2/tweets", json={"text": f"  {text} "}).status_code == 403
+    assert call(x_sandbox, acct, "DELETE", f"/2/tweets/{first.json()['data']['id']}").status_code == 200
+    assert call(x_sandbox, acct, "POST", "/2/tweets", json={"text": text}).status_code == 201
+
+
 def test_rate_limit_window_and_429(x_sandbox: XSandbox, acct: SandboxAccount) -> None:
     """Every answer carries x-rate-limit-*; past the limit X answers 429 with the reset time."""
     x_sandbox.set_limit("GET /2/users/me", 2, window=600, account=acct)
