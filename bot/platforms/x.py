@@ -34,7 +34,7 @@ TWEET_FIELDS = ["author_id", "created_at", "lang", "possibly_sensitive", "refere
 
 def comparable(text: str) -> str:
     """Text as X may echo it back: NFC, unescaped, every link (X wraps them in t.co) reduced to a marker."""
-    from twitter_text.extract_urls import extract_urls_with_indices  # X's own link rules, scheme-less links too
+    from bot.platforms.x_text import extract_urls_with_indices  # X's own link rules, scheme-less links too
 
     text = unicodedata.normalize("NFC", html.unescape(text))
     for found in reversed(extract_urls_with_indices(text)):
@@ -46,7 +46,7 @@ def comparable(text: str) -> str:
 @functools.lru_cache(maxsize=1024)
 def _weighted_length(text: str) -> int:
     # A fan-out checks the same text once per account; twitter-text takes about 1 ms per parse.
-    from twitter_text import parse_tweet  # weighted length: CJK/emoji count 2, URLs 23
+    from bot.platforms.x_text import parse_tweet  # weighted length: CJK/emoji count 2, URLs 23
 
     return parse_tweet(text).weightedLength
 

@@ -1,0 +1,89 @@
+"""What the long-lived commands load: modules a worker or `bot check` never uses stay out of memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BASE = REPO / "tests/cases/base"
+TEXTS = [
+    "Free Andrei and Irina #FreeAndreiandIrina",
+    "Свободу Андрею и Ирине! 释放他们 👨‍👩‍👧 ✊🏽 🇧🇾",
+    "Sign at example.org/petition and https://www.article19.org/x?y=1 (t.co too)",
+]
+
+
+def _run(script: str, *, path: list[Path] = ()) -> list[dict]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(p) for p in [*path, REPO])}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+def test_check_of_an_x_campaign_measures_x_text_without_importing_pkg_resources(tmp_path: Path) -> None:
+    """`bot check` counts X texts with twitter-text but never imports pkg_resources (5 MB, 0.2 s)."""
+    root = tmp_path / "campaign"
+    shutil.copytree(BASE, root)
+    # The X variant is not plainly under 280 (at most two per character): only twitter-text can say it fits.
+    launch = root / "posts" / "launch.yaml"
+    variant = 'x: "Andrei and Irina have been jailed in Belarus for one year. #FreeAndreiandIrina"'
+    launch.write_text(launch.read_text().replace(variant, f"x: {'Свобода ' * 20}"), encoding="utf-8")
+    script = (
+        "import json, sys\n"
+        "from bot.cli import main\n"
+        f"code = main(['--campaign', {str(root)!r}, 'check', '--no-warnings'])\n"
+        "print(json.dumps({'code': code, 'twitter_text': 'twitter_text' in sys.modules,\n"
+        "                  'pkg_resources': 'pkg_resources' in sys.modules}))\n"
+    )
+    assert _run(script)[-1] == {"code": 0, "twitter_text": True, "pkg_resources": False}
+
+
+def test_x_text_counts_and_finds_links_as_the_ordinary_twitter_text_import() -> None:
+    """twitter-text imported without pkg_resources gives the same lengths and links, and pkg_resources still imports."""
+    measure = (
+        "import json\n"
+        f"for text in {TEXTS!r}:\n"
+        "    print(json.dumps({'length': parse_tweet(text).weightedLength,\n"
+        "                      'links': [u['url'] for u in extract_urls_with_indices(text)]}))\n"
+    )
+    lean = _run(
+        "import sys\n"
+        "from bot.platforms.x_text import extract_urls_with_indices, parse_tweet\n"
+        "assert 'pkg_resources' not in sys.modules\n"
+        + measure
+        + "import pkg_resources\n"
+        "print(json.dumps({'real_pkg_resources': hasattr(pkg_resources, 'working_set')}))\n"
+    )
+    ordinary = _run(
+        "from twitter_text import parse_tweet\n"
+        "from twitter_text.extract_urls import extract_urls_with_indices\n" + measure
+    )
+    assert lean[:-1] == ordinary
+    assert [entry["length"] for entry in ordinary] == [41, 41, 89]  # emoji sequences count 2 each, links 23
+    assert lean[-1] == {"real_pkg_resources": True}
+
+
+def test_x_text_falls_back_to_the_ordinary_import_when_twitter_text_needs_more_of_pkg_resources(tmp_path: Path) -> None:
+    """A twitter-text that calls more than resource_string at import is imported again with the real pkg_resources."""
+    package = tmp_path / "twitter_text"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "import pkg_resources\n"
+        "FOUND = pkg_resources.get_distribution('pyyaml').project_name\n"
+        "def parse_tweet(text):\n"
+        "    return len(text)\n"
+    )
+    (package / "extract_urls.py").write_text("def extract_urls_with_indices(text):\n    return []\n")
+    script = (
+        "import json, sys\n"
+        "from bot.platforms.x_text import parse_tweet\n"
+        "import twitter_text\n"
+        "print(json.dumps({'found': twitter_text.FOUND, 'length': parse_tweet('abc'),\n"
+        "                  'real': hasattr(sys.modules['pkg_resources'], 'working_set')}))\n"
+    )
+    assert _run(script, path=[tmp_path]) == [{"found": "pyyaml", "length": 3, "real": True}]
