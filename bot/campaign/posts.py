@@ -105,6 +105,16 @@ class _Paths:
         self.base = root / "posts"
         self.known: dict[str, Path | PathProblem] = {}
         self.shared: dict[tuple[str, str], Media] = {}
+        self.lists: dict[tuple[Media, ...], list[Media]] = {}
+        self.folders: dict[str, str] = {}
+
+    def folder(self, name: str) -> str:
+        """One string per folder of posts, however many posts it holds."""
+        return self.folders.setdefault(name, name)
+
+    def media_list(self, media: list[Media]) -> list[Media]:
+        """One list for each set of media, however many posts show it (nothing writes to a frozen post's parts)."""
+        return self.lists.setdefault(tuple(media), media)
 
     def media(self, written: str, path: Path, alt: str) -> Media:
         """One frozen Media for each file and alt text, however many posts show it."""
@@ -143,7 +153,9 @@ def build_all(root: Path, found: Found, problems: Problems, check: Callable[[Pos
             continue
         if raw.media or raw.video:
             loaded.prober.warm()  # its imports run alongside the rest of the loading
-        post = loaded.posts[post_id] = _build(paths, problems, source, post_id, queue, name, raw)
+        folder, _, base = name.rpartition(os.sep)
+        where = (paths.folder(folder), None if base == f"{post_id}.yaml" else base)
+        post = loaded.posts[post_id] = _build(paths, problems, source, post_id, queue, where, raw)
         # No parse is kept: 10,000 of them alive at once would leave the worker's heap large
         # for its whole life. A file is read again only if a media problem must be located in it.
         if check is None or check(post, source):
@@ -151,7 +163,8 @@ def build_all(root: Path, found: Found, problems: Problems, check: Callable[[Pos
     return loaded
 
 
-def _build(paths: _Paths, problems: Problems, src: Source, post_id: str, queue: str | None, where: str, raw: PostFile) -> Post:
+def _build(paths: _Paths, problems: Problems, src: Source, post_id: str, queue: str | None,
+           where: tuple[str, str | None], raw: PostFile) -> Post:
     for loc, tag in src.cut_hashtags.items():
         if loc == ("text",) or (len(loc) == 2 and loc[0] == "variants"):
             problems.add(
@@ -194,7 +207,8 @@ def _build(paths: _Paths, problems: Problems, src: Source, post_id: str, queue: 
                 captions_lang=raw.captions_lang or raw.language or "en",
             )
     return Post(
-        id=post_id, queue=queue, where=where, text=raw.text, variants=raw.variants or None, media=media or None,
+        id=post_id, queue=queue, folder=where[0], file_name=where[1], text=raw.text, variants=raw.variants or None,
+        media=paths.media_list(media) if media else None,
         link=raw.link.strip() if raw.link else None, video=video,
         supporter=_supporter(raw.supporter) if raw.supporter else None,
         consent=Consent(given=raw.consent.given, date=raw.consent.date, recorded_by=raw.consent.recorded_by)

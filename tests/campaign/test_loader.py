@@ -108,3 +108,19 @@ def test_problems_never_echo_a_pasted_secret(campaign_dir: Path):
     with pytest.raises(ConfigError) as info:
         load(campaign_dir)
     assert "zX9" not in str(info.value) and "not the secret itself" in str(info.value)
+
+
+def test_posts_share_their_folder_and_media_list_and_keep_their_paths(campaign_dir: Path):
+    """Posts of one folder share one folder string and posts with the same media one list; each path stays its file's."""
+    folder = campaign_dir / "posts/more"
+    folder.mkdir()
+    banner = "media:\n  - file: media/banner-1.png\n    alt: Banner with the words Free Andrei and Irina\n"
+    for name in ("a.yaml", "b.yml", "c.yaml"):
+        (folder / name).write_text(f"text: Free them. #FreeAndreiandIrina\n{banner}")
+    posts = load(campaign_dir).posts
+    a, b, c = posts["a"], posts["b"], posts["c"]
+    assert a.folder is b.folder is c.folder
+    assert a.media is b.media is c.media and a.media == posts["launch"].media
+    root = campaign_dir.resolve()
+    assert [p.path for p in (a, b, c)] == [root / "posts/more/a.yaml", root / "posts/more/b.yml", root / "posts/more/c.yaml"]
+    assert posts["001-why"].path == root / "posts/sample-posts/001-why.yaml"
