@@ -38,6 +38,8 @@ from bot.ledger.publications_sql import Statements, key_params
 
 T = TypeVar("T")
 
+REMEMBERED = 10_000  # attempts' start times kept in memory (a few hundred are open at once)
+
 Chooser = Callable[[set[str]], str | None]
 """Given the post ids already used on the account, the queue post to publish (None: queue empty)."""
 
@@ -53,6 +55,9 @@ class Ledger(PublicationQueries):
         # batches (see group_commit). PostgreSQL runs them side by side, each in its own transaction.
         self._group = None if self._pg else GroupCommit(engine)
         self._sql = Statements(publications, attempts, OPEN_STATES, self._pg, UTCDateTime())
+        # When each attempt we began started, so that ending it needs no look-up; a miss (an attempt
+        # begun by another process, or forgotten below) reads the attempt's row instead.
+        self._started: dict[tuple[int, int], datetime] = {}
 
     def _write(self, work: Callable[[Connection], T]) -> T:
         """``work(conn)`` in a write transaction (on SQLite, with the write lock taken up front)."""
@@ -94,15 +99,26 @@ class Ledger(PublicationQueries):
         transaction before the platform call instead of two (the punctuality path).
         """
         now = self.clock.now()
-        extra = dict(schedule=schedule, slot=slot, platform=platform, manual=manual)
+        sql = self._sql
+        params = dict(i_campaign=key.campaign, i_slot_at=key.slot_at, i_target=key.target, i_account=key.account,
+                      i_post=post, i_schedule=schedule, i_slot=slot, i_manual=manual, i_platform=platform,
+                      v_state=CLAIMED, v_owner=owner, v_until=now + lease, v_now=now)
 
         def work(conn: Connection) -> tuple[Row, int, bool] | None:
-            row = self._claim_in(conn, key, owner, now, now + lease, post, None, extra)
+            row = conn.execute(sql.claim_begin, params).first()
             if row is None:
                 return None
-            return (row, *self._begin_in(conn, row.id, owner, row.attempts, now))
+            n = row.attempts + 1
+            if not self._pg:  # PostgreSQL's claim_begin inserted the attempt itself
+                conn.execute(sql.insert_attempt, dict(publication_id=row.id, n=n, owner=owner, started=now))
+            reconcile = row.attempts > 0 and conn.execute(sql.uncertain_before, {"k_id": row.id, "k_n": n}
+                                                          ).scalar_one() > 0
+            return row, n, reconcile
 
-        return self._write(work)
+        claimed = self._write(work)
+        if claimed is not None:
+            self._remember(claimed[0].id, claimed[1], now)
+        return claimed
 
     def _claim_in(self, conn: Connection, key: PublicationKey, owner: str, now: datetime, until: datetime,
                   post: str | None, choose: Chooser | None, extra: dict) -> Row | None:
@@ -159,7 +175,9 @@ class Ledger(PublicationQueries):
         so the look-up is skipped; otherwise it runs in the same transaction as the new attempt.
         """
         now = self.clock.now()
-        return self._write(lambda conn: self._begin_in(conn, pub_id, owner, prior, now))
+        n, reconcile = self._write(lambda conn: self._begin_in(conn, pub_id, owner, prior, now))
+        self._remember(pub_id, n, now)
+        return n, reconcile
 
     def _begin_in(self, conn: Connection, pub_id: int, owner: str, prior: int, now: datetime) -> tuple[int, bool]:
         sql = self._sql
@@ -167,6 +185,12 @@ class Ledger(PublicationQueries):
         n = conn.execute(sql.count_attempt, {"k_id": pub_id, "v_updated": now}).scalar_one()
         conn.execute(sql.insert_attempt, dict(publication_id=pub_id, n=n, owner=owner, started=now))
         return n, reconcile
+
+    def _remember(self, pub_id: int, n: int, started: datetime) -> None:
+        if len(self._started) >= REMEMBERED:
+            # Attempts never ended here (the worker lost them) would pile up; a miss only costs a read.
+            self._started.clear()
+        self._started[(pub_id, n)] = started
 
     def needs_reconcile(self, pub_id: int) -> bool:
         """True when an earlier attempt may have reached the platform (uncertain, or its worker died)."""
@@ -206,20 +230,28 @@ class Ledger(PublicationQueries):
         now = self.clock.now()
         sql = self._sql
         values = dict(values, updated=now)
-        stmt = sql.finish(tuple(values), only_open, owner is not None)
+        stmt = sql.finish(tuple(values), only_open, owner is not None, attempt=self._pg and attempt is not None)
         params = {f"v_{name}": value for name, value in values.items()}
         params["k_id"] = pub_id
         if owner is not None:
             params["k_owner"] = owner
 
+        started = None if attempt is None else self._started.pop((pub_id, attempt), None)
+        if attempt is not None:
+            params.update(k_n=attempt, v_ended=now, v_outcome=outcome, v_error=error)
+        one_statement = self._pg and attempt is not None
+
         def work(conn: Connection) -> bool:
+            if attempt is None:
+                return conn.execute(stmt, params).rowcount == 1
+            began = started
+            if began is None:
+                began = conn.execute(sql.attempt_started, params).scalar_one_or_none()
+            params["v_duration"] = None if began is None else round((now - began).total_seconds() * 1000)
+            if one_statement:
+                return conn.execute(stmt, params).scalar_one() == 1
             mine = conn.execute(stmt, params).rowcount == 1
-            if attempt is not None:
-                at = {"k_id": pub_id, "k_n": attempt}
-                started = conn.execute(sql.attempt_started, at).scalar_one_or_none()
-                duration = None if started is None else round((now - started).total_seconds() * 1000)
-                conn.execute(sql.end_attempt, dict(at, v_ended=now, v_outcome=outcome, v_error=error,
-                                                   v_duration=duration))
+            conn.execute(sql.end_attempt, params)
             return mine
 
         return self._write(work)
