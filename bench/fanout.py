@@ -13,6 +13,7 @@ fails, the time and the speed-up are not measured (printed n/a) and both goals a
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import threading
 import time
@@ -89,7 +90,7 @@ def run_naive(root: Path, accounts: list, sample: int) -> list[float]:
         started = time.monotonic()
         # The usual bot uploads the image from every account: no upload shared through additional_owners.
         model = campaign.accounts[account.id]
-        model = model.model_copy(update={"options": {**model.options, "share_media": False}})
+        model = dataclasses.replace(model, options={**model.options, "share_media": False})
         adapter = build_adapter(model)
         try:
             adapter.publish(campaign.posts["naive"].outgoing(campaign.accounts[account.id].platform, f"naive-{account.id}"))

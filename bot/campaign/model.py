@@ -15,43 +15,42 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from bot.platforms.base import ImageAttachment, Outgoing, VideoAttachment
 
+# Every part of the campaign is a plain frozen dataclass with slots, not a pydantic model: the
+# files are validated by pydantic (bot.campaign.files) and the loader builds these from already
+# checked values, so nothing is checked again here; building each class as a pydantic model
+# costs a worker about 1 MB for its whole life. Dataclasses do not convert what they are given:
+# pass the types written here (tuples where tuples are written).
+_frozen = dataclass(frozen=True, slots=True, kw_only=True)
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
-
-class Account(_Model):
+@_frozen
+class Account:
     id: str
     platform: str
     base_url: str | None = None
     handle: str | None = None
-    credentials: dict[str, str] = Field(default_factory=dict)  # role -> NAME of the env variable
-    options: dict[str, Any] = Field(default_factory=dict)
+    credentials: dict[str, str] = field(default_factory=dict)  # role -> NAME of the env variable
+    options: dict[str, Any] = field(default_factory=dict)
     line: int = 1  # of the account in config/accounts.yaml, for messages
 
 
-# Posts and their parts are plain frozen dataclasses with slots: a campaign holds
-# thousands of them for the worker's whole life, and a pydantic instance costs
-# about four times the memory and time of a slots object. Their values come from
-# the validated files (bot.campaign.files), so nothing is checked again here.
-_plain = dataclass(frozen=True, slots=True, kw_only=True)
+# A campaign holds thousands of posts for the worker's whole life: a pydantic instance would
+# cost about four times the memory and time of a slots object.
 # Shared by the posts without variants or media (most of them): nothing writes to a frozen post's parts.
 _NONE: dict[str, str] = {}
 _NO_MEDIA: list = []
 
 
-@_plain
+@_frozen
 class Media:
     file: str  # as written, relative to posts/
     path: Path
     alt: str
 
 
-@_plain
+@_frozen
 class Video:
     file: str
     path: Path
@@ -60,7 +59,7 @@ class Video:
     captions_lang: str = "en"
 
 
-@_plain
+@_frozen
 class Supporter:
     name: str
     role: str | None = None
@@ -68,7 +67,7 @@ class Supporter:
     country: str | None = None
 
 
-@_plain
+@_frozen
 class Consent:
     given: bool
     date: _dt.date | None = None
@@ -148,7 +147,8 @@ class Post:
         )
 
 
-class Slot(_Model):
+@_frozen
+class Slot:
     index: int
     line: int
     kind: Literal["at", "every", "cron"]
@@ -165,27 +165,30 @@ class Slot(_Model):
         return f"post:{self.post}" if self.post else f"queue:{self.queue}"
 
 
-class Schedule(_Model):
+@_frozen
+class Schedule:
     name: str
     path: Path
     timezone: ZoneInfo
     window_start: date | None = None
     window_end: date | None = None  # inclusive: the whole day
     grace: timedelta = timedelta(hours=1)
-    slots: list[Slot] = Field(default_factory=list)
+    slots: list[Slot] = field(default_factory=list)
 
 
-class Track(_Model):
+@_frozen
+class Track:
     hashtags: list[str]  # without '#'
     accounts: list[str]
     interval: float | None = None  # seconds between polls; None: the platform's default
 
 
-class Policy(_Model):
-    always_from: list[str] = Field(default_factory=list)
-    never_from: list[str] = Field(default_factory=list)
-    blocked_words: list[str] = Field(default_factory=list)
-    skip: set[str] = Field(default_factory=set)
+@_frozen
+class Policy:
+    always_from: list[str] = field(default_factory=list)
+    never_from: list[str] = field(default_factory=list)
+    blocked_words: list[str] = field(default_factory=list)
+    skip: set[str] = field(default_factory=set)
     max_per_hour: int = 4
     max_per_day: int = 20
     mode: Literal["auto", "review", "dry-run"] = "review"
@@ -193,12 +196,14 @@ class Policy(_Model):
     across_accounts: bool = False
 
 
-class ReshareConfig(_Model):
-    track: list[Track] = Field(default_factory=list)
-    policy: Policy = Field(default_factory=Policy)
+@_frozen
+class ReshareConfig:
+    track: list[Track] = field(default_factory=list)
+    policy: Policy = field(default_factory=Policy)
 
 
-class Campaign(_Model):
+@_frozen
+class Campaign:
     root: Path
     name: str
     accounts: dict[str, Account]

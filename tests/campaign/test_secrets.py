@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from bot.campaign import load
 def test_model_dump_and_log_hold_no_secret(campaign_dir: Path, credentials: dict[str, str]):
     """With every credential variable set, neither the dumped model nor a log of it contains a value."""
     campaign = load(campaign_dir)
-    dumped = campaign.model_dump_json()
+    dumped = json.dumps(dataclasses.asdict(campaign), default=str)
     with structlog.testing.capture_logs() as logs:
         structlog.get_logger().info("campaign_loaded", campaign=campaign, accounts=campaign.accounts)
     logged = json.dumps(logs, default=repr)

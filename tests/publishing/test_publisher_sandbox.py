@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -237,7 +238,7 @@ def test_worker_that_lost_its_claim_mid_upload_stops_before_posting(x_setup, x_s
     launch = slow.campaign.posts["launch"]
     slow.campaign.posts["launch"] = dataclasses.replace(launch, media=images)
     # The two workers stand for two processes: they must not share uploads through this one's registry.
-    slow.campaign.accounts[account.id] = account.model_copy(update={"options": {**account.options, "share_media": False}})
+    slow.campaign.accounts[account.id] = dataclasses.replace(account, options={**account.options, "share_media": False})
     other = Publisher(slow.campaign, ledger, AdapterPool(), clock, "w2")
     occ = occurrence(NINE, "post:launch", [account.id])
     clock.set(NINE)
