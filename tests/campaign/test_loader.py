@@ -124,3 +124,13 @@ def test_posts_share_their_folder_and_media_list_and_keep_their_paths(campaign_d
     root = campaign_dir.resolve()
     assert [p.path for p in (a, b, c)] == [root / "posts/more/a.yaml", root / "posts/more/b.yml", root / "posts/more/c.yaml"]
     assert posts["001-why"].path == root / "posts/sample-posts/001-why.yaml"
+
+
+def test_loaded_campaign_and_its_parts_are_frozen(campaign_dir: Path):
+    """Nothing can change a loaded campaign in place: a reload builds a new one."""
+    campaign = load(campaign_dir)
+    parts = [campaign, campaign.accounts["x-index"], campaign.schedules[0], campaign.schedules[0].slots[0],
+             campaign.reshare, campaign.reshare.policy, campaign.reshare.track[0], campaign.posts["launch"]]
+    for part in parts:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(part, dataclasses.fields(part)[0].name, None)
