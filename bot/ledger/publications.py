@@ -54,15 +54,25 @@ class Ledger(PublicationQueries):
         # SQLite lets one writer in at a time: our threads' writes are queued and committed in
         # batches (see group_commit). PostgreSQL runs them side by side, each in its own transaction.
         self._group = None if self._pg else GroupCommit(engine)
+        # A statement on its own commits without BEGIN and COMMIT round trips (see _write).
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT") if self._pg else None
         self._sql = Statements(publications, attempts, OPEN_STATES, self._pg, UTCDateTime())
         # When each attempt we began started, so that ending it needs no look-up; a miss (an attempt
         # begun by another process, or forgotten below) reads the attempt's row instead.
         self._started: dict[tuple[int, int], datetime] = {}
 
-    def _write(self, work: Callable[[Connection], T]) -> T:
-        """``work(conn)`` in a write transaction (on SQLite, with the write lock taken up front)."""
+    def _write(self, work: Callable[[Connection], T], *, each_atomic: bool = False) -> T:
+        """``work(conn)`` in a write transaction (on SQLite, with the write lock taken up front).
+
+        ``each_atomic``: every statement of ``work`` is right on its own, as a transaction of its
+        own would run it under PostgreSQL's READ COMMITTED (which is what the statements of one
+        transaction see anyway); PostgreSQL then runs them in autocommit mode, two round trips fewer.
+        """
         if self._group is not None:
             return self._group.run(work)
+        if each_atomic:
+            with self._autocommit.connect() as conn:
+                return work(conn)
         with self.engine.begin() as conn:
             return work(conn)
 
@@ -93,10 +103,11 @@ class Ledger(PublicationQueries):
     def claim_and_begin(self, key: PublicationKey, owner: str, lease: timedelta, *, post: str, schedule: str | None,
                         slot: int | None, platform: str | None, manual: bool = False
                         ) -> tuple[Row, int, bool] | None:
-        """``claim`` of a fixed post and ``begin_attempt`` in one transaction: (row as claimed, attempt, reconcile).
+        """``claim`` of a fixed post and ``begin_attempt`` at once: (row as claimed, attempt, reconcile).
 
-        For a caller that checked everything an attempt needs before claiming: one write
-        transaction before the platform call instead of two (the punctuality path).
+        For a caller that checked everything an attempt needs before claiming: one write before
+        the platform call instead of two (the punctuality path). The claim and its attempt row are
+        one statement (one upsert, and on SQLite the attempt's insert in the same transaction).
         """
         now = self.clock.now()
         sql = self._sql
@@ -115,7 +126,7 @@ class Ledger(PublicationQueries):
                                                           ).scalar_one() > 0
             return row, n, reconcile
 
-        claimed = self._write(work)
+        claimed = self._write(work, each_atomic=True)
         if claimed is not None:
             self._remember(claimed[0].id, claimed[1], now)
         return claimed
@@ -160,7 +171,7 @@ class Ledger(PublicationQueries):
         c = publications.c
         renew = (sa.update(publications).where(c.id == pub_id, c.owner == owner, c.state == CLAIMED)
                  .values(lease_until=now + lease, updated=now))
-        return self._write(lambda conn: conn.execute(renew).rowcount == 1)
+        return self._write(lambda conn: conn.execute(renew).rowcount == 1, each_atomic=True)
 
     # ---- attempts and outcomes ----
 
@@ -230,7 +241,8 @@ class Ledger(PublicationQueries):
         now = self.clock.now()
         sql = self._sql
         values = dict(values, updated=now)
-        stmt = sql.finish(tuple(values), only_open, owner is not None, attempt=self._pg and attempt is not None)
+        one_statement = self._pg and attempt is not None  # the publication's row and the attempt's at once
+        stmt = sql.finish(tuple(values), only_open, owner is not None, attempt=one_statement)
         params = {f"v_{name}": value for name, value in values.items()}
         params["k_id"] = pub_id
         if owner is not None:
@@ -239,7 +251,6 @@ class Ledger(PublicationQueries):
         started = None if attempt is None else self._started.pop((pub_id, attempt), None)
         if attempt is not None:
             params.update(k_n=attempt, v_ended=now, v_outcome=outcome, v_error=error)
-        one_statement = self._pg and attempt is not None
 
         def work(conn: Connection) -> bool:
             if attempt is None:
@@ -254,7 +265,7 @@ class Ledger(PublicationQueries):
             conn.execute(sql.end_attempt, params)
             return mine
 
-        return self._write(work)
+        return self._write(work, each_atomic=True)
 
     # ---- lookups the publisher and the worker need ----
 
