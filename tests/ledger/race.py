@@ -17,7 +17,11 @@ def slot_key(i: int, target: str = "post:launch", account: str = "x-index") -> P
 
 
 def claim_all(url: str, owner: str, slots: int, go, reverse: bool, results) -> None:
-    """Claim every fixed and every queue slot it can; put the (slot, post) pairs this owner won on ``results``."""
+    """Claim every fixed and queue slot it can, and claim_and_begin every "post:begun" slot it can.
+
+    Puts on ``results`` the pairs this owner won: (slot, post) for fixed slots, (1000 + slot, post)
+    for queue slots, (2000 + slot, "attempt <n>") for the slots claimed with their attempt.
+    """
     engine = open_engine(url)
     ledger = Ledger(engine, FakeClock(START))
     results.put("ready")
@@ -33,5 +37,9 @@ def claim_all(url: str, owner: str, slots: int, go, reverse: bool, results) -> N
                                choose=choose)
             if row is not None:
                 won.append((i if choose is None else 1000 + i, row.post))
+        begun = ledger.claim_and_begin(slot_key(i, "post:begun"), owner, timedelta(minutes=5), post="begun",
+                                       schedule="launch", slot=0, platform="x")
+        if begun is not None:
+            won.append((2000 + i, f"attempt {begun[1]}"))
     engine.dispose()
     results.put(won)

@@ -157,7 +157,7 @@ def test_threads_never_double_claim(ledger):
 
 
 def test_two_processes_never_double_claim(db_url):
-    """Two worker processes claiming the same 40 slots from opposite ends: every slot and queue post once."""
+    """Two worker processes claiming the same 40 slots from opposite ends: every slot, queue post and attempt once."""
     open_engine(db_url).dispose()  # create the schema before the race
     ctx = multiprocessing.get_context("spawn")
     go, results = ctx.Event(), ctx.Queue()
@@ -173,11 +173,15 @@ def test_two_processes_never_double_claim(db_url):
         proc.join(30)
         assert proc.exitcode == 0
     fixed = sorted(i for i, _ in won if i < 1000)
-    queue_posts = sorted(post for i, post in won if i >= 1000)
+    queue_posts = sorted(post for i, post in won if 1000 <= i < 2000)
+    begun = sorted((i - 2000, attempt) for i, attempt in won if i >= 2000)
     assert fixed == list(range(40))
     assert queue_posts == QUEUE[:40]
+    assert begun == [(i, "attempt 1") for i in range(40)]
     engine = open_engine(db_url)
-    assert Ledger(engine).counts()["claimed"] == 80
+    ledger = Ledger(engine)
+    assert ledger.counts()["claimed"] == 120
+    assert all(len(ledger.attempts_of(ledger.get(slot_key(i, "post:begun")).id)) == 1 for i in range(40))
     engine.dispose()
 
 
