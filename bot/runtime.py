@@ -22,6 +22,7 @@ import structlog
 
 from bot import faults
 from bot import jobs as jobs_mod
+from bot import staging
 from bot.clock import Clock
 from bot.errors import ConfigError
 from bot.jobs import ClockScheduler, SlotJob
@@ -66,6 +67,9 @@ class Worker:
                                    on_progress=on_progress or LogProgress())
         self.threads = threads
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="publish")
+        # Like the heartbeat, at most one look per wall second under a fast demo clock.
+        self.stager = staging.Stager(self.publisher, clock, lambda lane: self._track(("stage", id(lane)), lane),
+                                     every=max(staging.EVERY, speed))
         self.scheduler = ClockScheduler(clock, self._dispatch)
         self.slots: dict[str, SlotJob] = {}
         self._inflight: dict[Future, tuple] = {}
@@ -85,9 +89,11 @@ class Worker:
         self._install(jobs_mod.slot_jobs(self.campaign), removed=[])
         self.scheduler.add_every(self._heartbeat, self.heartbeat_every, "heartbeat")
         self.scheduler.add_every(lambda at: self.resume_from_ledger(), self.sweep_every, "sweep")
+        self.scheduler.add_every(lambda at: self.stage_upcoming(), self.stager.every, "stage")
         # Dead workers' claims first: reconciling them before new posts keeps the platform look-up short.
         self.resume_from_ledger()
         self.recover_missed()
+        self.stage_upcoming()
         log.info("worker_started", campaign=self.campaign.name, owner=self.owner, jobs=len(self.slots),
                  now=self.clock.now().isoformat(), next_slot_at=_iso(self.scheduler.next_run_at(jobs_mod.SLOT_PREFIX)))
 
@@ -120,6 +126,14 @@ class Worker:
             # Our own publication still running (a clock jumped past its lease) is not a dead worker's.
             if (row.slot_at, row.target, row.account) not in self._active:
                 self.submit(_slot_ref(row, self.campaign), row.account)
+
+    def stage_upcoming(self) -> int:
+        """Upload the media of slots due in the next minutes now, so their posts go out on time (bot.staging)."""
+        def next_run(job_id: str) -> datetime | None:
+            job = self.scheduler.get_job(job_id)
+            return None if job is None else job.next_run_time
+
+        return self.stager.look(self.slots, next_run)
 
     def start_tracking(self) -> None:
         """Hashtag tracking and resharing (bot.tracking) in its own thread, when config/reshare.yaml asks for it."""
@@ -203,8 +217,12 @@ class Worker:
         if self.stopping.is_set():
             return
         key = (occurrence.at.astimezone(timezone.utc).replace(microsecond=0), occurrence.target, account)
+        self._track(key, self._fire, occurrence, account)
+
+    def _track(self, key: tuple, task: Callable[..., None], *args: Any) -> None:
+        """Run ``task`` on the pool, counted in flight under ``key`` until it ends."""
         with self._idle:
-            future = self.pool.submit(self._fire, occurrence, account)
+            future = self.pool.submit(task, *args)
             self._inflight[future] = key
             self._active[key] = self._active.get(key, 0) + 1
         future.add_done_callback(self._done)
@@ -265,6 +283,7 @@ class Worker:
 
                 self.tracker.reload(campaign, tracked_adapters(campaign, self.publisher.adapters.get))
             self._install(new, removed=[*removed, *changed_jobs])
+            self.stage_upcoming()
             log.info("schedule_reloaded", campaign=campaign.name, added=added, removed=removed,
                      changed=changed_jobs, files=changed or [])
         # A slot added or moved to a time just past is handed over like one missed while down.
@@ -311,6 +330,7 @@ class Worker:
             self._tracking.join(timeout=30)  # a reshare in flight is finished and recorded, like a publication
         # Tasks not started yet are dropped: no claim was made, so the next start finds them again.
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.publisher.adapters.close()  # connections, and X accounts leave the process's upload sharing
         log.info("worker_stopped", owner=self.owner, **self._counts)
 
     def watch(self) -> None:

@@ -160,6 +160,8 @@ class Platform(ABC):
     needs_handle: ClassVar[bool] = False
     default_base_url: ClassVar[str | None] = None
     supports_streaming: ClassVar[bool] = False
+    # How many accounts of one fan-out a ``stage`` call prepares for (0: the platform stages nothing).
+    stage_group: ClassVar[int] = 0
 
     def __init__(
         self,
@@ -218,6 +220,12 @@ class Platform(ABC):
         self.validate(out)
         return self._guarded("publish", ("post",), lambda: self._publish(out, progress))
 
+    def stage(self, out: Outgoing, together: Sequence[Any] = ()) -> bool:
+        """Before the slot: the slow part of publishing ``out`` that posts nothing (X: uploading its media,
+        shared with the adapters ``together`` of the same fan-out). True when something was staged."""
+        self.validate(out)
+        return self._guarded("stage", ("post",), lambda: self._stage(out, together))
+
     def find_published(self, out: Outgoing) -> Receipt | None:
         """After an uncertain attempt: the post made from ``out`` if the platform has it."""
         return self._guarded("find_published", ("read",), lambda: self._find_published(out))
@@ -238,6 +246,9 @@ class Platform(ABC):
 
     @abstractmethod
     def _publish(self, out: Outgoing, progress: Progress | None) -> Receipt: ...
+
+    def _stage(self, out: Outgoing, together: Sequence[Any]) -> bool:
+        return False  # nothing to prepare: publishing does it all at the slot
 
     @abstractmethod
     def _find_published(self, out: Outgoing) -> Receipt | None: ...

@@ -71,6 +71,7 @@ class X(Platform):
         alt_max=1000,
         captions=True,
     )
+    stage_group: ClassVar[int] = 101  # media staged before a slot: one upload with 100 additional owners
 
     @classmethod
     def measure_text(cls, text: str) -> int:
@@ -174,6 +175,23 @@ class X(Platform):
             self.log.warning("shared_media_refused", media_ids=[m for _, m in borrowed])
             media_ids, _ = upload_media(self._client, out, progress, self.log, self._sleep, self.base_url, None)
             return self._post(out, media_ids)
+
+    @property
+    def share_id(self) -> str | None:
+        """Our user id when uploads are shared with the process's other X accounts, else None."""
+        return self._share_as
+
+    def _stage(self, out: Outgoing, together: Sequence[Any]) -> bool:
+        # The media a fan-out will post, uploaded once for this account and up to 100 others before
+        # the slot: at the slot each account then makes one request, the post itself.
+        if self._share_as is None or not (out.images or out.video):
+            return False
+        from bot.platforms.x_upload import upload_media
+
+        among = {self._share_as, *(getattr(a, "share_id", None) for a in together
+                                   if getattr(a, "base_url", None) == self.base_url)} - {None}
+        upload_media(self._client, out, None, self.log, self._sleep, self.base_url, self._share_as, among)
+        return True
 
     def _post(self, out: Outgoing, media_ids: list[str]) -> Receipt:
         answer = self._client.create_tweet(text=out.text, media_ids=media_ids or None, user_auth=True)

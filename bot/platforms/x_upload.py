@@ -12,7 +12,7 @@ from __future__ import annotations
 import mimetypes
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,11 +35,12 @@ def file_key(path: Path) -> tuple[str, int, int]:
 
 
 def upload_media(client: XClient, out: Any, progress: Callable[[int, int], None] | None, log: Any,
-                 sleep: Callable[[float], None], host: str, share_as: str | None
+                 sleep: Callable[[float], None], host: str, share_as: str | None, among: Collection[str] | None = None
                  ) -> tuple[list[str], list[tuple[tuple[Any, ...], str]]]:
     """Media ids for ``out``'s files, and which of them (with their file keys) other accounts uploaded for us.
 
-    ``share_as``: our user id to share uploads with the process's other X accounts (SHARED), or None.
+    ``share_as``: our user id to share uploads with the process's other X accounts (SHARED), or None;
+    ``among``: the user ids to share a new upload with (default: any account of the process).
     """
     files = [i.path for i in out.images] + ([out.video.path] if out.video else [])
     uploader = Uploader(client, sleep, progress, sum(p.stat().st_size for p in files), log)
@@ -57,7 +58,7 @@ def upload_media(client: XClient, out: Any, progress: Callable[[int, int], None]
         if share_as is None:
             media_ids.append(upload(()))
             continue
-        media_id, uploaded = SHARED.obtain(host, file, share_as, upload, uploader.keepalive)
+        media_id, uploaded = SHARED.obtain(host, file, share_as, upload, uploader.keepalive, among)
         if not uploaded:
             uploader.skip(path.stat().st_size)
             borrowed.append((file, media_id))
@@ -221,10 +222,12 @@ class SharedMedia:
             self._peers.get(host, set()).discard(user_id)
 
     def obtain(self, host: str, file: tuple[Any, ...], me: str, upload: Callable[[Sequence[str]], str],
-               wait: Callable[[], None]) -> tuple[str, bool]:
+               wait: Callable[[], None], among: Collection[str] | None = None) -> tuple[str, bool]:
         """(media id, whether this account uploaded it); ``upload(additional_owners)`` runs at most once.
 
         ``wait`` is called about every 5 s while another account's upload for us is in flight.
+        ``among``: when given, a new upload is shared only with these of our peers (one fan-out's
+        accounts, when uploads are staged before a slot in groups of 101).
         """
         key = (host, *file)
         while True:
@@ -235,7 +238,10 @@ class SharedMedia:
                 mine = next((u for u in uploads if me in u.owners), None)
                 if mine is None:
                     covered = set().union(*(u.owners for u in uploads))
-                    others = sorted(self._peers.get(host, set()) - covered - {me})[:MAX_OWNERS]
+                    peers = self._peers.get(host, set())
+                    if among is not None:
+                        peers = peers & set(among)
+                    others = sorted(peers - covered - {me})[:MAX_OWNERS]
                     mine = _Upload(frozenset([me, *others]))
                     uploads.append(mine)
                     break

@@ -147,3 +147,21 @@ def test_a_failed_upload_is_not_shared_and_the_next_account_uploads_its_own():
     second.join(5)
     assert isinstance(outcome["1"], ContentRejected)
     assert outcome["2"] == ("own-['1']", True)
+
+
+def test_an_upload_staged_for_a_fan_out_is_shared_only_among_its_accounts():
+    """Given ``among``, a new upload names only those peers as owners; the process's other accounts upload their own."""
+    shared = SharedMedia()
+    for user in ("1", "2", "3", "4"):
+        shared.join("h", user)
+    calls: list[list[str]] = []
+
+    def upload(owners):
+        calls.append(list(owners))
+        return f"m{len(calls)}"
+
+    assert shared.obtain("h", ("f",), "1", upload, lambda: None, among={"1", "3"}) == ("m1", True)
+    assert calls == [["3"]]
+    assert shared.obtain("h", ("f",), "3", upload, lambda: None) == ("m1", False)
+    assert shared.obtain("h", ("f",), "2", upload, lambda: None) == ("m2", True)
+    assert calls[1] == ["4"]  # not "1" or "3": they are owners of the first upload already
