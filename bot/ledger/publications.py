@@ -56,7 +56,7 @@ class Ledger(PublicationQueries):
         self._group = None if self._pg else GroupCommit(engine)
         # A statement on its own commits without BEGIN and COMMIT round trips (see _write).
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT") if self._pg else None
-        self._sql = Statements(publications, attempts, OPEN_STATES, self._pg, UTCDateTime())
+        self._sql = Statements(publications, attempts, OPEN_STATES, engine.dialect, UTCDateTime())
         # When each attempt we began started, so that ending it needs no look-up; a miss (an attempt
         # begun by another process, or forgotten below) reads the attempt's row instead.
         self._started: dict[tuple[int, int], datetime] = {}
@@ -121,9 +121,8 @@ class Ledger(PublicationQueries):
                 return None
             n = row.attempts + 1
             if not self._pg:  # PostgreSQL's claim_begin inserted the attempt itself
-                conn.execute(sql.insert_attempt, dict(publication_id=row.id, n=n, owner=owner, started=now))
-            reconcile = row.attempts > 0 and conn.execute(sql.uncertain_before, {"k_id": row.id, "k_n": n}
-                                                          ).scalar_one() > 0
+                sql.insert_attempt(conn, dict(k_id=row.id, k_n=n, v_owner=owner, v_started=now))
+            reconcile = row.attempts > 0 and sql.uncertain_before(conn, {"k_id": row.id, "k_n": n}).scalar_one() > 0
             return row, n, reconcile
 
         claimed = self._write(work, each_atomic=True)
@@ -192,9 +191,9 @@ class Ledger(PublicationQueries):
 
     def _begin_in(self, conn: Connection, pub_id: int, owner: str, prior: int, now: datetime) -> tuple[int, bool]:
         sql = self._sql
-        reconcile = prior > 0 and conn.execute(sql.uncertain_attempts, {"k_id": pub_id}).scalar_one() > 0
-        n = conn.execute(sql.count_attempt, {"k_id": pub_id, "v_updated": now}).scalar_one()
-        conn.execute(sql.insert_attempt, dict(publication_id=pub_id, n=n, owner=owner, started=now))
+        reconcile = prior > 0 and sql.uncertain_attempts(conn, {"k_id": pub_id}).scalar_one() > 0
+        n = sql.count_attempt(conn, {"k_id": pub_id, "v_updated": now}).scalar_one()
+        sql.insert_attempt(conn, dict(k_id=pub_id, k_n=n, v_owner=owner, v_started=now))
         return n, reconcile
 
     def _remember(self, pub_id: int, n: int, started: datetime) -> None:
@@ -206,7 +205,7 @@ class Ledger(PublicationQueries):
     def needs_reconcile(self, pub_id: int) -> bool:
         """True when an earlier attempt may have reached the platform (uncertain, or its worker died)."""
         with self.engine.connect() as conn:
-            return conn.execute(self._sql.uncertain_attempts, {"k_id": pub_id}).scalar_one() > 0
+            return self._sql.uncertain_attempts(conn, {"k_id": pub_id}).scalar_one() > 0
 
     def record_published(self, pub_id: int, remote_id: str, url: str, *, attempt: int | None = None,
                          post: str | None = None) -> None:
@@ -254,15 +253,15 @@ class Ledger(PublicationQueries):
 
         def work(conn: Connection) -> bool:
             if attempt is None:
-                return conn.execute(stmt, params).rowcount == 1
+                return stmt(conn, params).rowcount == 1
             began = started
             if began is None:
                 began = conn.execute(sql.attempt_started, params).scalar_one_or_none()
             params["v_duration"] = None if began is None else round((now - began).total_seconds() * 1000)
             if one_statement:
-                return conn.execute(stmt, params).scalar_one() == 1
-            mine = conn.execute(stmt, params).rowcount == 1
-            conn.execute(sql.end_attempt, params)
+                return stmt(conn, params).scalar_one() == 1
+            mine = stmt(conn, params).rowcount == 1
+            sql.end_attempt(conn, params)
             return mine
 
         return self._write(work, each_atomic=True)
