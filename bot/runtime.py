@@ -22,7 +22,7 @@ import structlog
 
 from bot import faults
 from bot import jobs as jobs_mod
-from bot import staging
+from bot import recovery, staging
 from bot.clock import Clock
 from bot.errors import ConfigError
 from bot.jobs import ClockScheduler, SlotJob
@@ -30,8 +30,6 @@ from bot.progress import LogProgress
 
 log = structlog.get_logger()
 
-LOOKBACK = timedelta(days=30)
-"""How far back start-up looks for slots missed while the worker was down (older ones are not reported)."""
 
 
 class Worker:
@@ -99,33 +97,13 @@ class Worker:
 
     def recover_missed(self) -> None:
         """Hand the Publisher every slot that fell due while no worker ran; it publishes or records ``missed``."""
-        from bot.schedules import occurrences
-
-        now = self.clock.now()
-        grace = max((s.grace for s in self.campaign.schedules), default=timedelta(hours=1))
-        taken = self.ledger.keys_taken(self.campaign.name, now - LOOKBACK, now + timedelta(seconds=1))
-        last = max((slot_at for slot_at, _, _ in taken), default=None)
-        # Always look back a full grace: tasks queued but cancelled by a stop left no trace in the ledger.
-        since = now - grace if last is None else min(last, now - grace)
-        zones = {s.name: s.timezone for s in self.campaign.schedules}
-        missed = [o for o in occurrences(self.campaign, since, now)
-                  if o.at <= now and not jobs_mod.repeated_wall_time(o.at, zones[o.schedule])]
-        handed = 0
-        for occurrence in missed:
-            for account in occurrence.accounts:
-                if (occurrence.at, occurrence.target, account) not in taken:
-                    self.submit(occurrence, account)
-                    handed += 1
+        handed, since = recovery.missed(self.campaign, self.ledger, self.clock.now(), self.submit)
         if handed:
             log.info("missed_slots_found", count=handed, since=since.isoformat())
 
     def resume_from_ledger(self) -> None:
         """Take over retries whose time has come and claims whose worker died."""
-        rows = [*self.ledger.pending_retries(), *self.ledger.expired_claims()]
-        for row in rows:
-            # Our own publication still running (a clock jumped past its lease) is not a dead worker's.
-            if (row.slot_at, row.target, row.account) not in self._active:
-                self.submit(_slot_ref(row, self.campaign), row.account)
+        recovery.resume(self.campaign, self.ledger, self._active, self.submit)
 
     def stage_upcoming(self) -> int:
         """Upload the media of slots due in the next minutes now, so their posts go out on time (bot.staging)."""
@@ -361,11 +339,3 @@ class Worker:
 def _iso(when: datetime | None) -> str | None:
     return None if when is None else when.astimezone(timezone.utc).isoformat()
 
-
-def _slot_ref(row: Any, campaign: Any) -> Any:
-    from bot.publishing_types import SlotRef, target_parts
-
-    post, queue = target_parts(row.target)
-    grace = next((s.grace for s in campaign.schedules if s.name == row.schedule), timedelta(hours=1))
-    return SlotRef(at=row.slot_at, schedule=row.schedule, slot=row.slot, target=row.target, post=post,
-                   queue=queue, accounts=(row.account,), grace=grace, manual=bool(row.manual))
