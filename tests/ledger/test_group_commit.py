@@ -127,3 +127,17 @@ def test_a_batch_holds_at_most_most_works(engine):
         release.set()
         assert sum(f.result(10) for f in futures) == 10
     assert group.commits == 1 + 3  # the first alone, then 10 works in batches of 4, 4 and 2
+
+
+def test_every_thread_is_woken_when_many_write_at_once(engine):
+    """100 threads writing 20 rows each all return with their results: no thread of a batch is left waiting."""
+    group = GroupCommit(engine, most=16)
+
+    def writer(t):
+        return sum(group.run(lambda conn, n=t * 100 + i: conn.execute(ROWS.insert().values(n=n)).rowcount)
+                   for i in range(20))
+
+    with ThreadPoolExecutor(max_workers=100) as pool:
+        assert list(pool.map(writer, range(100), timeout=60)) == [20] * 100
+    assert len(stored(engine)) == 2000
+    assert group.commits < 2000  # writes shared transactions
