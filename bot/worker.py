@@ -65,10 +65,34 @@ def make_clock(args: argparse.Namespace) -> Clock:
     return DemoClock(start, args.clock_speed or 1.0)
 
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
+
+
+def limit_malloc_arenas() -> bool:
+    """Cap glibc's malloc arenas at one per core (at least two); False where it does not apply.
+
+    glibc gives each new thread its own arena, up to eight per core, and an arena keeps the
+    memory its thread freed. After a fan-out on 256 publish threads that is about 3 MB more of
+    the worker's memory for good (300 accounts: 85 MB after the fan-out, 82 MB capped), and the
+    fan-out took no longer capped. The GIL lets one thread at a time run Python, so threads
+    rarely wait for an arena. MALLOC_ARENA_MAX set by whoever runs the worker is left alone.
+    """
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    try:
+        import ctypes
+
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to cap
+        return False
+    return bool(mallopt(M_ARENA_MAX, max(2, os.cpu_count() or 1)))
+
+
 def main(args: argparse.Namespace) -> int:
     from bot import logs, progress
     from bot.ledger.db import default_url
 
+    limit_malloc_arenas()  # before the pool's threads exist: each takes its arena on its first malloc
     # On a terminal, uploads show rich bars; log lines follow sys.stdout so rich can print them above the bars.
     bars = progress.TerminalProgress() if progress.for_terminal(os.environ.get("BOT_LOG_FORMAT"), sys.stdout) else None
     logs.configure(stream=progress.FollowStdout() if bars else None)

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 BASE = REPO / "tests/cases/base"
 TEXTS = [
@@ -87,3 +89,39 @@ def test_x_text_falls_back_to_the_ordinary_import_when_twitter_text_needs_more_o
         "                  'real': hasattr(sys.modules['pkg_resources'], 'working_set')}))\n"
     )
     assert _run(script, path=[tmp_path]) == [{"found": "pyyaml", "length": 3, "real": True}]
+
+
+ARENAS = (
+    "import ctypes, json, os, sys, tempfile, threading\n"
+    "if sys.argv[1] == 'capped':\n"
+    "    from bot.worker import limit_malloc_arenas\n"
+    "    assert limit_malloc_arenas()\n"
+    "held, ready = [], threading.Barrier(9)\n"
+    "def work():\n"
+    "    held.append(bytearray(100_000))  # under the mmap threshold: from the thread's arena\n"
+    "    ready.wait()\n"
+    "threads = [threading.Thread(target=work) for _ in range(8)]\n"
+    "for t in threads: t.start()\n"
+    "ready.wait()\n"
+    "libc = ctypes.CDLL('libc.so.6')\n"
+    "libc.fdopen.restype = ctypes.c_void_p\n"
+    "with tempfile.TemporaryFile() as out:\n"
+    "    stream = ctypes.c_void_p(libc.fdopen(os.dup(out.fileno()), b'w'))\n"
+    "    libc.malloc_info(0, stream)\n"
+    "    libc.fclose(stream)\n"
+    "    out.seek(0)\n"
+    "    print(json.dumps({'arenas': out.read().decode().count('<heap nr='), 'cap': max(2, os.cpu_count() or 1)}))\n"
+)
+
+
+@pytest.mark.skipif(sys.platform != "linux" or os.confstr("CS_GNU_LIBC_VERSION") is None, reason="glibc only")
+def test_worker_caps_malloc_arenas_so_publish_threads_share_them() -> None:
+    """With the worker's cap, eight threads allocating at once share at most one arena per core, not one each."""
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    runs = {}
+    for mode in ("capped", "default"):
+        done = subprocess.run([sys.executable, "-c", ARENAS, mode], capture_output=True, text=True, timeout=60,
+                              env={**env, "PYTHONPATH": str(REPO)}, cwd=REPO)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[mode] = json.loads(done.stdout)
+    assert runs["capped"]["arenas"] <= runs["capped"]["cap"] < runs["default"]["arenas"]
