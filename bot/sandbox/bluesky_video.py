@@ -149,6 +149,9 @@ class VideoService:
 def _handler_for(service: VideoService) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: with Nagle on, a kept-alive connection waits for the
+        # client's delayed ACK (40 ms on Linux) before the body. Real APIs answer at once.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - no access log on stderr
             pass
