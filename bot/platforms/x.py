@@ -148,7 +148,7 @@ class X(Platform):
 
             SHARED.leave(self.base_url, self._share_as)
         if self._client_instance is not None:
-            self._client_instance.session.close()
+            self._client_instance.close()
 
     # ---- hooks ----
 

@@ -10,6 +10,7 @@ tweepy is only loaded when an X adapter talks to X.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -44,6 +45,11 @@ class XClient(tweepy.Client):
             access_token_secret=credentials["access_token_secret"],
         )
         environment_read_once(self.session)
+        # Connections to the API host are pooled for all the process's X accounts (requests are signed
+        # per account, so a connection carries nothing of an account): a fan-out does not open, and on
+        # X pay a TLS handshake for, one connection per account. Cookies stay per account, in each session.
+        self._host = base_url.rstrip("/")
+        self.session.mount(self._host, shared_adapter(self._host))
         # One signer for the client's life: tweepy's handler builds a whole OAuth1Session (a
         # requests Session) per request just to return this object, about 1 ms of CPU each time.
         # OAuth1 draws a fresh nonce and timestamp for every request it signs, so sharing it is safe.
@@ -54,6 +60,11 @@ class XClient(tweepy.Client):
         self.timeout = timeout
         self._before_send = before_send
         self._on_answer = on_answer
+
+    def close(self) -> None:
+        """Close this account's session; the shared connection pool stays for the other accounts."""
+        self.session.adapters.pop(self._host, None)
+        self.session.close()
 
     def request(self, method: str, route: str, params: Any = None, json: Any = None, user_auth: bool = False) -> requests.Response:
         # Every call is made in user context (OAuth 1.0a): the bot acts as the campaign account.
@@ -85,6 +96,20 @@ class XClient(tweepy.Client):
         self._on_answer(bucket, response)
         raise_for_status(response)
         return response
+
+
+POOL_SIZE = 256  # connections kept per API host: as many as the worker's publishing threads
+_adapters: dict[str, requests.adapters.HTTPAdapter] = {}
+_adapters_lock = threading.Lock()
+
+
+def shared_adapter(host: str) -> requests.adapters.HTTPAdapter:
+    """The process's one connection pool for ``host`` (thread-safe, as urllib3's pools are)."""
+    with _adapters_lock:
+        adapter = _adapters.get(host)
+        if adapter is None:
+            adapter = _adapters[host] = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=POOL_SIZE)
+        return adapter
 
 
 def raise_for_status(response: requests.Response) -> None:
