@@ -72,6 +72,21 @@ def test_text_post_lands_once(x_sandbox: XSandbox, account: SandboxAccount, adap
     assert receipt.url == f"https://x.com/{account.handle}/status/{receipt.remote_id}"
 
 
+def test_accounts_share_the_hosts_connections_and_keep_their_own_cookies(x_sandbox: XSandbox) -> None:
+    """Two accounts' posts go through one pool of connections to the host; closing one account leaves the other's working."""
+    first, second = (adapter_for(x_sandbox.create_account(fresh())) for _ in range(2))
+    try:
+        for platform in (first, second):
+            platform.publish(out(f"Free Andrei and Irina #{TAG} {uuid.uuid4().hex[:6]}"))
+        one, two = first._client.session, second._client.session
+        assert one.get_adapter(x_sandbox.base_url) is two.get_adapter(x_sandbox.base_url)
+        assert one.cookies is not two.cookies
+        first.close()
+        assert second.publish(out(f"Still free them #{TAG} {uuid.uuid4().hex[:6]}")).remote_id
+    finally:
+        second.close()
+
+
 def test_four_images_carry_their_alt_texts(x_sandbox: XSandbox, account: SandboxAccount, adapter: X, media: Path) -> None:
     """Four images upload in one request each, get their alt texts, and attach in order."""
     images = tuple(ImageAttachment(media / f"banner-{n}.png", f"Banner {n + 1}: free Andrei and Irina") for n in range(4))
