@@ -72,10 +72,10 @@ def limit_malloc_arenas() -> bool:
     """Cap glibc's malloc arenas at one per core (at least two); False where it does not apply.
 
     glibc gives each new thread its own arena, up to eight per core, and an arena keeps the
-    memory its thread freed. After a fan-out on 256 publish threads that is about 3 MB more of
-    the worker's memory for good (300 accounts: 85 MB after the fan-out, 82 MB capped), and the
-    fan-out took no longer capped. The GIL lets one thread at a time run Python, so threads
-    rarely wait for an arena. MALLOC_ARENA_MAX set by whoever runs the worker is left alone.
+    memory its thread freed: after a fan-out on the publish threads, about 3 MB more of the
+    worker's memory for good (bench/fanout.py, 300 X accounts: 85 MB after the fan-out, 82 MB
+    capped; the fan-out took as long either way). The GIL lets one thread at a time run Python,
+    so threads rarely wait for an arena. MALLOC_ARENA_MAX set by whoever runs the worker is left alone.
     """
     if "MALLOC_ARENA_MAX" in os.environ:
         return False
