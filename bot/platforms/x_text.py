@@ -2,7 +2,8 @@
 
 twitter-text-parser 3.0 imports pkg_resources only to read ``emoji-test.txt``, a data file next
 to its module. Importing pkg_resources scans every installed distribution: about 5 MB of a
-worker's memory for its whole life, and 0.2 s of every ``bot check``. For the length of that one
+worker's memory for its whole life, and 0.2 s wherever X texts are counted (the worker's start,
+``bot check`` when a text may be near X's limit). For the length of that one
 import, a stand-in offering only ``resource_string`` takes its place. If a later twitter-text asks
 pkg_resources for more, the stand-in fails and twitter-text is imported the ordinary way.
 """
