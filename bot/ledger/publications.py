@@ -116,13 +116,13 @@ class Ledger(PublicationQueries):
                       v_state=CLAIMED, v_owner=owner, v_until=now + lease, v_now=now)
 
         def work(conn: Connection) -> tuple[Row, int, bool] | None:
-            row = conn.execute(sql.claim_begin, params).first()
+            row = sql.claim_begin.first(conn, params)
             if row is None:
                 return None
             n = row.attempts + 1
             if not self._pg:  # PostgreSQL's claim_begin inserted the attempt itself
-                sql.insert_attempt(conn, dict(k_id=row.id, k_n=n, v_owner=owner, v_started=now))
-            reconcile = row.attempts > 0 and sql.uncertain_before(conn, {"k_id": row.id, "k_n": n}).scalar_one() > 0
+                sql.insert_attempt.rowcount(conn, dict(k_id=row.id, k_n=n, v_owner=owner, v_started=now))
+            reconcile = row.attempts > 0 and sql.uncertain_before.scalar(conn, {"k_id": row.id, "k_n": n}) > 0
             return row, n, reconcile
 
         claimed = self._write(work, each_atomic=True)
@@ -191,9 +191,9 @@ class Ledger(PublicationQueries):
 
     def _begin_in(self, conn: Connection, pub_id: int, owner: str, prior: int, now: datetime) -> tuple[int, bool]:
         sql = self._sql
-        reconcile = prior > 0 and sql.uncertain_attempts(conn, {"k_id": pub_id}).scalar_one() > 0
-        n = sql.count_attempt(conn, {"k_id": pub_id, "v_updated": now}).scalar_one()
-        sql.insert_attempt(conn, dict(k_id=pub_id, k_n=n, v_owner=owner, v_started=now))
+        reconcile = prior > 0 and sql.uncertain_attempts.scalar(conn, {"k_id": pub_id}) > 0
+        n = sql.count_attempt.scalar(conn, {"k_id": pub_id, "v_updated": now})
+        sql.insert_attempt.rowcount(conn, dict(k_id=pub_id, k_n=n, v_owner=owner, v_started=now))
         return n, reconcile
 
     def _remember(self, pub_id: int, n: int, started: datetime) -> None:
@@ -205,7 +205,7 @@ class Ledger(PublicationQueries):
     def needs_reconcile(self, pub_id: int) -> bool:
         """True when an earlier attempt may have reached the platform (uncertain, or its worker died)."""
         with self.engine.connect() as conn:
-            return self._sql.uncertain_attempts(conn, {"k_id": pub_id}).scalar_one() > 0
+            return self._sql.uncertain_attempts.scalar(conn, {"k_id": pub_id}) > 0
 
     def record_published(self, pub_id: int, remote_id: str, url: str, *, attempt: int | None = None,
                          post: str | None = None) -> None:
@@ -253,15 +253,15 @@ class Ledger(PublicationQueries):
 
         def work(conn: Connection) -> bool:
             if attempt is None:
-                return stmt(conn, params).rowcount == 1
+                return stmt.rowcount(conn, params) == 1
             began = started
             if began is None:
                 began = conn.execute(sql.attempt_started, params).scalar_one_or_none()
             params["v_duration"] = None if began is None else round((now - began).total_seconds() * 1000)
             if one_statement:
-                return stmt(conn, params).scalar_one() == 1
-            mine = stmt(conn, params).rowcount == 1
-            sql.end_attempt(conn, params)
+                return stmt.scalar(conn, params) == 1
+            mine = stmt.rowcount(conn, params) == 1
+            sql.end_attempt.rowcount(conn, params)
             return mine
 
         return self._write(work, each_atomic=True)

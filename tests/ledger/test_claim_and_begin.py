@@ -28,6 +28,7 @@ def test_a_fresh_claim_stores_every_field_and_returns_the_row_as_claimed(ledger,
     assert (stored.state, stored.owner, stored.attempts, stored.next_attempt_at) == ("claimed", "w1", 1, None)
     assert stored.created == stored.updated == clock.now() and stored.lease_until == clock.now() + LEASE
     assert row._asdict() == {**stored._asdict(), "attempts": 0}
+    assert row.manual is True and row.slot_at.tzinfo is not None  # typed as a Core query's row, not raw driver values
     assert [(a.n, a.owner, a.started, a.ended) for a in ledger.attempts_of(row.id)] == [(1, "w1", clock.now(), None)]
 
 
