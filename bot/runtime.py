@@ -107,11 +107,9 @@ class Worker:
 
     def stage_upcoming(self) -> int:
         """Upload the media of slots due in the next minutes now, so their posts go out on time (bot.staging)."""
-        def next_run(job_id: str) -> datetime | None:
-            job = self.scheduler.get_job(job_id)
-            return None if job is None else job.next_run_time
-
-        return self.stager.look(self.slots, next_run)
+        # One pass over the job store (a look per job would take its lock once per slot).
+        next_runs = {job.id: job.next_run_time for job in self.scheduler.get_jobs()}
+        return self.stager.look(self.slots, next_runs.get)
 
     def start_tracking(self) -> None:
         """Hashtag tracking and resharing (bot.tracking) in its own thread, when config/reshare.yaml asks for it."""

@@ -75,6 +75,11 @@ def _stage(campaign: Any, post: Any, occ: Any, group: list[tuple[Any, Any]]) -> 
         log.info("media_staged", duration_ms=round((time.monotonic() - started) * 1000), **context)
 
 
+def _has_media(campaign: Any, post_id: str) -> bool:
+    post = campaign.posts.get(post_id)
+    return post is not None and bool(post.media or post.video)
+
+
 class Stager:
     """Finds the slots due within ``ahead`` (``AHEAD``, or more under a fast clock) and hands their staging to the worker's pool, once per slot time."""
 
@@ -101,6 +106,8 @@ class Stager:
                 at = next_run(job_id)
                 if at is None or not now < at <= now + self.ahead or (job_id, at) in self._staged:
                     continue
+                if slot.slot.post is None or not _has_media(self.publisher.campaign, slot.slot.post):
+                    continue  # a queue's post is chosen at the slot; a text post has nothing to stage
                 self._staged.add((job_id, at))
                 for lane in lanes(self.publisher, occurrence_at(slot, at)):
                     self.submit(lane)
