@@ -143,6 +143,7 @@ class Driver:
         if compiled.post_compile_params or compiled.literal_execute_params:
             raise ValueError("a statement rendered again at each execution cannot run as fixed driver SQL")
         self.sql = compiled.string
+        self._dialect = dialect
         binds = compiled.binds
         self._order = tuple(compiled.positiontup) if compiled.positional else None
         self._given = tuple(name for name, bind in binds.items() if bind.required)
@@ -174,15 +175,29 @@ class Driver:
         params.update(self._fixed)
         for name, proc in self._convert:
             params[name] = proc(params[name])
-        cursor = conn.connection.cursor()
+        dbapi = conn.connection.dbapi_connection
+        cursor = dbapi.cursor()
         try:
             cursor.execute(self.sql, params if self._order is None else tuple(params[n] for n in self._order))
             raw = cursor.fetchone() if cursor.description is not None else None
             while raw is not None and cursor.fetchone() is not None:  # a statement runs to its end
                 pass
             return cursor.rowcount, raw
+        except Exception as exc:
+            # As Connection.execute would: a connection the server dropped never goes back to the pool.
+            if self._dialect.is_disconnect(exc, dbapi, cursor):
+                _close_quietly(cursor)
+                conn.invalidate(exc)
+            raise
         finally:
-            cursor.close()
+            _close_quietly(cursor)
+
+
+def _close_quietly(cursor: Any) -> None:
+    try:
+        cursor.close()
+    except Exception:  # noqa: BLE001  (its connection is gone: nothing left to release)
+        pass
 
 
 def is_open(state: Any, open_states: tuple[str, ...]) -> Any:
