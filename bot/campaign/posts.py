@@ -11,7 +11,7 @@ from pathlib import Path
 from bot.campaign.files import PostFile
 from bot.campaign.plainpost import plain_post
 from bot.campaign.model import Consent, Media, Post, Supporter, Video
-from bot.campaign.probing import Prober
+from bot.campaign.probing import CACHE, Prober
 from bot.campaign.paths import PathProblem, inside, resolve_inside
 from bot.campaign.problems import WARNING, Problems, known_list, validated
 from bot.campaign.yamlsrc import Later, Source, YamlProblem, read
@@ -138,7 +138,7 @@ class _Paths:
 
 def build_all(root: Path, found: Found, problems: Problems, check: Callable[[Post, Source], bool] | None = None) -> Loaded:
     """Every post; with ``check``, each is checked when built and kept for the media check only if ``check`` says so."""
-    loaded = Loaded()
+    loaded = Loaded(prober=Prober(cache=root / CACHE))
     paths = _Paths(root)
     prefix = len(str(root)) + 1
     for post_id, (queue, name) in found.files.items():
