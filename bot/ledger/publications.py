@@ -106,8 +106,9 @@ class Ledger(PublicationQueries):
         """``claim`` of a fixed post and ``begin_attempt`` at once: (row as claimed, attempt, reconcile).
 
         For a caller that checked everything an attempt needs before claiming: one write before
-        the platform call instead of two (the punctuality path). The claim and its attempt row are
-        one statement (one upsert, and on SQLite the attempt's insert in the same transaction).
+        the platform call instead of two (the punctuality path). On PostgreSQL the claim (an upsert)
+        and its attempt's row are one statement; on SQLite, the upsert and the attempt's insert in
+        one transaction. A take-over then asks whether an earlier attempt calls for a reconcile.
         """
         now = self.clock.now()
         sql = self._sql
