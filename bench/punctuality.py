@@ -67,7 +67,10 @@ def run_worker(root: Path, speed: float, count: int) -> list[float]:
     worker.request_stop("benchmark done")
     serving.join(timeout=30)
     worker.close()
-    return [start - clock.wall_at(slot_of[key]) for key, start in recorder.starts.items()]
+    in_order = sorted((slot_of[key], start - clock.wall_at(slot_of[key])) for key, start in recorder.starts.items())
+    worst = sorted(range(len(in_order)), key=lambda i: in_order[i][1])[-3:][::-1]
+    print("latest publish calls: " + ", ".join(f"slot {i + 1} ({in_order[i][1] * 1000:.0f} ms)" for i in worst))
+    return [late for _, late in in_order]
 
 
 def run_naive(root: Path, speed: float, count: int) -> list[float]:

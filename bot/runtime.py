@@ -76,6 +76,7 @@ class Worker:
         self._counts = {"published": 0, "skipped": 0, "failed": 0, "retries": 0}
         self._reload_lock = threading.Lock()
         self.watcher = None
+        self._prepared: dict[str, SlotJob] | None = None  # slot jobs built by warm_up for start
         self.tracker: Any = None
         self._tracking: threading.Thread | None = None
 
@@ -84,7 +85,8 @@ class Worker:
     def start(self) -> None:
         """Schedule the campaign's slots, heartbeat and sweep, and hand over what the ledger says is due."""
         self.scheduler.start()
-        self._install(jobs_mod.slot_jobs(self.campaign), removed=[])
+        prepared, self._prepared = self._prepared, None
+        self._install(prepared or jobs_mod.slot_jobs(self.campaign), removed=[])
         self.scheduler.add_every(self._heartbeat, self.heartbeat_every, "heartbeat")
         self.scheduler.add_every(lambda at: self.resume_from_ledger(), self.sweep_every, "sweep")
         self.scheduler.add_every(lambda at: self.stage_upcoming(), self.stager.every, "stage")
@@ -140,6 +142,8 @@ class Worker:
             if prepare is not None:
                 prepare()
         self._start_threads(max((len(s.accounts) for sch in self.campaign.schedules for s in sch.slots), default=1))
+        # The slots' triggers too (a quarter of a second for 1,000 slots): start() then only schedules them.
+        self._prepared = jobs_mod.slot_jobs(self.campaign)
 
     def _start_threads(self, count: int) -> None:
         """Start the pool's threads a fan-out will need (at most its size) now, not one per task at the slot."""
@@ -253,6 +257,7 @@ class Worker:
                 return False
             added, removed, changed_jobs = jobs_mod.diff(self.slots, new)
             self.campaign = campaign
+            self._prepared = None  # built from the campaign before this one
             self.publisher.campaign = campaign
             if self.tracker is not None:
                 from bot.tracking import tracked_adapters
