@@ -214,13 +214,7 @@ def quiet_logs() -> None:
 
 def new_database(pg: Any, name: str) -> str:
     """A fresh database on a throwaway PostgreSQL (bot.sandbox.postgres); its SQLAlchemy URL."""
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(pg.url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return pg.url.rsplit("/", 1)[0] + "/" + name
+    return pg.new_database(name)
 
 
 class AnchoredClock:

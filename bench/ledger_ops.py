@@ -89,14 +89,7 @@ def one_run(url: str, n: int, threads: int) -> dict[str, tuple[float, float]]:
 def fresh_url(kind: str, pg, tmp: Path, run: int, threads: int) -> str:
     if kind == "sqlite":
         return f"sqlite:///{tmp / f'ledger-{threads}-{run}.db'}"
-    import sqlalchemy as sa
-
-    name = f"bench_{threads}_{run}"
-    admin = sa.create_engine(pg.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    admin.dispose()
-    return pg.url.rsplit("/", 1)[0] + "/" + name
+    return pg.new_database(f"bench_{threads}_{run}")
 
 
 def main() -> int:

@@ -48,6 +48,18 @@ class Postgres:
         """libpq URL, for non-Python clients."""
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
+    def new_database(self, name: str) -> str:
+        """Create an empty database ``name`` on this server; its SQLAlchemy URL."""
+        import sqlalchemy as sa
+
+        admin = sa.create_engine(self.url, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        finally:
+            admin.dispose()
+        return self.url.rsplit("/", 1)[0] + "/" + name
+
     def _run(self, *args: str) -> None:
         cmd = [str(a) for a in args]
         if self._user:

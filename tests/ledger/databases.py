@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 _numbers = itertools.count()
 
@@ -17,12 +16,7 @@ def fresh_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'ledger.db'}"
     pg = request.getfixturevalue("postgres")
-    name = f"ledger_{os.getpid()}_{next(_numbers)}"
-    admin = sa.create_engine(pg.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    admin.dispose()
-    return pg.url.rsplit("/", 1)[0] + "/" + name
+    return pg.new_database(f"ledger_{os.getpid()}_{next(_numbers)}")
 
 
 DATABASES = ("sqlite", "postgres")

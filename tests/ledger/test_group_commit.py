@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -21,6 +22,29 @@ def engine(tmp_path):
     engine.dispose()
 
 
+@contextmanager
+def held(group: GroupCommit, pool: ThreadPoolExecutor, queued: int = 0):
+    """A first transaction kept running until the block ends, so what the block submits queues behind it.
+
+    On leaving, waits until ``queued`` works are in the queue, then lets the first one finish.
+    """
+    running, release = threading.Event(), threading.Event()
+
+    def first(conn):
+        running.set()
+        release.wait(10)
+        return "first"
+
+    future = pool.submit(group.run, first)
+    assert running.wait(10)
+    try:
+        yield future
+        while len(group._queue) < queued:
+            threading.Event().wait(0.01)
+    finally:
+        release.set()
+
+
 def stored(engine) -> list[int]:
     with engine.connect() as conn:
         return sorted(n for (n,) in conn.execute(sa.select(ROWS.c.n)))
@@ -29,50 +53,28 @@ def stored(engine) -> list[int]:
 def test_works_queued_while_a_transaction_runs_share_the_next_commit(engine):
     """While one transaction runs, the writes queued by other threads are committed together, each with its own result."""
     group = GroupCommit(engine)
-    first_running, release = threading.Event(), threading.Event()
-
-    def slow_first(conn):
-        first_running.set()
-        release.wait(10)
-        conn.execute(ROWS.insert().values(n=0))
-        return "first"
-
     with ThreadPoolExecutor(max_workers=21) as pool:
-        first = pool.submit(group.run, slow_first)
-        assert first_running.wait(10)
-        others = [pool.submit(group.run, lambda conn, n=n: conn.execute(ROWS.insert().values(n=n)).rowcount * n)
-                  for n in range(1, 21)]
-        while len(group._queue) < 20:  # every other thread has queued its work behind the running one
-            threading.Event().wait(0.01)
-        release.set()
+        with held(group, pool, queued=20) as first:
+            others = [pool.submit(group.run, lambda conn, n=n: conn.execute(ROWS.insert().values(n=n)).rowcount * n)
+                      for n in range(1, 21)]
         assert first.result(10) == "first"
         assert [f.result(10) for f in others] == list(range(1, 21))
-    assert stored(engine) == list(range(21))
+    assert stored(engine) == list(range(1, 21))
     assert group.commits == 2
 
 
 def test_a_failing_work_fails_alone_and_the_others_of_its_batch_are_committed(engine):
     """A write that raises gets its exception; the writes batched with it are run again alone and kept."""
     group = GroupCommit(engine)
-    first_running, release = threading.Event(), threading.Event()
-
-    def slow_first(conn):
-        first_running.set()
-        release.wait(10)
-        return None
 
     def insert(n):
         return lambda conn: conn.execute(ROWS.insert().values(n=n)).rowcount
 
     with ThreadPoolExecutor(max_workers=5) as pool:
-        pool.submit(group.run, slow_first)
-        assert first_running.wait(10)
-        good = [pool.submit(group.run, insert(n)) for n in (1, 2)]
-        clash = pool.submit(group.run, insert(1))  # the same primary key as a good one: IntegrityError
-        more = pool.submit(group.run, insert(3))
-        while len(group._queue) < 4:
-            threading.Event().wait(0.01)
-        release.set()
+        with held(group, pool, queued=4):
+            good = [pool.submit(group.run, insert(n)) for n in (1, 2)]
+            clash = pool.submit(group.run, insert(1))  # the same primary key as a good one: IntegrityError
+            more = pool.submit(group.run, insert(3))
         assert [f.result(10) for f in good] == [1, 1] and more.result(10) == 1
         with pytest.raises(sa.exc.IntegrityError):
             clash.result(10)
@@ -82,11 +84,6 @@ def test_a_failing_work_fails_alone_and_the_others_of_its_batch_are_committed(en
 def test_each_work_sees_the_writes_before_it_in_the_batch(engine):
     """Works in one transaction run in order, each seeing the rows the earlier ones wrote."""
     group = GroupCommit(engine)
-    first_running, release = threading.Event(), threading.Event()
-
-    def slow_first(conn):
-        first_running.set()
-        release.wait(10)
 
     def count_then_insert(n):
         def work(conn):
@@ -96,14 +93,12 @@ def test_each_work_sees_the_writes_before_it_in_the_batch(engine):
         return work
 
     with ThreadPoolExecutor(max_workers=6) as pool:
-        pool.submit(group.run, slow_first)
-        assert first_running.wait(10)
-        futures = []
-        for n in range(5):
-            futures.append(pool.submit(group.run, count_then_insert(n)))
-            while len(group._queue) < n + 1:  # queue them in a known order
-                threading.Event().wait(0.01)
-        release.set()
+        with held(group, pool):
+            futures = []
+            for n in range(5):
+                futures.append(pool.submit(group.run, count_then_insert(n)))
+                while len(group._queue) < n + 1:  # queue them in a known order
+                    threading.Event().wait(0.01)
         assert [f.result(10) for f in futures] == [0, 1, 2, 3, 4]
     assert group.commits == 2
 
@@ -111,20 +106,10 @@ def test_each_work_sees_the_writes_before_it_in_the_batch(engine):
 def test_a_batch_holds_at_most_most_works(engine):
     """No transaction takes more than ``most`` works, so the first of a long queue does not wait for all."""
     group = GroupCommit(engine, most=4)
-    first_running, release = threading.Event(), threading.Event()
-
-    def slow_first(conn):
-        first_running.set()
-        release.wait(10)
-
     with ThreadPoolExecutor(max_workers=11) as pool:
-        pool.submit(group.run, slow_first)
-        assert first_running.wait(10)
-        futures = [pool.submit(group.run, lambda conn, n=n: conn.execute(ROWS.insert().values(n=n)).rowcount)
-                   for n in range(10)]
-        while len(group._queue) < 10:
-            threading.Event().wait(0.01)
-        release.set()
+        with held(group, pool, queued=10):
+            futures = [pool.submit(group.run, lambda conn, n=n: conn.execute(ROWS.insert().values(n=n)).rowcount)
+                       for n in range(10)]
         assert sum(f.result(10) for f in futures) == 10
     assert group.commits == 1 + 3  # the first alone, then 10 works in batches of 4, 4 and 2
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -41,6 +42,18 @@ def image_campaign(root, sandbox, monkeypatch, count: int):
     return accounts
 
 
+@contextmanager
+def worker_at(root, when):
+    """A worker on a FakeClock at ``when``, warmed up as `bot run` does; closed on leaving."""
+    clock = FakeClock(when)
+    worker = Worker(root, clock=clock, database_url=f"sqlite:///{root / 'ledger.db'}", threads=8)
+    try:
+        worker.warm_up()
+        yield worker, clock
+    finally:
+        worker.close()
+
+
 def media_requests(sandbox) -> list[dict]:
     return [e for e in sandbox.requests() if e["path"].startswith("/2/media/")]
 
@@ -52,10 +65,7 @@ def tweets(sandbox) -> list[dict]:
 def test_media_is_uploaded_minutes_before_the_slot_and_the_slot_only_posts(tmp_path, own_x, monkeypatch) -> None:
     """Ten minutes before 09:00 the image goes up once for all three accounts; at 09:00 each makes one request."""
     accounts = image_campaign(tmp_path, own_x, monkeypatch, 3)
-    clock = FakeClock(NINE - timedelta(minutes=30))
-    worker = Worker(tmp_path, clock=clock, database_url=f"sqlite:///{tmp_path / 'ledger.db'}", threads=8)
-    try:
-        worker.warm_up()
+    with worker_at(tmp_path, NINE - timedelta(minutes=30)) as (worker, clock):
         with capture_logs() as logs:
             worker.start()
             worker.wait_idle()
@@ -76,17 +86,12 @@ def test_media_is_uploaded_minutes_before_the_slot_and_the_slot_only_posts(tmp_p
         for account in accounts:
             (post,) = own_x.posts(account)
             assert [(m["kind"], m["alt"]) for m in post.media] == [("image", "Banner: Free Andrei and Irina")]
-    finally:
-        worker.close()
 
 
 def test_failed_staging_is_logged_and_the_slot_uploads_the_media_itself(tmp_path, own_x, monkeypatch) -> None:
     """When X refuses the staged upload, media_stage_failed says why and the slot still publishes with the image."""
     accounts = image_campaign(tmp_path, own_x, monkeypatch, 2)
-    clock = FakeClock(NINE - timedelta(minutes=5))
-    worker = Worker(tmp_path, clock=clock, database_url=f"sqlite:///{tmp_path / 'ledger.db'}", threads=8)
-    try:
-        worker.warm_up()
+    with worker_at(tmp_path, NINE - timedelta(minutes=5)) as (worker, clock):
         own_x.fail_next("unavailable", path="/2/media/upload/initialize")
         with capture_logs() as logs:
             worker.start()
@@ -100,5 +105,3 @@ def test_failed_staging_is_logged_and_the_slot_uploads_the_media_itself(tmp_path
         for account in accounts:
             (post,) = own_x.posts(account)
             assert [m["kind"] for m in post.media] == ["image"]
-    finally:
-        worker.close()
