@@ -16,8 +16,16 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import bindparam as bp
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, Row
+
+
+def _upsert_insert(pg: bool) -> Any:
+    """The dialect's INSERT with ON CONFLICT; only the dialect in use is imported (the other weighs ~2 MB)."""
+    if pg:
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
 
 
 class Statements:
@@ -32,7 +40,7 @@ class Statements:
         key = (c.campaign == bp("k_campaign"), c.slot_at == t("k_slot_at"), c.target == bp("k_target"),
                c.account == bp("k_account"))
         self.by_key = sa.select(publications).where(*key)
-        insert = postgresql.insert if pg else sqlite.insert
+        insert = _upsert_insert(pg)
         self.insert_claim = insert(publications).on_conflict_do_nothing().returning(*publications.c)
         self.claim_begin = Driver(self._claim_begin(insert, publications, attempts, open_states, pg, t), dialect)
         self.take_over = (
