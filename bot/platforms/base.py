@@ -1,6 +1,6 @@
 """The one interface every platform adapter implements.
 
-``Platform`` is a template method: the public calls (``publish``, ``find_published``,
+``Platform`` is a template method: the public calls (``publish``, ``stage``, ``find_published``,
 ``reshare``, ``fetch_mentions``, ``whoami``) own validation, the rate-limit gate,
 error mapping and logging; a platform module fills in the ``_``-prefixed hooks
 with its own client calls and says how its client's exceptions map to ours.
