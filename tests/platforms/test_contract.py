@@ -81,6 +81,19 @@ def test_publishes_video_with_alt_text(
         assert post.media[0].get("captions"), "platform takes captions but the server holds none"
 
 
+def test_staging_posts_nothing_and_the_post_still_carries_its_image(
+    sandbox: Sandbox, campaign_account: SandboxAccount, adapter: Platform, media_dir: Path
+) -> None:
+    """Media staged before the slot (where the platform stages) puts no post up; the post made after it has the image and alt."""
+    image = ImageAttachment(media_dir / "banner-0.png", "Banner: Free Andrei and Irina")
+    out = outgoing(f"Staged banner #FreeAndreiandIrina {uuid.uuid4().hex[:6]}", images=(image,))
+    before = len(sandbox.posts(campaign_account))
+    assert adapter.stage(out) is (adapter.stage_group > 0)
+    assert len(sandbox.posts(campaign_account)) == before
+    post = only_post_by(sandbox, campaign_account, adapter.publish(out).remote_id)
+    assert [m["alt"] for m in post.media] == ["Banner: Free Andrei and Irina"]
+
+
 def test_text_over_limit_is_refused_before_sending(sandbox: Sandbox, adapter: Platform, campaign_account) -> None:
     """Text the platform would refuse raises ContentRejected and nothing is posted; text is never cut."""
     before = len(sandbox.posts(campaign_account))
