@@ -184,8 +184,14 @@ class X(Platform):
     def _stage(self, out: Outgoing, together: Sequence[Any]) -> bool:
         # The media a fan-out will post, uploaded once for this account and up to 100 others before
         # the slot: at the slot each account then makes one request, the post itself.
-        if self._share_as is None or not (out.images or out.video):
+        if not (out.images or out.video):
             return False
+        if self._share_as is None:
+            # This account uploads its own media at the slot (share_media: false); the group's
+            # first sharing account stages for the others.
+            sharing = [a for a in together
+                       if getattr(a, "share_id", None) and getattr(a, "base_url", None) == self.base_url]
+            return bool(sharing) and sharing[0].stage(out, sharing[1:])
         from bot.platforms.x_upload import upload_media
 
         among = {self._share_as, *(getattr(a, "share_id", None) for a in together

@@ -26,8 +26,11 @@ def own_x():
         yield sandbox
 
 
-def image_campaign(root, sandbox, monkeypatch, count: int):
+def image_campaign(root, sandbox, monkeypatch, count: int, own_upload: int = 0):
+    """``count`` X accounts posting one image at 09:00; the first ``own_upload`` do not share uploads."""
     accounts = [sandbox.create_account(f"st{uuid.uuid4().hex[:6]}{n}") for n in range(count)]
+    for account in accounts[:own_upload]:
+        account.entry["options"] = {**account.entry.get("options", {}), "share_media": False}
     for account in accounts:
         for name, value in account.env.items():
             monkeypatch.setenv(name, value)
@@ -105,3 +108,19 @@ def test_failed_staging_is_logged_and_the_slot_uploads_the_media_itself(tmp_path
         for account in accounts:
             (post,) = own_x.posts(account)
             assert [m["kind"] for m in post.media] == ["image"]
+
+
+def test_an_account_that_uploads_its_own_media_does_not_keep_the_others_from_staging(tmp_path, own_x, monkeypatch):
+    """The slot's first account opts out of sharing: the others' image is still staged, once, and it uploads its own at the slot."""
+    image_campaign(tmp_path, own_x, monkeypatch, 3, own_upload=1)
+    with worker_at(tmp_path, NINE - timedelta(minutes=5)) as (worker, clock):
+        with capture_logs() as logs:
+            worker.start()
+            worker.wait_idle()
+        assert [e["accounts"] for e in logs if e["event"] == "media_staged"] == [3]
+        assert [e["path"].rsplit("/", 1)[-1] for e in media_requests(own_x)] == ["initialize", "append", "finalize",
+                                                                              "metadata"]
+        clock.set(NINE)
+        worker.run_pending()
+        assert len(tweets(own_x)) == 3
+        assert len([e for e in media_requests(own_x) if e["path"] == "/2/media/metadata"]) == 2  # its own, at the slot
