@@ -34,8 +34,8 @@ EVERY = 60.0  # clock seconds between looks at the slots coming up
 def lanes(publisher: Any, occ: Any) -> list[Callable[[], None]]:
     """One call per group of accounts whose platform stages: each uploads ``occ``'s media for its group."""
     campaign = publisher.campaign
-    post = campaign.posts.get(occ.post) if occ.post else None  # a queue's post is chosen at the slot
-    if post is None or not (post.media or post.video):
+    post = _post_with_media(campaign, occ.post)
+    if post is None:
         return []
     groups: dict[tuple[str, str | None], list[tuple[Any, Any]]] = {}
     for account_id in occ.accounts:
@@ -75,9 +75,10 @@ def _stage(campaign: Any, post: Any, occ: Any, group: list[tuple[Any, Any]]) -> 
         log.info("media_staged", duration_ms=round((time.monotonic() - started) * 1000), **context)
 
 
-def _has_media(campaign: Any, post_id: str) -> bool:
-    post = campaign.posts.get(post_id)
-    return post is not None and bool(post.media or post.video)
+def _post_with_media(campaign: Any, post_id: str | None) -> Any:
+    """The post ``post_id`` when it has media to stage; None for a text post or a queue slot (chosen at the slot)."""
+    post = campaign.posts.get(post_id) if post_id else None
+    return post if post is not None and (post.media or post.video) else None
 
 
 class Stager:
@@ -106,8 +107,8 @@ class Stager:
                 at = next_run(job_id)
                 if at is None or not now < at <= now + self.ahead or (job_id, at) in self._staged:
                     continue
-                if slot.slot.post is None or not _has_media(self.publisher.campaign, slot.slot.post):
-                    continue  # a queue's post is chosen at the slot; a text post has nothing to stage
+                if _post_with_media(self.publisher.campaign, slot.slot.post) is None:
+                    continue  # nothing to stage, and no occurrence built for it
                 self._staged.add((job_id, at))
                 for lane in lanes(self.publisher, occurrence_at(slot, at)):
                     self.submit(lane)
