@@ -8,7 +8,7 @@ setup:
 	@bash scripts/setup
 
 demo: setup
-	@.venv/bin/python -m bot demo $(DEMO_ARGS)
+	@.venv/bin/python -m sandboxes.demo $(DEMO_ARGS)
 
 test: setup
 	@.venv/bin/python -m pytest -q

@@ -193,27 +193,26 @@ class Recorder:
 
     def builder(self) -> Any:
         """An AdapterPool build function whose adapters are timed."""
-        from bot.publishing_adapters import build_adapter
+        from bot.publishing.adapters import build_adapter
 
         return lambda account: Timed(build_adapter(account), self)
 
 
 def use_recorder(worker: Any, recorder: Recorder) -> None:
     """Point an in-process Worker's publisher at timed adapters (bench only; the product is unchanged)."""
-    from bot.publishing import AdapterPool
+    from bot.publishing.publisher import AdapterPool
 
     worker.publisher.adapters = AdapterPool(recorder.builder())
 
 
 def quiet_logs() -> None:
     """Product logs as JSON on stderr, warnings and above: thousands of info lines would cost the figures time."""
-    from bot import logs
-
+    from bot.observability import logs
     logs.configure(fmt="json", stream=sys.stderr, level="warning")
 
 
 def new_database(pg: Any, name: str) -> str:
-    """A fresh database on a throwaway PostgreSQL (bot.sandbox.postgres); its SQLAlchemy URL."""
+    """A fresh database on a throwaway PostgreSQL (sandboxes.postgres); its SQLAlchemy URL."""
     return pg.new_database(name)
 
 
@@ -221,7 +220,7 @@ class AnchoredClock:
     """Campaign time from ``start`` at ``speed``, restarted by ``anchor()`` once the worker is built."""
 
     def __init__(self, start: Any, speed: float) -> None:
-        from bot.clock import CompressedClock
+        from bot.core.clock import CompressedClock
 
         self._clock = CompressedClock(start, speed)
         self.speed = speed

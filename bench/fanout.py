@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python bench/fanout.py [--accounts 500] [--platforms x,mastodon] [--latency 0.2]``.
 For each platform the worker (in this process, with its default thread pool and the SQLite
 ledger) publishes a slot to every account, twice: started 5 s before the slot, as a running
-worker is, so it stages the media ahead (bot.staging: on X one upload per 101 accounts), and
+worker is, so it stages the media ahead (bot.publishing.staging: on X one upload per 101 accounts), and
 started at the slot, so the media goes up at the slot (another post and image, nothing reused).
 We print the wall time from the slot to the last publish answered, the spread of publish-call
 starts, and the requests the server answered 429. The naive baseline publishes the same post
@@ -51,11 +51,11 @@ def campaign_for(root: Path, platform: str, accounts: list, post: str = "launch"
 def run_worker(root: Path, count: int, threads: int | None, database_url: str | None = None, lead: float = LEAD) -> dict:
     """Start the worker ``lead`` wall seconds before the slot; return timings of every publish call (wall seconds).
 
-    With a lead the worker stages the post's media before the slot (bot.staging), as a worker
+    With a lead the worker stages the post's media before the slot (bot.publishing.staging), as a worker
     that has been running does; with ``lead=0`` it starts at the slot and uploads at the slot.
     """
     from bot.ledger.db import default_url
-    from bot.runtime import Worker
+    from bot.worker.runtime import Worker
 
     clock = AnchoredClock(SLOT - timedelta(seconds=lead), 1.0)
     options = {} if threads is None else {"threads": threads}
@@ -92,7 +92,7 @@ def run_worker(root: Path, count: int, threads: int | None, database_url: str | 
 def run_naive(root: Path, accounts: list, sample: int) -> list[float]:
     """The usual bot: for each account, build its client and publish, one after another."""
     from bot.campaign import load
-    from bot.publishing_adapters import build_adapter
+    from bot.publishing.adapters import build_adapter
 
     campaign = load(root)
     from bot.platforms import warm_up
@@ -126,7 +126,7 @@ def main() -> None:
     servers = start_servers()
     pg = None
     if args.ledger == "postgres":
-        from bot.sandbox.postgres import Postgres
+        from sandboxes.postgres import Postgres
 
         pg = Postgres()
         pg.start()

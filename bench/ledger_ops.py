@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bot.clock import SystemClock  # noqa: E402
+from bot.core.clock import SystemClock  # noqa: E402
 from bot.ledger.db import open_engine  # noqa: E402
 from bot.ledger.publications import Ledger, PublicationKey  # noqa: E402
 
@@ -101,7 +101,7 @@ def main() -> int:
     args = p.parse_args()
     pg = None
     if args.ledger == "postgres":
-        from bot.sandbox.postgres import Postgres
+        from sandboxes.postgres import Postgres
 
         pg = Postgres().start()
     try:

@@ -44,7 +44,7 @@ def run_worker(root: Path, speed: float, count: int) -> list[float]:
     from bot.campaign import load
     from bot.ledger.db import default_url
     from bot.ledger.publications import PublicationKey
-    from bot.runtime import Worker
+    from bot.worker.runtime import Worker
 
     campaign = load(root)
     slot_of = {}
@@ -76,7 +76,7 @@ def run_worker(root: Path, speed: float, count: int) -> list[float]:
 def run_naive(root: Path, speed: float, count: int) -> list[float]:
     """Sleep until each slot, then publish it; the next slot waits for this one."""
     from bot.campaign import load
-    from bot.publishing_adapters import build_adapter
+    from bot.publishing.adapters import build_adapter
 
     campaign = load(root)
     slots = [s for sched in campaign.schedules for s in sched.slots][:count]

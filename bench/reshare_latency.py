@@ -30,7 +30,7 @@ class ReshareTimes(Recorder):
     """Start times of reshare calls, by the remote id of the reshared post."""
 
     def builder(self) -> Any:
-        from bot.publishing_adapters import build_adapter
+        from bot.publishing.adapters import build_adapter
 
         return lambda account: _TimedReshare(build_adapter(account), self)
 
@@ -75,10 +75,10 @@ def supporters_post(hosts: dict, authors: dict, count: int, gap: float, label: s
 
 def run_worker(root: Path, hosts: dict, authors: dict, count: int, gap: float, settle: float) -> tuple[dict, dict]:
     from bot.ledger.db import default_url
-    from bot.publishing import AdapterPool
-    from bot.runtime import Worker
+    from bot.publishing.publisher import AdapterPool
+    from bot.worker.runtime import Worker
 
-    from bot.clock import SystemClock
+    from bot.core.clock import SystemClock
 
     worker = Worker(root, clock=SystemClock(), database_url=default_url(root), heartbeat=3600, sweep=3600)
     times = ReshareTimes()
@@ -102,7 +102,7 @@ def run_worker(root: Path, hosts: dict, authors: dict, count: int, gap: float, s
 def run_naive(root: Path, hosts: dict, authors: dict, count: int, gap: float, interval: float) -> tuple[dict, dict]:
     """Poll each platform in turn every ``interval`` seconds; reshare each new post found, one by one."""
     from bot.campaign import load
-    from bot.publishing_adapters import build_adapter
+    from bot.publishing.adapters import build_adapter
 
     campaign = load(root)
     adapters = {a.platform: build_adapter(a) for a in campaign.accounts.values()}

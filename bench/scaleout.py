@@ -97,7 +97,7 @@ def main() -> None:
     p.add_argument("--naive-sample", type=int, default=10)
     args = p.parse_args()
     servers = start_servers()
-    from bot.sandbox.postgres import Postgres
+    from sandboxes.postgres import Postgres
 
     print(f"machine: {machine()}")
     report = Report("scale-out")

@@ -12,14 +12,14 @@ from __future__ import annotations
 from multiprocessing.managers import BaseManager
 from typing import Any
 
-from bot.sandbox.base import SandboxAccount, ServerPost
+from sandboxes.base import SandboxAccount, ServerPost
 
 
 class Host:
     """One started sandbox; methods (not properties) so a manager proxy can call them."""
 
     def __init__(self, platform: str, latency: float, options: dict[str, Any] | None = None) -> None:
-        from bot.sandbox import sandbox_class
+        from sandboxes import sandbox_class
 
         self.sandbox = sandbox_class(platform)(latency=latency, **(options or {}))
         self.sandbox.start()

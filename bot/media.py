@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISREG
 
-from bot.errors import BotError
+from bot.core.errors import BotError
 
 IMAGE_MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
 VIDEO_MIME = {"mp4": "video/mp4", "mov": "video/quicktime", "webm": "video/webm", "matroska": "video/x-matroska"}

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.sandbox.media import make_banner, make_captions, make_video  # noqa: E402
+from sandboxes.media import make_banner, make_captions, make_video  # noqa: E402
 
 NAVY = (24, 42, 84)
 TAG = "#FreeAndreiandIrina"

@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from bot.clock import FakeClock
-from bot.sandbox import Sandbox, sandbox_class
-from bot.sandbox.postgres import Postgres
+from bot.core.clock import FakeClock
+from sandboxes import Sandbox, sandbox_class
+from sandboxes.postgres import Postgres
 
 PLATFORMS = ("x", "mastodon", "bluesky")
 

@@ -55,7 +55,7 @@ def test_x_text_counts_and_finds_links_as_the_ordinary_twitter_text_import() -> 
     )
     lean = _run(
         "import sys\n"
-        "from bot.platforms.x_text import extract_urls_with_indices, parse_tweet\n"
+        "from bot.platforms.x.text import extract_urls_with_indices, parse_tweet\n"
         "assert 'pkg_resources' not in sys.modules\n"
         + measure
         + "import pkg_resources\n"
@@ -83,7 +83,7 @@ def test_x_text_falls_back_to_the_ordinary_import_when_twitter_text_needs_more_o
     (package / "extract_urls.py").write_text("def extract_urls_with_indices(text):\n    return []\n")
     script = (
         "import json, sys\n"
-        "from bot.platforms.x_text import parse_tweet\n"
+        "from bot.platforms.x.text import parse_tweet\n"
         "import twitter_text\n"
         "print(json.dumps({'found': twitter_text.FOUND, 'length': parse_tweet('abc'),\n"
         "                  'real': hasattr(sys.modules['pkg_resources'], 'working_set')}))\n"
@@ -94,7 +94,7 @@ def test_x_text_falls_back_to_the_ordinary_import_when_twitter_text_needs_more_o
 ARENAS = (
     "import ctypes, json, os, sys, tempfile, threading\n"
     "if sys.argv[1] == 'capped':\n"
-    "    from bot.worker import limit_malloc_arenas\n"
+    "    from bot.cli.run import limit_malloc_arenas\n"
     "    assert limit_malloc_arenas()\n"
     "held, ready = [], threading.Barrier(9)\n"
     "def work():\n"

@@ -12,8 +12,8 @@ import pytest
 import structlog
 import yaml
 
-from bot import logs
-from bot.demo import run_demo
+from bot.observability import logs
+from sandboxes.demo import run_demo
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow

@@ -9,8 +9,8 @@ import os
 import pytest
 import structlog
 
-from bot import logs
-from bot.secrets import resolve
+from bot.observability import logs
+from bot.platforms.credentials import resolve
 
 
 class _Account:
@@ -74,7 +74,7 @@ def test_json_worker_imports_structlog_without_rich_and_rich_stays_importable() 
 
     script = (
         "import sys, json\n"
-        "from bot.logs import configure, import_structlog_for_json\n"
+        "from bot.observability.logs import configure, import_structlog_for_json\n"
         "import_structlog_for_json()\n"
         "import structlog\n"
         "print(json.dumps({'rich_loaded': 'rich' in sys.modules}))\n"

@@ -1,4 +1,4 @@
-"""bot.media on real files made by bot.sandbox.media: probing by content, fitting images, aspect ratios."""
+"""bot.media on real files made by sandboxes.media: probing by content, fitting images, aspect ratios."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from PIL import Image
 from bot.media import MediaError, aspect_ratio, container_names, fit_image, format_allowed, probe
 from bot.platforms.bluesky import Bluesky
 from bot.platforms.x import X
-from bot.sandbox.media import make_banner, make_captions, make_image, make_video
+from sandboxes.media import make_banner, make_captions, make_image, make_video
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ problem as ``path:line: message``; ``inspect(root)`` also returns warnings.
 """
 
 from bot.campaign.loader import Inspection, inspect, load, missing_secrets, secret_problems
-from bot.campaign.model import (
+from bot.core.model import (
     Account,
     Campaign,
     Consent,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from bot.campaign.model import Account, Campaign, Post
+from bot.core.model import Account, Campaign, Post
 from bot.campaign.problems import Problems
 from bot.campaign.yamlsrc import Source
 from bot.platforms import REGISTRY

@@ -16,11 +16,11 @@ from pydantic import BaseModel
 
 from bot.campaign import content, posts, window
 from bot.campaign.files import AccountEntry, AccountsFile, ReshareFile, ScheduleFile, SlotEntry
-from bot.campaign.model import Account, Campaign, Policy, ReshareConfig, Schedule, Track
+from bot.core.model import Account, Campaign, Policy, ReshareConfig, Schedule, Track
 from bot.campaign.problems import WARNING, Problems, known_list, suggest, validated
 from bot.campaign.slots import build_schedule, parse_duration
 from bot.campaign.yamlsrc import Source, YamlProblem, read
-from bot.errors import ConfigError
+from bot.core.errors import ConfigError
 from bot.platforms import REGISTRY
 
 ACCOUNTS = "config/accounts.yaml"
@@ -271,7 +271,7 @@ def missing_secrets(account: Account, environ: dict[str, str] | None = None) -> 
 
 
 def _missing(account: Account, environ: dict[str, str] | None = None) -> list[tuple[str, str]]:
-    from bot.secrets import missing
+    from bot.platforms.credentials import missing
 
     names = set(missing(account, environ))
     return [

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot.campaign.files import PostFile
 from bot.campaign.plainpost import plain_post
-from bot.campaign.model import Consent, Media, Post, Supporter, Video
+from bot.core.model import Consent, Media, Post, Supporter, Video
 from bot.campaign.probing import CACHE, Prober
 from bot.campaign.paths import PathProblem, inside, resolve_inside
 from bot.campaign.problems import WARNING, Problems, known_list, validated

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.campaign.files import ScheduleFile, SlotEntry
-from bot.campaign.model import Schedule, Slot
+from bot.core.model import Schedule, Slot
 from bot.campaign.problems import Problems, suggest
 from bot.campaign.yamlsrc import Source
 
@@ -175,7 +175,7 @@ _LONG_DAYS = {
 
 
 def _cron(problems: Problems, source: Source, loc: tuple, expr: str, tz: zoneinfo.ZoneInfo) -> str:
-    from bot.schedules import crontab_trigger
+    from bot.schedule.occurrences import crontab_trigger
 
     try:
         crontab_trigger(expr, tz)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 
-from bot.campaign.model import Campaign, Schedule, Slot
+from bot.core.model import Campaign, Schedule, Slot
 from bot.campaign.problems import WARNING, Problems
 from bot.campaign.yamlsrc import Source
 
 
 def check(campaign: Campaign, sources: dict[str, Source], problems: Problems, warnings: bool) -> None:
-    from bot import schedules as sched
-
+    from bot import schedule as sched
     for schedule in campaign.schedules:
         src = sources[schedule.name]
         start, end = sched.window_bounds(schedule)
@@ -67,8 +66,7 @@ def _may_run_dry(campaign: Campaign) -> set[str]:
 
 def _dry_queues(campaign: Campaign, sources: dict[str, Source], problems: Problems) -> None:
     """Warn once per (queue, account) when the window holds more slots than the queue has posts."""
-    from bot import schedules as sched
-
+    from bot import schedule as sched
     bounded = [
         sched.window_bounds(s) for s in campaign.schedules
         if s.window_start and s.window_end and s.window_start <= s.window_end

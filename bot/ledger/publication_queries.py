@@ -10,7 +10,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, Row
 
-from bot.clock import Clock
+from bot.core.clock import Clock
 from bot.ledger import publication_schema as pubs
 
 

@@ -17,7 +17,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, Row
 
-from bot.clock import Clock, SystemClock
+from bot.core.clock import Clock, SystemClock
 from bot.ledger.group_commit import GroupCommit
 from bot.ledger.publication_queries import PublicationQueries
 from bot.ledger.publication_schema import (

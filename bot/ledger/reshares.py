@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from bot.ledger.db import metadata
-from bot.platforms.base import Mention
+from bot.core.values import Mention
 
 cursors = sa.Table(
     "reshare_cursors",

@@ -32,9 +32,9 @@ def platform_class(name: str) -> type[Platform]:
 # What each adapter imports on first use. Together they take seconds (atproto about 5 s,
 # twitter_text compiles its regexes in about 2 s): paid inside a slot, the first post is late.
 CLIENT_MODULES: dict[str, tuple[str, ...]] = {
-    "x": ("bot.platforms.x_text", "bot.platforms.x_client", "bot.platforms.x_upload"),
-    "mastodon": ("mastodon", "bot.platforms.mastodon_stream"),
-    "bluesky": ("atproto", "atproto_client", "bot.platforms.bluesky_media", "bot.platforms.bluesky_search"),
+    "x": ("bot.platforms.x.text", "bot.platforms.x.client", "bot.platforms.x.upload"),
+    "mastodon": ("mastodon", "mastodon.streaming"),
+    "bluesky": ("atproto", "atproto_client", "bot.platforms.bluesky.media", "bot.platforms.bluesky.search"),
 }
 
 

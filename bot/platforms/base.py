@@ -19,7 +19,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from bot.errors import (
+from bot.core.values import (
+    AccountLike,
+    Identity,
+    ImageAttachment,
+    Limits,
+    Mention,
+    MentionPage,
+    Outgoing,
+    Progress,
+    Receipt,
+    VideoAttachment,
+)
+from bot.core.errors import (
     BotError,
     ContentRejected,
     LeaseLost,
@@ -28,97 +40,6 @@ from bot.errors import (
 )
 
 T = TypeVar("T")
-Progress = Callable[[int, int], None]
-"""Upload progress callback: (bytes sent, total bytes)."""
-
-
-class AccountLike(Protocol):
-    """What an adapter needs to know of an account (``bot.campaign`` models provide it)."""
-
-    id: str
-    platform: str
-    base_url: str | None
-    handle: str | None
-    credentials: Mapping[str, str]  # role -> NAME of the env variable (never the value)
-    options: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What a platform accepts; ``bot check`` compares campaign files against it offline."""
-
-    max_text: int
-    max_images: int
-    image_max_bytes: int
-    image_formats: frozenset[str]  # Pillow format names: PNG, JPEG, GIF, WEBP
-    video_max_bytes: int
-    video_max_seconds: float
-    video_formats: frozenset[str]  # PyAV container names, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
-    alt_max: int
-    captions: bool  # whether the platform takes a captions (VTT) file with a video
-    images_reencoded: bool = False  # adapter shrinks images to fit, so image_max_bytes is a source cap
-
-
-@dataclass(frozen=True)
-class ImageAttachment:
-    path: Path
-    alt: str
-
-
-@dataclass(frozen=True)
-class VideoAttachment:
-    path: Path
-    alt: str
-    captions: Path | None = None
-    captions_lang: str = "en"
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """One post as it goes to one account: text already chosen for this platform."""
-
-    key: str  # stable publication key: idempotency key, record key seed, reconcile marker
-    text: str
-    images: tuple[ImageAttachment, ...] = ()
-    video: VideoAttachment | None = None
-    language: str | None = None
-
-
-@dataclass(frozen=True)
-class Receipt:
-    remote_id: str
-    url: str
-
-
-@dataclass(frozen=True)
-class Identity:
-    id: str
-    handle: str
-
-
-@dataclass(frozen=True)
-class Mention:
-    """A post found under a tracked hashtag; written by anyone, so untrusted."""
-
-    remote_id: str
-    url: str
-    author_id: str
-    author_handle: str
-    author_name: str
-    text: str
-    created_at: datetime | None
-    is_reply: bool = False
-    is_reshare: bool = False
-    sensitive: bool = False  # marked sensitive or behind a content warning
-    spoiler_text: str = ""
-    lang: str | None = None
-    ref: Mapping[str, str] = field(default_factory=dict)  # platform extras (Bluesky: uri, cid)
-
-
-@dataclass(frozen=True)
-class MentionPage:
-    mentions: list[Mention]  # oldest first
-    cursor: str | None  # pass back to get only newer posts next time
 
 
 class RateGate:

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bot.campaign import load
-from bot.schedules import expand, occurrences
+from bot.schedule.occurrences import expand, occurrences
 
 BASE = Path(__file__).parents[1] / "cases/base"
 START, END = datetime(2022, 1, 1, tzinfo=timezone.utc), datetime(2022, 2, 1, tzinfo=timezone.utc)

@@ -133,7 +133,7 @@ def test_post_keeps_the_model_contract(tmp_path: Path):
     """Post is built by keyword with a Path, gives a Path back, refuses changes, and defaults its parts."""
     import dataclasses
 
-    from bot.campaign.model import Post
+    from bot.core.model import Post
 
     post = Post(id="a", queue="q", path=tmp_path / "a.yaml", text="Free them https://example.org")
     assert post.path == tmp_path / "a.yaml" and isinstance(post.path, Path)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.campaign import Campaign, inspect, load, secret_problems
-from bot.errors import ConfigError
+from bot.core.errors import ConfigError
 
 
 def test_loads_the_contract_model(campaign_dir: Path):

@@ -10,8 +10,8 @@ import pytest
 
 from bot import cli
 from bot.campaign import load
-from bot.clock import FakeClock
-from bot.plan import build, render
+from bot.core.clock import FakeClock
+from bot.cli.plan import build, render
 
 NOW = datetime(2022, 1, 1, tzinfo=timezone.utc)
 

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from bot.campaign import probing
-from bot.sandbox.media import make_image
+from sandboxes.media import make_image
 
 
 @pytest.fixture(autouse=True)

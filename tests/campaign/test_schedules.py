@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.campaign import load
-from bot.campaign.model import Campaign, Schedule, Slot
-from bot.schedules import crontab_days, occurrences, trigger_for
+from bot.core.model import Campaign, Schedule, Slot
+from bot.schedule.occurrences import crontab_days, occurrences, trigger_for
 
 LONDON = ZoneInfo("Europe/London")
 UTC = timezone.utc

@@ -11,7 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
-from bot.sandbox.media import make_image, make_video
+from sandboxes.media import make_image, make_video
 
 CASES = Path(__file__).parent
 BASE = CASES / "base"

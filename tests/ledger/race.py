@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from bot.clock import FakeClock
+from bot.core.clock import FakeClock
 from bot.ledger.db import open_engine
 from bot.ledger.publications import Ledger, PublicationKey
 

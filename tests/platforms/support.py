@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot.errors import AuthFailed, ContentRejected, PlatformUnavailable, RateLimited
+from bot.core.errors import AuthFailed, ContentRejected, PlatformUnavailable, RateLimited
 from bot.platforms import platform_class
-from bot.platforms.base import Outgoing, Platform
-from bot.sandbox.base import Sandbox, SandboxAccount
-from bot.sandbox.media import make_banner, make_captions, make_video
+from bot.core.values import Outgoing
+from bot.platforms.base import Platform
+from sandboxes.base import Sandbox, SandboxAccount
+from sandboxes.media import make_banner, make_captions, make_video
 
 _names = itertools.count()
 S = TypeVar("S", bound=Sandbox)

@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bot.errors import AuthFailed, ContentRejected, PlatformUnavailable, RateLimited, UncertainOutcome
-from bot.platforms.base import ImageAttachment, Mention, Outgoing, VideoAttachment
+from bot.core.errors import AuthFailed, ContentRejected, PlatformUnavailable, RateLimited, UncertainOutcome
+from bot.core.values import ImageAttachment, Mention, Outgoing, VideoAttachment
 from bot.platforms.bluesky import Bluesky
-from bot.platforms.bluesky_session import FileSessionStore
-from bot.platforms.bluesky_text import tid_for
-from bot.sandbox.bluesky import BlueskySandbox
-from bot.sandbox.base import SandboxAccount
-from bot.sandbox.media import make_captions, make_image, make_video
+from bot.platforms.bluesky.session import FileSessionStore
+from bot.platforms.bluesky.text import tid_for
+from sandboxes.bluesky.sandbox import BlueskySandbox
+from sandboxes.base import SandboxAccount
+from sandboxes.media import make_captions, make_image, make_video
 from tests.platforms.support import adapter_for, opened, restored
 
 pytestmark = pytest.mark.slow

@@ -12,13 +12,13 @@ import pytest
 import requests
 from structlog.testing import capture_logs
 
-from bot.errors import AuthFailed, ContentRejected, PermanentError, PlatformUnavailable, RateLimited
-from bot.platforms.base import Outgoing, VideoAttachment
+from bot.core.errors import AuthFailed, ContentRejected, PermanentError, PlatformUnavailable, RateLimited
+from bot.core.values import Outgoing, VideoAttachment
 from bot.platforms.bluesky import Bluesky
-from bot.platforms.bluesky_video import OFFICIAL, service_for
-from bot.sandbox.base import SandboxAccount
-from bot.sandbox.bluesky import BlueskySandbox
-from bot.sandbox.media import make_captions, make_video
+from bot.platforms.bluesky.video import OFFICIAL, service_for
+from sandboxes.base import SandboxAccount
+from sandboxes.bluesky.sandbox import BlueskySandbox
+from sandboxes.media import make_captions, make_video
 from tests.platforms.support import Sleeps, adapter_for, opened, restored
 
 pytestmark = pytest.mark.slow

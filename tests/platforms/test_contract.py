@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import ContentRejected, RateLimited
-from bot.platforms.base import ImageAttachment, Platform, VideoAttachment
-from bot.sandbox import Sandbox, SandboxAccount
+from bot.core.errors import ContentRejected, RateLimited
+from bot.core.values import ImageAttachment, VideoAttachment
+from bot.platforms.base import Platform
+from sandboxes import Sandbox, SandboxAccount
 from tests.platforms.support import FAULT_ERRORS, fresh_name, media_folder, opened, outgoing
 
 pytestmark = pytest.mark.slow

@@ -11,19 +11,19 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from bot.errors import (
+from bot.core.errors import (
     ContentRejected,
     NotFound,
     PlatformUnavailable,
     RateLimited,
     UncertainOutcome,
 )
-from bot.platforms.base import ImageAttachment, Mention, VideoAttachment
+from bot.core.values import ImageAttachment, Mention, VideoAttachment
 from bot.platforms.mastodon import Mastodon
-from bot.platforms.mastodon_wire import html_to_text
-from bot.sandbox.mastodon import MastodonSandbox
-from bot.sandbox.base import SandboxAccount
-from bot.sandbox.media import make_video
+from bot.platforms.mastodon.wire import html_to_text
+from sandboxes.mastodon.sandbox import MastodonSandbox
+from sandboxes.base import SandboxAccount
+from sandboxes.media import make_video
 from tests.platforms.support import FAULT_ERRORS, Sleeps, media_folder, opened, restored
 from tests.platforms.support import adapter_for as shared_adapter_for
 from tests.platforms.support import fresh_name as name

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from bot.errors import (
+from bot.core.errors import (
     AuthFailed,
     ContentRejected,
     DuplicateContent,
@@ -21,11 +21,11 @@ from bot.errors import (
     RateLimited,
     UncertainOutcome,
 )
-from bot.platforms.base import ImageAttachment, VideoAttachment
+from bot.core.values import ImageAttachment, VideoAttachment
 from bot.platforms.x import X
-from bot.sandbox.base import SandboxAccount
-from bot.sandbox.media import make_image, make_video
-from bot.sandbox.x import XSandbox
+from sandboxes.base import SandboxAccount
+from sandboxes.media import make_image, make_video
+from sandboxes.x.sandbox import XSandbox
 from tests.platforms.support import FAULT_ERRORS, Account, Sleeps, adapter_for, media_folder, opened
 from tests.platforms.support import fresh_name as fresh
 from tests.platforms.support import outgoing as out

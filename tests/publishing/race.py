@@ -13,11 +13,11 @@ def publish_all(url: str, account_id: str, entry: dict, env: dict, texts: list[s
                 root: str, results) -> None:
     """Fire one fixed slot per text and one queue slot per text, in the given order; report the outcomes."""
     os.environ.update(env)
-    from bot.campaign.model import Account
-    from bot.clock import FakeClock
+    from bot.core.model import Account
+    from bot.core.clock import FakeClock
     from bot.ledger.db import open_engine
     from bot.ledger.publications import Ledger
-    from bot.publishing import AdapterPool, Publisher
+    from bot.publishing.publisher import AdapterPool, Publisher
     from tests.publishing.support import make_campaign, occurrence
 
     account = Account(id=account_id, **entry)

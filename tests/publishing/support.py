@@ -8,10 +8,11 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bot.campaign.model import Account, Campaign, Post, Schedule
-from bot.errors import BotError
-from bot.platforms.base import Limits, Mention, MentionPage, Identity, Outgoing, Platform, Receipt
-from bot.schedules import Occurrence
+from bot.core.model import Account, Campaign, Post, Schedule
+from bot.core.errors import BotError
+from bot.core.values import Limits, Mention, MentionPage, Identity, Outgoing, Receipt
+from bot.platforms.base import Platform
+from bot.schedule.occurrences import Occurrence
 
 LONDON = ZoneInfo("Europe/London")
 _names = itertools.count()

@@ -12,10 +12,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from structlog.testing import capture_logs
 
-from bot.campaign.model import Account
-from bot.errors import AuthFailed, ContentRejected, DuplicateContent, PlatformUnavailable, RateLimited, UncertainOutcome
+from bot.core.model import Account
+from bot.core.errors import AuthFailed, ContentRejected, DuplicateContent, PlatformUnavailable, RateLimited, UncertainOutcome
 from bot.ledger.publications import PublicationKey
-from bot.publishing import AdapterPool, Outcome, Publisher, RetryPolicy
+from bot.publishing.publisher import AdapterPool, Outcome, Publisher, RetryPolicy
 from tests.publishing.support import ScriptedLedgerTestPlatform, make_campaign, occurrence
 
 NINE = datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc)

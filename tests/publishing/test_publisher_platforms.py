@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot.publishing import AdapterPool, Outcome, Publisher
+from bot.publishing.publisher import AdapterPool, Outcome, Publisher
 from tests.publishing.support import make_campaign, occurrence, unique
 
 NINE = datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc)
@@ -17,7 +17,7 @@ POST_PATH = {"x": "/2/tweets", "mastodon": "/api/v1/statuses", "bluesky": "com.a
 
 @pytest.fixture
 def on_platform(sandbox, monkeypatch, tmp_path, sqlite_ledger, clock):
-    from bot.campaign.model import Account
+    from bot.core.model import Account
 
     remote = sandbox.create_account(unique("pp"))
     for name, value in remote.env.items():

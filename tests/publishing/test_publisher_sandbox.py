@@ -8,11 +8,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from structlog.testing import capture_logs
 
-from bot.campaign.model import Account
+from bot.core.model import Account
 from bot.ledger.publications import PublicationKey
-from bot.publishing import AdapterPool, Outcome, Publisher, RetryPolicy
-from bot.publishing_adapters import build_adapter
-from bot.sandbox.x import XSandbox
+from bot.publishing.publisher import AdapterPool, Outcome, Publisher, RetryPolicy
+from bot.publishing.adapters import build_adapter
+from sandboxes.x.sandbox import XSandbox
 from tests.publishing.support import make_campaign, occurrence, unique
 
 NINE = datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc)
@@ -229,8 +229,8 @@ def test_worker_that_lost_its_claim_mid_upload_stops_before_posting(x_setup, x_s
     """A worker stalled past its lease whose claim another worker took over stops its upload and never posts."""
     import dataclasses
 
-    from bot.campaign.model import Media
-    from bot.sandbox.media import make_image
+    from bot.core.model import Media
+    from sandboxes.media import make_image
 
     slow, account, remote = x_setup
     images = [Media(file=f"media/b{i}.png", path=make_image(slow.campaign.root / "posts" / "media" / f"b{i}.png",

@@ -12,12 +12,12 @@ import pytest
 from tweepy.errors import BadRequest
 from structlog.testing import capture_logs
 
-from bot.campaign.model import Account, Media, Post
-from bot.errors import ContentRejected
-from bot.platforms.base import ImageAttachment, Outgoing
-from bot.platforms.x_upload import SHARED, SharedMedia, Uploader
-from bot.publishing import AdapterPool, Outcome, Publisher
-from bot.sandbox.x import XSandbox
+from bot.core.model import Account, Media, Post
+from bot.core.errors import ContentRejected
+from bot.core.values import ImageAttachment, Outgoing
+from bot.platforms.x.upload import SHARED, SharedMedia, Uploader
+from bot.publishing.publisher import AdapterPool, Outcome, Publisher
+from sandboxes.x.sandbox import XSandbox
 from tests.publishing.support import make_campaign, occurrence
 
 NINE = datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc)
@@ -75,7 +75,7 @@ def test_fan_out_uploads_each_image_once_per_hundred_and_one_accounts(own_x, mon
 
 def test_only_the_named_owners_may_post_a_shared_upload(own_x, monkeypatch, tmp_path):
     """The fake X lets an additional owner attach the media, refuses it to anyone else, and keeps alt text the uploader's."""
-    from bot.publishing_adapters import build_adapter
+    from bot.publishing.adapters import build_adapter
 
     (a, _), (b, _), (c, _) = accounts_on(own_x, monkeypatch, 3, "own")
     x_a, x_b, x_c = (build_adapter(acc) for acc in (a, b, c))
@@ -94,13 +94,13 @@ def test_only_the_named_owners_may_post_a_shared_upload(own_x, monkeypatch, tmp_
 
 def test_a_refused_shared_media_id_is_replaced_by_our_own_upload(own_x, monkeypatch):
     """When X refuses a media id another account uploaded for us, the post goes out with our own upload, once."""
-    from bot.publishing_adapters import build_adapter
+    from bot.publishing.adapters import build_adapter
 
     (a, _), (b, remote_b) = accounts_on(own_x, monkeypatch, 2, "refuse")
     x_a, x_b = build_adapter(a), build_adapter(b)
     try:
         out = Outgoing(key="k1", text="Free them. #FreeAndreiandIrina", images=(ImageAttachment(BANNER, "Banner"),))
-        from bot.platforms.x_upload import file_key as _file_key
+        from bot.platforms.x.upload import file_key as _file_key
 
         # A's upload registered as covering B, although X was never told so (as if B's id were wrong).
         uploader = Uploader(x_a._client, lambda s: None, None, 0, x_a.log)

@@ -14,8 +14,8 @@ from bot import cli
 from bot.campaign import load
 from bot.ledger.db import default_url, open_engine
 from bot.ledger.publications import Ledger
-from bot.publishing import AdapterPool, Outcome, Publisher
-from bot.status import collect, render
+from bot.publishing.publisher import AdapterPool, Outcome, Publisher
+from bot.cli.status import collect, render
 from tests.publishing.support import occurrence, unique
 
 NINE = datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc)

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from bot.sandbox.base import SandboxAccount
-from bot.sandbox.bluesky import BlueskySandbox
-from bot.sandbox.bluesky_video import VideoService
-from bot.sandbox.media import make_video
+from sandboxes.base import SandboxAccount
+from sandboxes.bluesky.sandbox import BlueskySandbox
+from sandboxes.bluesky.video import VideoService
+from sandboxes.media import make_video
 from tests.platforms.support import restored
 
 pytestmark = pytest.mark.slow

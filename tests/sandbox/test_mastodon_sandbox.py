@@ -11,9 +11,9 @@ import pytest
 import requests
 from mastodon import Mastodon
 
-from bot.sandbox.base import SandboxAccount
-from bot.sandbox.mastodon import MastodonSandbox
-from bot.sandbox.mastodon_gateway import WORKERS
+from sandboxes.base import SandboxAccount
+from sandboxes.mastodon.sandbox import MastodonSandbox
+from sandboxes.mastodon.gateway import WORKERS
 from tests.platforms.support import fresh_name, restored
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from bot.sandbox.proxy import FaultProxy
+from sandboxes.proxy import FaultProxy
 
 
 class Upstream(BaseHTTPRequestHandler):

@@ -11,8 +11,8 @@ import pytest
 import requests
 from requests_oauthlib import OAuth1
 
-from bot.sandbox.base import SandboxAccount
-from bot.sandbox.x import XSandbox
+from sandboxes.base import SandboxAccount
+from sandboxes.x.sandbox import XSandbox
 
 pytestmark = pytest.mark.slow
 _names = itertools.count()

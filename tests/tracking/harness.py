@@ -12,14 +12,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bot.campaign.model import Account, Campaign, Policy, ReshareConfig, Track
-from bot.clock import FakeClock
+from bot.core.model import Account, Campaign, Policy, ReshareConfig, Track
+from bot.core.clock import FakeClock
 from bot.ledger.db import open_engine
 from bot.ledger.reshares import decisions
 from bot.platforms import platform_class
 from bot.platforms.base import Platform
-from bot.sandbox import Sandbox, SandboxAccount
-from bot.tracking import Tracker
+from sandboxes import Sandbox, SandboxAccount
+from bot.resharing.tracker import Tracker
 
 _counter = itertools.count()
 GOOD = ("partner", "supporter", "flood", "partner_blocked_word")  # categories the policy may reshare

@@ -9,7 +9,7 @@ import pytest
 
 from bot.ledger.db import open_engine
 from bot.ledger.reshares import NewDecision, ReshareLedger, mention_from_json, mention_to_json
-from bot.platforms.base import Mention
+from bot.core.values import Mention
 from tests.ledger.databases import DATABASES, fresh_url
 
 NOW = datetime(2022, 1, 12, 8, 0, tzinfo=timezone.utc)

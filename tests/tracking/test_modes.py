@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from bot import review
+from bot.cli import review
 from bot.ledger.reshares import ReshareLedger
 from tests.ledger.databases import DATABASES, fresh_url
 from tests.tracking.harness import fresh, make_world, reshared, rows, supporters_post

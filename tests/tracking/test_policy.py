@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot.platforms.base import Mention
-from bot.policy import Context, Handle, Rules, decide, fold, judge
+from bot.core.values import Mention
+from bot.resharing.policy import Context, Handle, Rules, decide, fold, judge
 
 NOW = datetime(2022, 1, 12, 8, 0, tzinfo=timezone.utc)
 RULES = Rules(
@@ -157,7 +157,7 @@ def test_spacing_and_folding_helpers() -> None:
 
 def test_review_listing_strips_terminal_escapes() -> None:
     """Untrusted post text shown to staff loses control and bidi characters and is cut to width."""
-    from bot.review import clean
+    from bot.cli.review import clean
 
     assert clean("Free\x1b[31m them\u202e now\n#tag") == "Free [31m them now #tag"
     assert clean("x" * 100, 10) == "x" * 9 + "…"

@@ -93,8 +93,8 @@ def test_instance_without_streaming_falls_back_to_polling(mastodon_sandbox, tmp_
 
 def test_start_tracking_runs_in_a_thread_and_skips_accounts_without_secrets(x_sandbox, tmp_path, clock) -> None:
     """The worker's entry point starts a tracking thread for accounts it can build and logs the others once."""
-    from bot.errors import MissingSecret
-    from bot.tracking import start_tracking
+    from bot.core.errors import MissingSecret
+    from bot.resharing.tracker import start_tracking
     from tests.tracking.harness import adapter_for
 
     ours = [x_sandbox.create_account(fresh("index")), x_sandbox.create_account(fresh("nosecret"))]

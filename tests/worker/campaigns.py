@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from bot.sandbox.base import SandboxAccount
+from sandboxes.base import SandboxAccount
 
 REPO = Path(__file__).resolve().parents[2]
 

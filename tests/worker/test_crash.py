@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from bot.faults import EXIT_CODE
+from bot.publishing.faults import EXIT_CODE
 from bot.ledger.db import open_engine
 from bot.ledger.publications import publications
 from tests.worker.campaigns import env_for, events, iso, wait_for_event, write_campaign

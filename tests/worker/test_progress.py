@@ -11,10 +11,10 @@ import pytest
 from rich.console import Console
 from structlog.testing import capture_logs
 
-from bot.clock import FakeClock
-from bot.progress import MIN_BYTES, LogProgress, TerminalProgress
-from bot.sandbox.media import make_video
-from bot.worker import Worker
+from bot.core.clock import FakeClock
+from bot.observability.progress import MIN_BYTES, LogProgress, TerminalProgress
+from sandboxes.media import make_video
+from bot.worker.runtime import Worker
 from tests.worker.campaigns import dump, write_campaign
 
 MB = 1024 * 1024

@@ -13,10 +13,10 @@ import sqlalchemy as sa
 from structlog.testing import capture_logs
 
 from bot.campaign import load
-from bot.clock import FakeClock
-from bot.errors import ConfigError
+from bot.core.clock import FakeClock
+from bot.core.errors import ConfigError
 from bot.ledger.publications import publications
-from bot.worker import Worker
+from bot.worker.runtime import Worker
 from tests.worker.campaigns import dump, write_campaign
 
 SCHEDULE = """\

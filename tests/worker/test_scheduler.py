@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger
 from structlog.testing import capture_logs
 
-from bot.clock import CompressedClock, FakeClock
-from bot.jobs import ClockScheduler, OncePerWallTime, wall_seconds
+from bot.core.clock import CompressedClock, FakeClock
+from bot.worker.jobs import ClockScheduler, OncePerWallTime, wall_seconds
 
 LONDON = ZoneInfo("Europe/London")
 

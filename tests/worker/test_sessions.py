@@ -11,9 +11,9 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from bot import manual
-from bot.clock import FakeClock
-from bot.worker import Worker
+from bot.cli import publish as manual
+from bot.core.clock import FakeClock
+from bot.worker.runtime import Worker
 from tests.worker.campaigns import write_campaign
 
 pytestmark = pytest.mark.slow  # drives the reference Bluesky servers

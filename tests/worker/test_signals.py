@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 from bot.ledger.db import open_engine
 from bot.ledger.publications import attempts, publications
-from bot.sandbox.media import make_image
-from bot.sandbox.x import XSandbox
+from sandboxes.media import make_image
+from sandboxes.x.sandbox import XSandbox
 from tests.worker.campaigns import dump, env_for, events, iso, write_campaign
 
 T0 = datetime(2022, 1, 12, 8, 59, 50, tzinfo=timezone.utc)

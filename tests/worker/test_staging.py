@@ -10,9 +10,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from structlog.testing import capture_logs
 
-from bot.clock import FakeClock
-from bot.sandbox.x import XSandbox
-from bot.worker import Worker
+from bot.core.clock import FakeClock
+from sandboxes.x.sandbox import XSandbox
+from bot.worker.runtime import Worker
 from tests.worker.campaigns import REPO, dump, write_campaign
 
 NINE = datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc)

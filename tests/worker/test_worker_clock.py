@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 from structlog.testing import capture_logs
 
-from bot.clock import FakeClock
+from bot.core.clock import FakeClock
 from bot.ledger.publications import publications
-from bot.worker import Worker
+from bot.worker.runtime import Worker
 from tests.worker.campaigns import write_campaign
 
 LONDON = ZoneInfo("Europe/London")
@@ -199,7 +199,7 @@ def test_missing_credentials_refuse_to_start_naming_the_variables(tmp_path, x_sa
     missing = sorted(acc.env)[0]
     monkeypatch.delenv(missing)
     write_campaign(tmp_path, [acc], posts={"p": "x"}, schedules={"s": {"timezone": "UTC", "slots": [{"at": "2022-01-12T09:00", "post": "p", "accounts": [acc.id]}]}})
-    from bot.errors import ConfigError
+    from bot.core.errors import ConfigError
 
     with pytest.raises(ConfigError) as caught:
         Worker(tmp_path, clock=FakeClock(datetime(2022, 1, 12, tzinfo=timezone.utc)),
@@ -279,7 +279,7 @@ def test_slot_moved_to_a_time_just_past_is_published_late_on_reload(tmp_path, x_
 @pytest.mark.slow
 def test_a_slow_account_does_not_hold_up_the_others(tmp_path, x_sandbox, monkeypatch) -> None:
     """In one slot, an account on a server answering in 4 s does not delay an account on a fast server."""
-    from bot.sandbox.x import XSandbox
+    from sandboxes.x.sandbox import XSandbox
 
     with XSandbox(latency=4.0) as slow_server:
         slow = slow_server.create_account(f"slow{uuid.uuid4().hex[:6]}")

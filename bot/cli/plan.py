@@ -1,0 +1,114 @@
+"""``bot plan``: the calendar of what will be published, in each schedule's local time.
+
+Queue slots are expanded per account: each account gets the next post of the
+queue it has not used yet, counting what the ledger says is already published.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+
+from bot.campaign import Campaign, load
+from bot.core.errors import ConfigError
+from bot.schedule.occurrences import UsedPosts, expand, occurrences
+
+WORDS = 8
+
+
+@dataclass(frozen=True)
+class Entry:
+    local: datetime  # in the schedule's time zone
+    schedule: str
+    slot: int
+    target: str
+    post: str | None  # None: the queue has nothing left for these accounts
+    accounts: tuple[str, ...]
+    text: str  # first words of the post
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--days", type=int, default=14, help="how many days to show (default 14)")
+    parser.add_argument("--from", dest="start", type=date.fromisoformat, help="first day, YYYY-MM-DD (default today)")
+    parser.add_argument("--json", action="store_true", help="print JSON for tools")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        campaign = load(args.campaign)
+    except ConfigError as exc:
+        print("\n".join(exc.problems))
+        print("the campaign has errors: run `bot check`")
+        return 1
+    now = datetime.now(timezone.utc)
+    first = args.start or now.date()
+    entries = build(campaign, first, args.days, now, _ledger_used(campaign))
+    if args.json:
+        print(json.dumps([_as_json(e) for e in entries], indent=2))
+    else:
+        print(render(entries) or f"nothing scheduled from {first} for {args.days} days")
+    return 0
+
+
+def build(campaign: Campaign, first: date, days: int, now: datetime, used: UsedPosts | None) -> list[Entry]:
+    """Entries from ``first`` for ``days`` local days.
+
+    Queues are consumed from ``now`` on when ``first`` is later (slots before it take
+    posts too), otherwise from ``first``: a plan of a past period is a what-if view
+    that only knows what the ledger (``used``) says was published.
+    """
+    zones = {s.name: s.timezone for s in campaign.schedules}
+    if not zones:
+        return []
+    last = first + timedelta(days=days)
+    start = min(datetime.combine(first, time(0), tz) for tz in zones.values())
+    end = max(datetime.combine(last, time(0), tz) for tz in zones.values())
+    entries = []
+    for planned in expand(campaign, occurrences(campaign, min(start, now), end), used):
+        occ, post = planned.occurrence, planned.post
+        local = occ.at.astimezone(zones[occ.schedule])
+        if not first <= local.date() < last:
+            continue
+        text = campaign.posts[post].text if post in campaign.posts else ""
+        entries.append(Entry(local, occ.schedule, occ.slot, occ.target, post, planned.accounts, _first_words(text)))
+    entries.sort(key=lambda e: (e.local.astimezone(timezone.utc), e.schedule, e.slot))
+    return entries
+
+
+def render(entries: list[Entry]) -> str:
+    lines: list[str] = []
+    day = None
+    for e in entries:
+        if e.local.date() != day:
+            day = e.local.date()
+            lines += ["" if lines else None, f"{day:%A %d %B %Y}"]
+        what = e.post or f"({e.target} has nothing left)"
+        lines.append(f"  {e.local:%H:%M %Z}  {what:<28} {', '.join(e.accounts):<40} {e.text}")
+    return "\n".join(line for line in lines if line is not None)
+
+
+def _as_json(e: Entry) -> dict:
+    return {
+        "at": e.local.astimezone(timezone.utc).isoformat(), "local": e.local.isoformat(),
+        "timezone": str(e.local.tzinfo), "schedule": e.schedule, "slot": e.slot, "target": e.target,
+        "post": e.post, "accounts": list(e.accounts), "text": e.text,
+    }
+
+
+def _first_words(text: str) -> str:
+    words = text.split()
+    return " ".join(words[:WORDS]) + (" ..." if len(words) > WORDS else "")
+
+
+def _ledger_used(campaign: Campaign) -> UsedPosts | None:
+    """The ledger's record of used queue posts, when a ledger exists (plan never creates one)."""
+    if not os.environ.get("BOT_DATABASE_URL") and not (campaign.root / "state" / "bot.db").exists():
+        return None
+    from bot.ledger.db import default_url, open_engine
+    from bot.ledger.publications import Ledger
+
+    ledger = Ledger(open_engine(default_url(campaign.root)))
+    return ledger.used_posts

@@ -1,0 +1,89 @@
+"""``bot publish POST --account ACCOUNT``: staff send one post now, through the same claim and ledger.
+
+The publication is keyed to the current second with target ``post:<id>`` and marked manual, so
+``bot status`` lists it with the rest and a second run in the same second cannot post twice.
+Exit status: 0 published, 75 rate-limited or unavailable (recorded; a running worker retries it),
+1 anything else (failed, skipped, unknown post or account, invalid campaign).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import socket
+import sys
+from typing import Any
+
+from bot.core.clock import Clock, SystemClock
+from bot.core.errors import ConfigError
+
+EX_TEMPFAIL = 75
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("post", metavar="POST", help="post id: the file name under posts/ without .yaml")
+    parser.add_argument("--account", required=True, metavar="ACCOUNT", help="account id from config/accounts.yaml")
+
+
+def _unknown(kind: str, name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown {kind} {name!r}{hint} (known: {', '.join(sorted(known)) or 'none'})"
+
+
+def publish(campaign: Any, ledger: Any, post: str, account: str, *, clock: Clock, adapters: Any = None,
+            owner: str | None = None) -> Any:
+    """Publish ``post`` to ``account`` now; the Publisher's Result."""
+    from bot.publishing.publisher import AdapterPool, Publisher
+
+    owner = owner or f"manual:{socket.gethostname()}:{os.getpid()}"
+    adapters = adapters or AdapterPool(state_dir=campaign.root / "state")  # Bluesky sessions outlive the command
+    publisher = Publisher(campaign, ledger, adapters, clock, owner)
+    try:
+        return publisher.publish_now(post, account)
+    finally:
+        publisher.adapters.close()
+
+
+def main(args: argparse.Namespace, clock: Clock | None = None, adapters: Any = None) -> int:
+    from bot.observability import logs
+    from bot.campaign import load
+    from bot.ledger.db import default_url, open_engine
+    from bot.ledger.publications import Ledger
+    from bot.publishing.publisher import Outcome
+
+    logs.configure()
+    try:
+        campaign = load(args.campaign)
+    except ConfigError as err:
+        print("\n".join(err.problems), file=sys.stderr)
+        print("bot publish: fix the campaign files first (see `bot check`)", file=sys.stderr)
+        return 1
+    problems = []
+    if args.post not in campaign.posts:
+        problems.append(_unknown("post", args.post, list(campaign.posts)))
+    if args.account not in campaign.accounts:
+        problems.append(_unknown("account", args.account, list(campaign.accounts)))
+    if problems:
+        print("\n".join(f"bot publish: {p}" for p in problems), file=sys.stderr)
+        return 1
+    engine = open_engine(default_url(args.campaign))
+    try:
+        result = publish(campaign, Ledger(engine, clock or SystemClock()), args.post, args.account,
+                         clock=clock or SystemClock(), adapters=adapters)
+    finally:
+        engine.dispose()
+    if result.outcome is Outcome.published:
+        print(f"published {args.post} on {args.account}: {result.url}")
+        return 0
+    if result.outcome is Outcome.retry_later:
+        print(f"{args.account} is not taking posts right now ({result.reason}); recorded for a retry at "
+              f"{result.retry_at:%Y-%m-%d %H:%M:%S} UTC, which a running worker will make", file=sys.stderr)
+        return EX_TEMPFAIL
+    if result.outcome is Outcome.not_mine:
+        print(f"{args.post} on {args.account} was already sent this second; nothing done", file=sys.stderr)
+        return 1
+    print(f"{args.post} was not published on {args.account}: {result.outcome.value} ({result.reason})",
+          file=sys.stderr)
+    return 1

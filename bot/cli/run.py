@@ -1,0 +1,164 @@
+"""``bot run``: the long-running worker that publishes every slot of the campaign exactly once.
+
+This module is the command (options, clocks, signals); the engine is ``bot.worker.runtime.Worker``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import structlog
+
+from bot.core.clock import Clock, CompressedClock, SystemClock
+from bot.core.errors import ConfigError
+from bot.worker.runtime import Worker
+
+__all__ = ["Worker", "add_arguments", "main"]
+
+log = structlog.get_logger()
+
+
+# ---- the command ----
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--once", action="store_true", help="publish what is due now, then exit (cron hosts, tests)")
+    parser.add_argument("--until", type=_when, help="campaign time to stop at, e.g. 2022-01-20T00:00Z")
+    parser.add_argument("--clock-start", type=_when, help="campaign time the clock starts at (demo)")
+    parser.add_argument("--clock-speed", type=float, default=None,
+                        help="campaign seconds per wall second (demo; production runs at 1, on the system clock)")
+    parser.add_argument("--database-url", help="ledger URL (default: $BOT_DATABASE_URL or state/bot.db)")
+    parser.add_argument("--heartbeat", type=float, default=60.0, metavar="SECONDS",
+                        help="clock seconds between worker_heartbeat log lines (default 60)")
+    parser.add_argument("--threads", type=int, default=256, help="publications run at once (default 256)")
+    parser.add_argument("--lease", type=float, default=600.0, metavar="SECONDS",
+                        help="wall seconds a claim is held before another worker may take it over (default 600)")
+    parser.add_argument("--no-watch", action="store_true", help="do not reload when campaign files change")
+
+
+def _when(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"a time with its zone is needed, e.g. {text}Z")
+    return value.astimezone(timezone.utc)
+
+
+class DemoClock(CompressedClock):
+    """A CompressedClock that can be re-anchored, so a slow start-up does not eat campaign time."""
+
+    def anchor(self) -> None:
+        """Campaign time is ``start`` again from now (called when the worker is ready to run)."""
+        self._t0 = time.monotonic()
+
+
+def make_clock(args: argparse.Namespace) -> Clock:
+    if args.clock_speed is None and args.clock_start is None:
+        return SystemClock()
+    start = args.clock_start or datetime.now(timezone.utc)
+    return DemoClock(start, args.clock_speed or 1.0)
+
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
+
+
+def limit_malloc_arenas() -> bool:
+    """Cap glibc's malloc arenas at one per core (at least two); False where it does not apply.
+
+    glibc gives each new thread its own arena, up to eight per core, and an arena keeps the
+    memory its thread freed: after a fan-out on the publish threads, about 3 MB more of the
+    worker's memory for good (bench/fanout.py, 300 X accounts: 85 MB after the fan-out, 82 MB
+    capped; the fan-out took as long either way). The GIL lets one thread at a time run Python,
+    so threads rarely wait for an arena. MALLOC_ARENA_MAX set by whoever runs the worker is left alone.
+    """
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    try:
+        import ctypes
+
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to cap
+        return False
+    return bool(mallopt(M_ARENA_MAX, max(2, os.cpu_count() or 1)))
+
+
+def main(args: argparse.Namespace) -> int:
+    from bot.observability import logs, progress
+    from bot.ledger.db import default_url
+
+    limit_malloc_arenas()  # before the pool's threads exist: each takes its arena on its first malloc
+    # On a terminal, uploads show rich bars; log lines follow sys.stdout so rich can print them above the bars.
+    bars = progress.TerminalProgress() if progress.for_terminal(os.environ.get("BOT_LOG_FORMAT"), sys.stdout) else None
+    logs.configure(stream=progress.FollowStdout() if bars else None)
+    root = args.campaign
+    try:
+        worker = Worker(root, clock=make_clock(args), database_url=args.database_url or default_url(root),
+                        threads=args.threads, heartbeat=args.heartbeat, lease=args.lease, on_progress=bars)
+    except ConfigError as exc:
+        log.error("worker_refused", campaign=str(root), problems=exc.problems)
+        return 1
+    signals = _Signals(worker)
+    signals.install()
+    worker.warm_up()
+    if isinstance(worker.clock, DemoClock):
+        worker.clock.anchor()
+    try:
+        worker.start()
+        if args.once:
+            worker.run_pending(timeout=None)
+            if worker.campaign.reshare and worker.campaign.reshare.track:
+                from bot.resharing.tracker import Tracker, tracked_adapters
+
+                adapters = tracked_adapters(worker.campaign, worker.publisher.adapters.get)
+                Tracker(worker.campaign, worker.ledger.engine, adapters, worker.clock, worker.owner).poll_once()
+        else:
+            worker.start_tracking()
+            if not args.no_watch:
+                worker.watch()
+            worker.serve(until=args.until)
+            if not worker.stopping.is_set():
+                worker.wait_idle(timeout=None)  # --until: what fell due before it still goes out
+    finally:
+        worker.close()
+        if bars is not None:
+            bars.close()
+    return 0
+
+
+class _Signals:
+    """SIGTERM/SIGINT: the first asks for a warm stop, the second exits at once.
+
+    No exception is raised into whatever the main thread is doing, so a publication being
+    recorded is never interrupted halfway. The handler takes no lock (the main thread may hold
+    the logger's or an Event's when the signal lands): it writes to a pipe, and a thread does
+    the stopping.
+    """
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.received = 0
+        self._read, self._write = os.pipe()
+
+    def install(self) -> None:
+        threading.Thread(target=self._relay, name="signals", daemon=True).start()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received += 1
+        if self.received > 1:
+            name = signal.Signals(signum).name
+            line = f'{{"event": "worker_killed", "signal": "{name}", "reason": "second signal: exiting without waiting"}}\n'
+            os.write(sys.stdout.fileno(), line.encode())
+            os._exit(128 + signum)
+        os.write(self._write, bytes([signum]))
+
+    def _relay(self) -> None:
+        signum = os.read(self._read, 1)[0]
+        self.worker.request_stop(signal.Signals(signum).name)

@@ -1,0 +1,133 @@
+"""``bot status``: what was published (with URLs), what failed or was skipped and why, and what is next.
+
+Reads the same ledger as the worker and ``bot plan``; ``--json`` prints the same for tools.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from bot.core.clock import Clock, SystemClock
+from bot.core.errors import ConfigError
+from bot.ledger.publications import Ledger
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON for tools instead of text")
+    parser.add_argument("--limit", type=_positive, default=10, metavar="N",
+                        help="show at most N entries per section (default 10)")
+    parser.add_argument("--days", type=_positive, default=14, metavar="D",
+                        help="look this many days ahead for what is next (default 14)")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got: {value}")
+    return value
+
+
+def _row(row: Any) -> dict[str, Any]:
+    return {
+        "slot": row.slot_at.isoformat(), "updated": row.updated.isoformat(), "post": row.post,
+        "account": row.account, "platform": row.platform, "target": row.target, "state": row.state,
+        "reason": row.reason, "error": row.last_error, "attempts": row.attempts, "remote_id": row.remote_id,
+        "url": row.url, "manual": bool(row.manual),
+        "next_attempt_at": row.next_attempt_at.isoformat() if row.next_attempt_at else None,
+    }
+
+
+def upcoming(campaign: Any, ledger: Ledger, now: datetime, days: int, limit: int) -> list[dict[str, Any]]:
+    """The next publications the schedules promise, per account, leaving out what the ledger already has."""
+    from bot.schedule.occurrences import expand, occurrences
+
+    end = now + timedelta(days=days)
+    taken = ledger.keys_taken(campaign.name, now - timedelta(days=1), end)
+    out: list[dict[str, Any]] = []
+    for planned in expand(campaign, occurrences(campaign, now, end), ledger.used_posts):
+        occ = planned.occurrence
+        slot_at = occ.at.replace(microsecond=0)
+        accounts = [a for a in planned.accounts if (slot_at, occ.target, a) not in taken]
+        if not accounts:
+            continue
+        tz = next((s.timezone for s in campaign.schedules if s.name == occ.schedule), None)
+        out.append({"at": occ.at.isoformat(), "local": occ.at.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z") if tz else None,
+                    "schedule": occ.schedule, "target": occ.target, "post": planned.post, "accounts": accounts})
+        if len(out) >= limit:
+            break
+    return out
+
+
+def collect(campaign: Any, ledger: Ledger, now: datetime, *, limit: int = 10, days: int = 14,
+            campaign_name: str | None = None) -> dict[str, Any]:
+    """Everything ``bot status`` shows, as plain data. ``campaign`` may be None when its files are invalid."""
+    name = campaign.name if campaign is not None else campaign_name
+    return {
+        "campaign": name,
+        "now": now.isoformat(),
+        "counts": ledger.counts(name),
+        "skip_reasons": ledger.skip_reasons(name),
+        "recent": [_row(r) for r in ledger.recent(limit, name)],
+        "failures": [_row(r) for r in ledger.failures(limit, name)],
+        "in_flight": [_row(r) for r in ledger.in_flight(name)][:limit],
+        "next": upcoming(campaign, ledger, now, days, limit) if campaign is not None else None,
+    }
+
+
+def render(data: dict[str, Any]) -> str:
+    """The status as text for people on call."""
+    c = data["counts"]
+    lines = [f"Campaign {data['campaign'] or '(all)'} at {_t(data['now'])}",
+             f"Published {c['published']}, skipped {c['skipped']}, failed {c['failed']}, "
+             f"in flight {c['claimed'] + c['retrying']}", "", "Recent publications:"]
+    lines += [f"  {_t(r['slot'])}  {r['post'] or '-':<24} {r['account']:<20} {r['url'] or ''}"
+              + ("  (manual)" if r["manual"] else "") for r in data["recent"]] or ["  none yet"]
+    lines += ["", "Failures and skips:"]
+    lines += [f"  {_t(r['slot'])}  {r['post'] or r['target']:<24} {r['account']:<20} {r['state']}: {r['reason']}"
+              + (f"  ({r['error']})" if r["error"] else "") for r in data["failures"]] or ["  none"]
+    if data["in_flight"]:
+        lines += ["", "In flight (claimed or waiting to retry):"]
+        lines += [f"  {_t(r['slot'])}  {r['post'] or '-':<24} {r['account']:<20} {r['state']}"
+                  + (f", next try {_t(r['next_attempt_at'])}" if r["next_attempt_at"] else "")
+                  for r in data["in_flight"]]
+    lines += ["", "Next:"]
+    if data["next"] is None:
+        lines.append("  unknown: the campaign files have errors (run `bot check`)")
+    else:
+        lines += [f"  {n['local'] or _t(n['at'])}  {n['post'] or '(queue empty)':<24} "
+                  f"{', '.join(n['accounts'])}  [{n['target']}]" for n in data["next"]] or ["  nothing scheduled"]
+    return "\n".join(lines)
+
+
+def _t(iso: str) -> str:
+    return datetime.fromisoformat(iso).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def main(args: argparse.Namespace, clock: Clock | None = None) -> int:
+    from bot.campaign import load
+    from bot.ledger.db import default_url, open_engine
+
+    campaign, problems = None, []
+    try:
+        campaign = load(args.campaign)
+    except ConfigError as err:
+        problems = err.problems
+    engine = open_engine(default_url(args.campaign))
+    try:
+        data = collect(campaign, Ledger(engine), (clock or SystemClock()).now(), limit=args.limit, days=args.days)
+    finally:
+        engine.dispose()
+    if problems:
+        data["problems"] = problems
+    if args.json:
+        json.dump(data, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(render(data))
+        for problem in problems:
+            print(problem, file=sys.stderr)
+    return 0

@@ -1,0 +1,213 @@
+"""The campaign as the bot uses it: accounts, posts, queues, schedules, reshare policy.
+
+Built by ``bot.campaign.loader`` from the files; never holds a secret value
+(accounts name their environment variables only).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from bot.core.values import ImageAttachment, Outgoing, VideoAttachment
+
+# Every part of the campaign is a plain frozen dataclass with slots, not a pydantic model: the
+# files are validated by pydantic (bot.campaign.files) and the loader builds these from already
+# checked values, so nothing is checked again here; building each class as a pydantic model
+# costs a worker about 1 MB for its whole life. Dataclasses do not convert what they are given:
+# pass the types written here (tuples where tuples are written).
+_frozen = dataclass(frozen=True, slots=True, kw_only=True)
+
+
+@_frozen
+class Account:
+    id: str
+    platform: str
+    base_url: str | None = None
+    handle: str | None = None
+    credentials: dict[str, str] = field(default_factory=dict)  # role -> NAME of the env variable
+    options: dict[str, Any] = field(default_factory=dict)
+    line: int = 1  # of the account in config/accounts.yaml, for messages
+
+
+# A campaign holds thousands of posts for the worker's whole life: a pydantic instance would
+# cost about four times the memory and time of a slots object.
+# Shared by the posts without variants or media (most of them): nothing writes to a frozen post's parts.
+_NONE: dict[str, str] = {}
+_NO_MEDIA: list = []
+
+
+@_frozen
+class Media:
+    file: str  # as written, relative to posts/
+    path: Path
+    alt: str
+
+
+@_frozen
+class Video:
+    file: str
+    path: Path
+    captions_path: Path | None = None
+    alt: str
+    captions_lang: str = "en"
+
+
+@_frozen
+class Supporter:
+    name: str
+    role: str | None = None
+    organisation: str | None = None
+    country: str | None = None
+
+
+@_frozen
+class Consent:
+    given: bool
+    date: _dt.date | None = None
+    recorded_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class Post:
+    id: str
+    queue: str | None
+    # The file as its folder (one string shared by the folder's posts) and its name, None for
+    # "<id>.yaml"; ``path`` builds the Path when asked. A Path per post would be about 4 MB of a
+    # worker's memory for 10,000 posts, and a whole path string per post about 0.8 MB.
+    folder: str
+    file_name: str | None
+    text: str
+    variants: dict[str, str]
+    media: list[Media]
+    link: str | None
+    video: Video | None
+    supporter: Supporter | None
+    consent: Consent | None
+    language: str | None
+
+    def __init__(self, *, id: str, text: str, path: Path | str | None = None, where: str | None = None,
+                 folder: str | None = None, file_name: str | None = None, queue: str | None = None,
+                 variants: dict[str, str] | None = None, media: list[Media] | None = None, link: str | None = None,
+                 video: Video | None = None, supporter: Supporter | None = None, consent: Consent | None = None,
+                 language: str | None = None) -> None:
+        put = object.__setattr__  # frozen: the only way in
+        put(self, "id", id)
+        put(self, "queue", queue)
+        if folder is None:
+            folder, _, name = str(path if path is not None else where).rpartition(os.sep)
+            file_name = None if name == f"{id}.yaml" else name
+        put(self, "folder", folder)
+        put(self, "file_name", file_name)
+        put(self, "text", text)
+        put(self, "variants", _NONE if variants is None else variants)
+        put(self, "media", _NO_MEDIA if media is None else media)
+        put(self, "link", link)
+        put(self, "video", video)
+        put(self, "supporter", supporter)
+        put(self, "consent", consent)
+        put(self, "language", language)
+
+    @property
+    def where(self) -> str:
+        """The post's YAML file, as a string."""
+        return f"{self.folder}{os.sep}{self.file_name or self.id + '.yaml'}"
+
+    @property
+    def path(self) -> Path:
+        """The post's YAML file."""
+        return Path(self.where)
+
+    def text_for(self, platform: str) -> str:
+        """The text published on ``platform``: its variant or the text, with the link appended."""
+        text = (self.variants.get(platform) or self.text).strip()
+        if self.link and self.link not in text:
+            text = f"{text}\n{self.link}"
+        return text
+
+    def outgoing(self, platform: str, key: str) -> Outgoing:
+        """What an adapter publishes for this post on ``platform``."""
+        video = None
+        if self.video is not None:
+            video = VideoAttachment(
+                self.video.path, self.video.alt, self.video.captions_path, self.video.captions_lang
+            )
+        return Outgoing(
+            key=key,
+            text=self.text_for(platform),
+            images=tuple(ImageAttachment(m.path, m.alt) for m in self.media),
+            video=video,
+            language=self.language,
+        )
+
+
+@_frozen
+class Slot:
+    index: int
+    line: int
+    kind: Literal["at", "every", "cron"]
+    at: datetime | None = None  # naive, in the schedule's time zone
+    times: tuple[time, ...] = ()
+    days: tuple[str, ...] = ()  # crontab day names (mon..sun); empty means every day
+    cron: str | None = None
+    post: str | None = None
+    queue: str | None = None
+    accounts: tuple[str, ...]
+
+    @property
+    def target(self) -> str:
+        return f"post:{self.post}" if self.post else f"queue:{self.queue}"
+
+
+@_frozen
+class Schedule:
+    name: str
+    path: Path
+    timezone: ZoneInfo
+    window_start: date | None = None
+    window_end: date | None = None  # inclusive: the whole day
+    grace: timedelta = timedelta(hours=1)
+    slots: list[Slot] = field(default_factory=list)
+
+
+@_frozen
+class Track:
+    hashtags: list[str]  # without '#'
+    accounts: list[str]
+    interval: float | None = None  # seconds between polls; None: the platform's default
+
+
+@_frozen
+class Policy:
+    always_from: list[str] = field(default_factory=list)
+    never_from: list[str] = field(default_factory=list)
+    blocked_words: list[str] = field(default_factory=list)
+    skip: set[str] = field(default_factory=set)
+    max_per_hour: int = 4
+    max_per_day: int = 20
+    mode: Literal["auto", "review", "dry-run"] = "review"
+    author_cooldown: timedelta = timedelta(hours=6)
+    across_accounts: bool = False
+
+
+@_frozen
+class ReshareConfig:
+    track: list[Track] = field(default_factory=list)
+    policy: Policy = field(default_factory=Policy)
+
+
+@_frozen
+class Campaign:
+    root: Path
+    name: str
+    accounts: dict[str, Account]
+    posts: dict[str, Post]
+    queues: dict[str, list[str]]  # queue name -> post ids in file-name order
+    schedules: list[Schedule]
+    reshare: ReshareConfig | None = None

@@ -1,0 +1,311 @@
+"""X (API v2): tweepy's v2 Client on a configurable host, plus the v2 chunked media upload.
+
+The client lives in ``x_client``, uploads in ``x_upload`` and the error mapping in ``x_errors``.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import time
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from bot.core.errors import BotError, ContentRejected, RateLimited
+from bot.core.values import AccountLike, Identity, Limits, Mention, MentionPage, Outgoing, Progress, Receipt
+from bot.platforms.base import Platform
+from bot.platforms.x.errors import map_error
+
+if TYPE_CHECKING:
+    import requests
+
+    from bot.platforms.x.client import XClient
+
+MB = 1024 * 1024
+SEARCH_PAGE = 100
+SEARCH_WINDOW = 7 * 86400.0  # recent search reaches back 7 days; an older since_id is a 400
+SEARCH_MARGIN = 300.0
+SNOWFLAKE_EPOCH_MS = 1_288_834_974_657  # X ids: milliseconds since this epoch, shifted left 22 bits
+RECONCILE_PAGES = 10  # X serves an account's latest 3,200 posts; 1,000 is ample for a retry
+TWEET_FIELDS = ["author_id", "created_at", "lang", "possibly_sensitive", "referenced_tweets", "conversation_id"]
+
+
+def comparable(text: str) -> str:
+    """Text as X may echo it back: NFC, unescaped, every link (X wraps them in t.co) reduced to a marker."""
+    from bot.platforms.x.text import extract_urls_with_indices  # X's own link rules, scheme-less links too
+
+    text = unicodedata.normalize("NFC", html.unescape(text))
+    for found in reversed(extract_urls_with_indices(text)):
+        start, end = found["indices"]
+        text = f"{text[:start]}\x00{text[end:]}"
+    return " ".join(text.split())
+
+
+@functools.lru_cache(maxsize=1024)
+def _weighted_length(text: str) -> int:
+    # A fan-out checks the same text once per account; twitter-text takes about 1 ms per parse.
+    from bot.platforms.x.text import parse_tweet  # weighted length: CJK/emoji count 2, URLs 23
+
+    return parse_tweet(text).weightedLength
+
+
+class X(Platform):
+    name: ClassVar[str] = "x"
+    default_base_url: ClassVar[str] = "https://api.x.com"
+    required_credentials: ClassVar[tuple[str, ...]] = (
+        "consumer_key",
+        "consumer_secret",
+        "access_token",
+        "access_token_secret",
+    )
+    limits: ClassVar[Limits] = Limits(
+        max_text=280,
+        max_images=4,
+        image_max_bytes=5 * MB,
+        image_formats=frozenset({"PNG", "JPEG", "WEBP", "GIF"}),
+        video_max_bytes=512 * MB,
+        video_max_seconds=140.0,
+        video_formats=frozenset({"mp4", "mov"}),
+        alt_max=1000,
+        captions=True,
+    )
+    stage_group: ClassVar[int] = 101  # media staged before a slot: one upload with 100 additional owners
+
+    @classmethod
+    def measure_text(cls, text: str) -> int:
+        return _weighted_length(text)
+
+    def __init__(
+        self,
+        account: AccountLike,
+        secrets: Mapping[str, str],
+        *,
+        timeout: float = 30.0,
+        wall: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        state_dir: Path | None = None,
+    ) -> None:
+        super().__init__(account, secrets, timeout=timeout, wall=wall, state_dir=state_dir)
+        self._wall = wall
+        self._sleep = sleep
+        self._client_instance: XClient | None = None
+        self._me: Identity | None = None
+        self._expired_cursors: set[str] = set()  # reported once each
+        self._share_as = self._sharing_id()
+        if self._share_as is not None:
+            from bot.platforms.x.upload import SHARED
+
+            SHARED.join(self.base_url, self._share_as)
+
+    def _sharing_id(self) -> str | None:
+        """Our user id when this account shares uploads with the process's other X accounts (the default)."""
+        if not self.account.options.get("share_media", True):
+            return None
+        # additional_owners takes user ids: share only when the access token tells ours without a request.
+        prefix = self._secrets.get("access_token", "").partition("-")[0]
+        return prefix if prefix.isdigit() else None
+
+    # ---- the client, its rate gate and its headers ----
+
+    @property
+    def _client(self) -> XClient:
+        if self._client_instance is None:
+            from bot.platforms.x.client import XClient  # tweepy loads only when X is used
+
+            self._client_instance = XClient(
+                self.base_url,
+                {role: self._secret(role) for role in self.required_credentials},
+                timeout=self.timeout,
+                before_send=self._before_send,
+                on_answer=self._observe,
+            )
+        return self._client_instance
+
+    def prepare(self) -> None:
+        """Build the client now (the worker's warm-up), so the first slot does not pay for it."""
+        self._client  # noqa: B018  (the property builds and keeps it)
+
+    def _before_send(self, bucket: str) -> None:
+        wait = self.gate.wait_needed(bucket)
+        if wait > 0:
+            raise RateLimited(f"x rate limit on {bucket}: waiting {wait:.0f}s", retry_after=wait)
+
+    def _observe(self, bucket: str, response: requests.Response) -> None:
+        headers = response.headers
+        for prefix in ("x-rate-limit", "x-user-limit-24hour", "x-app-limit-24hour"):
+            remaining, reset = headers.get(f"{prefix}-remaining"), headers.get(f"{prefix}-reset")
+            if remaining is not None and reset is not None:
+                try:
+                    self.gate.observe(bucket, int(remaining), float(reset))
+                except ValueError:
+                    continue  # a malformed header is X's problem; the 429, if any, still stops us
+
+    def close(self) -> None:
+        if self._share_as is not None:
+            from bot.platforms.x.upload import SHARED
+
+            SHARED.leave(self.base_url, self._share_as)
+        if self._client_instance is not None:
+            self._client_instance.close()
+
+    # ---- hooks ----
+
+    def _publish(self, out: Outgoing, progress: Progress | None) -> Receipt:
+        if not (out.images or out.video):
+            return self._post(out, [])
+        from tweepy.errors import BadRequest
+
+        from bot.platforms.x.upload import upload_media
+
+        media_ids, borrowed = upload_media(self._client, out, progress, self.log, self._sleep, self.base_url,
+                                           self._share_as)
+        try:
+            return self._post(out, media_ids)
+        except BadRequest:
+            if not borrowed:
+                raise
+            # A 400 creates no post, so trying again cannot double it: X refused media another
+            # account uploaded for us (expired, or not shared after all). Upload our own once.
+            from bot.platforms.x.upload import SHARED
+
+            for file, media_id in borrowed:
+                SHARED.forget(self.base_url, file, media_id)
+            self.log.warning("shared_media_refused", media_ids=[m for _, m in borrowed])
+            media_ids, _ = upload_media(self._client, out, progress, self.log, self._sleep, self.base_url, None)
+            return self._post(out, media_ids)
+
+    @property
+    def share_id(self) -> str | None:
+        """Our user id when uploads are shared with the process's other X accounts, else None."""
+        return self._share_as
+
+    def _stage(self, out: Outgoing, together: Sequence[Any]) -> bool:
+        # The media a fan-out will post, uploaded once for this account and up to 100 others before
+        # the slot: at the slot each account then makes one request, the post itself.
+        if not (out.images or out.video):
+            return False
+        if self._share_as is None:
+            # This account uploads its own media at the slot (share_media: false); the group's
+            # first sharing account stages for the others.
+            sharing = [a for a in together
+                       if getattr(a, "share_id", None) and getattr(a, "base_url", None) == self.base_url]
+            return bool(sharing) and sharing[0].stage(out, sharing[1:])
+        from bot.platforms.x.upload import upload_media
+
+        among = {self._share_as, *(getattr(a, "share_id", None) for a in together
+                                   if getattr(a, "base_url", None) == self.base_url)} - {None}
+        upload_media(self._client, out, None, self.log, self._sleep, self.base_url, self._share_as, among)
+        return True
+
+    def _post(self, out: Outgoing, media_ids: list[str]) -> Receipt:
+        answer = self._client.create_tweet(text=out.text, media_ids=media_ids or None, user_auth=True)
+        return self._receipt(str(answer.data["id"]))
+
+    def _receipt(self, tweet_id: str) -> Receipt:
+        handle = (self.account.handle or "").lstrip("@") or (self._me.handle if self._me else "i/web")
+        return Receipt(remote_id=tweet_id, url=f"https://x.com/{handle}/status/{tweet_id}")
+
+    def _my_id(self) -> str:
+        # X access tokens begin with the user id (tweepy relies on it too); that spares a
+        # users/me call, whose window is small, every time a fresh adapter reconciles.
+        prefix = self._secret("access_token").partition("-")[0]
+        return prefix if prefix.isdigit() else self._whoami().id
+
+    def _find_published(self, out: Outgoing) -> Receipt | None:
+        wanted, token = comparable(out.text), None
+        # A busy account may have posted many times since the uncertain attempt: read back
+        # page by page (newest first), up to a bound, stopping at the first match.
+        for _ in range(int(self.account.options.get("reconcile_max_pages", RECONCILE_PAGES))):
+            answer = self._client.get_users_tweets(
+                self._my_id(), max_results=100, pagination_token=token, tweet_fields=["created_at"], user_auth=True
+            )
+            for tweet in answer.data or []:
+                seen = comparable(tweet.text)
+                # X appends a link to attached media at the end of the text.
+                if seen == wanted or ((out.images or out.video) and seen.removesuffix(" \x00") == wanted):
+                    return self._receipt(str(tweet.id))
+            token = answer.meta.get("next_token")
+            if not token:
+                break
+        return None
+
+    def _reshare(self, mention: Mention) -> Receipt:
+        answer = self._client.retweet(mention.remote_id, user_auth=True)
+        if not (answer.data or {}).get("retweeted"):
+            raise ContentRejected(f"X did not retweet {mention.remote_id}")
+        # X's answer names no id for the retweet itself; the receipt points at what was reshared.
+        return Receipt(remote_id=mention.remote_id, url=mention.url)
+
+    def _fetch_mentions(self, hashtags: Sequence[str], cursor: str | None) -> MentionPage:
+        tags = " OR ".join(f"#{tag.lstrip('#')}" for tag in hashtags)
+        query = f"({tags}) -is:retweet"
+        pages_left = int(self.account.options.get("search_max_pages", 5))
+        mentions: dict[str, Mention] = {}
+        newest, token = cursor, None
+        since_id, start_time = self._search_from(cursor, hashtags)
+        while pages_left > 0:
+            pages_left -= 1
+            # One query for every tag; more pages only when more than a full page arrived since the cursor.
+            answer = self._client.search_recent_tweets(
+                query, since_id=since_id, start_time=start_time, max_results=SEARCH_PAGE, next_token=token,
+                tweet_fields=TWEET_FIELDS, expansions=["author_id"], user_fields=["username", "name"],
+            )
+            users = {str(u.id): u for u in (answer.includes or {}).get("users", [])}
+            for tweet in answer.data or []:
+                mentions[str(tweet.id)] = self._mention(tweet, users.get(str(tweet.author_id)))
+            if newest is None or (answer.meta.get("newest_id") and int(answer.meta["newest_id"]) > int(newest)):
+                newest = answer.meta.get("newest_id", newest)
+            token = answer.meta.get("next_token")
+            if not token:
+                break
+        if token:
+            self.log.warning("mentions_truncated", hashtags=list(hashtags), kept=len(mentions))
+        ordered = sorted(mentions.values(), key=lambda m: int(m.remote_id))
+        return MentionPage(mentions=ordered, cursor=newest)
+
+    def _search_from(self, cursor: str | None, hashtags: Sequence[str]) -> tuple[str | None, str | None]:
+        """``since_id`` and ``start_time`` for a search: X refuses a since_id older than its 7-day window."""
+        if cursor is None or not cursor.isdigit():
+            return cursor, None
+        made = ((int(cursor) >> 22) + SNOWFLAKE_EPOCH_MS) / 1000
+        oldest = self._wall() - SEARCH_WINDOW + SEARCH_MARGIN  # a margin for our clock running behind X's
+        if made >= oldest:
+            return cursor, None
+        # After a long outage, search the whole window instead of failing on every poll; posts older than
+        # the window are out of recent search's reach anyway.
+        if cursor not in self._expired_cursors:
+            self._expired_cursors.add(cursor)
+            self.log.warning("mentions_cursor_expired", hashtags=list(hashtags), cursor=cursor,
+                             cursor_at=datetime.fromtimestamp(made, timezone.utc).isoformat(),
+                             searched_from=datetime.fromtimestamp(oldest, timezone.utc).isoformat())
+        return None, datetime.fromtimestamp(oldest, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def _mention(self, tweet: Any, user: Any) -> Mention:
+        kinds = {ref.type: str(ref.id) for ref in (tweet.referenced_tweets or [])}
+        username = user.username if user is not None else str(tweet.author_id)
+        return Mention(
+            remote_id=str(tweet.id),
+            url=f"https://x.com/{username}/status/{tweet.id}",
+            author_id=str(tweet.author_id),
+            author_handle=username,
+            author_name=user.name if user is not None else "",
+            text=html.unescape(tweet.text),
+            created_at=tweet.created_at,
+            is_reply="replied_to" in kinds,
+            is_reshare="retweeted" in kinds,
+            sensitive=bool(tweet.possibly_sensitive),
+            lang=tweet.lang,
+            ref={f"{kind}_id": ref for kind, ref in kinds.items()},
+        )
+
+    def _whoami(self) -> Identity:
+        if self._me is None:
+            answer = self._client.get_me(user_fields=["username"], user_auth=True)
+            self._me = Identity(id=str(answer.data.id), handle=answer.data.username)
+        return self._me
+
+    def _map_error(self, exc: Exception) -> BotError:
+        return map_error(exc, self.account, wall=self._wall) or self._unavailable(exc)

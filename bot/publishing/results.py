@@ -1,0 +1,94 @@
+"""What ``Publisher.fire`` returns, how it retries, and the slot it is given (see bot/publishing.py)."""
+
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+
+class Outcome(enum.Enum):
+    published = "published"
+    skipped = "skipped"
+    failed = "failed"
+    retry_later = "retry_later"  # Result.retry_at says when; any worker may take it then
+    not_mine = "not_mine"  # claimed by another worker, already finished, or we are stopping
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of one ``fire`` plus what the worker may want to log or schedule."""
+
+    outcome: Outcome
+    publication_id: int | None = None
+    post: str | None = None
+    reason: str | None = None
+    retry_at: datetime | None = None
+    remote_id: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class SlotRef:
+    """Duck-type twin of ``bot.schedule.occurrences.Occurrence`` for slots not from a schedule (manual, resumed)."""
+
+    at: datetime
+    schedule: str | None
+    slot: int | None
+    target: str
+    post: str | None
+    queue: str | None
+    accounts: tuple[str, ...]
+    grace: timedelta = timedelta(hours=1)
+    manual: bool = False
+
+
+def target_parts(target: str) -> tuple[str | None, str | None]:
+    """``"post:x"`` -> ("x", None); ``"queue:q"`` -> (None, "q")."""
+    kind, _, name = target.partition(":")
+    if kind == "post":
+        return name, None
+    if kind == "queue":
+        return None, name
+    raise ValueError(f"target must be post:<id> or queue:<name>, got: {target!r}")
+
+
+def manual_slot(post: str, account: str, now: datetime) -> SlotRef:
+    """A slot for ``bot publish``: now, to the second, targeting one post."""
+    at = now.astimezone(timezone.utc).replace(microsecond=0)
+    return SlotRef(at=at, schedule="manual", slot=None, target=f"post:{post}", post=post, queue=None,
+                   accounts=(account,), manual=True)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, never sooner than the platform's ``retry_after``.
+
+    A publication is given up (failed ``gave_up``) after ``max_attempts`` attempts, or when the
+    next try would fall after slot time + max(``deadline``, the slot's grace).
+    """
+
+    max_attempts: int = 6
+    base_delay: float = 30.0
+    max_delay: float = 900.0
+    deadline: timedelta = timedelta(hours=2)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got: {self.max_attempts}")
+        if self.base_delay <= 0 or self.max_delay < self.base_delay:
+            raise ValueError(f"need 0 < base_delay <= max_delay, got: {self.base_delay}, {self.max_delay}")
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        backoff = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        # "Equal jitter": spreads workers that failed together without ever retrying at once.
+        delay = backoff / 2 + rng.random() * backoff / 2
+        if retry_after is not None and retry_after > 0:
+            # The reset time is when the platform opens again; a little spread keeps us off its edge.
+            delay = max(delay, retry_after * (1 + 0.1 * rng.random()) + 1)
+        return delay
+
+    def deadline_for(self, slot_at: datetime, grace: timedelta) -> datetime:
+        return slot_at + max(self.deadline, grace)

@@ -1,0 +1,220 @@
+"""The reshare policy: a pure, deterministic judgement of one hashtag post.
+
+Anyone can use a campaign hashtag (trolls, spammers, the regime's supporters), so
+nothing here trusts the post: ``decide`` answers allow, skip or review with a
+reason, from the post, the campaign's rules and the counts the ledger holds.
+It reads no clock and no database; the tracker passes both in through ``Context``.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import regex
+
+from bot.core.values import Mention
+
+Action = Literal["allow", "skip", "review"]
+SKIP_KINDS = frozenset({"replies", "reshares", "own", "sensitive"})
+
+# Letters NFKD does not decompose, folded so "Łukašenka" and "LUKASENKA" are the same word.
+_FOLD = str.maketrans(
+    {"ł": "l", "Ł": "l", "đ": "d", "Đ": "d", "ø": "o", "Ø": "o", "ħ": "h", "ı": "i",
+     "æ": "ae", "Æ": "ae", "œ": "oe", "Œ": "oe", "þ": "th", "Þ": "th", "ŀ": "l"}
+)
+_WORD = regex.compile(r"[\p{L}\p{N}]+")
+_CAMEL = regex.compile(r"(?<=\p{Ll})(?=\p{Lu})")
+_INVISIBLE = regex.compile(r"[\p{Cf}]")  # zero-width joiners and friends, used to split words unseen
+
+
+def fold(text: str) -> str:
+    """Case- and accent-insensitive form of ``text`` (compatibility forms too, e.g. full-width letters)."""
+    text = _INVISIBLE.sub("", text).translate(_FOLD).casefold()
+    text = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in text if not unicodedata.combining(c))
+
+
+def words(text: str) -> str:
+    """The folded words of ``text`` as one space-separated string, padded for whole-word search.
+
+    camelCase is also split (``#LukasenkaForever``), as extra words after the plain ones.
+    """
+    plain = _WORD.findall(fold(text))
+    split = _WORD.findall(fold(_CAMEL.sub(" ", _INVISIBLE.sub("", text))))
+    return " " + " ".join(plain) + " | " + " ".join(split) + " "
+
+
+@dataclass(frozen=True)
+class Handle:
+    """A handle compared the way people mean it: no leading @, any case, Mastodon user@domain aware."""
+
+    local: str
+    domain: str | None
+
+    @classmethod
+    def parse(cls, raw: str, instance: str | None = None) -> "Handle":
+        """``instance`` qualifies a bare Mastodon handle (local accounts are shown without a domain)."""
+        text = unicodedata.normalize("NFKC", raw).strip().lstrip("@").casefold()
+        local, _, domain = text.partition("@")
+        return cls(local, domain or instance)
+
+    def matches(self, entry: "Handle", *, loose: bool, instance: str | None = None) -> bool:
+        """Whether this author is the one ``entry`` names.
+
+        An entry without a domain names the local account (or, when ``loose``, the
+        name on any instance: used for never_from, where matching too much is the safe side).
+        """
+        if self.local != entry.local:
+            return False
+        if entry.domain is None:
+            return loose or self.domain is None or self.domain == instance
+        return self.domain == entry.domain
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The campaign's policy in the form ``decide`` compares against."""
+
+    always_from: tuple[str, ...] = ()
+    never_from: tuple[str, ...] = ()
+    blocked_words: tuple[str, ...] = ()
+    skip: frozenset[str] = SKIP_KINDS
+    max_per_hour: int = 4
+    max_per_day: int = 20
+    mode: str = "auto"
+    author_cooldown: timedelta = timedelta(hours=6)
+    across_accounts: bool = False
+    min_spacing: timedelta | None = None
+
+    @classmethod
+    def from_policy(cls, policy: Any) -> "Rules":
+        """From the campaign model's ``Policy`` (extra fields there are ignored)."""
+        spacing = getattr(policy, "min_spacing", None)
+        if spacing is not None and not isinstance(spacing, timedelta):
+            spacing = timedelta(seconds=float(spacing))
+        return cls(
+            always_from=tuple(policy.always_from),
+            never_from=tuple(policy.never_from),
+            blocked_words=tuple(policy.blocked_words),
+            skip=frozenset(policy.skip),
+            max_per_hour=int(policy.max_per_hour),
+            max_per_day=int(policy.max_per_day),
+            mode=str(policy.mode),
+            author_cooldown=getattr(policy, "author_cooldown", None) or timedelta(hours=6),
+            across_accounts=bool(getattr(policy, "across_accounts", False)),
+            min_spacing=spacing,
+        )
+
+    @property
+    def spacing(self) -> timedelta:
+        """Least time between two reshares by one account, so a flood never becomes a burst."""
+        if self.min_spacing is not None:
+            return self.min_spacing
+        return timedelta(seconds=3600 / max(self.max_per_hour, 1))
+
+    @property
+    def blocked_phrases(self) -> tuple[tuple[str, str], ...]:
+        """(as written, folded and padded) for every non-empty blocked word or phrase."""
+        out = []
+        for word in self.blocked_words:
+            folded = " ".join(_WORD.findall(fold(word)))
+            if folded:
+                out.append((word, f" {folded} "))
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything ``decide`` needs beyond the post: the rules and what the ledger counted."""
+
+    rules: Rules
+    own_ids: frozenset[str] = frozenset()  # author ids of the campaign's accounts on this platform
+    own_handles: tuple[str, ...] = ()
+    instance: str | None = None  # the reading account's Mastodon domain, to qualify bare handles
+    last_hour: int = 0  # reshares by this account in the last hour, including ones already scheduled
+    last_day: int = 0
+    author_last: datetime | None = None  # last reshare (or scheduled one) of this author by this account
+    now: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: str  # a short code: partner, tagged, own, never_from, blocked_word, reply, cap_hour, ...
+    detail: str = ""  # what a person needs to understand the reason
+
+
+def _listed(author: Handle, entries: Iterable[str], *, loose: bool, instance: str | None) -> str | None:
+    for entry in entries:
+        if author.matches(Handle.parse(entry), loose=loose, instance=instance):
+            return entry
+    return None
+
+
+def blocked_word(mention: Mention, rules: Rules) -> str | None:
+    """Where a blocked word or phrase appears (text, warning, display name, handle), or None."""
+    fields = (
+        ("text", mention.text),
+        ("content warning", mention.spoiler_text),
+        ("display name", mention.author_name),
+        ("handle", mention.author_handle),
+    )
+    for where, value in fields:
+        if not value:
+            continue
+        haystack = words(value)
+        for written, phrase in rules.blocked_phrases:
+            if phrase in haystack:
+                return f"blocked word {written!r} in {where}"
+    return None
+
+
+def judge(mention: Mention, ctx: Context) -> Decision:
+    """The decision on the post alone, before any cap: skip, or allow with why."""
+    rules = ctx.rules
+    author, where = Handle.parse(mention.author_handle, ctx.instance), ctx.instance
+    if "own" in rules.skip and (
+        mention.author_id in ctx.own_ids or _listed(author, ctx.own_handles, loose=False, instance=where)
+    ):
+        return Decision("skip", "own", "posted by one of the campaign's accounts")
+    entry = _listed(author, rules.never_from, loose=True, instance=where)
+    if entry:
+        return Decision("skip", "never_from", f"author matches never_from {entry!r}")
+    # Shape rules hold for partners too: a reply or a reshare is not theirs to amplify as a post.
+    if "replies" in rules.skip and mention.is_reply:
+        return Decision("skip", "reply", "the post is a reply")
+    if "reshares" in rules.skip and mention.is_reshare:
+        return Decision("skip", "reshare", "the post is itself a reshare")
+    if "sensitive" in rules.skip and (mention.sensitive or mention.spoiler_text.strip()):
+        return Decision("skip", "sensitive", "marked sensitive or behind a content warning")
+    partner = _listed(author, rules.always_from, loose=False, instance=where)
+    if partner:
+        # Partners write about the regime by name; blocked words are there to stop trolls, not them.
+        return Decision("allow", "partner", f"author matches always_from {partner!r}")
+    hit = blocked_word(mention, rules)
+    if hit:
+        return Decision("skip", "blocked_word", hit)
+    return Decision("allow", "tagged", "tagged post that passed the policy")
+
+
+def decide(mention: Mention, ctx: Context) -> Decision:
+    """Allow, skip or review ``mention``; caps apply to what the policy would otherwise allow."""
+    verdict = judge(mention, ctx)
+    if verdict.action == "skip":
+        return verdict
+    rules = ctx.rules
+    if ctx.author_last is not None and ctx.now is not None and ctx.now - ctx.author_last < rules.author_cooldown:
+        return Decision("skip", "author_cooldown", f"this author was reshared at {ctx.author_last.isoformat()}")
+    if rules.mode == "review" and verdict.reason != "partner":
+        # Staff decide; hour and day caps apply when approved posts are reshared. Partners are
+        # already vouched for by staff (always_from), so they go straight to the caps below.
+        return Decision("review", "awaiting_review", verdict.detail)
+    if ctx.last_day >= rules.max_per_day:
+        return Decision("skip", "cap_day", f"{ctx.last_day} reshares in 24 hours (max_per_day {rules.max_per_day})")
+    if ctx.last_hour >= rules.max_per_hour:
+        return Decision("skip", "cap_hour", f"{ctx.last_hour} reshares in the hour (max_per_hour {rules.max_per_hour})")
+    return verdict

@@ -1,0 +1,345 @@
+"""The worker's engine: slot jobs, fan-out, recovery from the ledger, reload, tracking, warm stop.
+
+Slots become jobs of a clock-driven APScheduler (bot.worker.jobs); each firing fans out to its accounts
+on a thread pool, one task per account, through ``Publisher.fire`` (claim, publish, record).
+``bot run`` (bot.cli.run) drives it; tests drive it directly with a FakeClock.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+import zlib
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from bot.publishing import faults
+from bot.worker import jobs as jobs_mod
+from bot.publishing import staging
+from bot.worker import recovery
+from bot.core.clock import Clock
+from bot.core.errors import ConfigError
+from bot.worker.jobs import ClockScheduler, SlotJob
+from bot.observability.progress import LogProgress
+
+log = structlog.get_logger()
+
+
+
+class Worker:
+    """Jobs, fan-out, recovery, reload and warm stop; the CLI and tests drive it."""
+
+    def __init__(self, root: Path, *, clock: Clock, database_url: str, threads: int = 256,
+                 heartbeat: float = 60.0, sweep: float = 60.0, lease: float = 600.0,
+                 owner: str | None = None, on_progress: Callable[[dict, int, int], None] | None = None) -> None:
+        from bot.campaign import load
+        from bot.ledger.db import open_engine
+        from bot.ledger.publications import Ledger
+        from bot.publishing.publisher import AdapterPool, Publisher
+
+        self.root = root
+        self.clock = clock
+        speed = float(getattr(clock, "speed", 1.0))
+        # At most one heartbeat per wall second: a demo clock running 10,000x would otherwise flood the log.
+        self.heartbeat_every = max(heartbeat, speed)
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.campaign = load(root)  # ConfigError here: refuse to start
+        self._check_secrets(self.campaign)
+        self.ledger = Ledger(open_engine(database_url), clock)
+        self.stopping = threading.Event()
+        # A lease guards wall-time work (an upload), so under a compressed clock it spans more clock time.
+        lease_clock = timedelta(seconds=lease * speed)
+        # Look for dead workers' claims a few times per lease: sooner is pointless, later delays their slots.
+        self.sweep_every = max(sweep, lease_clock.total_seconds() / 4)
+        state_dir = root / "state"
+        adapters = AdapterPool(faults.adapter_builder(state_dir), state_dir=state_dir)
+        # Upload progress: bars when bot run is on a terminal, else upload_progressed log lines.
+        self.publisher = Publisher(self.campaign, self.ledger, adapters, clock,
+                                   self.owner, lease=lease_clock, stop=self.stopping,
+                                   on_progress=on_progress or LogProgress())
+        self.threads = threads
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="publish")
+        # Like the heartbeat, at most one look per wall second under a fast demo clock.
+        self.stager = staging.Stager(self.publisher, clock, lambda lane: self._track(("stage", id(lane)), lane),
+                                     every=max(staging.EVERY, speed))
+        self.scheduler = ClockScheduler(clock, self._dispatch)
+        self.slots: dict[str, SlotJob] = {}
+        self._inflight: dict[Future, tuple] = {}
+        self._active: dict[tuple, int] = {}  # (slot_at, target, account) -> tasks running or queued
+        self._idle = threading.Condition()
+        self._counts = {"published": 0, "skipped": 0, "failed": 0, "retries": 0}
+        self._reload_lock = threading.Lock()
+        self.watcher = None
+        self._prepared: dict[str, SlotJob] | None = None  # slot jobs built by warm_up for start
+        self.tracker: Any = None
+        self._tracking: threading.Thread | None = None
+
+    # ---- start-up ----
+
+    def start(self) -> None:
+        """Schedule the campaign's slots, heartbeat and sweep, and hand over what the ledger says is due."""
+        self.scheduler.start()
+        prepared, self._prepared = self._prepared, None
+        self._install(prepared or jobs_mod.slot_jobs(self.campaign), removed=[])
+        self.scheduler.add_every(self._heartbeat, self.heartbeat_every, "heartbeat")
+        self.scheduler.add_every(lambda at: self.resume_from_ledger(), self.sweep_every, "sweep")
+        self.scheduler.add_every(lambda at: self.stage_upcoming(), self.stager.every, "stage")
+        # Dead workers' claims first: reconciling them before new posts keeps the platform look-up short.
+        self.resume_from_ledger()
+        self.recover_missed()
+        self.stage_upcoming()
+        log.info("worker_started", campaign=self.campaign.name, owner=self.owner, jobs=len(self.slots),
+                 now=self.clock.now().isoformat(), next_slot_at=_iso(self.scheduler.next_run_at(jobs_mod.SLOT_PREFIX)))
+
+    def recover_missed(self) -> None:
+        """Hand the Publisher every slot that fell due while no worker ran; it publishes or records ``missed``."""
+        handed, since = recovery.missed(self.campaign, self.ledger, self.clock.now(), self.submit)
+        if handed:
+            log.info("missed_slots_found", count=handed, since=since.isoformat())
+
+    def resume_from_ledger(self) -> None:
+        """Take over retries whose time has come and claims whose worker died."""
+        recovery.resume(self.campaign, self.ledger, self._active, self.submit)
+
+    def stage_upcoming(self) -> int:
+        """Upload the media of slots due in the next minutes now, so their posts go out on time (bot.publishing.staging)."""
+        # One pass over the job store (a look per job would take its lock once per slot).
+        next_runs = {job.id: job.next_run_time for job in self.scheduler.get_jobs()}
+        return self.stager.look(self.slots, next_runs.get)
+
+    def start_tracking(self) -> None:
+        """Hashtag tracking and resharing (bot.resharing.tracker) in its own thread, when config/reshare.yaml asks for it."""
+        from bot.resharing.tracker import start_tracking
+
+        started = start_tracking(self.campaign, self.ledger.engine, self.publisher.adapters.get, self.clock,
+                                 self.owner, self.stopping)
+        if started is not None:
+            self.tracker, self._tracking = started
+
+    def _adapters(self, campaign: Any) -> dict[str, Any]:
+        built = {}
+        for account in campaign.accounts.values():
+            try:
+                built[account.id] = self.publisher.adapters.get(account)
+            except Exception as exc:  # noqa: BLE001  (the Publisher reports it, with its remedy, at the first slot)
+                log.warning("adapter_unavailable", account=account.id, error=f"{type(exc).__name__}: {exc}")
+        return built
+
+    def warm_up(self) -> None:
+        """Build every account's adapter now (client libraries load slowly), so the first slot is not late."""
+        from bot.platforms import warm_up
+
+        # Adapters import their client libraries on first use, not when built: import them here.
+        warm_up({account.platform for account in self.campaign.accounts.values()})
+        for adapter in self._adapters(self.campaign).values():
+            prepare = getattr(adapter, "prepare", None)  # builds its client now, where a platform offers it
+            if prepare is not None:
+                prepare()
+        self._start_threads(max((len(s.accounts) for sch in self.campaign.schedules for s in sch.slots), default=1))
+        # The slots' triggers too (a quarter of a second for 1,000 slots): start() then only schedules them.
+        self._prepared = jobs_mod.slot_jobs(self.campaign)
+
+    def _start_threads(self, count: int) -> None:
+        """Start the pool's threads a fan-out will need (at most its size) now, not one per task at the slot."""
+        count = min(count, self.threads)
+        ready, go = threading.Barrier(count + 1, timeout=30), threading.Event()
+
+        def park() -> None:
+            try:
+                ready.wait()
+            except threading.BrokenBarrierError:
+                pass
+            go.wait()
+
+        # Each parked task holds its thread until all are parked, so the pool must start a new one for the next.
+        for _ in range(count):
+            self.pool.submit(park)
+        try:
+            ready.wait()
+        except threading.BrokenBarrierError:
+            pass  # fewer threads now only means more started at the slot, as before
+        finally:
+            go.set()
+
+    # ---- jobs ----
+
+    def _install(self, new: dict[str, SlotJob], removed: list[str]) -> None:
+        def add() -> None:
+            self.slots = new
+            for job in new.values():
+                self.scheduler.add_timed(self._fire_slot, job.trigger, job.id, args=(job.id,))
+
+        self.scheduler.swap(removed, add)
+
+    def _dispatch(self, job: Any, run_time: datetime) -> None:
+        job.func(run_time, *job.args)
+
+    def _fire_slot(self, run_time: datetime, job_id: str) -> None:
+        slot = self.slots.get(job_id)
+        if slot is None:
+            return
+        occurrence = jobs_mod.occurrence_at(slot, run_time)
+        accounts = occurrence.accounts
+        # Workers sharing a ledger start a fan-out at different accounts (an offset from the owner's
+        # name), so they claim different rows instead of racing for the same key one by one.
+        start = zlib.crc32(self.owner.encode()) % len(accounts) if accounts else 0
+        for account in (*accounts[start:], *accounts[:start]):
+            self.submit(occurrence, account)
+
+    def submit(self, occurrence: Any, account: str) -> None:
+        """Run one (slot, account) publication on the pool; a slow account never holds up the others."""
+        if self.stopping.is_set():
+            return
+        key = (occurrence.at.astimezone(timezone.utc).replace(microsecond=0), occurrence.target, account)
+        self._track(key, self._fire, occurrence, account)
+
+    def _track(self, key: tuple, task: Callable[..., None], *args: Any) -> None:
+        """Run ``task`` on the pool, counted in flight under ``key`` until it ends."""
+        with self._idle:
+            future = self.pool.submit(task, *args)
+            self._inflight[future] = key
+            self._active[key] = self._active.get(key, 0) + 1
+        future.add_done_callback(self._done)
+
+    def _done(self, future: Future) -> None:
+        with self._idle:
+            key = self._inflight.pop(future)
+            self._active[key] -= 1
+            if not self._active[key]:
+                del self._active[key]
+            self._idle.notify_all()
+
+    def _fire(self, occurrence: Any, account: str) -> None:
+        from bot.publishing.results import Outcome
+
+        context = dict(campaign=self.campaign.name, schedule=occurrence.schedule, slot=occurrence.slot,
+                       slot_at=occurrence.at.isoformat(), target=occurrence.target, account=account)
+        try:
+            result = self.publisher.fire(occurrence, account)
+        except Exception as exc:  # noqa: BLE001  (one failing publication never stops the worker)
+            self._count("failed")
+            log.error("job_failed", error=f"{type(exc).__name__}: {exc}", **context)
+            return
+        outcome = result.outcome
+        if outcome is Outcome.retry_later and result.retry_at is not None:
+            self._count("retries")
+            job_id = f"retry:{occurrence.target}@{occurrence.at.isoformat()}:{account}"
+            self.scheduler.add_once(self._retry, result.retry_at, job_id, args=(occurrence, account))
+        elif outcome.value in self._counts:
+            self._count(outcome.value)
+
+    def _count(self, what: str) -> None:
+        with self._idle:
+            self._counts[what] += 1
+
+    def _retry(self, run_time: datetime, occurrence: Any, account: str) -> None:
+        self.submit(occurrence, account)
+
+    # ---- reload ----
+
+    def reload_now(self, changed: list[str] | None = None) -> bool:
+        """Load the whole campaign again; swap the jobs if it is valid, else keep the last good one."""
+        from bot.campaign import load
+
+        with self._reload_lock:
+            try:
+                campaign = load(self.root)
+                self._check_secrets(campaign)
+                new = jobs_mod.slot_jobs(campaign)
+            except ConfigError as exc:
+                log.error("schedule_rejected", campaign=self.campaign.name, changed=changed or [], problems=exc.problems)
+                return False
+            added, removed, changed_jobs = jobs_mod.diff(self.slots, new)
+            self.campaign = campaign
+            self._prepared = None  # built from the campaign before this one
+            self.publisher.campaign = campaign
+            if self.tracker is not None:
+                from bot.resharing.tracker import tracked_adapters
+
+                self.tracker.reload(campaign, tracked_adapters(campaign, self.publisher.adapters.get))
+            self._install(new, removed=[*removed, *changed_jobs])
+            self.stage_upcoming()
+            log.info("schedule_reloaded", campaign=campaign.name, added=added, removed=removed,
+                     changed=changed_jobs, files=changed or [])
+        # A slot added or moved to a time just past is handed over like one missed while down.
+        self.recover_missed()
+        return True
+
+    # ---- running ----
+
+    def run_pending(self, timeout: float | None = 60.0) -> None:
+        """Dispatch what is due by the clock and wait until every publication it started has ended."""
+        self.scheduler.run_due()
+        self.wait_idle(timeout)
+
+    def wait_idle(self, timeout: float | None = 60.0) -> bool:
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._inflight, timeout)
+
+    def serve(self, until: datetime | None = None) -> None:
+        """The main loop: run due jobs until stopped or until clock time ``until``."""
+        while not self.stopping.is_set():
+            wait = self.scheduler.run_due()
+            now = self.clock.now()
+            if until is not None:
+                if now >= until:
+                    break
+                left = (until - now).total_seconds()
+                wait = left if wait is None else min(wait, left)
+            self.scheduler.wait(wait)
+
+    def request_stop(self, why: str) -> None:
+        """Warm stop: no new publications; those in flight finish and are recorded."""
+        if not self.stopping.is_set():
+            log.info("worker_stopping", reason=why, in_flight=len(self._inflight))
+            self.stopping.set()
+            self.scheduler.wakeup()
+
+    def close(self) -> None:
+        self.stopping.set()
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.scheduler.running:
+            self.scheduler.shutdown()
+        if self._tracking is not None:
+            self._tracking.join(timeout=30)  # a reshare in flight is finished and recorded, like a publication
+        # Tasks not started yet are dropped: no claim was made, so the next start finds them again.
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.publisher.adapters.close()  # connections, and X accounts leave the process's upload sharing
+        log.info("worker_stopped", owner=self.owner, **self._counts)
+
+    def watch(self) -> None:
+        from bot.worker.reload import Watcher
+
+        self.watcher = Watcher(self.root, lambda changed: self.reload_now(changed))
+        self.watcher.start()
+
+    # ---- helpers ----
+
+    def _heartbeat(self, run_time: datetime) -> None:
+        counts = self.ledger.counts(self.campaign.name)
+        log.info("worker_heartbeat", campaign=self.campaign.name, now=self.clock.now().isoformat(),
+                 published=counts["published"],
+                 failed=counts["failed"], skipped=counts["skipped"],
+                 pending=counts["claimed"] + counts["retrying"] + len(self._inflight),
+                 next_slot_at=_iso(self.scheduler.next_run_at(jobs_mod.SLOT_PREFIX)))
+
+    @staticmethod
+    def _check_secrets(campaign: Any) -> None:
+        from bot.campaign import secret_problems
+
+        problems = secret_problems(campaign)  # `check` warns about these; `run` cannot publish without them
+        if problems:
+            raise ConfigError(problems)
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.astimezone(timezone.utc).isoformat()
+

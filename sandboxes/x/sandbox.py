@@ -1,0 +1,170 @@
+"""XSandbox: our fake X API v2 server on loopback, behind the common Sandbox interface.
+
+The server speaks X's documented request and response shapes (see ``x_server``),
+verifies OAuth 1.0a signatures with the keys of accounts created here, keeps
+per-account rate-limit windows, and walks uploaded videos through X's
+processing states. Beyond the interface, tests can shrink a rate limit
+(``set_limit``), make video processing fail (``fail_processing``) and inspect uploads.
+
+Videos pass through pending and in_progress before succeeded (``processing_polls``
+STATUS polls); ``check_after_secs`` defaults to 0 so test suites do not wait, the
+demo and benchmarks pass X's usual 1 or more.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sandboxes.base import Draft, Sandbox, SandboxAccount, ServerPost
+from sandboxes.x.server import XHTTPServer
+from sandboxes.x.limits import WINDOW
+from sandboxes.x.state import XState
+
+def warm_up_text() -> None:
+    """Import twitter-text and compile its patterns (counting, links, emoji) once per process."""
+    from twitter_text import parse_tweet
+
+    from sandboxes.x.search import wrap_links
+
+    sample = "Free them \U0001F54A\ufe0f https://example.org #FreeAndreiandIrina \u0431\u0435\u043b"
+    parse_tweet(sample)
+    wrap_links(sample, lambda url: url)
+
+
+ROLES = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
+
+
+class XSandbox(Sandbox):
+    platform = "x"
+
+    def __init__(
+        self,
+        *,
+        latency: float = 0.0,
+        workdir: str | None = None,
+        wall: Callable[[], float] = time.time,
+        processing_polls: int = 2,
+        check_after_secs: int = 0,
+    ) -> None:
+        super().__init__(latency=latency, workdir=workdir)
+        self.state = XState(wall, processing_polls=processing_polls, check_after_secs=check_after_secs)
+        self._server: XHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._server is not None:
+            return
+        self._server = XHTTPServer(self.state, self.latency)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="x-sandbox", daemon=True)
+        self._thread.start()
+        # X does not pause to load its text rules at its first post: load them now, beside the server
+        # (about 0.5 s of CPU that would otherwise stall the first requests of a benchmark).
+        threading.Thread(target=warm_up_text, name="x-sandbox-warm-up", daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("XSandbox is not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def create_account(self, name: str, *, display_name: str | None = None) -> SandboxAccount:
+        creds = self.state.create_user(name, display_name or name)
+        prefix = "X_" + re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_")
+        values = dict(zip(ROLES, (creds.consumer_key, creds.consumer_secret, creds.token, creds.token_secret)))
+        env_names = {role: f"{prefix}_{role.upper()}" for role in ROLES}
+        entry = {"platform": "x", "base_url": self.base_url, "handle": name, "credentials": env_names}
+        return SandboxAccount(
+            id=f"x-{name}", handle=name, entry=entry, env={env_names[role]: values[role] for role in ROLES}
+        )
+
+    def _user_id(self, account: SandboxAccount) -> str:
+        return self.state.user_by_name(account.handle).id
+
+    def _post_as(self, account: SandboxAccount, draft: Draft) -> str:
+        # X has no content warnings: a spoiler marks the post possibly_sensitive, as the closest equivalent.
+        tweet = self.state.add_tweet(
+            self._user_id(account), draft.text, reply_to=draft.reply_to,
+            sensitive=draft.sensitive or bool(draft.spoiler_text), retweet_of=draft.reshare_of,
+        )
+        return tweet.id
+
+    def posts(self, account: SandboxAccount | None = None) -> list[ServerPost]:
+        state = self.state
+        with state.lock:
+            author = self._user_id(account) if account is not None else None
+            tweets = sorted(state.tweets.values(), key=lambda t: int(t.id))
+            return [
+                ServerPost(
+                    remote_id=t.id,
+                    author=state.users[t.author_id].username,
+                    text=t.text,
+                    url=f"https://x.com/{state.users[t.author_id].username}/status/{t.id}",
+                    media=[self._media_view(m) for m in t.media_ids],
+                    reshare_of=state.retweet_of.get(t.id),
+                    reply_to=next((ref for kind, ref in t.referenced if kind == "replied_to"), None),
+                    sensitive=t.possibly_sensitive,
+                )
+                for t in tweets
+                if author is None or t.author_id == author
+            ]
+
+    def _media_view(self, media_id: str) -> dict[str, Any]:
+        media = self.state.media.items[media_id]
+        captions = [s["language_code"] for s in media.subtitles]
+        return {
+            "kind": "image" if media.kind == "gif" else media.kind,
+            "id": media.id,
+            "alt": media.alt,
+            "bytes": len(media.data),
+            "media_type": media.media_type,
+            "category": media.category,
+            "state": media.state,
+            "appends": media.appends,
+            "captions": bool(captions),
+            "caption_languages": captions,
+        }
+
+    def media(self) -> list[dict[str, Any]]:
+        """Every upload, posted or not, oldest first (processing states included)."""
+        with self.state.lock:
+            return [self._media_view(m) for m in self.state.media.items]
+
+    def fail_next(self, fault: str, *, count: int = 1, retry_after: float | None = None, path: str | None = None) -> None:
+        self.state.faults.add(fault, count=count, retry_after=retry_after, path=path)
+
+    def fail_processing(self, count: int = 1) -> None:
+        """The next ``count`` videos end in processing state ``failed``."""
+        self.state.media.fail_processing += count
+
+    def restore_defaults(self) -> None:
+        self.state.faults.clear()
+        self.state.rates.reset()
+        self.state.media.fail_processing = 0
+
+    def set_limit(self, endpoint: str, limit: int, window: int = WINDOW, account: SandboxAccount | None = None) -> None:
+        """Set a rate limit, e.g. ``set_limit("POST /2/tweets", 2)``; for one account, or for all.
+
+        Endpoints are named as in X's docs (``GET /2/users/:id/tweets``); ``"daily"`` is the
+        24-hour posting cap sent as ``x-user-limit-24hour-*``.
+        """
+        self.state.rates.set(endpoint, limit, window, self._user_id(account) if account is not None else None)
+
+    def requests(self) -> list[dict[str, Any]]:
+        with self.state.lock:
+            return [dict(entry) for entry in self.state.log]
+
+    def index(self) -> None:
+        """Writes are searchable at once on this server."""

@@ -1,0 +1,301 @@
+"""State of the fake X API v2: accounts and their OAuth 1.0a keys, posts, media, rate limits, faults.
+
+HTTP-agnostic: the handler in ``x_server`` parses requests and calls these
+operations, which answer JSON-ready dicts or raise ``ApiError``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+from collections import Counter
+from collections.abc import Callable
+from functools import lru_cache
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sandboxes.x import errors as err
+from sandboxes.base import FaultQueue
+from sandboxes.x.limits import RateLimits
+from sandboxes.x.media import MediaStore
+from sandboxes.x.search import (
+    EXPANSIONS, TWEET_FIELDS, USER_FIELDS, QueryError, Tweet, User, compile_query, iso, render_tweet, render_user,
+)
+
+SNOWFLAKE_EPOCH_MS = 1_288_834_974_657  # X ids are snowflakes: milliseconds since this epoch, shifted 22 bits
+
+
+@lru_cache(maxsize=4096)
+def weighted_length(text: str) -> int:
+    """X's own counting (CJK and emoji weigh 2, links 23); a fan-out sends one text from many accounts."""
+    from twitter_text import parse_tweet
+
+    return parse_tweet(text).weightedLength
+
+
+@dataclass
+class Credentials:
+    user_id: str
+    consumer_key: str
+    consumer_secret: str
+    token: str
+    token_secret: str
+
+
+class XState:
+    def __init__(self, wall: Callable[[], float], *, processing_polls: int = 2, check_after_secs: int = 1) -> None:
+        self.wall = wall
+        self.lock = threading.RLock()
+        self._last_id = 0
+        self.users: dict[str, User] = {}
+        self.by_token: dict[str, Credentials] = {}
+        self.tweets: dict[str, Tweet] = {}
+        self.retweet_of: dict[str, str] = {}  # retweet id -> original id
+        self._texts: Counter[tuple[str, str]] = Counter()  # (author, text) of live posts: X's duplicate rule
+        self.media = MediaStore(self.next_id, wall, processing_polls=processing_polls, check_after_secs=check_after_secs)
+        self.rates = RateLimits(wall)
+        self.faults = FaultQueue()
+        self.log: list[dict[str, Any]] = []
+        self.seen_nonces: set[tuple[str, str]] = set()
+
+    def next_id(self) -> str:
+        """A snowflake from the server's clock, so ids grow with time as since_id expects."""
+        with self.lock:
+            stamp = (int(self.wall() * 1000) - SNOWFLAKE_EPOCH_MS) << 22
+            self._last_id = max(self._last_id + 1, stamp)
+            return str(self._last_id)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.wall(), timezone.utc)
+
+    # ---- accounts ----
+
+    def create_user(self, username: str, name: str) -> Credentials:
+        with self.lock:
+            if any(u.username.lower() == username.lower() for u in self.users.values()):
+                raise ValueError(f"username {username!r} is taken")
+            user = User(self.next_id(), username, name, self.now())
+            self.users[user.id] = user
+            # X access tokens start with the user id; tweepy relies on it for retweets.
+            creds = Credentials(
+                user.id, secrets.token_urlsafe(18), secrets.token_urlsafe(36),
+                f"{user.id}-{secrets.token_urlsafe(30)}", secrets.token_urlsafe(33),
+            )
+            self.by_token[creds.token] = creds
+            return creds
+
+    def user_by_name(self, username: str) -> User:
+        for user in self.users.values():
+            if user.username.lower() == username.lower():
+                return user
+        raise KeyError(username)
+
+    # ---- posts ----
+
+    def tco(self, url: str) -> str:
+        return "https://t.co/" + hashlib.sha256(url.encode()).hexdigest()[:10]
+
+    def create_tweet(self, user_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        text = body.get("text")
+        media_ids = [str(m) for m in ((body.get("media") or {}).get("media_ids") or [])]
+        if text is not None and not isinstance(text, str):
+            raise err.invalid("text must be a string", "text", text)
+        text = text or ""
+        if not text.strip() and not media_ids:
+            raise err.invalid("Tweet text or media is required.", "text", text)
+        if weighted_length(text) > 280:
+            raise err.ApiError(400, {
+                "detail": "Your Tweet text is too long. For more information on how Twitter determines text length "
+                "see https://github.com/twitter/twitter-text.",
+                "type": "about:blank", "title": "Bad Request", "status": 400,
+            })
+        self._check_media(user_id, media_ids)
+        reply_to = str((body.get("reply") or {}).get("in_reply_to_tweet_id") or "") or None
+        quote = str(body.get("quote_tweet_id") or "") or None
+        for ref in (reply_to, quote):
+            if ref and ref not in self.tweets:
+                raise err.invalid(f"Tweet {ref} does not exist", "in_reply_to_tweet_id", ref)
+        with self.lock:
+            if text.strip() and self._texts[(user_id, text.strip())]:
+                raise err.duplicate()
+            tweet = self.add_tweet(user_id, text, reply_to=reply_to, quote=quote, media_ids=media_ids)
+        return {"data": {"id": tweet.id, "text": render_tweet(tweet, set(), self.tco, [])["text"],
+                         "edit_history_tweet_ids": [tweet.id]}}
+
+    def _check_media(self, user_id: str, media_ids: list[str]) -> None:
+        if not media_ids:
+            return
+        try:
+            items = [self.media.get(user_id, m) for m in media_ids]
+        except err.ApiError:
+            raise err.invalid("Your media IDs are invalid.", "media.media_ids", media_ids) from None
+        if not all(m.usable() and m.kind != "subtitles" for m in items):
+            raise err.invalid("Your media IDs are invalid.", "media.media_ids", media_ids)
+        kinds = {m.kind for m in items}
+        if len(items) > 4 or (kinds & {"video", "gif"} and len(items) > 1):
+            raise err.invalid("Up to 4 images, or 1 video or GIF, per post.", "media.media_ids", media_ids)
+
+    def add_tweet(
+        self, user_id: str, text: str, *, reply_to: str | None = None, quote: str | None = None,
+        media_ids: list[str] | None = None, sensitive: bool = False, retweet_of: str | None = None,
+    ) -> Tweet:
+        with self.lock:
+            tweet = Tweet(self.next_id(), user_id, text, self.now(), possibly_sensitive=sensitive, media_ids=media_ids or [])
+            if reply_to:
+                parent = self.tweets[reply_to]
+                tweet.referenced.append(("replied_to", reply_to))
+                tweet.in_reply_to_user_id = parent.author_id
+                tweet.conversation_id = parent.conversation_id or parent.id
+            if quote:
+                tweet.referenced.append(("quoted", quote))
+            if retweet_of:
+                original = self.tweets[retweet_of]
+                tweet.referenced.append(("retweeted", retweet_of))
+                tweet.text = f"RT @{self.users[original.author_id].username}: {original.text}"
+                self.retweet_of[tweet.id] = retweet_of
+            self.tweets[tweet.id] = tweet
+            self._texts[(user_id, tweet.text.strip())] += 1
+            return tweet
+
+    def delete_tweet(self, user_id: str, tweet_id: str) -> dict[str, Any]:
+        with self.lock:
+            tweet = self.tweets.get(tweet_id)
+            if tweet is None:
+                raise err.not_found("tweet", tweet_id)
+            if tweet.author_id != user_id:
+                raise err.forbidden("You are not authorized to delete this Tweet.")
+            del self.tweets[tweet_id]
+            self._texts[(user_id, tweet.text.strip())] -= 1
+            self.retweet_of.pop(tweet_id, None)
+        return {"data": {"deleted": True}}
+
+    def retweet(self, user_id: str, path_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        if path_id != user_id:
+            raise err.forbidden("You are not allowed to retweet on behalf of another user.")
+        target = str(body.get("tweet_id") or "")
+        with self.lock:
+            if target not in self.tweets:
+                raise err.not_found("tweet", target)
+            # A second retweet of the same post changes nothing, as on X.
+            if not any(o == target and self.tweets[r].author_id == user_id for r, o in self.retweet_of.items()):
+                self.add_tweet(user_id, "", retweet_of=target)
+        return {"data": {"retweeted": True}}
+
+    # ---- reads ----
+
+    def me(self, user_id: str, params: dict[str, str]) -> dict[str, Any]:
+        fields = _fields(params, "user.fields", USER_FIELDS)
+        return {"data": render_user(self.users[user_id], fields, self._count_by(user_id))}
+
+    def _count_by(self, user_id: str) -> int:
+        with self.lock:
+            return sum(1 for t in self.tweets.values() if t.author_id == user_id)
+
+    def user_tweets(self, user_id: str, params: dict[str, str]) -> dict[str, Any]:
+        if user_id not in self.users:
+            raise err.not_found("user", user_id)
+        exclude = set(filter(None, params.get("exclude", "").split(",")))
+        kinds = {"retweets": "retweeted", "replies": "replied_to"}
+
+        def wanted(t: Tweet) -> bool:
+            return t.author_id == user_id and not any(kinds.get(x) in t.kinds() for x in exclude)
+
+        return self._page(wanted, params, "pagination_token", (5, 100))
+
+    def search_recent(self, params: dict[str, str]) -> dict[str, Any]:
+        query = params.get("query", "")
+        if not query or len(query) > 512:
+            raise err.invalid("query must be 1 to 512 characters", "query", query)
+        try:
+            predicate = compile_query(query)
+        except QueryError as exc:
+            raise err.invalid(f"There were errors processing your request: {exc}", "query", query) from None
+        oldest = self.now() - timedelta(days=7)
+        # Like X: recent search covers 7 days, and a since_id or start_time before that is a 400, not an empty page.
+        since = params.get("since_id", "")
+        if since.isdigit() and snowflake_time(int(since)) < oldest:
+            raise err.invalid(
+                f"Invalid 'since_id':'{since}'. 'since_id' must be a tweet id created after {iso(oldest)}. "
+                "Please make a request with a more recent tweet ID.", "since_id", since)
+        start = _time_param(params, "start_time")
+        if start is not None and start < oldest:
+            raise err.invalid(f"Invalid 'start_time':'{params['start_time']}'. 'start_time' must be on or after "
+                              f"{iso(oldest)}", "start_time", params["start_time"])
+        lower = max(oldest, start or oldest)
+        return self._page(
+            lambda t: t.created_at >= lower and predicate(t, self.users[t.author_id]), params, "next_token", (10, 100)
+        )
+
+    def _page(self, wanted: Callable[[Tweet], bool], params: dict[str, str], token_name: str, bounds: tuple[int, int]) -> dict[str, Any]:
+        fields = _fields(params, "tweet.fields", TWEET_FIELDS)
+        user_fields = _fields(params, "user.fields", USER_FIELDS)
+        expansions = _fields(params, "expansions", EXPANSIONS)
+        size = _int_param(params, "max_results", bounds[0], *bounds)
+        since = _int_param(params, "since_id", 0, 0, 2**63)
+        until = _int_param(params, "until_id", 2**63, 0, 2**63)
+        token = params.get(token_name)
+        if token:
+            try:
+                until = min(until, int(token, 16))
+            except ValueError:
+                raise err.invalid(f"The `{token_name}` query parameter value is not valid", token_name, token) from None
+        with self.lock:
+            matched = sorted(
+                (t for t in self.tweets.values() if since < int(t.id) < until and wanted(t)), key=lambda t: int(t.id), reverse=True
+            )
+            page, more = matched[:size], len(matched) > size
+            data = [render_tweet(t, fields, self.tco, [self.media.items[m].key for m in t.media_ids]) for t in page]
+            authors = {t.author_id: self.users[t.author_id] for t in page}
+            users = [render_user(u, user_fields, self._count_by(u.id)) for u in authors.values()]
+        if not page:
+            return {"meta": {"result_count": 0}}
+        answer: dict[str, Any] = {"data": data}
+        if "author_id" in expansions:
+            answer["includes"] = {"users": users}
+        meta: dict[str, Any] = {"newest_id": page[0].id, "oldest_id": page[-1].id, "result_count": len(page)}
+        if more:
+            meta["next_token"] = format(int(page[-1].id), "x")
+        answer["meta"] = meta
+        return answer
+
+
+def _fields(params: dict[str, str], name: str, known: frozenset[str]) -> set[str]:
+    values = {v for v in params.get(name, "").split(",") if v}
+    unknown = sorted(values - known)
+    if unknown:
+        raise err.invalid(f"The `{name}` query parameter value [{unknown[0]}] is not one of {sorted(known)}", name, unknown[0])
+    return values
+
+
+def snowflake_time(tweet_id: int) -> datetime:
+    """When an X id was made: its top bits are milliseconds since the snowflake epoch."""
+    return datetime.fromtimestamp(((tweet_id >> 22) + SNOWFLAKE_EPOCH_MS) / 1000, timezone.utc)
+
+
+def _time_param(params: dict[str, str], name: str) -> datetime | None:
+    raw = params.get(name)
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise err.invalid(f"Invalid '{name}':'{raw}'. '{name}' must be a valid ISO 8601 date (YYYY-MM-DDTHH:mm:ssZ)",
+                          name, raw) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment
+
+
+def _int_param(params: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise err.invalid(f"The `{name}` query parameter value [{raw}] is not valid", name, raw) from None
+    if not low <= value <= high:
+        raise err.invalid(f"The `{name}` query parameter value [{raw}] is not between {low} and {high}", name, raw)
+    return value
