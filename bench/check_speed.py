@@ -88,7 +88,10 @@ def as_subprocess(root: Path, runs: int, cold: bool = True) -> tuple[list[float]
         started = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-m", "bot", "--campaign", str(root), "check", "--no-warnings"],
-            cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
         )
         wall.append(time.perf_counter() - started)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -123,8 +126,10 @@ def main() -> None:
         cached = as_subprocess(root, args.runs, cold=False)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"campaign: {count} posts in {QUEUES} queues, {QUEUES * 2 + 1} slots over 60 days")
-    print(f"machine: {os.cpu_count()} CPUs, load average {load_before} before, {load} after"
-          " (wall times grow with load; CPU times much less)")
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {load_before} before, {load} after"
+        " (wall times grow with load; CPU times much less)"
+    )
     print(f"import bot.campaign:         {imported:.2f} s wall")
     print(_line("bot check in-process:", *warm))
     print(_line("bot check as a subprocess:", *cold))

@@ -65,7 +65,9 @@ class Report:
     bench: str
     rows: list[Row] = field(default_factory=list)
 
-    def add(self, metric: str, ours: str, naive: str = "", goal: str = "", met: bool | None = None, note: str = "") -> None:
+    def add(
+        self, metric: str, ours: str, naive: str = "", goal: str = "", met: bool | None = None, note: str = ""
+    ) -> None:
         self.rows.append(Row(self.bench, metric, ours, naive, goal, met, note))
 
     def emit(self, path: Path | None) -> None:
@@ -92,18 +94,34 @@ def print_table(rows: list[Row]) -> None:
 
 
 def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    mem = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
-    return (f"{os.cpu_count()} CPUs ({model}), {mem / 1024 / 1024:.0f} GB RAM, Python {platform.python_version()}, "
-            f"{platform.system()} {platform.release()}")
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
+    return (
+        f"{os.cpu_count()} CPUs ({model}), {mem / 1024 / 1024:.0f} GB RAM, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
 
 
 # ---- campaign folders ----
 
 
-def write_campaign(root: Path, name: str, accounts: dict[str, dict[str, Any]], posts: dict[str, dict[str, Any]],
-                   schedules: dict[str, dict[str, Any]], reshare: dict[str, Any] | None = None) -> Path:
+def write_campaign(
+    root: Path,
+    name: str,
+    accounts: dict[str, dict[str, Any]],
+    posts: dict[str, dict[str, Any]],
+    schedules: dict[str, dict[str, Any]],
+    reshare: dict[str, Any] | None = None,
+) -> Path:
     """A campaign folder in the issue 2 format, with the banner image under posts/media/."""
     if root.exists():
         shutil.rmtree(root)
@@ -111,7 +129,7 @@ def write_campaign(root: Path, name: str, accounts: dict[str, dict[str, Any]], p
     (root / "posts" / "media").mkdir(parents=True)
     (root / "schedules").mkdir()
     shutil.copy(BANNER, root / "posts" / "media" / "banner.png")
-    dump = lambda data: yaml.safe_dump(data, sort_keys=False, allow_unicode=True)  # noqa: E731
+    dump = lambda data: yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     (root / "config" / "accounts.yaml").write_text(dump({"campaign": name, "accounts": accounts}))
     for post_id, body in posts.items():
         (root / "posts" / f"{post_id}.yaml").write_text(dump(body))
@@ -141,7 +159,7 @@ def export(accounts: list[Any]) -> dict[str, dict[str, Any]]:
 class Timed:
     """Wraps an adapter: records when each publish call starts and ends; everything else passes through."""
 
-    def __init__(self, adapter: Any, record: "Recorder") -> None:
+    def __init__(self, adapter: Any, record: Recorder) -> None:
         self._adapter = adapter
         self._record = record
 
@@ -208,6 +226,7 @@ def use_recorder(worker: Any, recorder: Recorder) -> None:
 def quiet_logs() -> None:
     """Product logs as JSON on stderr, warnings and above: thousands of info lines would cost the figures time."""
     from bot.observability import logs
+
     logs.configure(fmt="json", stream=sys.stderr, level="warning")
 
 

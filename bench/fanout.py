@@ -20,14 +20,28 @@ import dataclasses
 import tempfile
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from common import (TAG, AnchoredClock, Recorder, Report, export, image_post, machine, ms, new_database, parser, pct, quiet_logs, use_recorder,
-                    write_campaign)
+from common import (
+    TAG,
+    AnchoredClock,
+    Recorder,
+    Report,
+    export,
+    image_post,
+    machine,
+    ms,
+    new_database,
+    parser,
+    pct,
+    quiet_logs,
+    use_recorder,
+    write_campaign,
+)
 from servers import cpu_seconds, start_servers
 
-SLOT = datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc)
+SLOT = datetime(2022, 1, 12, 9, 0, tzinfo=UTC)
 LEAD = 5.0  # wall seconds between the worker's start and the slot: time to stage the media, as a running worker has
 
 
@@ -43,12 +57,16 @@ def campaign_for(root: Path, platform: str, accounts: list, post: str = "launch"
         "launch": image_post(TEXTS[post]),
         "naive": image_post(f"A year in prison for Andrei and Irina, journalists. Free them. {TAG}"),
     }
-    schedule = {"timezone": "UTC", "slots": [{"at": SLOT.strftime("%Y-%m-%dT%H:%M"), "post": "launch",
-                                              "accounts": list(entries)}]}
+    schedule = {
+        "timezone": "UTC",
+        "slots": [{"at": SLOT.strftime("%Y-%m-%dT%H:%M"), "post": "launch", "accounts": list(entries)}],
+    }
     return write_campaign(root, f"fanout-{platform}", entries, posts, {"launch": schedule})
 
 
-def run_worker(root: Path, count: int, threads: int | None, database_url: str | None = None, lead: float = LEAD) -> dict:
+def run_worker(
+    root: Path, count: int, threads: int | None, database_url: str | None = None, lead: float = LEAD
+) -> dict:
     """Start the worker ``lead`` wall seconds before the slot; return timings of every publish call (wall seconds).
 
     With a lead the worker stages the post's media before the slot (bot.publishing.staging), as a worker
@@ -59,7 +77,9 @@ def run_worker(root: Path, count: int, threads: int | None, database_url: str | 
 
     clock = AnchoredClock(SLOT - timedelta(seconds=lead), 1.0)
     options = {} if threads is None else {"threads": threads}
-    worker = Worker(root, clock=clock, database_url=database_url or default_url(root), heartbeat=3600, sweep=3600, **options)
+    worker = Worker(
+        root, clock=clock, database_url=database_url or default_url(root), heartbeat=3600, sweep=3600, **options
+    )
     recorder = Recorder()
     use_recorder(worker, recorder)
     worker.warm_up()  # as `bot run` does before it starts the clock
@@ -106,7 +126,9 @@ def run_naive(root: Path, accounts: list, sample: int) -> list[float]:
         model = dataclasses.replace(model, options={**model.options, "share_media": False})
         adapter = build_adapter(model)
         try:
-            adapter.publish(campaign.posts["naive"].outgoing(campaign.accounts[account.id].platform, f"naive-{account.id}"))
+            adapter.publish(
+                campaign.posts["naive"].outgoing(campaign.accounts[account.id].platform, f"naive-{account.id}")
+            )
         except Exception as exc:  # noqa: BLE001  (a failed call still took its time; say so and go on)
             print(f"naive loop: {account.id}: {type(exc).__name__}: {exc}")
         per_account.append(time.monotonic() - started)
@@ -117,11 +139,19 @@ def run_naive(root: Path, accounts: list, sample: int) -> list[float]:
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--accounts", type=int, default=500)
-    p.add_argument("--platforms", default="x", help="x, mastodon or both (Mastodon: its sandbox is mastodon-mock, about 25 ms of server CPU per request, so it measures the server)")
+    p.add_argument(
+        "--platforms",
+        default="x",
+        help="x, mastodon or both (Mastodon: its sandbox is mastodon-mock, about 25 ms of server CPU per request, so it measures the server)",
+    )
     p.add_argument("--naive-sample", type=int, default=20, help="accounts the naive loop really publishes to")
     p.add_argument("--threads", type=int, default=None, help="worker --threads (default: the worker's default)")
-    p.add_argument("--ledger", choices=("sqlite", "postgres"), default="sqlite",
-                   help="the worker's ledger: SQLite in the campaign folder (default) or a throwaway PostgreSQL")
+    p.add_argument(
+        "--ledger",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="the worker's ledger: SQLite in the campaign folder (default) or a throwaway PostgreSQL",
+    )
     args = p.parse_args()
     servers = start_servers()
     pg = None
@@ -157,11 +187,13 @@ def main() -> None:
             host.stop()
             naive_total = sum(naive) / len(naive) * len(accounts)
             for run, result in runs.items():
-                print(f"{platform} ({run}): published {result['published']}/{len(accounts)}, failed {result['failed']}, "
-                      f"worker CPU {result['cpu']:.1f} s, sandbox CPU {result['server_cpu']:.1f} s, worker counts {result['counts']}, "
-                      f"requests {result['requests']}, 429: {result['throttled']}; "
-                      f"publish calls started {ms(result['first_start'])} .. {ms(result['last_start'])} after the slot; "
-                      f"call duration median {ms(pct(result['durations'], 50))}, p99 {ms(pct(result['durations'], 99))}")
+                print(
+                    f"{platform} ({run}): published {result['published']}/{len(accounts)}, failed {result['failed']}, "
+                    f"worker CPU {result['cpu']:.1f} s, sandbox CPU {result['server_cpu']:.1f} s, worker counts {result['counts']}, "
+                    f"requests {result['requests']}, 429: {result['throttled']}; "
+                    f"publish calls started {ms(result['first_start'])} .. {ms(result['last_start'])} after the slot; "
+                    f"call duration median {ms(pct(result['durations'], 50))}, p99 {ms(pct(result['durations'], 99))}"
+                )
             n = len(accounts)
             naive_text = f"{naive_total:.0f} s (extrapolated from {len(naive)}: {pct(naive, 50) * 1000:.0f} ms each)"
             result = runs["staged"]
@@ -175,12 +207,22 @@ def main() -> None:
                 report.add(f"{platform}: speed-up over the naive loop", why, "1x", ">= 30x", False)
             else:
                 speedup = naive_total / result["wall"]
-                report.add(f"{platform}: {n} accounts, slot to all published", f"{result['wall']:.2f} s", naive_text,
-                           "< 3 s", result["wall"] < 3)
-                report.add(f"{platform}: speed-up over the naive loop", f"{speedup:.0f}x", "1x", ">= 30x", speedup >= 30)
+                report.add(
+                    f"{platform}: {n} accounts, slot to all published",
+                    f"{result['wall']:.2f} s",
+                    naive_text,
+                    "< 3 s",
+                    result["wall"] < 3,
+                )
+                report.add(
+                    f"{platform}: speed-up over the naive loop", f"{speedup:.0f}x", "1x", ">= 30x", speedup >= 30
+                )
             late = runs["at slot"]
-            late_text = (f"{late['wall']:.2f} s ({naive_total / late['wall']:.0f}x)" if late["published"] == n
-                         else f"n/a: {n - late['published']} of {n} not published")
+            late_text = (
+                f"{late['wall']:.2f} s ({naive_total / late['wall']:.0f}x)"
+                if late["published"] == n
+                else f"n/a: {n - late['published']} of {n} not published"
+            )
             report.add(f"{platform}: same, worker started at the slot (media uploaded then)", late_text)
             throttled = sum(r["throttled"] for r in runs.values())
             report.add(f"{platform}: requests answered 429 (both runs)", str(throttled), "", "0", throttled == 0)

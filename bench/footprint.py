@@ -23,9 +23,8 @@ import time
 from pathlib import Path
 
 import yaml
-
-from common import REPO, Report, machine, parser
 from check_speed import generate
+from common import REPO, Report, machine, parser
 from servers import start_servers
 
 SETTLE = 5.0  # seconds after worker_started before idling is measured (the tracker's first poll runs then)
@@ -67,8 +66,9 @@ def point_at_sandbox(root: Path, host) -> dict[str, str]:
     env = {}
     for account_id, entry in config["accounts"].items():
         made = host.create_account(account_id.replace("-", "_"))
-        entry.update(platform="x", base_url=made.entry["base_url"], handle=made.handle,
-                     credentials=made.entry["credentials"])
+        entry.update(
+            platform="x", base_url=made.entry["base_url"], handle=made.handle, credentials=made.entry["credentials"]
+        )
         entry.pop("options", None)
         env.update(made.env)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -80,8 +80,11 @@ def start_worker(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen, flo
     started = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot", "--campaign", str(root), "run", "--no-watch"],
-        cwd=REPO, env={**os.environ, **env, "BOT_LOG_FORMAT": "json", "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO,
+        env={**os.environ, **env, "BOT_LOG_FORMAT": "json", "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     for line in proc.stdout:
         if '"worker_started"' in line:
@@ -100,8 +103,13 @@ def check_time(root: Path, env: dict[str, str], runs: int = 3, cold: bool = True
         if cold:
             (root / CACHE).unlink(missing_ok=True)
         t0 = time.monotonic()
-        done = subprocess.run([sys.executable, "-m", "bot", "--campaign", str(root), "check", "--no-warnings"],
-                              cwd=REPO, env={**os.environ, **env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", "--campaign", str(root), "check", "--no-warnings"],
+            cwd=REPO,
+            env={**os.environ, **env, "PYTHONPATH": str(REPO)},
+            capture_output=True,
+            text=True,
+        )
         times.append(time.monotonic() - t0)
         if done.returncode != 0:
             raise SystemExit(f"bot check failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
@@ -123,7 +131,9 @@ def main() -> None:
             generate(root, args.posts)
             # Far from any slot: the window opens in 2100, so the worker only waits.
             launch = root / "schedules" / "launch.yaml"
-            launch.write_text(launch.read_text().replace("2022-01-12", "2100-01-12").replace("2022-03-12", "2100-03-12"))
+            launch.write_text(
+                launch.read_text().replace("2022-01-12", "2100-01-12").replace("2022-03-12", "2100-03-12")
+            )
             env = point_at_sandbox(root, host)
             count = sum(1 for _ in (root / "posts").rglob("*.yaml"))
             checks = check_time(root, env)
@@ -149,12 +159,20 @@ def main() -> None:
         report.add("idle worker CPU", f"{cpu:.2f} %", f"{naive_cpu:.2f} %", "~0 %", cpu < 1)
         report.add("worker start-up (to worker_started)", f"{startup:.2f} s", f"{naive_start:.2f} s (load YAML)")
         checks.sort()
-        report.add(f"bot check, {count} posts (subprocess)", f"{checks[len(checks) // 2]:.2f} s", "", "< 2 s",
-                   checks[len(checks) // 2] < 2,
-                   note="median of 3, each without the media-probe cache; bench/check_speed.py has the in-process split")
+        report.add(
+            f"bot check, {count} posts (subprocess)",
+            f"{checks[len(checks) // 2]:.2f} s",
+            "",
+            "< 2 s",
+            checks[len(checks) // 2] < 2,
+            note="median of 3, each without the media-probe cache; bench/check_speed.py has the in-process split",
+        )
         warm_checks.sort()
-        report.add(f"bot check, {count} posts, media probes cached", f"{warm_checks[len(warm_checks) // 2]:.2f} s",
-                   note="median of 3: staff's second and later checks")
+        report.add(
+            f"bot check, {count} posts, media probes cached",
+            f"{warm_checks[len(warm_checks) // 2]:.2f} s",
+            note="median of 3: staff's second and later checks",
+        )
     finally:
         servers.shutdown()
     report.emit(args.json)

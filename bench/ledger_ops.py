@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,7 +30,7 @@ from bot.ledger.db import open_engine  # noqa: E402
 from bot.ledger.publications import Ledger, PublicationKey  # noqa: E402
 
 LEASE = timedelta(minutes=5)
-SLOT = datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc)
+SLOT = datetime(2022, 1, 12, 9, 0, tzinfo=UTC)
 
 
 def keys(n: int) -> list[PublicationKey]:
@@ -67,8 +67,9 @@ def one_run(url: str, n: int, threads: int) -> dict[str, tuple[float, float]]:
     claimed: dict[PublicationKey, tuple[int, int]] = {}
 
     def claim(key: PublicationKey) -> None:
-        row, attempt, _ = ledger.claim_and_begin(key, "bench", LEASE, post="launch", schedule="launch", slot=0,
-                                                 platform="x")
+        row, attempt, _ = ledger.claim_and_begin(
+            key, "bench", LEASE, post="launch", schedule="launch", slot=0, platform="x"
+        )
         claimed[key] = (row.id, attempt)
 
     def publish(key: PublicationKey) -> None:
@@ -77,8 +78,10 @@ def one_run(url: str, n: int, threads: int) -> dict[str, tuple[float, float]]:
 
     ks = keys(n)
     ledger.counts()  # connect (and warm the pool) outside the timed phases
-    figures = {"claim_and_begin": timed(split(ks, threads), claim),
-               "record_published": timed(split(ks, threads), publish)}
+    figures = {
+        "claim_and_begin": timed(split(ks, threads), claim),
+        "record_published": timed(split(ks, threads), publish),
+    }
     counts = ledger.counts()
     engine.dispose()
     if counts["published"] != n:
@@ -109,13 +112,17 @@ def main() -> int:
             print(f"ledger={args.ledger} n={args.n} runs={args.runs} (CPU: this process, all threads)")
             print(f"{'threads':>7}  {'operation':<17} {'CPU ms/op':>9} {'wall ms/op':>10}  runs (CPU ms/op)")
             for threads in (int(t) for t in args.threads.split(",")):
-                runs = [one_run(fresh_url(args.ledger, pg, Path(tmp), r, threads), args.n, threads)
-                        for r in range(args.runs)]
+                runs = [
+                    one_run(fresh_url(args.ledger, pg, Path(tmp), r, threads), args.n, threads)
+                    for r in range(args.runs)
+                ]
                 for op in ("claim_and_begin", "record_published"):
                     cpu = [run[op][0] * 1000 / args.n for run in runs]
                     wall = [run[op][1] * 1000 / args.n for run in runs]
-                    print(f"{threads:>7}  {op:<17} {statistics.median(cpu):>9.3f} {statistics.median(wall):>10.3f}"
-                          f"  {' '.join(f'{c:.3f}' for c in cpu)}")
+                    print(
+                        f"{threads:>7}  {op:<17} {statistics.median(cpu):>9.3f} {statistics.median(wall):>10.3f}"
+                        f"  {' '.join(f'{c:.3f}' for c in cpu)}"
+                    )
     finally:
         if pg is not None:
             pg.stop()

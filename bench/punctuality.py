@@ -14,14 +14,25 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from common import (TAG, AnchoredClock, Recorder, Report, export, machine, parser, pct, quiet_logs, use_recorder,
-                    write_campaign)
+from common import (
+    TAG,
+    AnchoredClock,
+    Recorder,
+    Report,
+    export,
+    machine,
+    parser,
+    pct,
+    quiet_logs,
+    use_recorder,
+    write_campaign,
+)
 from servers import start_servers
 
-FIRST = datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc)
+FIRST = datetime(2022, 1, 12, 9, 0, tzinfo=UTC)
 LEAD = timedelta(minutes=2)  # campaign time between the worker's start and the first slot
 
 
@@ -50,7 +61,7 @@ def run_worker(root: Path, speed: float, count: int) -> list[float]:
     slot_of = {}
     for schedule in campaign.schedules:
         for slot in schedule.slots:
-            at = slot.at.replace(tzinfo=timezone.utc)
+            at = slot.at.replace(tzinfo=UTC)
             for account in slot.accounts:
                 slot_of[PublicationKey(campaign.name, at, f"post:{slot.post}", account).token()] = at
     clock = AnchoredClock(FIRST - LEAD, speed)
@@ -85,7 +96,7 @@ def run_naive(root: Path, speed: float, count: int) -> list[float]:
     clock.anchor()
     lateness = []
     for slot in slots:
-        wall = clock.wall_at(slot.at.replace(tzinfo=timezone.utc))
+        wall = clock.wall_at(slot.at.replace(tzinfo=UTC))
         if wall > time.monotonic():
             time.sleep(wall - time.monotonic())
         account = campaign.accounts[slot.accounts[0]]
@@ -102,7 +113,9 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--slots", type=int, default=1000)
     p.add_argument("--speed", type=float, default=1200.0, help="campaign seconds per wall second (default 1200)")
-    p.add_argument("--platforms", default="x", help="x, mastodon or both (the Mastodon sandbox fails under this load, see README)")
+    p.add_argument(
+        "--platforms", default="x", help="x, mastodon or both (the Mastodon sandbox fails under this load, see README)"
+    )
     p.add_argument("--accounts", type=int, default=10, help="accounts per platform, used in turn (default 10)")
     p.add_argument("--naive-slots", type=int, default=100)
     args = p.parse_args()
@@ -114,20 +127,32 @@ def main() -> None:
     try:
         hosts = [servers.Host(platform, args.latency) for platform in platforms]
         accounts = [a for host in hosts for a in host.create_accounts([f"punct{i:02d}" for i in range(args.accounts)])]
-        accounts = [a for pair in zip(*[accounts[i::len(hosts)] for i in range(len(hosts))]) for a in pair] or accounts
+        accounts = [
+            a for pair in zip(*[accounts[i :: len(hosts)] for i in range(len(hosts))]) for a in pair
+        ] or accounts
         with tempfile.TemporaryDirectory(prefix="bench-punctuality-") as tmp:
             root = campaign_for(Path(tmp) / "campaign", accounts, args.slots)
             span = args.slots * 60 / args.speed
-            print(f"{args.slots} slots, one per campaign minute, at speed {args.speed:g}: one every "
-                  f"{60 / args.speed * 1000:.0f} ms of wall time, {span:.0f} s in all")
+            print(
+                f"{args.slots} slots, one per campaign minute, at speed {args.speed:g}: one every "
+                f"{60 / args.speed * 1000:.0f} ms of wall time, {span:.0f} s in all"
+            )
             late = run_worker(root, args.speed, args.slots)
             naive = run_naive(root, args.speed, args.naive_slots)
         n = len(late)
         p50, p99 = pct(late, 50), pct(late, 99)
-        report.add(f"{n} slots: publish-call lateness median", f"{p50 * 1000:.0f} ms",
-                   f"{pct(naive, 50) * 1000:.0f} ms (first {len(naive)} slots)")
-        report.add(f"{n} slots: publish-call lateness p99", f"{p99 * 1000:.0f} ms",
-                   f"{pct(naive, 99) * 1000:.0f} ms", "<= 50 ms", p99 <= 0.05 and n == args.slots)
+        report.add(
+            f"{n} slots: publish-call lateness median",
+            f"{p50 * 1000:.0f} ms",
+            f"{pct(naive, 50) * 1000:.0f} ms (first {len(naive)} slots)",
+        )
+        report.add(
+            f"{n} slots: publish-call lateness p99",
+            f"{p99 * 1000:.0f} ms",
+            f"{pct(naive, 99) * 1000:.0f} ms",
+            "<= 50 ms",
+            p99 <= 0.05 and n == args.slots,
+        )
         report.add(f"{n} slots: worst lateness", f"{max(late) * 1000:.0f} ms", f"{max(naive) * 1000:.0f} ms")
         if n != args.slots:
             report.add("slots published", f"{n}/{args.slots}", met=False)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +52,16 @@ def campaign_for(root: Path, accounts: list, interval: float) -> Path:
     far = {"timezone": "UTC", "slots": [{"at": "2100-01-12T09:00", "post": "launch", "accounts": list(entries)}]}
     reshare = {
         "track": [{"hashtags": TAGS, "accounts": list(entries), "interval": interval}],
-        "policy": {"always_from": [], "never_from": [], "blocked_words": ["traitors"],
-                   "skip": ["replies", "reshares", "own", "sensitive"],
-                   "max_per_hour": 3600, "max_per_day": 20000, "author_cooldown": "1m", "mode": "auto"},
+        "policy": {
+            "always_from": [],
+            "never_from": [],
+            "blocked_words": ["traitors"],
+            "skip": ["replies", "reshares", "own", "sensitive"],
+            "max_per_hour": 3600,
+            "max_per_day": 20000,
+            "author_cooldown": "1m",
+            "mode": "auto",
+        },
     }
     posts = {"launch": {"text": f"Free Andrei and Irina. {TAG}"}}
     return write_campaign(root, "reshare-latency", entries, posts, {"later": far}, reshare)
@@ -74,11 +80,10 @@ def supporters_post(hosts: dict, authors: dict, count: int, gap: float, label: s
 
 
 def run_worker(root: Path, hosts: dict, authors: dict, count: int, gap: float, settle: float) -> tuple[dict, dict]:
+    from bot.core.clock import SystemClock
     from bot.ledger.db import default_url
     from bot.publishing.publisher import AdapterPool
     from bot.worker.runtime import Worker
-
-    from bot.core.clock import SystemClock
 
     worker = Worker(root, clock=SystemClock(), database_url=default_url(root), heartbeat=3600, sweep=3600)
     times = ReshareTimes()
@@ -153,7 +158,7 @@ def main() -> None:
         campaign_accounts = [hosts[p].create_account(f"campaign_{p}") for p in platforms]
         authors = {p: hosts[p].create_accounts([f"fan{i:03d}" for i in range(2 * args.posts)]) for p in platforms}
         ours_authors = {p: a[: args.posts] for p, a in authors.items()}
-        naive_authors = {p: a[args.posts:] for p, a in authors.items()}
+        naive_authors = {p: a[args.posts :] for p, a in authors.items()}
         with tempfile.TemporaryDirectory(prefix="bench-reshare-") as tmp:
             root = campaign_for(Path(tmp) / "campaign", campaign_accounts, args.interval)
             appeared, started = run_worker(root, hosts, ours_authors, args.posts, args.gap, args.interval * 2 + 10)
@@ -162,8 +167,8 @@ def main() -> None:
         order = list(appeared)
         n_order = list(n_appeared)
         for k, platform in enumerate(platforms):
-            mine = order[k::len(platforms)]
-            naive_mine = n_order[k::len(platforms)]
+            mine = order[k :: len(platforms)]
+            naive_mine = n_order[k :: len(platforms)]
             lat = [started[r] - appeared[r] for r in mine if r in started]
             naive_lat = [n_started[r] - n_appeared[r] for r in naive_mine if r in n_started]
             streaming = platform == "mastodon"
@@ -171,9 +176,14 @@ def main() -> None:
             how = "streaming" if streaming else f"polling every {args.interval:g} s"
             met = bool(lat) and len(lat) == len(mine) and pct(lat, 95) <= goal
             report.add(f"{platform} ({how}): median", f"{pct(lat, 50):.2f} s", f"{pct(naive_lat, 50):.2f} s")
-            report.add(f"{platform} ({how}): p95", f"{pct(lat, 95):.2f} s", f"{pct(naive_lat, 95):.2f} s",
-                       f"<= {goal:g} s", met,
-                       note="" if len(lat) == len(mine) else f"reshared {len(lat)} of {len(mine)}")
+            report.add(
+                f"{platform} ({how}): p95",
+                f"{pct(lat, 95):.2f} s",
+                f"{pct(naive_lat, 95):.2f} s",
+                f"<= {goal:g} s",
+                met,
+                note="" if len(lat) == len(mine) else f"reshared {len(lat)} of {len(mine)}",
+            )
     finally:
         servers.shutdown()
     report.emit(args.json)

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from common import REPO, Row, machine, print_table, verdict
@@ -28,8 +28,12 @@ BENCHES = {
 
 
 def markdown(rows: list[Row], took: dict[str, float]) -> str:
-    lines = [f"Ran {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}.", "",
-             "| benchmark | metric | ours | naive loop | goal | |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"Ran {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}.",
+        "",
+        "| benchmark | metric | ours | naive loop | goal | |",
+        "|---|---|---|---|---|---|",
+    ]
     lines += [f"| {r.bench} | {r.metric} | {r.ours} | {r.naive} | {r.goal} | {verdict(r.met)} |" for r in rows]
     notes = [f"- {r.bench}, {r.metric}: {r.note}" for r in rows if r.note]
     if notes:
@@ -54,8 +58,11 @@ def main() -> int:
             started = time.monotonic()
             errors = Path(tmp) / f"{name}.stderr"
             with errors.open("w") as err:  # the product's warnings (JSON lines) and any traceback
-                done = subprocess.run([sys.executable, *BENCHES[name], "--latency", str(args.latency), "--json",
-                                       str(out)], cwd=REPO, stderr=err)
+                done = subprocess.run(
+                    [sys.executable, *BENCHES[name], "--latency", str(args.latency), "--json", str(out)],
+                    cwd=REPO,
+                    stderr=err,
+                )
             took[name] = time.monotonic() - started
             if done.returncode != 0 or not out.exists():
                 failed.append(name)

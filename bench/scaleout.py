@@ -21,7 +21,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-
 from common import REPO, Report, machine, new_database, parser
 from fanout import SLOT, campaign_for, run_naive
 from servers import cpu_seconds, start_servers
@@ -38,10 +37,30 @@ def run(servers, pg, workers: int, accounts_n: int, latency: float, tmp: Path) -
     for account in accounts:
         env.update(account.env)
     start = (SLOT - timedelta(seconds=LEAD)).isoformat()
-    procs = [subprocess.Popen([sys.executable, "-m", "bot", "--campaign", str(root), "run", "--no-watch",
-                               "--database-url", url, "--clock-start", start, "--clock-speed", "1"],
-                              cwd=REPO, env=env, stdout=(tmp / f"worker-{workers}-{i}.err").open("w"), stderr=subprocess.STDOUT)
-             for i in range(workers)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bot",
+                "--campaign",
+                str(root),
+                "run",
+                "--no-watch",
+                "--database-url",
+                url,
+                "--clock-start",
+                start,
+                "--clock-speed",
+                "1",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=(tmp / f"worker-{workers}-{i}.err").open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        for i in range(workers)
+    ]
     deadline = time.monotonic() + 150
     server_cpu0, wall0 = cpu_seconds(servers), time.monotonic()
     cpu_start = None  # each worker's CPU seconds when the first post appeared: start-up is not the fan-out's
@@ -62,8 +81,10 @@ def run(servers, pg, workers: int, accounts_n: int, latency: float, tmp: Path) -
             except subprocess.TimeoutExpired:
                 proc.kill()
             if proc.returncode not in (0, -signal.SIGTERM):
-                print(f"worker {i} of {workers} exited {proc.returncode}:\n"
-                      + (tmp / f"worker-{workers}-{i}.err").read_text()[-3000:])
+                print(
+                    f"worker {i} of {workers} exited {proc.returncode}:\n"
+                    + (tmp / f"worker-{workers}-{i}.err").read_text()[-3000:]
+                )
     server_cpu = (cpu_seconds(servers) - server_cpu0) / (time.monotonic() - wall0) * 100
     log = host.requests()
     posts = host.posts()
@@ -75,10 +96,18 @@ def run(servers, pg, workers: int, accounts_n: int, latency: float, tmp: Path) -
         per_owner = conn.execute(sa.text("SELECT owner, count(*) FROM publication_attempts GROUP BY owner")).all()
     engine.dispose()
     span = (created[-1] - first) if created else float("nan")
-    return {"published": len(created), "on_server": len(posts), "span": span,
-            "throughput": len(created) / span if created else 0.0,
-            "throttled": sum(1 for e in log if e["status"] == 429), "per_worker": sorted(n for _, n in per_owner),
-            "texts": len({p.text for p in posts}), "server_cpu": server_cpu, "worker_cpu": cpu_fanout, "duplicates": len(posts) - len({p.author for p in posts})}
+    return {
+        "published": len(created),
+        "on_server": len(posts),
+        "span": span,
+        "throughput": len(created) / span if created else 0.0,
+        "throttled": sum(1 for e in log if e["status"] == 429),
+        "per_worker": sorted(n for _, n in per_owner),
+        "texts": len({p.text for p in posts}),
+        "server_cpu": server_cpu,
+        "worker_cpu": cpu_fanout,
+        "duplicates": len(posts) - len({p.author for p in posts}),
+    }
 
 
 def process_cpu(pid: int) -> float:
@@ -107,11 +136,13 @@ def main() -> None:
             results = {}
             for n in [int(w) for w in args.workers.split(",")]:
                 r = results[n] = run(servers, pg, n, args.accounts, args.latency, Path(tmp))
-                print(f"{n} worker(s): {r['published']}/{args.accounts} published in {r['span']:.1f} s, "
-                      f"{r['throughput']:.0f} posts/s; attempts per worker {r['per_worker']}; 429: {r['throttled']}; "
-                      f"accounts posted to more than once: {r['duplicates']}; X sandbox process CPU {r['server_cpu']:.0f} %; "
-                      f"workers' CPU during the fan-out {', '.join(f'{c:.1f}' for c in r['worker_cpu'])} s "
-                      f"({sum(r['worker_cpu']) / max(1, r['published']) * 1000:.1f} ms per post)")
+                print(
+                    f"{n} worker(s): {r['published']}/{args.accounts} published in {r['span']:.1f} s, "
+                    f"{r['throughput']:.0f} posts/s; attempts per worker {r['per_worker']}; 429: {r['throttled']}; "
+                    f"accounts posted to more than once: {r['duplicates']}; X sandbox process CPU {r['server_cpu']:.0f} %; "
+                    f"workers' CPU during the fan-out {', '.join(f'{c:.1f}' for c in r['worker_cpu'])} s "
+                    f"({sum(r['worker_cpu']) / max(1, r['published']) * 1000:.1f} ms per post)"
+                )
             host = servers.Host("x", args.latency)
             sample = host.create_accounts([f"naive{i:02d}" for i in range(args.naive_sample)])
             naive = run_naive(campaign_for(Path(tmp) / "naive", "x", sample), sample, len(sample))
@@ -119,11 +150,18 @@ def main() -> None:
         naive_rate = len(naive) / sum(naive)
         for n, r in results.items():
             ok = r["published"] == args.accounts and r["duplicates"] == 0
-            report.add(f"{args.accounts} accounts, {n} worker(s): throughput", f"{r['throughput']:.0f} posts/s",
-                       f"{naive_rate:.1f} posts/s", met=None if ok else False,
-                       note="" if ok else f"published {r['published']}, duplicates {r['duplicates']}")
-            report.add(f"{args.accounts} accounts, {n} worker(s): slot to all published", f"{r['span']:.1f} s",
-                       f"{args.accounts / naive_rate:.0f} s (extrapolated)")
+            report.add(
+                f"{args.accounts} accounts, {n} worker(s): throughput",
+                f"{r['throughput']:.0f} posts/s",
+                f"{naive_rate:.1f} posts/s",
+                met=None if ok else False,
+                note="" if ok else f"published {r['published']}, duplicates {r['duplicates']}",
+            )
+            report.add(
+                f"{args.accounts} accounts, {n} worker(s): slot to all published",
+                f"{r['span']:.1f} s",
+                f"{args.accounts / naive_rate:.0f} s (extrapolated)",
+            )
     finally:
         pg.stop()
         servers.shutdown()

@@ -167,7 +167,14 @@ def _probe_video(path: str, size: int, head: bytes) -> MediaInfo:
     if looks_iso:
         _check_iso_boxes(path, size)
     return MediaInfo(
-        "video", fmt, size, width, height, duration, video_codec=video_codec, audio_codec=audio_codec,
+        "video",
+        fmt,
+        size,
+        width,
+        height,
+        duration,
+        video_codec=video_codec,
+        audio_codec=audio_codec,
         container=_container(fmt, head),
     )
 
@@ -178,7 +185,9 @@ def _container(fmt: str, head: bytes) -> str:
         if head[4:8] != b"ftyp":
             return "mov"  # QuickTime files from before the ISO standard have no ftyp box
         brand = head[8:12]
-        return _ISO_BRANDS.get(brand) or ("3gp" if brand.startswith(b"3gp") else "3g2" if brand.startswith(b"3g2") else "mp4")
+        return _ISO_BRANDS.get(brand) or (
+            "3gp" if brand.startswith(b"3gp") else "3g2" if brand.startswith(b"3g2") else "mp4"
+        )
     if "webm" in names:
         return "webm" if b"webm" in head else "matroska"
     return sorted(names)[0]
@@ -199,7 +208,9 @@ def _check_iso_boxes(path: str, size: int) -> None:
             elif box == 0:  # extends to the end of the file
                 return
             if box < 8 or offset + box > size:
-                raise MediaError(f"damaged video (truncated: {header[4:8].decode('latin-1')!r} box runs past the end of the file)")
+                raise MediaError(
+                    f"damaged video (truncated: {header[4:8].decode('latin-1')!r} box runs past the end of the file)"
+                )
             offset += box
 
 
@@ -230,7 +241,9 @@ def _probe_captions(path: Path, size: int) -> MediaInfo:
         start_stamp, _, rest = line.partition("-->")
         start, stop = _cue_seconds(start_stamp.strip()), _cue_seconds((rest.split() or [""])[0])
         if start is None or stop is None:
-            raise MediaError(f"captions line {number}: bad cue timing {line.strip()!r} (expected 00:00:01.000 --> 00:00:04.000)")
+            raise MediaError(
+                f"captions line {number}: bad cue timing {line.strip()!r} (expected 00:00:01.000 --> 00:00:04.000)"
+            )
         if stop < start:
             raise MediaError(f"captions line {number}: cue ends before it starts")
         end, cues = max(end, stop), cues + 1

@@ -75,8 +75,16 @@ class FaultQueue:
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
 
-    def add(self, kind: str, *, count: int = 1, retry_after: float | None = None, path: str | None = None,
-            error: str | None = None, delay: float | None = None) -> None:
+    def add(
+        self,
+        kind: str,
+        *,
+        count: int = 1,
+        retry_after: float | None = None,
+        path: str | None = None,
+        error: str | None = None,
+        delay: float | None = None,
+    ) -> None:
         if kind not in FAULTS:
             raise ValueError(f"unknown fault {kind!r} (known: {', '.join(FAULTS)})")
         with self._lock:
@@ -161,7 +169,9 @@ class Sandbox(ABC):
         """Every post on the server, or only those by ``account``, oldest first."""
 
     @abstractmethod
-    def fail_next(self, fault: str, *, count: int = 1, retry_after: float | None = None, path: str | None = None) -> None:
+    def fail_next(
+        self, fault: str, *, count: int = 1, retry_after: float | None = None, path: str | None = None
+    ) -> None:
         """Make the next ``count`` requests (whose path contains ``path``, if given) fail with ``fault``."""
 
     def restore_defaults(self) -> None:
@@ -175,7 +185,7 @@ class Sandbox(ABC):
     def index(self) -> None:
         """Make recent writes visible to reads (search, timelines); a no-op where they already are."""
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         self.start()
         return self
 

@@ -15,11 +15,12 @@ import re
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import structlog
 import yaml
@@ -35,12 +36,16 @@ CAMPAIGN_DIRS = ("posts", "schedules", "config")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--campaign", type=Path, default=Path(os.environ.get("BOT_CAMPAIGN_DIR", ".")),
+        "--campaign",
+        type=Path,
+        default=Path(os.environ.get("BOT_CAMPAIGN_DIR", ".")),
         help="campaign folder to play (default: $BOT_CAMPAIGN_DIR or .)",
     )
     parser.add_argument("--days", type=float, default=3.0, help="campaign days to play (default 3)")
     parser.add_argument("--seconds", type=float, default=45.0, help="wall seconds to play them in (default 45)")
-    parser.add_argument("--workdir", type=Path, default=None, help="where the demo campaign and its ledger go (default: state/demo)")
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="where the demo campaign and its ledger go (default: state/demo)"
+    )
     parser.add_argument(
         "--platforms", default="x,mastodon,bluesky", help="sandboxes to start (default: x,mastodon,bluesky)"
     )
@@ -75,8 +80,15 @@ def demo_problems(summary: dict[str, Any]) -> list[str]:
     return problems
 
 
-def run_demo(source: Path, workdir: Path, sandboxes: dict[str, Sandbox], *, days: float, seconds: float,
-             started: float | None = None) -> tuple[int, dict[str, Any]]:
+def run_demo(
+    source: Path,
+    workdir: Path,
+    sandboxes: dict[str, Sandbox],
+    *,
+    days: float,
+    seconds: float,
+    started: float | None = None,
+) -> tuple[int, dict[str, Any]]:
     """Play ``days`` of the campaign in ``source`` against running ``sandboxes``; return the exit code and summary."""
     started = time.monotonic() if started is None else started
     copy_campaign(source, workdir)
@@ -101,13 +113,18 @@ def run_demo(source: Path, workdir: Path, sandboxes: dict[str, Sandbox], *, days
 
         code = cli_main(
             [
-                "--campaign", str(workdir),
+                "--campaign",
+                str(workdir),
                 "run",
-                "--clock-start", start.isoformat(),
-                "--clock-speed", f"{speed:.3f}",
-                "--until", end.isoformat(),
+                "--clock-start",
+                start.isoformat(),
+                "--clock-speed",
+                f"{speed:.3f}",
+                "--until",
+                end.isoformat(),
                 # One heartbeat per campaign quarter-day keeps the log readable at this speed.
-                "--heartbeat", "21600",
+                "--heartbeat",
+                "21600",
                 "--no-watch",
             ]
         )
@@ -166,10 +183,14 @@ def provision_accounts(workdir: Path, sandboxes: dict[str, Sandbox]) -> dict[str
     for account_id, entry in list(config["accounts"].items()):
         if entry["platform"] not in sandboxes:
             del config["accounts"][account_id]  # a platform the demo does not run
-    made_by_id = per_platform(sandboxes, lambda platform, sandbox: {
-        account_id: sandbox.create_account(sandbox_name(account_id))
-        for account_id, entry in config["accounts"].items() if entry["platform"] == platform
-    })
+    made_by_id = per_platform(
+        sandboxes,
+        lambda platform, sandbox: {
+            account_id: sandbox.create_account(sandbox_name(account_id))
+            for account_id, entry in config["accounts"].items()
+            if entry["platform"] == platform
+        },
+    )
     created: dict[str, SandboxAccount] = {}
     for account_id, entry in config["accounts"].items():
         made = created[account_id] = made_by_id[entry["platform"]][account_id]
@@ -180,7 +201,11 @@ def provision_accounts(workdir: Path, sandboxes: dict[str, Sandbox]) -> dict[str
         for role, var in entry["credentials"].items():
             # Production reads the same variable names; only their values come from the sandbox.
             os.environ[var] = made.env[made.entry["credentials"][role]]
-    path.write_text("# Written by `bot demo`: the shipped accounts, pointed at local sandboxes.\n" + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    path.write_text(
+        "# Written by `bot demo`: the shipped accounts, pointed at local sandboxes.\n"
+        + yaml.safe_dump(config, sort_keys=False),
+        encoding="utf-8",
+    )
     _drop_missing_accounts(workdir, set(created))
     return created
 
@@ -236,8 +261,16 @@ def demo_window(workdir: Path, days: float) -> tuple[datetime, datetime]:
 
 SUPPORTERS = [
     ("press_freedom_now", "Press Freedom Now", "Free Andrei and Irina! Journalism is not a crime. #FreeAndreiandIrina"),
-    ("lena_reports", "Lena, reporter", "One year behind bars for paying fines of protesters. Free them. #FreeAndreiandIrina"),
-    ("football_fan_lfc", "A Liverpool fan", "Andrei, Liverpool won the league, come home and celebrate! #FreeAndreiandIrina"),
+    (
+        "lena_reports",
+        "Lena, reporter",
+        "One year behind bars for paying fines of protesters. Free them. #FreeAndreiandIrina",
+    ),
+    (
+        "football_fan_lfc",
+        "A Liverpool fan",
+        "Andrei, Liverpool won the league, come home and celebrate! #FreeAndreiandIrina",
+    ),
 ]
 LIVE_SUPPORTERS = [
     ("depeche_mode_fan", "DM fan", "Playing 'Useless' loud tonight for Andrei. #FreeAndreiandIrina"),
@@ -286,7 +319,7 @@ def post_live_mentions(sandboxes: dict[str, Sandbox], cast: dict[str, Any]) -> N
             try:
                 sandboxes[platform].post_as(account, text)
                 sandboxes[platform].index()
-            except Exception as exc:  # the demo goes on; the summary shows what was reshared
+            except Exception as exc:  # noqa: BLE001  (the demo goes on; the summary shows what was reshared)
                 log.warning("demo_live_post_failed", platform=platform, error=str(exc))
 
 

@@ -25,8 +25,18 @@ def gather(workdir: Path) -> dict:
         ledger = Ledger(engine)
         published = ledger.recent(limit=1000)
         with engine.connect() as conn:
-            rows = list(conn.execute(sa.select(decisions.c.status, decisions.c.reason, decisions.c.platform,
-                                               decisions.c.author, decisions.c.url, decisions.c.reshare_url)))
+            rows = list(
+                conn.execute(
+                    sa.select(
+                        decisions.c.status,
+                        decisions.c.reason,
+                        decisions.c.platform,
+                        decisions.c.author,
+                        decisions.c.url,
+                        decisions.c.reshare_url,
+                    )
+                )
+            )
         return {
             "publications": ledger.counts(),
             "not_published": ledger.skip_reasons(),
@@ -35,11 +45,17 @@ def gather(workdir: Path) -> dict:
             ],
             "reshares": dict(Counter(r.status for r in rows)),
             "reshare_reasons": dict(Counter(f"{r.status}:{r.reason}" for r in rows)),
-            "reshared": [{"platform": r.platform, "author": r.author, "url": r.url, "reshare_url": r.reshare_url}
-                         for r in rows if r.status == "done"],
+            "reshared": [
+                {"platform": r.platform, "author": r.author, "url": r.url, "reshare_url": r.reshare_url}
+                for r in rows
+                if r.status == "done"
+            ],
             # The campaign's own posts under the tag are skipped too; they are counted, not listed.
-            "refused": [{"platform": r.platform, "author": r.author, "reason": r.reason, "url": r.url}
-                        for r in rows if r.status == "skipped" and r.reason != "own"],
+            "refused": [
+                {"platform": r.platform, "author": r.author, "reason": r.reason, "url": r.url}
+                for r in rows
+                if r.status == "skipped" and r.reason != "own"
+            ],
         }
     finally:
         engine.dispose()

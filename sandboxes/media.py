@@ -12,8 +12,8 @@ import functools
 import math
 import random
 from array import array
-from fractions import Fraction
 from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont

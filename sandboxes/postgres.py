@@ -70,7 +70,7 @@ class Postgres:
             cmd = ["runuser", "-u", self._user, "--", *cmd]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
-    def start(self) -> "Postgres":
+    def start(self) -> Postgres:
         bin_dir = pg_bin()
         self._run(bin_dir / "initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
         opts = f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.dir} -c fsync=off -c max_connections=200"
@@ -85,7 +85,7 @@ class Postgres:
                 pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def __enter__(self) -> "Postgres":
+    def __enter__(self) -> Postgres:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

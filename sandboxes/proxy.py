@@ -76,7 +76,7 @@ class FaultProxy:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "FaultProxy":
+    def start(self) -> FaultProxy:
         self._server = serve_loopback(_handler_for(self), "fault-proxy")
         return self
 
@@ -107,8 +107,13 @@ class FaultProxy:
 
     def _record(self, method: str, target: str, status: int, fault: Fault | None) -> None:
         parts = urlsplit(target)
-        entry = {"method": method, "path": parts.path, "query": parts.query, "status": status,
-                 "fault": fault.kind if fault else None}
+        entry = {
+            "method": method,
+            "path": parts.path,
+            "query": parts.query,
+            "status": status,
+            "fault": fault.kind if fault else None,
+        }
         with self._lock:
             self._log.append(entry)
 
@@ -120,7 +125,7 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
         # client's delayed ACK (40 ms on Linux) before the body. Real APIs answer at once.
         disable_nagle_algorithm = True
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr access log
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
         def _any(self) -> None:
@@ -184,7 +189,11 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP | {"host"}}
                 headers["Host"] = target.netloc
                 conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
-                chunked = "content-length" not in {k.lower() for k in headers} and self.command in ("POST", "PUT", "PATCH")
+                chunked = "content-length" not in {k.lower() for k in headers} and self.command in (
+                    "POST",
+                    "PUT",
+                    "PATCH",
+                )
                 if chunked:
                     headers["Transfer-Encoding"] = "chunked"
                 for key, value in headers.items():

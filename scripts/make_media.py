@@ -82,7 +82,9 @@ def generate(media: Path) -> list[Path]:
         options = {"background": background} if background else {}
         written.append(make_banner(media / name, headline, size, subtitle=TAG, **options))
     for stem, lines in VIDEOS.items():
-        written.append(make_video(media / "videos" / f"{stem}.mp4", VIDEO_SECONDS, VIDEO_SIZE, text=lines, tone_hz=None))
+        written.append(
+            make_video(media / "videos" / f"{stem}.mp4", VIDEO_SECONDS, VIDEO_SIZE, text=lines, tone_hz=None)
+        )
         written.append(make_captions(media / "videos" / f"{stem}.vtt", lines, VIDEO_SECONDS))
     return written
 
@@ -103,8 +105,12 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         fresh = generate(Path(tmp))
-        stale = [p.relative_to(tmp) for p in fresh if _digest(p) != _digest(shipped / p.relative_to(tmp))
-                 if (shipped / p.relative_to(tmp)).exists()]
+        stale = [
+            p.relative_to(tmp)
+            for p in fresh
+            if _digest(p) != _digest(shipped / p.relative_to(tmp))
+            if (shipped / p.relative_to(tmp)).exists()
+        ]
         missing = [p.relative_to(tmp) for p in fresh if not (shipped / p.relative_to(tmp)).exists()]
     for rel in missing:
         print(f"missing: posts/media/{rel}")

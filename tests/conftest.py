@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -52,7 +52,7 @@ def postgres() -> Iterator[Postgres]:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock(datetime(2022, 1, 12, 8, 0, tzinfo=timezone.utc))
+    return FakeClock(datetime(2022, 1, 12, 8, 0, tzinfo=UTC))
 
 
 @pytest.fixture(autouse=True)

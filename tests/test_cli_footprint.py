@@ -22,7 +22,9 @@ TEXTS = [
 
 def _run(script: str, *, path: list[Path] = ()) -> list[dict]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(p) for p in [*path, REPO])}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env, cwd=REPO)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env, cwd=REPO
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
@@ -56,9 +58,7 @@ def test_x_text_counts_and_finds_links_as_the_ordinary_twitter_text_import() -> 
     lean = _run(
         "import sys\n"
         "from bot.platforms.x.text import extract_urls_with_indices, parse_tweet\n"
-        "assert 'pkg_resources' not in sys.modules\n"
-        + measure
-        + "import pkg_resources\n"
+        "assert 'pkg_resources' not in sys.modules\n" + measure + "import pkg_resources\n"
         "print(json.dumps({'real_pkg_resources': hasattr(pkg_resources, 'working_set')}))\n"
     )
     ordinary = _run(
@@ -120,8 +120,14 @@ def test_worker_caps_malloc_arenas_so_publish_threads_share_them() -> None:
     env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
     runs = {}
     for mode in ("capped", "default"):
-        done = subprocess.run([sys.executable, "-c", ARENAS, mode], capture_output=True, text=True, timeout=60,
-                              env={**env, "PYTHONPATH": str(REPO)}, cwd=REPO)
+        done = subprocess.run(
+            [sys.executable, "-c", ARENAS, mode],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**env, "PYTHONPATH": str(REPO)},
+            cwd=REPO,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         runs[mode] = json.loads(done.stdout)
     assert runs["capped"]["arenas"] <= runs["capped"]["cap"] < runs["default"]["arenas"]

@@ -35,8 +35,7 @@ def demo(tmp_path_factory, x_sandbox, mastodon_sandbox, bluesky_sandbox):
         structlog.reset_defaults()
     raw = out.getvalue()
     events = [json.loads(line) for line in raw.splitlines() if line.startswith("{")]
-    return {"code": code, "summary": summary, "events": events, "raw": raw, "workdir": workdir,
-            "sandboxes": sandboxes}
+    return {"code": code, "summary": summary, "events": events, "raw": raw, "workdir": workdir, "sandboxes": sandboxes}
 
 
 def is_troll(handle: str) -> bool:

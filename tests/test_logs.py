@@ -86,8 +86,13 @@ def test_json_worker_imports_structlog_without_rich_and_rich_stays_importable() 
         "import rich.table\n"
         "print(json.dumps({'rich_later': 'rich' in sys.modules}))\n"
     )
-    done = subprocess.run([_sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "BOT_LOG_FORMAT": "json"})
+    done = subprocess.run(
+        [_sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "BOT_LOG_FORMAT": "json"},
+    )
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert lines[0] == {"rich_loaded": False}

@@ -21,7 +21,21 @@ from bot.core.model import (
 )
 
 __all__ = [
-    "Account", "Campaign", "Consent", "Inspection", "Media", "Policy", "Post", "ReshareConfig",
-    "Schedule", "Slot", "Supporter", "Track", "Video", "inspect", "load", "missing_secrets",
+    "Account",
+    "Campaign",
+    "Consent",
+    "Inspection",
+    "Media",
+    "Policy",
+    "Post",
+    "ReshareConfig",
+    "Schedule",
+    "Slot",
+    "Supporter",
+    "Track",
+    "Video",
+    "inspect",
+    "load",
+    "missing_secrets",
     "secret_problems",
 ]

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from bot.core.model import Account, Campaign, Post
 from bot.campaign.problems import Problems
 from bot.campaign.yamlsrc import Source
+from bot.core.model import Account, Campaign, Post
 from bot.platforms import REGISTRY
 
 MB = 1024 * 1024
@@ -26,7 +26,9 @@ def _target_sets(campaign: Campaign) -> dict[str, tuple[Account, ...]]:
     return _targets_of(campaign.accounts, campaign.queues, campaign.schedules)
 
 
-def _targets_of(accounts_by_id: dict[str, Account], queues: dict[str, list[str]], schedules: list) -> dict[str, tuple[Account, ...]]:
+def _targets_of(
+    accounts_by_id: dict[str, Account], queues: dict[str, list[str]], schedules: list
+) -> dict[str, tuple[Account, ...]]:
     ids: dict[str, set[str]] = defaultdict(set)
     for schedule in schedules:
         for slot in schedule.slots:
@@ -63,8 +65,9 @@ def _groups(accounts: tuple[Account, ...]) -> Groups:
 class Checker:
     """Checks each post's text as it is built (its YAML nodes need not outlive it), media once all are read."""
 
-    def __init__(self, accounts: dict[str, Account], queues: dict[str, list[str]], schedules: list,
-                 problems: Problems) -> None:
+    def __init__(
+        self, accounts: dict[str, Account], queues: dict[str, list[str]], schedules: list, problems: Problems
+    ) -> None:
         self.by_post = _targets_of(accounts, queues, schedules)
         self.problems = problems
         # Keyed by the identity of the shared account tuples (accounts are not hashable); by_post keeps them alive.
@@ -164,7 +167,8 @@ def _text(post: Post, src: Source, problems: Problems, platform: str, by_limit: 
     for limit, ids in sorted(by_limit.items()):
         if length > limit:
             problems.add(
-                src, loc,
+                src,
+                loc,
                 f"too long for {', '.join(ids)}: {length} characters as {platform} counts them"
                 f"{' with the link' if post.link else ''} (expected at most {limit}{hint})",
             )
@@ -174,30 +178,58 @@ def _media(post: Post, src: Source, problems: Problems, platform: str, ids: list
     limits = REGISTRY[platform].limits
     who = ", ".join(ids)
     if len(post.media) > limits.max_images:
-        problems.add(src, ("media",), f"{len(post.media)} images is too many for {who} (expected at most {limits.max_images})")
+        problems.add(
+            src, ("media",), f"{len(post.media)} images is too many for {who} (expected at most {limits.max_images})"
+        )
     for i, item in enumerate(post.media):
         if len(item.alt) > limits.alt_max:
-            problems.add(src, ("media", i, "alt"), f"is {len(item.alt)} characters, too long for {who} (expected at most {limits.alt_max})")
+            problems.add(
+                src,
+                ("media", i, "alt"),
+                f"is {len(item.alt)} characters, too long for {who} (expected at most {limits.alt_max})",
+            )
         info = infos.get(item.path)
         if info is None:
             continue
         if info.format not in limits.image_formats:
-            problems.add(src, ("media", i, "file"), f"'{item.file}' is a {info.format} image, which {platform} does not take (expected {_names(limits.image_formats)})")
+            problems.add(
+                src,
+                ("media", i, "file"),
+                f"'{item.file}' is a {info.format} image, which {platform} does not take (expected {_names(limits.image_formats)})",
+            )
         if info.bytes > limits.image_max_bytes:
             cap = "source images up to" if limits.images_reencoded else "images up to"
-            problems.add(src, ("media", i, "file"), f"'{item.file}' is {_mb(info.bytes)}, too big for {who} (expected {cap} {_mb(limits.image_max_bytes)})")
+            problems.add(
+                src,
+                ("media", i, "file"),
+                f"'{item.file}' is {_mb(info.bytes)}, too big for {who} (expected {cap} {_mb(limits.image_max_bytes)})",
+            )
     video = post.video
     info = infos.get(video.path) if video else None
     if video is None or info is None:
         return
     if len(video.alt) > limits.alt_max:
-        problems.add(src, ("alt",), f"is {len(video.alt)} characters, too long for {who} (expected at most {limits.alt_max})")
+        problems.add(
+            src, ("alt",), f"is {len(video.alt)} characters, too long for {who} (expected at most {limits.alt_max})"
+        )
     if not media.format_allowed(info, limits.video_formats):
-        problems.add(src, ("video",), f"'{video.file}' is a {info.container or info.format} video, which {platform} does not take (expected {_names(limits.video_formats)})")
+        problems.add(
+            src,
+            ("video",),
+            f"'{video.file}' is a {info.container or info.format} video, which {platform} does not take (expected {_names(limits.video_formats)})",
+        )
     if info.bytes > limits.video_max_bytes:
-        problems.add(src, ("video",), f"'{video.file}' is {_mb(info.bytes)}, too big for {who} (expected at most {_mb(limits.video_max_bytes)})")
+        problems.add(
+            src,
+            ("video",),
+            f"'{video.file}' is {_mb(info.bytes)}, too big for {who} (expected at most {_mb(limits.video_max_bytes)})",
+        )
     if info.duration is not None and info.duration > limits.video_max_seconds:
-        problems.add(src, ("video",), f"'{video.file}' lasts {info.duration:.0f} s, too long for {who} (expected at most {limits.video_max_seconds:.0f} s)")
+        problems.add(
+            src,
+            ("video",),
+            f"'{video.file}' lasts {info.duration:.0f} s, too long for {who} (expected at most {limits.video_max_seconds:.0f} s)",
+        )
 
 
 def _names(values: frozenset[str]) -> str:

@@ -120,7 +120,7 @@ def _quoted(value: str) -> str:
     """A quoted scalar that ends on its own line, without escapes."""
     quote = value[0]
     end = value.find(quote, 1)
-    if end < 0 or value[end + 1:].strip(" "):
+    if end < 0 or value[end + 1 :].strip(" "):
         raise _GiveUp  # multi-line, '' escape, or something after the closing quote
     return value[1:end]
 
@@ -178,7 +178,7 @@ class _Reader:
         match = _KEY.match(line, indent)
         if match is None or _tag(match.group(1)) != _STR:
             raise _GiveUp
-        return match.group(1), line[match.end():]
+        return match.group(1), line[match.end() :]
 
     def value(self, rest: str, indent: int, loc: Loc) -> Any:
         if rest:
@@ -216,7 +216,7 @@ class _Reader:
                 raise _GiveUp
             item_loc = (*loc, len(out))
             self.where[item_loc] = i + 1
-            rest = line[here + 2:]
+            rest = line[here + 2 :]
             start = here + 2 + len(rest) - len(rest.lstrip(" "))
             rest = rest.lstrip(" ")
             if _KEY.match(rest):
@@ -227,7 +227,7 @@ class _Reader:
                 out.append(self.mapping(start, item_loc))
             else:
                 self.i = i + 1
-                out.append(_quoted(rest) if rest[:1] in ("\"", "'") else _plain(rest))
+                out.append(_quoted(rest) if rest[:1] in ('"', "'") else _plain(rest))
         return out
 
     def block(self, indent: int, strip: bool) -> str:

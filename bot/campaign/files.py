@@ -9,7 +9,6 @@ parsed by the loader so that a mistake gets one clear message, not a union's.
 from __future__ import annotations
 
 import datetime as _dt
-
 from datetime import date
 from typing import Any, Literal
 

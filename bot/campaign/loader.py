@@ -16,11 +16,11 @@ from pydantic import BaseModel
 
 from bot.campaign import content, posts, window
 from bot.campaign.files import AccountEntry, AccountsFile, ReshareFile, ScheduleFile, SlotEntry
-from bot.core.model import Account, Campaign, Policy, ReshareConfig, Schedule, Track
 from bot.campaign.problems import WARNING, Problems, known_list, suggest, validated
 from bot.campaign.slots import build_schedule, parse_duration
 from bot.campaign.yamlsrc import Source, YamlProblem, read
 from bot.core.errors import ConfigError
+from bot.core.model import Account, Campaign, Policy, ReshareConfig, Schedule, Track
 from bot.platforms import REGISTRY
 
 ACCOUNTS = "config/accounts.yaml"
@@ -111,8 +111,13 @@ class _Loader:
         checker = content.Checker(accounts, found.queues, [s for s, _ in schedules], self.problems)
         loaded = posts.build_all(self.root, found, self.problems, checker.text)
         campaign = Campaign(
-            root=self.root, name=name, accounts=accounts, posts=loaded.posts,
-            queues=found.queues, schedules=[s for s, _ in schedules], reshare=reshare,
+            root=self.root,
+            name=name,
+            accounts=accounts,
+            posts=loaded.posts,
+            queues=found.queues,
+            schedules=[s for s, _ in schedules],
+            reshare=reshare,
         )
         checker.media(loaded.posts, loaded.sources, loaded.prober)
         window.check(campaign, {s.name: src for s, src in schedules}, self.problems, with_warnings)
@@ -144,8 +149,12 @@ class _Loader:
                 if entry.max_characters:
                     options["max_characters"] = entry.max_characters
                 out[str(account_id)] = Account(
-                    id=str(account_id), platform=entry.platform, base_url=entry.base_url,
-                    handle=entry.handle, credentials=entry.credentials, options=options,
+                    id=str(account_id),
+                    platform=entry.platform,
+                    base_url=entry.base_url,
+                    handle=entry.handle,
+                    credentials=entry.credentials,
+                    options=options,
                     line=source.line(loc),
                 )
         return known, out, raw.campaign or name
@@ -155,14 +164,16 @@ class _Loader:
         cls = REGISTRY.get(entry.platform)
         if cls is None:
             self.problems.add(
-                source, (*loc, "platform"),
+                source,
+                (*loc, "platform"),
                 f"unknown platform '{entry.platform}' (known: {known_list(REGISTRY)})",
             )
             return False
         for role in cls.required_credentials:
             if role not in entry.credentials:
                 self.problems.add(
-                    source, (*loc, "credentials"),
+                    source,
+                    (*loc, "credentials"),
                     f"missing credential '{role}' ({cls.name} needs: {known_list(cls.required_credentials)})",
                 )
         for role, var in entry.credentials.items():
@@ -172,7 +183,8 @@ class _Loader:
             elif not _ENV_NAME.match(var):
                 # Never echo the value: staff may have pasted the secret itself here.
                 self.problems.add(
-                    source, (*loc, "credentials", role),
+                    source,
+                    (*loc, "credentials", role),
                     "must be the NAME of an environment variable (like MASTODON_A19_TOKEN), not the secret itself",
                 )
         if cls.needs_handle and not (entry.handle or "").strip():
@@ -181,7 +193,9 @@ class _Loader:
             self.problems.add(source, (*loc, "base_url"), f"'{entry.base_url}' is not a URL (expected https://...)")
         elif entry.base_url is None and cls.default_base_url is None:
             self.problems.add(
-                source, loc, f"base_url is missing ({cls.name} accounts need their server, like https://mastodon.social)"
+                source,
+                loc,
+                f"base_url is missing ({cls.name} accounts need their server, like https://mastodon.social)",
             )
         option_problems = getattr(cls, "option_problems", None)  # a platform with options of its own checks them
         for key, problem in (option_problems(entry.base_url, entry.options) if option_problems else {}).items():
@@ -210,15 +224,20 @@ class _Loader:
                 out.append((schedule, source))
         return out
 
-    def references(self, source: Source, loc: tuple, entry: SlotEntry, found: posts.Found, accounts: list[str] | None) -> None:
+    def references(
+        self, source: Source, loc: tuple, entry: SlotEntry, found: posts.Found, accounts: list[str] | None
+    ) -> None:
         if entry.post is not None and entry.post not in found.files:
             hint = suggest(entry.post, found.files) or (
-                f" (known: {known_list(found.files)})" if len(found.files) <= 20
+                f" (known: {known_list(found.files)})"
+                if len(found.files) <= 20
                 else " (expected the name of a file in posts/ without .yaml)"
             )
             self.problems.add(source, (*loc, "post"), f"unknown post '{entry.post}'{hint}")
         if entry.queue is not None and entry.queue not in found.queues:
-            self.problems.add(source, (*loc, "queue"), f"unknown queue '{entry.queue}' (known: {known_list(found.queues)})")
+            self.problems.add(
+                source, (*loc, "queue"), f"unknown queue '{entry.queue}' (known: {known_list(found.queues)})"
+            )
         for j, account in enumerate(entry.accounts):
             if accounts is not None and account not in accounts:
                 self.problems.add(
@@ -238,10 +257,18 @@ class _Loader:
             tags = [tag.strip().lstrip("#") for tag in t.hashtags]
             for j, tag in enumerate(tags):
                 if not tag or not re.match(r"^\w+$", tag):
-                    self.problems.add(source, (*loc, "hashtags", j), f"{t.hashtags[j]!r} is not a hashtag (expected a word like FreeAndreiandIrina)")
+                    self.problems.add(
+                        source,
+                        (*loc, "hashtags", j),
+                        f"{t.hashtags[j]!r} is not a hashtag (expected a word like FreeAndreiandIrina)",
+                    )
             for j, account in enumerate(t.accounts):
                 if known_accounts is not None and account not in known_accounts:
-                    self.problems.add(source, (*loc, "accounts", j), f"unknown account '{account}' (known: {known_list(known_accounts)})")
+                    self.problems.add(
+                        source,
+                        (*loc, "accounts", j),
+                        f"unknown account '{account}' (known: {known_list(known_accounts)})",
+                    )
             interval = None
             if t.interval is not None:
                 try:
@@ -257,10 +284,14 @@ class _Loader:
             except ValueError as exc:
                 self.problems.add(source, ("policy", "author_cooldown"), str(exc))
         if p.max_per_day < p.max_per_hour:
-            self.problems.add(source, ("policy", "max_per_day"), f"{p.max_per_day} is less than max_per_hour {p.max_per_hour}")
+            self.problems.add(
+                source, ("policy", "max_per_day"), f"{p.max_per_day} is less than max_per_hour {p.max_per_hour}"
+            )
         for j, who in enumerate(p.never_from):
             if who in p.always_from:
-                self.problems.add(source, ("policy", "never_from", j), f"'{who}' is also in always_from (expected one or the other)")
+                self.problems.add(
+                    source, ("policy", "never_from", j), f"'{who}' is also in always_from (expected one or the other)"
+                )
         policy = Policy(**p.model_dump(exclude={"author_cooldown", "skip"}), skip=set(p.skip), author_cooldown=cooldown)
         return ReshareConfig(track=tracks, policy=policy)
 

@@ -56,6 +56,6 @@ def _nearby(missing: Path, written: str) -> str:
     hint = suggest(missing.name, (p.name for p in folder.iterdir() if p.is_file()))
     if not hint:
         return " (expected a file under posts/)"
-    name = hint[len(" (did you mean '"): -len("'?)")]
+    name = hint[len(" (did you mean '") : -len("'?)")]
     prefix = written[: len(written) - len(missing.name)] if written.endswith(missing.name) else ""
     return f" (did you mean '{prefix}{name}'?)"

@@ -34,15 +34,32 @@ class Entry:
 class PlainPost:
     """A checked post file with ``PostFile``'s attributes and defaults."""
 
-    __slots__ = ("text", "variants", "media", "link", "video", "captions", "captions_lang", "alt", "supporter",
-                 "consent", "language", "note")
+    __slots__ = (
+        "text",
+        "variants",
+        "media",
+        "link",
+        "video",
+        "captions",
+        "captions_lang",
+        "alt",
+        "supporter",
+        "consent",
+        "language",
+        "note",
+    )
 
     def __init__(self, data: dict[str, Any]) -> None:
         get = data.get
         self.text = data["text"]
         self.variants = get("variants")
         self.media = [Entry(m) for m in get("media") or ()]
-        self.link, self.video, self.captions, self.captions_lang = get("link"), get("video"), get("captions"), get("captions_lang")
+        self.link, self.video, self.captions, self.captions_lang = (
+            get("link"),
+            get("video"),
+            get("captions"),
+            get("captions_lang"),
+        )
         self.alt, self.language, self.note = get("alt"), get("language"), get("note")
         supporter, consent = get("supporter"), get("consent")
         self.supporter = Entry(supporter) if supporter is not None else None
@@ -56,7 +73,11 @@ def plain_post(data: Any) -> PlainPost | None:
     for key, value in data.items():
         if key == "text" or (key in _TEXT and _text_or_none(value)):
             continue
-        if key == "variants" and type(value) is dict and all(type(k) is str and type(v) is str for k, v in value.items()):
+        if (
+            key == "variants"
+            and type(value) is dict
+            and all(type(k) is str and type(v) is str for k, v in value.items())
+        ):
             continue
         if key == "media" and type(value) is list and all(_media(m) for m in value):
             continue
@@ -73,8 +94,10 @@ def _text_or_none(value: Any) -> bool:
 
 
 def _entry(value: Any, keys: frozenset[str]) -> bool:
-    return type(value) is dict and value.keys() <= keys and all(
-        _text_or_none(v) for k, v in value.items() if k not in ("given", "date")
+    return (
+        type(value) is dict
+        and value.keys() <= keys
+        and all(_text_or_none(v) for k, v in value.items() if k not in ("given", "date"))
     )
 
 

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.campaign.files import PostFile
-from bot.campaign.plainpost import plain_post
-from bot.core.model import Consent, Media, Post, Supporter, Video
-from bot.campaign.probing import CACHE, Prober
 from bot.campaign.paths import PathProblem, inside, resolve_inside
+from bot.campaign.plainpost import plain_post
+from bot.campaign.probing import CACHE, Prober
 from bot.campaign.problems import WARNING, Problems, known_list, validated
 from bot.campaign.yamlsrc import Later, Source, YamlProblem, read
+from bot.core.model import Consent, Media, Post, Supporter, Video
 from bot.platforms import REGISTRY
 
 _SUFFIXES = (".yaml", ".yml")
@@ -85,7 +85,7 @@ def scan(root: Path, problems: Problems) -> Found:
         folder_rel, _, base = rel.rpartition("/")
         dot = base.rfind(".")
         stem = base[:dot] if 0 < dot < len(base) - 1 else base  # as Path.stem, without building a Path
-        queue = folder_rel[len("posts/"):] or None
+        queue = folder_rel[len("posts/") :] or None
         queue = folders.setdefault(queue, queue)  # one string per queue, not one per post
         if stem in found.files:
             other = found.files[stem][1][prefix:].replace(os.sep, "/")
@@ -136,7 +136,9 @@ class _Paths:
         return found
 
 
-def build_all(root: Path, found: Found, problems: Problems, check: Callable[[Post, Source], bool] | None = None) -> Loaded:
+def build_all(
+    root: Path, found: Found, problems: Problems, check: Callable[[Post, Source], bool] | None = None
+) -> Loaded:
     """Every post; with ``check``, each is checked when built and kept for the media check only if ``check`` says so."""
     loaded = Loaded(prober=Prober(cache=root / CACHE))
     paths = _Paths(root)
@@ -163,13 +165,23 @@ def build_all(root: Path, found: Found, problems: Problems, check: Callable[[Pos
     return loaded
 
 
-def _build(paths: _Paths, problems: Problems, src: Source, post_id: str, queue: str | None,
-           where: tuple[str, str | None], raw: PostFile) -> Post:
+def _build(
+    paths: _Paths,
+    problems: Problems,
+    src: Source,
+    post_id: str,
+    queue: str | None,
+    where: tuple[str, str | None],
+    raw: PostFile,
+) -> Post:
     for loc, tag in src.cut_hashtags.items():
         if loc == ("text",) or (len(loc) == 2 and loc[0] == "variants"):
             problems.add(
-                src, loc, f"'{tag}' is read as a YAML comment and left out of the text "
-                "(expected the whole text in quotes, or after | on the next lines)", WARNING,
+                src,
+                loc,
+                f"'{tag}' is read as a YAML comment and left out of the text "
+                "(expected the whole text in quotes, or after | on the next lines)",
+                WARNING,
             )
     if not raw.text.strip():
         problems.add(src, ("text",), "is empty (expected the words of the post)")
@@ -196,23 +208,35 @@ def _build(paths: _Paths, problems: Problems, src: Source, post_id: str, queue: 
         if not (raw.alt or "").strip():
             problems.add(src, ("video",), _ALT.format("video"))
         if raw.consent is None:
-            problems.add(src, ("video",), "consent is missing (expected consent: {given: true, date: ...} from the supporter)")
+            problems.add(
+                src, ("video",), "consent is missing (expected consent: {given: true, date: ...} from the supporter)"
+            )
         elif not raw.consent.given:
             problems.add(src, ("consent", "given"), "is false (a video is published only with consent given: true)")
         video_path = _path(paths, problems, src, ("video",), raw.video)
         captions = _path(paths, problems, src, ("captions",), raw.captions) if raw.captions else None
         if video_path is not None:
             video = Video(
-                file=raw.video, path=video_path, captions_path=captions, alt=(raw.alt or "").strip(),
+                file=raw.video,
+                path=video_path,
+                captions_path=captions,
+                alt=(raw.alt or "").strip(),
                 captions_lang=raw.captions_lang or raw.language or "en",
             )
     return Post(
-        id=post_id, queue=queue, folder=where[0], file_name=where[1], text=raw.text, variants=raw.variants or None,
+        id=post_id,
+        queue=queue,
+        folder=where[0],
+        file_name=where[1],
+        text=raw.text,
+        variants=raw.variants or None,
         media=paths.media_list(media) if media else None,
-        link=raw.link.strip() if raw.link else None, video=video,
+        link=raw.link.strip() if raw.link else None,
+        video=video,
         supporter=_supporter(raw.supporter) if raw.supporter else None,
         consent=Consent(given=raw.consent.given, date=raw.consent.date, recorded_by=raw.consent.recorded_by)
-        if raw.consent else None,
+        if raw.consent
+        else None,
         language=raw.language,
     )
 

@@ -69,8 +69,11 @@ class Prober:
             self.children += 1
             try:
                 self._child = subprocess.Popen(
-                    [sys.executable, "-c", _CHILD, _REPO], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                    stderr=subprocess.DEVNULL, text=True,
+                    [sys.executable, "-c", _CHILD, _REPO],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
                 )
             except OSError:
                 self._child = None
@@ -114,7 +117,9 @@ class Prober:
                 data = json.loads(self._cache.read_text(encoding="utf-8"))
                 if data.get("version") == CACHE_VERSION:
                     for path, size, mtime, result in data["files"]:
-                        _known[(path, size, mtime)] = media.MediaInfo(**result["info"]) if "info" in result else result["error"]
+                        _known[(path, size, mtime)] = (
+                            media.MediaInfo(**result["info"]) if "info" in result else result["error"]
+                        )
                         self._cached += 1
             except (OSError, ValueError, TypeError, KeyError, AttributeError):
                 pass  # missing or unreadable: probe as if it were not there
@@ -124,8 +129,11 @@ class Prober:
         """Keep the results of this campaign's files (``keys``): a file gone or changed drops out."""
         if self._cache is None:
             return
-        files = [[path, size, mtime, {"info": asdict(r)} if isinstance(r, media.MediaInfo) else {"error": r}]
-                 for path, size, mtime in keys if isinstance(r := _known.get((path, size, mtime)), (media.MediaInfo, str))]
+        files = [
+            [path, size, mtime, {"info": asdict(r)} if isinstance(r, media.MediaInfo) else {"error": r}]
+            for path, size, mtime in keys
+            if isinstance(r := _known.get((path, size, mtime)), (media.MediaInfo, str))
+        ]
         partial = self._cache.with_name(self._cache.name + ".tmp")
         if not self._cache.parent.is_dir():
             return  # no state/ here: `check` and `plan` leave the campaign folder as they found it

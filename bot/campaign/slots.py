@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.campaign.files import ScheduleFile, SlotEntry
-from bot.core.model import Schedule, Slot
 from bot.campaign.problems import Problems, suggest
 from bot.campaign.yamlsrc import Source
+from bot.core.model import Schedule, Slot
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -39,7 +39,7 @@ def parse_time(value: Any) -> time:
             return time(int(match.group(1)), int(match.group(2)))
     except ValueError:
         pass
-    raise ValueError(f"{value!r} is not a time of day (expected HH:MM in quotes, like \"10:00\")")
+    raise ValueError(f'{value!r} is not a time of day (expected HH:MM in quotes, like "10:00")')
 
 
 def parse_at(value: Any) -> datetime:
@@ -131,8 +131,13 @@ def _slot(problems: Problems, source: Source, tz: zoneinfo.ZoneInfo, i: int, ent
     if len(problems.items) != before:
         return None
     return Slot(
-        index=i, line=source.line(loc), kind=kind, post=entry.post, queue=entry.queue,
-        accounts=tuple(entry.accounts), **fields,
+        index=i,
+        line=source.line(loc),
+        kind=kind,
+        post=entry.post,
+        queue=entry.queue,
+        accounts=tuple(entry.accounts),
+        **fields,
     )
 
 
@@ -143,7 +148,7 @@ def _every(problems: Problems, source: Source, loc: tuple, entry: SlotEntry) -> 
         problems.add(source, (*loc, "every"), f"'{entry.every}' is not supported (expected day or week)")
         return out
     if not entry.times:
-        problems.add(source, loc, "every needs times (expected a list like [\"10:00\", \"16:00\"])")
+        problems.add(source, loc, 'every needs times (expected a list like ["10:00", "16:00"])')
     times = []
     for j, value in enumerate(entry.times or []):
         try:
@@ -169,8 +174,13 @@ def _every(problems: Problems, source: Source, loc: tuple, entry: SlotEntry) -> 
 
 
 _LONG_DAYS = {
-    "monday": "mon", "tuesday": "tue", "wednesday": "wed", "thursday": "thu",
-    "friday": "fri", "saturday": "sat", "sunday": "sun",
+    "monday": "mon",
+    "tuesday": "tue",
+    "wednesday": "wed",
+    "thursday": "thu",
+    "friday": "fri",
+    "saturday": "sat",
+    "sunday": "sun",
 }
 
 
@@ -181,7 +191,8 @@ def _cron(problems: Problems, source: Source, loc: tuple, expr: str, tz: zoneinf
         crontab_trigger(expr, tz)
     except ValueError as exc:
         problems.add(
-            source, (*loc, "cron"),
+            source,
+            (*loc, "cron"),
             f"'{expr}' is not a valid cron expression: {exc} (expected minute hour day month day-of-week)",
         )
     return expr

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 
-from bot.core.model import Campaign, Schedule, Slot
 from bot.campaign.problems import WARNING, Problems
 from bot.campaign.yamlsrc import Source
+from bot.core.model import Campaign, Schedule, Slot
 
 
 def check(campaign: Campaign, sources: dict[str, Source], problems: Problems, warnings: bool) -> None:
     from bot import schedule as sched
+
     for schedule in campaign.schedules:
         src = sources[schedule.name]
         start, end = sched.window_bounds(schedule)
@@ -24,7 +25,8 @@ def check(campaign: Campaign, sources: dict[str, Source], problems: Problems, wa
                     schedule.window_end and day > schedule.window_end
                 ):
                     problems.add(
-                        src, ("slots", slot.index, "at"),
+                        src,
+                        ("slots", slot.index, "at"),
                         f"{slot.at:%Y-%m-%dT%H:%M} is outside the window (expected a time from {shown})",
                     )
             elif start is not None:
@@ -67,8 +69,10 @@ def _may_run_dry(campaign: Campaign) -> set[str]:
 def _dry_queues(campaign: Campaign, sources: dict[str, Source], problems: Problems) -> None:
     """Warn once per (queue, account) when the window holds more slots than the queue has posts."""
     from bot import schedule as sched
+
     bounded = [
-        sched.window_bounds(s) for s in campaign.schedules
+        sched.window_bounds(s)
+        for s in campaign.schedules
         if s.window_start and s.window_end and s.window_start <= s.window_end
     ]
     if not bounded:
@@ -93,8 +97,8 @@ def _dry_queues(campaign: Campaign, sources: dict[str, Source], problems: Proble
         size = len(campaign.queues.get(occ.queue, []))
         counts = ", ".join(f"{needed[(a, occ.queue)]} for {a}" for a in fresh)
         problems.add(
-            sources[occ.schedule], ("slots", occ.slot),
-            f"queue '{occ.queue}' runs dry on {local:%Y-%m-%d %H:%M} "
-            f"(it has {size} posts; the windows hold {counts})",
+            sources[occ.schedule],
+            ("slots", occ.slot),
+            f"queue '{occ.queue}' runs dry on {local:%Y-%m-%d %H:%M} (it has {size} posts; the windows hold {counts})",
             WARNING,
         )

@@ -30,7 +30,7 @@ class _Loader(_Base):  # type: ignore[misc,valid-type]
 
     _memo: dict[str, str] = {}
 
-    def resolve(self, kind, value, implicit):  # noqa: ANN001
+    def resolve(self, kind, value, implicit):
         if kind is not yaml.ScalarNode:
             return super().resolve(kind, value, implicit)
         if not implicit[0]:
@@ -44,7 +44,7 @@ class _Loader(_Base):  # type: ignore[misc,valid-type]
         return tag
 
     # Safe loaders have no path resolvers: skip the bookkeeping done for every node.
-    def descend_resolver(self, current_node, current_index):  # noqa: ANN001
+    def descend_resolver(self, current_node, current_index):
         pass
 
     def ascend_resolver(self):
@@ -209,7 +209,9 @@ class _Builder:
                     problem="a key must be a plain value, not a list or mapping", problem_mark=key_node.start_mark
                 )
             if key_node.tag == "tag:yaml.org,2002:merge":
-                raise yaml.MarkedYAMLError(problem="merge keys (<<) are not supported", problem_mark=key_node.start_mark)
+                raise yaml.MarkedYAMLError(
+                    problem="merge keys (<<) are not supported", problem_mark=key_node.start_mark
+                )
             key = key_node.value if key_node.tag == _STR else self.scalar(key_node)
             key = key if isinstance(key, (str, int)) else str(key)
             if key in out:
@@ -236,6 +238,6 @@ def _find_cut_hashtags(node: yaml.Node, loc: Loc, lines: list[str], found: dict[
         for index, item in enumerate(node.value):
             _find_cut_hashtags(item, (*loc, index), lines, found)
     elif not node.style and node.tag == _STR and node.end_mark.line < len(lines):
-        match = _CUT_TAG.match(lines[node.end_mark.line][node.end_mark.column:])
+        match = _CUT_TAG.match(lines[node.end_mark.line][node.end_mark.column :])
         if match:
             found[loc] = match.group(1)

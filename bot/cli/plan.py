@@ -10,7 +10,7 @@ import argparse
 import json
 import os
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from bot.campaign import Campaign, load
 from bot.core.errors import ConfigError
@@ -43,7 +43,7 @@ def main(args: argparse.Namespace) -> int:
         print("\n".join(exc.problems))
         print("the campaign has errors: run `bot check`")
         return 1
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     first = args.start or now.date()
     entries = build(campaign, first, args.days, now, _ledger_used(campaign))
     if args.json:
@@ -74,7 +74,7 @@ def build(campaign: Campaign, first: date, days: int, now: datetime, used: UsedP
             continue
         text = campaign.posts[post].text if post in campaign.posts else ""
         entries.append(Entry(local, occ.schedule, occ.slot, occ.target, post, planned.accounts, _first_words(text)))
-    entries.sort(key=lambda e: (e.local.astimezone(timezone.utc), e.schedule, e.slot))
+    entries.sort(key=lambda e: (e.local.astimezone(UTC), e.schedule, e.slot))
     return entries
 
 
@@ -92,9 +92,15 @@ def render(entries: list[Entry]) -> str:
 
 def _as_json(e: Entry) -> dict:
     return {
-        "at": e.local.astimezone(timezone.utc).isoformat(), "local": e.local.isoformat(),
-        "timezone": str(e.local.tzinfo), "schedule": e.schedule, "slot": e.slot, "target": e.target,
-        "post": e.post, "accounts": list(e.accounts), "text": e.text,
+        "at": e.local.astimezone(UTC).isoformat(),
+        "local": e.local.isoformat(),
+        "timezone": str(e.local.tzinfo),
+        "schedule": e.schedule,
+        "slot": e.slot,
+        "target": e.target,
+        "post": e.post,
+        "accounts": list(e.accounts),
+        "text": e.text,
     }
 
 

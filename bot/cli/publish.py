@@ -32,8 +32,9 @@ def _unknown(kind: str, name: str, known: list[str]) -> str:
     return f"unknown {kind} {name!r}{hint} (known: {', '.join(sorted(known)) or 'none'})"
 
 
-def publish(campaign: Any, ledger: Any, post: str, account: str, *, clock: Clock, adapters: Any = None,
-            owner: str | None = None) -> Any:
+def publish(
+    campaign: Any, ledger: Any, post: str, account: str, *, clock: Clock, adapters: Any = None, owner: str | None = None
+) -> Any:
     """Publish ``post`` to ``account`` now; the Publisher's Result."""
     from bot.publishing.publisher import AdapterPool, Publisher
 
@@ -47,10 +48,10 @@ def publish(campaign: Any, ledger: Any, post: str, account: str, *, clock: Clock
 
 
 def main(args: argparse.Namespace, clock: Clock | None = None, adapters: Any = None) -> int:
-    from bot.observability import logs
     from bot.campaign import load
     from bot.ledger.db import default_url, open_engine
     from bot.ledger.publications import Ledger
+    from bot.observability import logs
     from bot.publishing.publisher import Outcome
 
     logs.configure()
@@ -70,20 +71,28 @@ def main(args: argparse.Namespace, clock: Clock | None = None, adapters: Any = N
         return 1
     engine = open_engine(default_url(args.campaign))
     try:
-        result = publish(campaign, Ledger(engine, clock or SystemClock()), args.post, args.account,
-                         clock=clock or SystemClock(), adapters=adapters)
+        result = publish(
+            campaign,
+            Ledger(engine, clock or SystemClock()),
+            args.post,
+            args.account,
+            clock=clock or SystemClock(),
+            adapters=adapters,
+        )
     finally:
         engine.dispose()
     if result.outcome is Outcome.published:
         print(f"published {args.post} on {args.account}: {result.url}")
         return 0
     if result.outcome is Outcome.retry_later:
-        print(f"{args.account} is not taking posts right now ({result.reason}); recorded for a retry at "
-              f"{result.retry_at:%Y-%m-%d %H:%M:%S} UTC, which a running worker will make", file=sys.stderr)
+        print(
+            f"{args.account} is not taking posts right now ({result.reason}); recorded for a retry at "
+            f"{result.retry_at:%Y-%m-%d %H:%M:%S} UTC, which a running worker will make",
+            file=sys.stderr,
+        )
         return EX_TEMPFAIL
     if result.outcome is Outcome.not_mine:
         print(f"{args.post} on {args.account} was already sent this second; nothing done", file=sys.stderr)
         return 1
-    print(f"{args.post} was not published on {args.account}: {result.outcome.value} ({result.reason})",
-          file=sys.stderr)
+    print(f"{args.post} was not published on {args.account}: {result.outcome.value} ({result.reason})", file=sys.stderr)
     return 1

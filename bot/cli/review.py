@@ -24,8 +24,13 @@ _CONTROL = regex.compile(r"[\p{Cc}\p{Cf}]+")  # posts are untrusted: no terminal
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", nargs="?", choices=("list", "approve", "reject"), default="list",
-                        help="list (default) the waiting candidates, or approve / reject some")
+    parser.add_argument(
+        "action",
+        nargs="?",
+        choices=("list", "approve", "reject"),
+        default="list",
+        help="list (default) the waiting candidates, or approve / reject some",
+    )
     parser.add_argument("ids", nargs="*", type=int, metavar="ID", help="candidate IDs as listed")
     parser.add_argument("--json", action="store_true", help="print the list as JSON for tools")
 
@@ -37,8 +42,16 @@ def clean(text: str, width: int | None = None) -> str:
 
 def waiting(ledger: ReshareLedger, every_campaign: bool = False) -> list[dict[str, Any]]:
     return [
-        {"id": r.id, "campaign": r.campaign, "platform": r.platform, "account": r.account, "author": r.author,
-         "url": r.url, "text": clean(r.text), "queued_at": _utc(r.decided_at).isoformat()}
+        {
+            "id": r.id,
+            "campaign": r.campaign,
+            "platform": r.platform,
+            "account": r.account,
+            "author": r.author,
+            "url": r.url,
+            "text": clean(r.text),
+            "queued_at": _utc(r.decided_at).isoformat(),
+        }
         for r in ledger.rows(status=["queued"], every_campaign=every_campaign)
     ]
 
@@ -50,15 +63,18 @@ def render(items: list[dict[str, Any]], now: datetime) -> str:
     for item in items:
         age = now - datetime.fromisoformat(item["queued_at"])
         hours = int(age.total_seconds() // 3600)
-        lines.append(f"  {item['id']:>5}  {hours:>3}h ago  {item['account']} <- @{clean(item['author'], 40)}: "
-                     f"{clean(item['text'], 70)}")
+        lines.append(
+            f"  {item['id']:>5}  {hours:>3}h ago  {item['account']} <- @{clean(item['author'], 40)}: "
+            f"{clean(item['text'], 70)}"
+        )
         lines.append(f"         {clean(item['url'])}")
     lines.append("Approve with `bot review approve ID...`, reject with `bot review reject ID...`.")
     return "\n".join(lines)
 
 
-def decide(ledger: ReshareLedger, action: str, ids: list[int], now: datetime,
-           every_campaign: bool = False) -> list[str]:
+def decide(
+    ledger: ReshareLedger, action: str, ids: list[int], now: datetime, every_campaign: bool = False
+) -> list[str]:
     """Approve or reject each queued ID; one problem message per ID that could not be."""
     log = structlog.get_logger("bot.cli.review")
     found = {r.id: r for r in ledger.rows(ids=ids, every_campaign=every_campaign)}
@@ -75,8 +91,17 @@ def decide(ledger: ReshareLedger, action: str, ids: list[int], now: datetime,
         if not ledger.transition(row_id, ["queued"], **values):
             problems.append(f"review: ID {row_id}: not waiting for review (status: {row.status})")
             continue
-        log.info(PAST[action], campaign=row.campaign, platform=row.platform, account=row.account,
-                 remote_id=row.remote_id, author=row.author, reason=values["reason"], url=row.url, decision_id=row_id)
+        log.info(
+            PAST[action],
+            campaign=row.campaign,
+            platform=row.platform,
+            account=row.account,
+            remote_id=row.remote_id,
+            author=row.author,
+            reason=values["reason"],
+            url=row.url,
+            decision_id=row_id,
+        )
     return problems
 
 
@@ -105,8 +130,10 @@ def main(args: argparse.Namespace, clock: Clock | None = None) -> int:
         done = len(args.ids) - len(problems)
         for problem in problems:
             print(problem)
-        print(f"{PAST[args.action].removeprefix('reshare_')} {done} candidate(s)" + (" (the worker reshares approved ones within the caps)"
-                                                        if args.action == "approve" and done else ""))
+        print(
+            f"{PAST[args.action].removeprefix('reshare_')} {done} candidate(s)"
+            + (" (the worker reshares approved ones within the caps)" if args.action == "approve" and done else "")
+        )
         return 1 if problems else 0
     finally:
         engine.dispose()

@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -32,14 +32,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--once", action="store_true", help="publish what is due now, then exit (cron hosts, tests)")
     parser.add_argument("--until", type=_when, help="campaign time to stop at, e.g. 2022-01-20T00:00Z")
     parser.add_argument("--clock-start", type=_when, help="campaign time the clock starts at (demo)")
-    parser.add_argument("--clock-speed", type=float, default=None,
-                        help="campaign seconds per wall second (demo; production runs at 1, on the system clock)")
+    parser.add_argument(
+        "--clock-speed",
+        type=float,
+        default=None,
+        help="campaign seconds per wall second (demo; production runs at 1, on the system clock)",
+    )
     parser.add_argument("--database-url", help="ledger URL (default: $BOT_DATABASE_URL or state/bot.db)")
-    parser.add_argument("--heartbeat", type=float, default=60.0, metavar="SECONDS",
-                        help="clock seconds between worker_heartbeat log lines (default 60)")
+    parser.add_argument(
+        "--heartbeat",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="clock seconds between worker_heartbeat log lines (default 60)",
+    )
     parser.add_argument("--threads", type=int, default=256, help="publications run at once (default 256)")
-    parser.add_argument("--lease", type=float, default=600.0, metavar="SECONDS",
-                        help="wall seconds a claim is held before another worker may take it over (default 600)")
+    parser.add_argument(
+        "--lease",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="wall seconds a claim is held before another worker may take it over (default 600)",
+    )
     parser.add_argument("--no-watch", action="store_true", help="do not reload when campaign files change")
 
 
@@ -47,7 +61,7 @@ def _when(text: str) -> datetime:
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if value.tzinfo is None:
         raise argparse.ArgumentTypeError(f"a time with its zone is needed, e.g. {text}Z")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 class DemoClock(CompressedClock):
@@ -61,7 +75,7 @@ class DemoClock(CompressedClock):
 def make_clock(args: argparse.Namespace) -> Clock:
     if args.clock_speed is None and args.clock_start is None:
         return SystemClock()
-    start = args.clock_start or datetime.now(timezone.utc)
+    start = args.clock_start or datetime.now(UTC)
     return DemoClock(start, args.clock_speed or 1.0)
 
 
@@ -89,8 +103,8 @@ def limit_malloc_arenas() -> bool:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bot.observability import logs, progress
     from bot.ledger.db import default_url
+    from bot.observability import logs, progress
 
     limit_malloc_arenas()  # before the pool's threads exist: each takes its arena on its first malloc
     # On a terminal, uploads show rich bars; log lines follow sys.stdout so rich can print them above the bars.
@@ -98,8 +112,15 @@ def main(args: argparse.Namespace) -> int:
     logs.configure(stream=progress.FollowStdout() if bars else None)
     root = args.campaign
     try:
-        worker = Worker(root, clock=make_clock(args), database_url=args.database_url or default_url(root),
-                        threads=args.threads, heartbeat=args.heartbeat, lease=args.lease, on_progress=bars)
+        worker = Worker(
+            root,
+            clock=make_clock(args),
+            database_url=args.database_url or default_url(root),
+            threads=args.threads,
+            heartbeat=args.heartbeat,
+            lease=args.lease,
+            on_progress=bars,
+        )
     except ConfigError as exc:
         log.error("worker_refused", campaign=str(root), problems=exc.problems)
         return 1

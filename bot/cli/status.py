@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.core.clock import Clock, SystemClock
@@ -18,10 +18,16 @@ from bot.ledger.publications import Ledger
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON for tools instead of text")
-    parser.add_argument("--limit", type=_positive, default=10, metavar="N",
-                        help="show at most N entries per section (default 10)")
-    parser.add_argument("--days", type=_positive, default=14, metavar="D",
-                        help="look this many days ahead for what is next (default 14)")
+    parser.add_argument(
+        "--limit", type=_positive, default=10, metavar="N", help="show at most N entries per section (default 10)"
+    )
+    parser.add_argument(
+        "--days",
+        type=_positive,
+        default=14,
+        metavar="D",
+        help="look this many days ahead for what is next (default 14)",
+    )
 
 
 def _positive(text: str) -> int:
@@ -33,10 +39,19 @@ def _positive(text: str) -> int:
 
 def _row(row: Any) -> dict[str, Any]:
     return {
-        "slot": row.slot_at.isoformat(), "updated": row.updated.isoformat(), "post": row.post,
-        "account": row.account, "platform": row.platform, "target": row.target, "state": row.state,
-        "reason": row.reason, "error": row.last_error, "attempts": row.attempts, "remote_id": row.remote_id,
-        "url": row.url, "manual": bool(row.manual),
+        "slot": row.slot_at.isoformat(),
+        "updated": row.updated.isoformat(),
+        "post": row.post,
+        "account": row.account,
+        "platform": row.platform,
+        "target": row.target,
+        "state": row.state,
+        "reason": row.reason,
+        "error": row.last_error,
+        "attempts": row.attempts,
+        "remote_id": row.remote_id,
+        "url": row.url,
+        "manual": bool(row.manual),
         "next_attempt_at": row.next_attempt_at.isoformat() if row.next_attempt_at else None,
     }
 
@@ -55,15 +70,24 @@ def upcoming(campaign: Any, ledger: Ledger, now: datetime, days: int, limit: int
         if not accounts:
             continue
         tz = next((s.timezone for s in campaign.schedules if s.name == occ.schedule), None)
-        out.append({"at": occ.at.isoformat(), "local": occ.at.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z") if tz else None,
-                    "schedule": occ.schedule, "target": occ.target, "post": planned.post, "accounts": accounts})
+        out.append(
+            {
+                "at": occ.at.isoformat(),
+                "local": occ.at.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z") if tz else None,
+                "schedule": occ.schedule,
+                "target": occ.target,
+                "post": planned.post,
+                "accounts": accounts,
+            }
+        )
         if len(out) >= limit:
             break
     return out
 
 
-def collect(campaign: Any, ledger: Ledger, now: datetime, *, limit: int = 10, days: int = 14,
-            campaign_name: str | None = None) -> dict[str, Any]:
+def collect(
+    campaign: Any, ledger: Ledger, now: datetime, *, limit: int = 10, days: int = 14, campaign_name: str | None = None
+) -> dict[str, Any]:
     """Everything ``bot status`` shows, as plain data. ``campaign`` may be None when its files are invalid."""
     name = campaign.name if campaign is not None else campaign_name
     return {
@@ -81,30 +105,45 @@ def collect(campaign: Any, ledger: Ledger, now: datetime, *, limit: int = 10, da
 def render(data: dict[str, Any]) -> str:
     """The status as text for people on call."""
     c = data["counts"]
-    lines = [f"Campaign {data['campaign'] or '(all)'} at {_t(data['now'])}",
-             f"Published {c['published']}, skipped {c['skipped']}, failed {c['failed']}, "
-             f"in flight {c['claimed'] + c['retrying']}", "", "Recent publications:"]
-    lines += [f"  {_t(r['slot'])}  {r['post'] or '-':<24} {r['account']:<20} {r['url'] or ''}"
-              + ("  (manual)" if r["manual"] else "") for r in data["recent"]] or ["  none yet"]
+    lines = [
+        f"Campaign {data['campaign'] or '(all)'} at {_t(data['now'])}",
+        f"Published {c['published']}, skipped {c['skipped']}, failed {c['failed']}, "
+        f"in flight {c['claimed'] + c['retrying']}",
+        "",
+        "Recent publications:",
+    ]
+    lines += [
+        f"  {_t(r['slot'])}  {r['post'] or '-':<24} {r['account']:<20} {r['url'] or ''}"
+        + ("  (manual)" if r["manual"] else "")
+        for r in data["recent"]
+    ] or ["  none yet"]
     lines += ["", "Failures and skips:"]
-    lines += [f"  {_t(r['slot'])}  {r['post'] or r['target']:<24} {r['account']:<20} {r['state']}: {r['reason']}"
-              + (f"  ({r['error']})" if r["error"] else "") for r in data["failures"]] or ["  none"]
+    lines += [
+        f"  {_t(r['slot'])}  {r['post'] or r['target']:<24} {r['account']:<20} {r['state']}: {r['reason']}"
+        + (f"  ({r['error']})" if r["error"] else "")
+        for r in data["failures"]
+    ] or ["  none"]
     if data["in_flight"]:
         lines += ["", "In flight (claimed or waiting to retry):"]
-        lines += [f"  {_t(r['slot'])}  {r['post'] or '-':<24} {r['account']:<20} {r['state']}"
-                  + (f", next try {_t(r['next_attempt_at'])}" if r["next_attempt_at"] else "")
-                  for r in data["in_flight"]]
+        lines += [
+            f"  {_t(r['slot'])}  {r['post'] or '-':<24} {r['account']:<20} {r['state']}"
+            + (f", next try {_t(r['next_attempt_at'])}" if r["next_attempt_at"] else "")
+            for r in data["in_flight"]
+        ]
     lines += ["", "Next:"]
     if data["next"] is None:
         lines.append("  unknown: the campaign files have errors (run `bot check`)")
     else:
-        lines += [f"  {n['local'] or _t(n['at'])}  {n['post'] or '(queue empty)':<24} "
-                  f"{', '.join(n['accounts'])}  [{n['target']}]" for n in data["next"]] or ["  nothing scheduled"]
+        lines += [
+            f"  {n['local'] or _t(n['at'])}  {n['post'] or '(queue empty)':<24} "
+            f"{', '.join(n['accounts'])}  [{n['target']}]"
+            for n in data["next"]
+        ] or ["  nothing scheduled"]
     return "\n".join(lines)
 
 
 def _t(iso: str) -> str:
-    return datetime.fromisoformat(iso).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def main(args: argparse.Namespace, clock: Clock | None = None) -> int:

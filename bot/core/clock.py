@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -20,7 +20,7 @@ class SystemClock:
     """Wall-clock time."""
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
@@ -36,7 +36,7 @@ class FakeClock:
     def __init__(self, start: datetime) -> None:
         if start.tzinfo is None:
             raise ValueError("FakeClock needs a timezone-aware start")
-        self._now = start.astimezone(timezone.utc)
+        self._now = start.astimezone(UTC)
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
@@ -50,7 +50,7 @@ class FakeClock:
 
     def set(self, when: datetime) -> None:
         with self._lock:
-            self._now = when.astimezone(timezone.utc)
+            self._now = when.astimezone(UTC)
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
@@ -68,7 +68,7 @@ class CompressedClock:
             raise ValueError("CompressedClock needs a timezone-aware start")
         if speed <= 0:
             raise ValueError(f"speed must be positive, got: {speed}")
-        self.start = start.astimezone(timezone.utc)
+        self.start = start.astimezone(UTC)
         self.speed = speed
         self._t0 = time.monotonic()
 

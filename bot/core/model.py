@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -92,11 +91,24 @@ class Post:
     consent: Consent | None
     language: str | None
 
-    def __init__(self, *, id: str, text: str, path: Path | str | None = None, where: str | None = None,
-                 folder: str | None = None, file_name: str | None = None, queue: str | None = None,
-                 variants: dict[str, str] | None = None, media: list[Media] | None = None, link: str | None = None,
-                 video: Video | None = None, supporter: Supporter | None = None, consent: Consent | None = None,
-                 language: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        id: str,
+        text: str,
+        path: Path | str | None = None,
+        where: str | None = None,
+        folder: str | None = None,
+        file_name: str | None = None,
+        queue: str | None = None,
+        variants: dict[str, str] | None = None,
+        media: list[Media] | None = None,
+        link: str | None = None,
+        video: Video | None = None,
+        supporter: Supporter | None = None,
+        consent: Consent | None = None,
+        language: str | None = None,
+    ) -> None:
         put = object.__setattr__  # frozen: the only way in
         put(self, "id", id)
         put(self, "queue", queue)
@@ -135,9 +147,7 @@ class Post:
         """What an adapter publishes for this post on ``platform``."""
         video = None
         if self.video is not None:
-            video = VideoAttachment(
-                self.video.path, self.video.alt, self.video.captions_path, self.video.captions_lang
-            )
+            video = VideoAttachment(self.video.path, self.video.alt, self.video.captions_path, self.video.captions_lang)
         return Outgoing(
             key=key,
             text=self.text_for(platform),

@@ -31,7 +31,7 @@ def default_url(campaign_root: Path) -> str:
         # Hosts hand out postgres:// URLs; SQLAlchemy wants the dialect and our driver spelled out.
         for prefix in ("postgres://", "postgresql://"):
             if url.startswith(prefix):
-                return "postgresql+psycopg://" + url[len(prefix):]
+                return "postgresql+psycopg://" + url[len(prefix) :]
         return url
     state = campaign_root / "state"
     state.mkdir(parents=True, exist_ok=True)
@@ -74,7 +74,7 @@ def _ping_when_idle(engine: Engine) -> None:
             return
         try:
             engine.dialect.do_ping(dbapi_connection)
-        except Exception as exc:  # noqa: BLE001  (any failure: the pool drops it and connects anew)
+        except Exception as exc:
             raise sa.exc.DisconnectionError(f"idle connection is gone: {type(exc).__name__}") from exc
 
     event.listen(engine, "checkin", checked_in)

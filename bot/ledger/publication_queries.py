@@ -22,15 +22,19 @@ class PublicationQueries:
         """Rows waiting to be retried whose time has come, oldest first."""
         now = now or self.clock.now()
         c = pubs.publications.c
-        return self._rows(sa.select(pubs.publications).where(c.state == pubs.RETRYING, c.next_attempt_at <= now)
-                          .order_by(c.next_attempt_at))
+        return self._rows(
+            sa.select(pubs.publications)
+            .where(c.state == pubs.RETRYING, c.next_attempt_at <= now)
+            .order_by(c.next_attempt_at)
+        )
 
     def expired_claims(self, now: datetime | None = None) -> list[Row]:
         """Claims whose owner stopped renewing (a dead worker): ready to be taken over."""
         now = now or self.clock.now()
         c = pubs.publications.c
-        return self._rows(sa.select(pubs.publications).where(c.state == pubs.CLAIMED, c.lease_until <= now)
-                          .order_by(c.slot_at))
+        return self._rows(
+            sa.select(pubs.publications).where(c.state == pubs.CLAIMED, c.lease_until <= now).order_by(c.slot_at)
+        )
 
     def recent(self, limit: int = 20, campaign: str | None = None) -> list[Row]:
         """The latest publications that ended published, newest first."""
@@ -62,8 +66,11 @@ class PublicationQueries:
     def skip_reasons(self, campaign: str | None = None) -> dict[str, int]:
         """How many publications were skipped or failed, per ``state:reason``."""
         c = pubs.publications.c
-        query = (sa.select(c.state, c.reason, sa.func.count())
-                 .where(c.state.in_((pubs.SKIPPED, pubs.FAILED))).group_by(c.state, c.reason))
+        query = (
+            sa.select(c.state, c.reason, sa.func.count())
+            .where(c.state.in_((pubs.SKIPPED, pubs.FAILED)))
+            .group_by(c.state, c.reason)
+        )
         if campaign is not None:
             query = query.where(c.campaign == campaign)
         with self.engine.connect() as conn:
@@ -85,8 +92,9 @@ class PublicationQueries:
 
     def _latest(self, states: tuple[str, ...], limit: int, campaign: str | None) -> list[Row]:
         c = pubs.publications.c
-        query = (sa.select(pubs.publications).where(c.state.in_(states))
-                 .order_by(c.updated.desc(), c.id.desc()).limit(limit))
+        query = (
+            sa.select(pubs.publications).where(c.state.in_(states)).order_by(c.updated.desc(), c.id.desc()).limit(limit)
+        )
         if campaign is not None:
             query = query.where(c.campaign == campaign)
         return self._rows(query)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
@@ -25,10 +25,10 @@ class UTCDateTime(sa.TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError(f"ledger times must be timezone-aware, got: {value!r}")
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value, dialect):
-        return None if value is None else value.replace(tzinfo=timezone.utc)
+        return None if value is None else value.replace(tzinfo=UTC)
 
 
 CLAIMED, RETRYING, PUBLISHED, SKIPPED, FAILED = "claimed", "retrying", "published", "skipped", "failed"
@@ -94,7 +94,7 @@ class PublicationKey:
         if self.slot_at.tzinfo is None:
             raise ValueError(f"slot_at must be timezone-aware, got: {self.slot_at!r}")
         # Sub-second parts would make equal slots differ between databases.
-        object.__setattr__(self, "slot_at", self.slot_at.astimezone(timezone.utc).replace(microsecond=0))
+        object.__setattr__(self, "slot_at", self.slot_at.astimezone(UTC).replace(microsecond=0))
 
     @property
     def slot_iso(self) -> str:

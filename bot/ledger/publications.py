@@ -35,7 +35,6 @@ from bot.ledger.publication_schema import (
 )
 from bot.ledger.publications_sql import Statements, key_params
 
-
 T = TypeVar("T")
 
 REMEMBERED = 10_000  # attempts' start times kept in memory (a few hundred are open at once)
@@ -100,9 +99,18 @@ class Ledger(PublicationQueries):
         extra = dict(schedule=schedule, slot=slot, platform=platform, manual=manual)
         return self._write(lambda conn: self._claim_in(conn, key, owner, now, now + lease, post, choose, extra))
 
-    def claim_and_begin(self, key: PublicationKey, owner: str, lease: timedelta, *, post: str, schedule: str | None,
-                        slot: int | None, platform: str | None, manual: bool = False
-                        ) -> tuple[Row, int, bool] | None:
+    def claim_and_begin(
+        self,
+        key: PublicationKey,
+        owner: str,
+        lease: timedelta,
+        *,
+        post: str,
+        schedule: str | None,
+        slot: int | None,
+        platform: str | None,
+        manual: bool = False,
+    ) -> tuple[Row, int, bool] | None:
         """``claim`` of a fixed post and ``begin_attempt`` at once: (row as claimed, attempt, reconcile).
 
         For a caller that checked everything an attempt needs before claiming: one write before
@@ -112,9 +120,21 @@ class Ledger(PublicationQueries):
         """
         now = self.clock.now()
         sql = self._sql
-        params = dict(i_campaign=key.campaign, i_slot_at=key.slot_at, i_target=key.target, i_account=key.account,
-                      i_post=post, i_schedule=schedule, i_slot=slot, i_manual=manual, i_platform=platform,
-                      v_state=CLAIMED, v_owner=owner, v_until=now + lease, v_now=now)
+        params = dict(
+            i_campaign=key.campaign,
+            i_slot_at=key.slot_at,
+            i_target=key.target,
+            i_account=key.account,
+            i_post=post,
+            i_schedule=schedule,
+            i_slot=slot,
+            i_manual=manual,
+            i_platform=platform,
+            v_state=CLAIMED,
+            v_owner=owner,
+            v_until=now + lease,
+            v_now=now,
+        )
 
         def work(conn: Connection) -> tuple[Row, int, bool] | None:
             row = sql.claim_begin.first(conn, params)
@@ -131,8 +151,17 @@ class Ledger(PublicationQueries):
             self._remember(claimed[0].id, claimed[1], now)
         return claimed
 
-    def _claim_in(self, conn: Connection, key: PublicationKey, owner: str, now: datetime, until: datetime,
-                  post: str | None, choose: Chooser | None, extra: dict) -> Row | None:
+    def _claim_in(
+        self,
+        conn: Connection,
+        key: PublicationKey,
+        owner: str,
+        now: datetime,
+        until: datetime,
+        post: str | None,
+        choose: Chooser | None,
+        extra: dict,
+    ) -> Row | None:
         sql = self._sql
         if choose is not None and self._pg:
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext("pub:" + key.account))))
@@ -140,8 +169,17 @@ class Ledger(PublicationQueries):
         if existing is None:
             chosen = post if choose is None else choose(self._used(conn, key.account))
             values = dict(
-                campaign=key.campaign, slot_at=key.slot_at, target=key.target, account=key.account,
-                post=chosen, state=CLAIMED, owner=owner, lease_until=until, attempts=0, created=now, updated=now,
+                campaign=key.campaign,
+                slot_at=key.slot_at,
+                target=key.target,
+                account=key.account,
+                post=chosen,
+                state=CLAIMED,
+                owner=owner,
+                lease_until=until,
+                attempts=0,
+                created=now,
+                updated=now,
                 **extra,
             )
             row = conn.execute(sql.insert_claim, values).first()
@@ -153,11 +191,14 @@ class Ledger(PublicationQueries):
             return None
         return self._take_over(conn, key, owner, now, until, choose)
 
-    def _take_over(self, conn: Connection, key: PublicationKey, owner: str, now: datetime,
-                   until: datetime, choose: Chooser | None) -> Row | None:
+    def _take_over(
+        self, conn: Connection, key: PublicationKey, owner: str, now: datetime, until: datetime, choose: Chooser | None
+    ) -> Row | None:
         c = publications.c
-        row = conn.execute(self._sql.take_over, dict(key_params(key), k_now=now, v_state=CLAIMED, v_owner=owner,
-                                                      v_until=until, v_updated=now)).first()
+        row = conn.execute(
+            self._sql.take_over,
+            dict(key_params(key), k_now=now, v_state=CLAIMED, v_owner=owner, v_until=until, v_updated=now),
+        ).first()
         if row is not None and row.post is None and choose is not None:
             # The previous owner died before choosing (it claimed to record a skip): choose now.
             chosen = choose(self._used(conn, key.account))
@@ -169,8 +210,11 @@ class Ledger(PublicationQueries):
         """Extend ``owner``'s lease; False when the row is no longer ``owner``'s claim."""
         now = self.clock.now()
         c = publications.c
-        renew = (sa.update(publications).where(c.id == pub_id, c.owner == owner, c.state == CLAIMED)
-                 .values(lease_until=now + lease, updated=now))
+        renew = (
+            sa.update(publications)
+            .where(c.id == pub_id, c.owner == owner, c.state == CLAIMED)
+            .values(lease_until=now + lease, updated=now)
+        )
         return self._write(lambda conn: conn.execute(renew).rowcount == 1, each_atomic=True)
 
     # ---- attempts and outcomes ----
@@ -208,11 +252,19 @@ class Ledger(PublicationQueries):
         with self.engine.connect() as conn:
             return self._sql.uncertain_attempts.scalar(conn, {"k_id": pub_id}) > 0
 
-    def record_published(self, pub_id: int, remote_id: str, url: str, *, attempt: int | None = None,
-                         post: str | None = None) -> None:
+    def record_published(
+        self, pub_id: int, remote_id: str, url: str, *, attempt: int | None = None, post: str | None = None
+    ) -> None:
         """The platform holds the post: recorded whoever owns the row, because it is the truth."""
-        values = dict(state=PUBLISHED, remote_id=remote_id, url=url, reason=None, owner=None,
-                      lease_until=None, next_attempt_at=None)
+        values = dict(
+            state=PUBLISHED,
+            remote_id=remote_id,
+            url=url,
+            reason=None,
+            owner=None,
+            lease_until=None,
+            next_attempt_at=None,
+        )
         if post is not None:
             values["post"] = post
         self._finish(pub_id, values, attempt, "published", None, only_open=False)
@@ -221,23 +273,71 @@ class Ledger(PublicationQueries):
     # out) cannot overwrite the new owner's row; they return whether the row was theirs to record.
 
     def record_skipped(self, pub_id: int, reason: str, *, attempt: int | None = None, owner: str | None = None) -> bool:
-        return self._finish(pub_id, dict(state=SKIPPED, reason=reason, owner=None, lease_until=None,
-                                         next_attempt_at=None), attempt, "skipped", None, owner=owner)
+        return self._finish(
+            pub_id,
+            dict(state=SKIPPED, reason=reason, owner=None, lease_until=None, next_attempt_at=None),
+            attempt,
+            "skipped",
+            None,
+            owner=owner,
+        )
 
-    def record_failed(self, pub_id: int, reason: str, error: str | None, *, attempt: int | None = None,
-                      attempt_outcome: str = "failed", owner: str | None = None) -> bool:
-        return self._finish(pub_id, dict(state=FAILED, reason=reason, last_error=error, owner=None, lease_until=None,
-                                         next_attempt_at=None), attempt, attempt_outcome, error, owner=owner)
+    def record_failed(
+        self,
+        pub_id: int,
+        reason: str,
+        error: str | None,
+        *,
+        attempt: int | None = None,
+        attempt_outcome: str = "failed",
+        owner: str | None = None,
+    ) -> bool:
+        return self._finish(
+            pub_id,
+            dict(state=FAILED, reason=reason, last_error=error, owner=None, lease_until=None, next_attempt_at=None),
+            attempt,
+            attempt_outcome,
+            error,
+            owner=owner,
+        )
 
-    def record_retry(self, pub_id: int, next_attempt_at: datetime, error: str, *, attempt: int | None = None,
-                     uncertain: bool = False, owner: str | None = None) -> bool:
+    def record_retry(
+        self,
+        pub_id: int,
+        next_attempt_at: datetime,
+        error: str,
+        *,
+        attempt: int | None = None,
+        uncertain: bool = False,
+        owner: str | None = None,
+    ) -> bool:
         """Give the row back until ``next_attempt_at``; whoever claims it then (any worker) retries."""
-        return self._finish(pub_id, dict(state=RETRYING, next_attempt_at=next_attempt_at,
-                                         lease_until=next_attempt_at, owner=None, last_error=error), attempt,
-                            "uncertain" if uncertain else "retry", error, owner=owner)
+        return self._finish(
+            pub_id,
+            dict(
+                state=RETRYING,
+                next_attempt_at=next_attempt_at,
+                lease_until=next_attempt_at,
+                owner=None,
+                last_error=error,
+            ),
+            attempt,
+            "uncertain" if uncertain else "retry",
+            error,
+            owner=owner,
+        )
 
-    def _finish(self, pub_id: int, values: dict, attempt: int | None, outcome: str, error: str | None,
-                *, only_open: bool = True, owner: str | None = None) -> bool:
+    def _finish(
+        self,
+        pub_id: int,
+        values: dict,
+        attempt: int | None,
+        outcome: str,
+        error: str | None,
+        *,
+        only_open: bool = True,
+        owner: str | None = None,
+    ) -> bool:
         now = self.clock.now()
         sql = self._sql
         values = dict(values, updated=now)

@@ -31,14 +31,19 @@ def _upsert_insert(pg: bool) -> Any:
 class Statements:
     """Prepared Core statements over the ``publications`` and ``publication_attempts`` tables."""
 
-    def __init__(self, publications: sa.Table, attempts: sa.Table, open_states: tuple[str, ...], dialect: Dialect,
-                 time_type: Any) -> None:
+    def __init__(
+        self, publications: sa.Table, attempts: sa.Table, open_states: tuple[str, ...], dialect: Dialect, time_type: Any
+    ) -> None:
         c, a = publications.c, attempts.c
         pg = dialect.name == "postgresql"
         self._publications, self._open, self._dialect = publications, open_states, dialect
-        t = lambda name: bp(name, type_=time_type)  # noqa: E731
-        key = (c.campaign == bp("k_campaign"), c.slot_at == t("k_slot_at"), c.target == bp("k_target"),
-               c.account == bp("k_account"))
+        t = lambda name: bp(name, type_=time_type)
+        key = (
+            c.campaign == bp("k_campaign"),
+            c.slot_at == t("k_slot_at"),
+            c.target == bp("k_target"),
+            c.account == bp("k_account"),
+        )
         self.by_key = sa.select(publications).where(*key)
         insert = _upsert_insert(pg)
         self.insert_claim = insert(publications).on_conflict_do_nothing().returning(*publications.c)
@@ -46,33 +51,56 @@ class Statements:
         self.take_over = (
             sa.update(publications)
             .where(*key, is_open(c.state, open_states), c.lease_until <= t("k_now"))
-            .values(state=bp("v_state"), owner=bp("v_owner"), lease_until=t("v_until"), next_attempt_at=None,
-                    updated=t("v_updated"))
+            .values(
+                state=bp("v_state"),
+                owner=bp("v_owner"),
+                lease_until=t("v_until"),
+                next_attempt_at=None,
+                updated=t("v_updated"),
+            )
             .returning(*publications.c)
         )
         one = sa.literal_column("1", sa.Integer)
-        self.count_attempt = Driver(sa.update(publications).where(c.id == bp("k_id"))
-                                    .values(attempts=c.attempts + one, updated=t("v_updated")).returning(c.attempts),
-                                    dialect)
-        self.insert_attempt = Driver(sa.insert(attempts).inline().values(
-            publication_id=bp("k_id", type_=sa.Integer), n=bp("k_n", type_=sa.Integer),
-            owner=bp("v_owner", type_=sa.String), started=t("v_started")), dialect)
-        uncertain = (a.publication_id == bp("k_id", type_=sa.Integer),
-                     sa.or_(a.outcome.is_(None), a.outcome == sa.literal_column("'uncertain'")))
+        self.count_attempt = Driver(
+            sa.update(publications)
+            .where(c.id == bp("k_id"))
+            .values(attempts=c.attempts + one, updated=t("v_updated"))
+            .returning(c.attempts),
+            dialect,
+        )
+        self.insert_attempt = Driver(
+            sa.insert(attempts)
+            .inline()
+            .values(
+                publication_id=bp("k_id", type_=sa.Integer),
+                n=bp("k_n", type_=sa.Integer),
+                owner=bp("v_owner", type_=sa.String),
+                started=t("v_started"),
+            ),
+            dialect,
+        )
+        uncertain = (
+            a.publication_id == bp("k_id", type_=sa.Integer),
+            sa.or_(a.outcome.is_(None), a.outcome == sa.literal_column("'uncertain'")),
+        )
         self.uncertain_attempts = Driver(sa.select(sa.func.count()).where(*uncertain), dialect)
-        self.uncertain_before = Driver(sa.select(sa.func.count()).where(*uncertain, a.n < bp("k_n", type_=sa.Integer)),
-                                       dialect)
+        self.uncertain_before = Driver(
+            sa.select(sa.func.count()).where(*uncertain, a.n < bp("k_n", type_=sa.Integer)), dialect
+        )
         self.attempt_started = sa.select(a.started).where(a.publication_id == bp("k_id"), a.n == bp("k_n"))
-        self._end_attempt = (sa.update(attempts).where(a.publication_id == bp("k_id"), a.n == bp("k_n"))
-                             .values(ended=t("v_ended"), outcome=bp("v_outcome"), error=bp("v_error"),
-                                     duration_ms=bp("v_duration")))
+        self._end_attempt = (
+            sa.update(attempts)
+            .where(a.publication_id == bp("k_id"), a.n == bp("k_n"))
+            .values(ended=t("v_ended"), outcome=bp("v_outcome"), error=bp("v_error"), duration_ms=bp("v_duration"))
+        )
         self.end_attempt = Driver(self._end_attempt, dialect)
         self._pg = pg
         self._finish: dict[tuple[Any, ...], sa.Executable] = {}
 
     @staticmethod
-    def _claim_begin(insert: Any, publications: sa.Table, attempts: sa.Table, open_states: tuple[str, ...],
-                     pg: bool, t: Any) -> sa.Executable:
+    def _claim_begin(
+        insert: Any, publications: sa.Table, attempts: sa.Table, open_states: tuple[str, ...], pg: bool, t: Any
+    ) -> sa.Executable:
         """Claim a key (a new row, or a take-over of an open row whose lease ran out) counting one more attempt.
 
         One upsert instead of a look-up, an insert and an update: a fresh row is inserted with
@@ -86,28 +114,49 @@ class Statements:
         one = sa.literal_column("1", sa.Integer)
         # Each bound value once (``v_now`` is the creation, update and lease-check time): every bound
         # value costs type processing at every execution.
-        values = {name: bp("i_" + name, type_=c[name].type)
-                  for name in ("campaign", "slot_at", "target", "account", "post", "schedule", "slot", "manual",
-                               "platform")}
-        values.update(state=bp("v_state", type_=sa.String), owner=bp("v_owner", type_=sa.String),
-                      lease_until=t("v_until"), attempts=one, created=t("v_now"), updated=t("v_now"))
-        upsert = insert(publications).values(values).on_conflict_do_update(
-            index_elements=[c.campaign, c.slot_at, c.target, c.account],
-            set_=dict(state=values["state"], owner=values["owner"], lease_until=values["lease_until"],
-                      next_attempt_at=sa.null(), updated=values["updated"], attempts=c.attempts + one),
-            where=sa.and_(is_open(c.state, open_states), c.lease_until <= values["updated"]),
-        ).returning(*[(col - one).label("attempts") if col.name == "attempts" else col for col in publications.c])
+        values = {
+            name: bp("i_" + name, type_=c[name].type)
+            for name in ("campaign", "slot_at", "target", "account", "post", "schedule", "slot", "manual", "platform")
+        }
+        values.update(
+            state=bp("v_state", type_=sa.String),
+            owner=bp("v_owner", type_=sa.String),
+            lease_until=t("v_until"),
+            attempts=one,
+            created=t("v_now"),
+            updated=t("v_now"),
+        )
+        upsert = (
+            insert(publications)
+            .values(values)
+            .on_conflict_do_update(
+                index_elements=[c.campaign, c.slot_at, c.target, c.account],
+                set_=dict(
+                    state=values["state"],
+                    owner=values["owner"],
+                    lease_until=values["lease_until"],
+                    next_attempt_at=sa.null(),
+                    updated=values["updated"],
+                    attempts=c.attempts + one,
+                ),
+                where=sa.and_(is_open(c.state, open_states), c.lease_until <= values["updated"]),
+            )
+            .returning(*[(col - one).label("attempts") if col.name == "attempts" else col for col in publications.c])
+        )
         if not pg:
             return upsert
         claimed = upsert.cte("claimed")
-        began = sa.insert(attempts).from_select(
-            ["publication_id", "n", "owner", "started"],
-            sa.select(claimed.c.id, claimed.c.attempts + one, values["owner"], values["updated"]),
-        ).cte("began")
+        began = (
+            sa.insert(attempts)
+            .from_select(
+                ["publication_id", "n", "owner", "started"],
+                sa.select(claimed.c.id, claimed.c.attempts + one, values["owner"], values["updated"]),
+            )
+            .cte("began")
+        )
         return sa.select(claimed).add_cte(began)
 
-    def finish(self, columns: tuple[str, ...], only_open: bool, by_owner: bool, *, attempt: bool = False
-               ) -> Driver:
+    def finish(self, columns: tuple[str, ...], only_open: bool, by_owner: bool, *, attempt: bool = False) -> Driver:
         """UPDATE publications SET <columns> WHERE id = :k_id [AND open] [AND owner = :k_owner].
 
         ``attempt`` (PostgreSQL only): the same statement ends attempt ``:k_n`` as ``end_attempt``
@@ -123,8 +172,11 @@ class Statements:
             if by_owner:
                 where.append(c.owner == bp("k_owner"))
             table = self._publications
-            stmt = table.update().where(*where).values({name: bp(f"v_{name}", type_=table.c[name].type)
-                                                        for name in columns})
+            stmt = (
+                table.update()
+                .where(*where)
+                .values({name: bp(f"v_{name}", type_=table.c[name].type) for name in columns})
+            )
             if attempt:
                 if not self._pg:
                     raise ValueError("ending the attempt in the same statement needs PostgreSQL")

@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from bot.ledger.db import metadata
 from bot.core.values import Mention
+from bot.ledger.db import metadata
 
 cursors = sa.Table(
     "reshare_cursors",
@@ -75,7 +75,7 @@ RESERVED = ("pending", "resharing")  # count against caps before they happen
 def _utc(value: datetime | None) -> datetime | None:
     # SQLite hands datetimes back naive; everything stored is UTC.
     if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
     return value
 
 
@@ -121,8 +121,10 @@ class ReshareLedger:
         with self.engine.connect() as conn:
             return conn.execute(
                 sa.select(cursors.c.cursor).where(
-                    cursors.c.campaign == self.campaign, cursors.c.network == network,
-                    cursors.c.account == account, cursors.c.tags == tags,
+                    cursors.c.campaign == self.campaign,
+                    cursors.c.network == network,
+                    cursors.c.account == account,
+                    cursors.c.tags == tags,
                 )
             ).scalar_one_or_none()
 
@@ -134,14 +136,21 @@ class ReshareLedger:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(decisions.c.remote_id, decisions.c.scope).where(
-                    decisions.c.campaign == self.campaign, decisions.c.network == network,
-                    decisions.c.remote_id.in_(ids), decisions.c.scope.in_(list(scopes)),
+                    decisions.c.campaign == self.campaign,
+                    decisions.c.network == network,
+                    decisions.c.remote_id.in_(ids),
+                    decisions.c.scope.in_(list(scopes)),
                 )
             )
             return {(r.remote_id, r.scope) for r in rows}
 
-    def record(self, now: datetime, items: Sequence[NewDecision], cursor_key: tuple[str, str, str] | None = None,
-               cursor: str | None = None) -> list[int | None]:
+    def record(
+        self,
+        now: datetime,
+        items: Sequence[NewDecision],
+        cursor_key: tuple[str, str, str] | None = None,
+        cursor: str | None = None,
+    ) -> list[int | None]:
         """Insert decisions (a post already decided is left as it was: None) and move the cursor, atomically."""
         ids: list[int | None] = []
         with self.engine.begin() as conn:
@@ -154,10 +163,23 @@ class ReshareLedger:
     def _insert(self, conn: Connection, now: datetime, item: NewDecision) -> int | None:
         m = item.mention
         values = dict(
-            campaign=self.campaign, network=item.network, platform=item.platform, remote_id=m.remote_id,
-            scope=item.scope, account=item.account, author_id=m.author_id, author=m.author_handle,
-            url=m.url, text=m.text[:2000], decision=item.decision, status=item.status, reason=item.reason,
-            detail=item.detail, decided_at=now, attempts=0, mention=mention_to_json(m),
+            campaign=self.campaign,
+            network=item.network,
+            platform=item.platform,
+            remote_id=m.remote_id,
+            scope=item.scope,
+            account=item.account,
+            author_id=m.author_id,
+            author=m.author_handle,
+            url=m.url,
+            text=m.text[:2000],
+            decision=item.decision,
+            status=item.status,
+            reason=item.reason,
+            detail=item.detail,
+            decided_at=now,
+            attempts=0,
+            mention=mention_to_json(m),
             acted_at=now if item.status == "would_have" else None,
         )
         inserted = conn.execute(_insert_ignoring_conflict(conn, values).returning(decisions.c.id)).scalar_one_or_none()
@@ -165,17 +187,25 @@ class ReshareLedger:
 
     def _store_cursor(self, conn: Connection, now: datetime, key: tuple[str, str, str], value: str | None) -> None:
         network, account, tags = key
-        where = (cursors.c.campaign == self.campaign, cursors.c.network == network,
-                 cursors.c.account == account, cursors.c.tags == tags)
+        where = (
+            cursors.c.campaign == self.campaign,
+            cursors.c.network == network,
+            cursors.c.account == account,
+            cursors.c.tags == tags,
+        )
         updated = conn.execute(sa.update(cursors).where(*where).values(cursor=value, updated_at=now))
         if updated.rowcount == 0:
-            conn.execute(sa.insert(cursors).values(
-                campaign=self.campaign, network=network, account=account, tags=tags, cursor=value, updated_at=now))
+            conn.execute(
+                sa.insert(cursors).values(
+                    campaign=self.campaign, network=network, account=account, tags=tags, cursor=value, updated_at=now
+                )
+            )
 
     # ---- counts for the caps ----
 
-    def counts(self, account: str, now: datetime, acted: Sequence[str],
-               reserved: bool = True) -> tuple[int, int, datetime | None]:
+    def counts(
+        self, account: str, now: datetime, acted: Sequence[str], reserved: bool = True
+    ) -> tuple[int, int, datetime | None]:
         """(last hour, last 24 hours, last reshare time) for ``account``.
 
         With ``reserved``, reshares scheduled but not yet made count too, as if made now.
@@ -183,7 +213,8 @@ class ReshareLedger:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(decisions.c.status, decisions.c.acted_at).where(
-                    decisions.c.campaign == self.campaign, decisions.c.account == account,
+                    decisions.c.campaign == self.campaign,
+                    decisions.c.account == account,
                     sa.or_(
                         decisions.c.status.in_(RESERVED if reserved else ()),
                         sa.and_(decisions.c.status.in_(list(acted)), decisions.c.acted_at > now - timedelta(days=1)),
@@ -205,7 +236,8 @@ class ReshareLedger:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(decisions.c.status, decisions.c.acted_at, decisions.c.decided_at).where(
-                    decisions.c.campaign == self.campaign, decisions.c.account == account,
+                    decisions.c.campaign == self.campaign,
+                    decisions.c.account == account,
                     decisions.c.author_id == author_id,
                     decisions.c.status.in_(list(statuses)),
                 )
@@ -218,10 +250,13 @@ class ReshareLedger:
     def pending(self, account: str) -> list[Any]:
         with self.engine.connect() as conn:
             return conn.execute(
-                sa.select(decisions).where(
-                    decisions.c.campaign == self.campaign, decisions.c.account == account,
+                sa.select(decisions)
+                .where(
+                    decisions.c.campaign == self.campaign,
+                    decisions.c.account == account,
                     decisions.c.status == "pending",
-                ).order_by(decisions.c.decided_at, decisions.c.id)
+                )
+                .order_by(decisions.c.decided_at, decisions.c.id)
             ).all()
 
     def transition(self, row_id: int, frm: Sequence[str], **values: Any) -> bool:
@@ -239,8 +274,9 @@ class ReshareLedger:
                 sa.select(decisions).where(decisions.c.campaign == self.campaign, decisions.c.status == "resharing")
             ).all()
 
-    def rows(self, *, status: Sequence[str] | None = None, ids: Sequence[int] | None = None,
-             every_campaign: bool = False) -> list[Any]:
+    def rows(
+        self, *, status: Sequence[str] | None = None, ids: Sequence[int] | None = None, every_campaign: bool = False
+    ) -> list[Any]:
         """Decision rows by status or id (``every_campaign`` when the campaign files cannot be read)."""
         query = sa.select(decisions)
         if not every_campaign:
@@ -260,9 +296,9 @@ class ReshareLedger:
         expires = now + ttl
         with self.engine.begin() as conn:
             taken = conn.execute(
-                sa.update(leases).where(
-                    leases.c.name == name, sa.or_(leases.c.owner == owner, leases.c.expires_at < now)
-                ).values(owner=owner, expires_at=expires)
+                sa.update(leases)
+                .where(leases.c.name == name, sa.or_(leases.c.owner == owner, leases.c.expires_at < now))
+                .values(owner=owner, expires_at=expires)
             ).rowcount
             if taken:
                 return True
@@ -283,8 +319,10 @@ def _dialect_insert(conn: Connection):
 
 
 def _insert_ignoring_conflict(conn: Connection, values: dict[str, Any]):
-    return _dialect_insert(conn)(decisions).values(**values).on_conflict_do_nothing(
-        index_elements=["campaign", "network", "remote_id", "scope"]
+    return (
+        _dialect_insert(conn)(decisions)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["campaign", "network", "remote_id", "scope"])
     )
 
 

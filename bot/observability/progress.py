@@ -29,8 +29,9 @@ def _key(ctx: dict[str, Any]) -> tuple[Any, ...]:
 class LogProgress:
     """Logs ``upload_progressed`` at most once per ``every`` wall seconds per upload, plus its 100% line."""
 
-    def __init__(self, *, every: float = LOG_EVERY, min_bytes: int = MIN_BYTES,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, *, every: float = LOG_EVERY, min_bytes: int = MIN_BYTES, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         import structlog
 
         self.every = every
@@ -53,9 +54,17 @@ class LogProgress:
             self._last.move_to_end(key)
             while len(self._last) > _KEEP:
                 self._last.popitem(last=False)
-        self._log.info("upload_progressed", campaign=ctx.get("campaign"), post=ctx.get("post"),
-                       account=ctx.get("account"), platform=ctx.get("platform"), slot=ctx.get("slot"),
-                       sent=sent, total=total, percent=round(100 * sent / total, 1))
+        self._log.info(
+            "upload_progressed",
+            campaign=ctx.get("campaign"),
+            post=ctx.get("post"),
+            account=ctx.get("account"),
+            platform=ctx.get("platform"),
+            slot=ctx.get("slot"),
+            sent=sent,
+            total=total,
+            percent=round(100 * sent / total, 1),
+        )
 
 
 class TerminalProgress:
@@ -67,9 +76,16 @@ class TerminalProgress:
 
         self.min_bytes = min_bytes
         # redirect_stdout: log lines printed meanwhile go above the bars instead of through them.
-        self.bars = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                             console=console or Console(file=sys.stderr), transient=True, redirect_stdout=True,
-                             redirect_stderr=False)
+        self.bars = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=console or Console(file=sys.stderr),
+            transient=True,
+            redirect_stdout=True,
+            redirect_stderr=False,
+        )
         self._tasks: dict[tuple[Any, ...], Any] = {}
         self._lock = threading.Lock()
 
@@ -84,8 +100,7 @@ class TerminalProgress:
                     return
                 if not self._tasks:
                     self.bars.start()
-                task = self._tasks[key] = self.bars.add_task(
-                    f"{ctx.get('account')} {ctx.get('post')}", total=total)
+                task = self._tasks[key] = self.bars.add_task(f"{ctx.get('account')} {ctx.get('post')}", total=total)
             self.bars.update(task, completed=sent)
             if sent >= total:
                 self.bars.remove_task(self._tasks.pop(key))

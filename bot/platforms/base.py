@@ -14,29 +14,25 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from bot.core.values import (
-    AccountLike,
-    Identity,
-    ImageAttachment,
-    Limits,
-    Mention,
-    MentionPage,
-    Outgoing,
-    Progress,
-    Receipt,
-    VideoAttachment,
-)
 from bot.core.errors import (
     BotError,
     ContentRejected,
     LeaseLost,
     PlatformUnavailable,
     RateLimited,
+)
+from bot.core.values import (
+    AccountLike,
+    Identity,
+    Limits,
+    Mention,
+    MentionPage,
+    Outgoing,
+    Progress,
+    Receipt,
 )
 
 T = TypeVar("T")
@@ -103,9 +99,7 @@ class Platform(ABC):
         self.gate = RateGate(wall)
         import structlog  # here, not at the top: `bot check` reads Limits and must start fast
 
-        self.log = structlog.get_logger("bot.platform").bind(
-            account=account.id, platform=self.name
-        )
+        self.log = structlog.get_logger("bot.platform").bind(account=account.id, platform=self.name)
 
     # ---- offline checks (used by ``bot check`` and before every publish) ----
 
@@ -123,9 +117,7 @@ class Platform(ABC):
         """Refuse what the platform would refuse, before sending anything. Never cuts text."""
         length, limit = self.measure_text(out.text), self.max_text_for(self.account)
         if length > limit:
-            raise ContentRejected(
-                f"text is {length} characters as {self.name} counts them, limit is {limit}"
-            )
+            raise ContentRejected(f"text is {length} characters as {self.name} counts them, limit is {limit}")
         if len(out.images) > self.limits.max_images:
             raise ContentRejected(f"{len(out.images)} images, {self.name} takes {self.limits.max_images}")
         if out.images and out.video:

@@ -6,8 +6,8 @@ import os
 from collections.abc import Mapping
 
 from bot.core.errors import MissingSecret
-from bot.observability.logs import register_secret
 from bot.core.values import AccountLike
+from bot.observability.logs import register_secret
 
 
 def missing(account: AccountLike, environ: Mapping[str, str] | None = None) -> list[str]:
@@ -21,9 +21,7 @@ def resolve(account: AccountLike, environ: Mapping[str, str] | None = None) -> d
     environ = os.environ if environ is None else environ
     absent = missing(account, environ)
     if absent:
-        raise MissingSecret(
-            [f"account {account.id}: environment variable {var} is not set" for var in absent]
-        )
+        raise MissingSecret([f"account {account.id}: environment variable {var} is not set" for var in absent])
     values = {role: environ[var] for role, var in account.credentials.items()}
     for value in values.values():
         register_secret(value)

@@ -12,14 +12,16 @@ from bot.core.values import AccountLike
 from bot.platforms.base import Platform
 
 
-def build_adapter(account: AccountLike, *, timeout: float = 30.0, wall: Callable[[], float] = time.time,
-                  state_dir: Path | None = None) -> Platform:
+def build_adapter(
+    account: AccountLike, *, timeout: float = 30.0, wall: Callable[[], float] = time.time, state_dir: Path | None = None
+) -> Platform:
     """The account's adapter with its secrets from the environment (MissingSecret when one is unset)."""
     from bot.platforms import credentials as secrets
     from bot.platforms import platform_class
 
-    return platform_class(account.platform)(account, secrets.resolve(account), timeout=timeout, wall=wall,
-                                            state_dir=state_dir)
+    return platform_class(account.platform)(
+        account, secrets.resolve(account), timeout=timeout, wall=wall, state_dir=state_dir
+    )
 
 
 def _identity(account: AccountLike) -> tuple[Any, ...]:
@@ -30,13 +32,18 @@ def _identity(account: AccountLike) -> tuple[Any, ...]:
 class AdapterPool:
     """Builds each account's adapter once (sessions and rate-limit state live in it); thread-safe."""
 
-    def __init__(self, build: Callable[[AccountLike], Platform] | None = None, *, timeout: float = 30.0,
-                 wall: Callable[[], float] = time.time, state_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        build: Callable[[AccountLike], Platform] | None = None,
+        *,
+        timeout: float = 30.0,
+        wall: Callable[[], float] = time.time,
+        state_dir: Path | None = None,
+    ) -> None:
         # ``wall`` must be the time base of the platform's rate-limit reset epochs: real time, except
         # against a sandbox that runs on a test clock. ``state_dir`` is the campaign's ``state`` folder,
         # where adapters keep what must outlive the process (Bluesky sessions: logins are rate limited).
-        self._build = build or (lambda account: build_adapter(account, timeout=timeout, wall=wall,
-                                                              state_dir=state_dir))
+        self._build = build or (lambda account: build_adapter(account, timeout=timeout, wall=wall, state_dir=state_dir))
         self._adapters: dict[str, tuple[tuple[Any, ...], Platform]] = {}
         self._lock = threading.Lock()
         self.paused: dict[str, str] = {}  # account id -> why (shown by the worker and in logs)
@@ -86,4 +93,3 @@ def auth_message(account: AccountLike, detail: str) -> str:
         f"set valid values in the environment variables {names} and restart the worker; "
         f"this account's slots are paused until then"
     )
-

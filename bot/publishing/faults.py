@@ -32,7 +32,9 @@ class _ExitAfterPublish:
         with self._lock:
             die = self._rng.random() < self._probability
         if die:
-            sys.stdout.write(f'{{"event": "fault_injected", "fault": "exit_after_publish", "remote_id": "{receipt.remote_id}"}}\n')
+            sys.stdout.write(
+                f'{{"event": "fault_injected", "fault": "exit_after_publish", "remote_id": "{receipt.remote_id}"}}\n'
+            )
             sys.stdout.flush()
             os._exit(EXIT_CODE)
         return receipt

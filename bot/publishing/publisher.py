@@ -35,10 +35,19 @@ from typing import Any
 import structlog
 
 from bot.core.clock import Clock
-from bot.core.errors import (AuthFailed, ConfigError, ContentRejected, DuplicateContent, LeaseLost, NotFound,
-                        PermanentError, RetryableError, UncertainOutcome)
-from bot.ledger.publications import Ledger, PublicationKey
+from bot.core.errors import (
+    AuthFailed,
+    ConfigError,
+    ContentRejected,
+    DuplicateContent,
+    LeaseLost,
+    NotFound,
+    PermanentError,
+    RetryableError,
+    UncertainOutcome,
+)
 from bot.core.values import Receipt
+from bot.ledger.publications import Ledger, PublicationKey
 from bot.publishing.adapters import AdapterPool, auth_message
 from bot.publishing.results import Outcome, Result, RetryPolicy, SlotRef, manual_slot, target_parts
 
@@ -47,17 +56,30 @@ __all__ = ["AdapterPool", "Outcome", "Publisher", "Result", "RetryPolicy", "Slot
 log = structlog.get_logger("bot.publishing.publisher")
 
 FAILURE_REASONS: list[tuple[type[PermanentError], str]] = [
-    (AuthFailed, "auth"), (DuplicateContent, "duplicate"), (ContentRejected, "rejected"), (NotFound, "not_found"),
+    (AuthFailed, "auth"),
+    (DuplicateContent, "duplicate"),
+    (ContentRejected, "rejected"),
+    (NotFound, "not_found"),
 ]
 
 
 class Publisher:
     """Claims, publishes and records one (slot, account) at a time; safe to share between threads."""
 
-    def __init__(self, campaign: Any, ledger: Ledger, adapters: AdapterPool, clock: Clock, owner: str, *,
-                 retry: RetryPolicy | None = None, lease: timedelta = timedelta(minutes=10),
-                 stop: threading.Event | None = None, rng: random.Random | None = None,
-                 on_progress: Callable[[dict[str, Any], int, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        campaign: Any,
+        ledger: Ledger,
+        adapters: AdapterPool,
+        clock: Clock,
+        owner: str,
+        *,
+        retry: RetryPolicy | None = None,
+        lease: timedelta = timedelta(minutes=10),
+        stop: threading.Event | None = None,
+        rng: random.Random | None = None,
+        on_progress: Callable[[dict[str, Any], int, int], None] | None = None,
+    ) -> None:
         self.campaign = campaign
         self.ledger = ledger
         self.adapters = adapters
@@ -81,8 +103,17 @@ class Publisher:
         post, queue = target_parts(row.target)
         schedule = self._schedule(row.schedule)
         grace = schedule.grace if schedule is not None else timedelta(hours=1)
-        ref = SlotRef(at=row.slot_at, schedule=row.schedule, slot=row.slot, target=row.target, post=post,
-                      queue=queue, accounts=(row.account,), grace=grace, manual=bool(row.manual))
+        ref = SlotRef(
+            at=row.slot_at,
+            schedule=row.schedule,
+            slot=row.slot,
+            target=row.target,
+            post=post,
+            queue=queue,
+            accounts=(row.account,),
+            grace=grace,
+            manual=bool(row.manual),
+        )
         return self.fire(ref, row.account)
 
     def fire(self, occ: Any, account_id: str) -> Result:
@@ -92,27 +123,49 @@ class Publisher:
         campaign = self.campaign
         account = campaign.accounts.get(account_id)
         key = PublicationKey(campaign.name, occ.at, occ.target, account_id)
-        ctx = dict(campaign=campaign.name, account=account_id, platform=getattr(account, "platform", None),
-                   slot=key.slot_iso, target=occ.target)
+        ctx = dict(
+            campaign=campaign.name,
+            account=account_id,
+            platform=getattr(account, "platform", None),
+            slot=key.slot_iso,
+            target=occ.target,
+        )
         manual = bool(getattr(occ, "manual", False))
         skip = self._skip_reason(occ, account_id, manual)
         queue = getattr(occ, "queue", None)
         choose = None
         if queue and skip is None:
             order = list(campaign.queues.get(queue, []))
-            choose = lambda used: next((p for p in order if p not in used), None)  # noqa: E731
+            choose = lambda used: next((p for p in order if p not in used), None)
         ready = None if skip is not None or choose is not None else self._ready(account, occ.post, key)
         if ready is not None:
             # Everything the attempt needs is known: claim and record the attempt in one transaction.
-            claimed = self.ledger.claim_and_begin(key, self.owner, self.lease, post=occ.post, schedule=occ.schedule,
-                                                  slot=occ.slot, platform=ctx["platform"], manual=manual)
+            claimed = self.ledger.claim_and_begin(
+                key,
+                self.owner,
+                self.lease,
+                post=occ.post,
+                schedule=occ.schedule,
+                slot=occ.slot,
+                platform=ctx["platform"],
+                manual=manual,
+            )
             if claimed is None:
                 return Result(Outcome.not_mine)
             row, n, reconcile = claimed
             ctx["post"] = row.post
             return self._run(row, n, reconcile, *ready, account, occ, ctx)
-        row = self.ledger.claim(key, self.owner, self.lease, post=occ.post, choose=choose, schedule=occ.schedule,
-                                slot=occ.slot, platform=ctx["platform"], manual=manual)
+        row = self.ledger.claim(
+            key,
+            self.owner,
+            self.lease,
+            post=occ.post,
+            choose=choose,
+            schedule=occ.schedule,
+            slot=occ.slot,
+            platform=ctx["platform"],
+            manual=manual,
+        )
         if row is None:
             return Result(Outcome.not_mine)
         ctx["post"] = row.post
@@ -172,8 +225,9 @@ class Publisher:
         except Exception:  # noqa: BLE001  (the claim-first path records it with its reason)
             return None
 
-    def _run(self, row: Any, n: int, reconcile: bool, adapter: Any, out: Any, account: Any, occ: Any,
-             ctx: dict[str, Any]) -> Result:
+    def _run(
+        self, row: Any, n: int, reconcile: bool, adapter: Any, out: Any, account: Any, occ: Any, ctx: dict[str, Any]
+    ) -> Result:
         ctx["attempt"] = n
         started = time.monotonic()
         try:
@@ -236,51 +290,123 @@ class Publisher:
         if n >= self.retry.max_attempts or when > self.retry.deadline_for(row.slot_at, occ.grace):
             # After an uncertain last attempt the post may be live: "gave_up_uncertain" keeps a queue
             # from choosing it again (a duplicate is worse than a post staff re-send by hand).
-            return self._failed(row.id, n, "gave_up_uncertain" if uncertain else "gave_up", error, ctx,
-                                started=started, attempt_outcome="uncertain" if uncertain else "failed")
+            return self._failed(
+                row.id,
+                n,
+                "gave_up_uncertain" if uncertain else "gave_up",
+                error,
+                ctx,
+                started=started,
+                attempt_outcome="uncertain" if uncertain else "failed",
+            )
         self.ledger.record_retry(row.id, when, error, attempt=n, uncertain=uncertain, owner=self.owner)
-        _emit(log.warning, "publish_retried", ctx, outcome="retry_later", reason=type(err).__name__, error=error,
-              retry_at=when.isoformat(), retry_after=err.retry_after, duration_ms=_ms(started))
+        _emit(
+            log.warning,
+            "publish_retried",
+            ctx,
+            outcome="retry_later",
+            reason=type(err).__name__,
+            error=error,
+            retry_at=when.isoformat(),
+            retry_after=err.retry_after,
+            duration_ms=_ms(started),
+        )
         return Result(Outcome.retry_later, row.id, ctx["post"], type(err).__name__, retry_at=when)
 
     def _abandoned(self, pub_id: int, n: int, err: LeaseLost, ctx: dict[str, Any], started: float) -> Result:
         # The row is the new owner's now: only our attempt is closed (the owner guard leaves the row alone).
-        self.ledger.record_failed(pub_id, "lease_lost", str(err), attempt=n, attempt_outcome="abandoned",
-                                  owner=self.owner)
-        _emit(log.warning, "publish_abandoned", ctx, outcome="abandoned", reason="lease_lost", error=str(err),
-              duration_ms=_ms(started))
+        self.ledger.record_failed(
+            pub_id, "lease_lost", str(err), attempt=n, attempt_outcome="abandoned", owner=self.owner
+        )
+        _emit(
+            log.warning,
+            "publish_abandoned",
+            ctx,
+            outcome="abandoned",
+            reason="lease_lost",
+            error=str(err),
+            duration_ms=_ms(started),
+        )
         return Result(Outcome.not_mine, pub_id, ctx.get("post"), "lease_lost")
 
-    def _auth_failed(self, pub_id: int, n: int | None, account: Any, detail: str, ctx: dict[str, Any],
-                     *, started: float | None = None) -> Result:
+    def _auth_failed(
+        self,
+        pub_id: int,
+        n: int | None,
+        account: Any,
+        detail: str,
+        ctx: dict[str, Any],
+        *,
+        started: float | None = None,
+    ) -> Result:
         message = auth_message(account, detail)
         first = self.adapters.pause(account.id, message)
         return self._failed(pub_id, n, "auth", message, ctx, started=started, quiet=not first)
 
-    def _failed(self, pub_id: int, n: int | None, reason: str, error: str | None, ctx: dict[str, Any], *,
-                started: float | None = None, quiet: bool = False, attempt_outcome: str = "failed") -> Result:
-        self.ledger.record_failed(pub_id, reason, error, attempt=n, attempt_outcome=attempt_outcome,
-                                  owner=self.owner)
+    def _failed(
+        self,
+        pub_id: int,
+        n: int | None,
+        reason: str,
+        error: str | None,
+        ctx: dict[str, Any],
+        *,
+        started: float | None = None,
+        quiet: bool = False,
+        attempt_outcome: str = "failed",
+    ) -> Result:
+        self.ledger.record_failed(pub_id, reason, error, attempt=n, attempt_outcome=attempt_outcome, owner=self.owner)
         # An account's broken credentials are reported once at error level, not once per slot.
-        _emit(log.info if quiet else log.error, "publish_failed", ctx, outcome="failed", reason=reason,
-              error=error, duration_ms=_ms(started) if started else None)
+        _emit(
+            log.info if quiet else log.error,
+            "publish_failed",
+            ctx,
+            outcome="failed",
+            reason=reason,
+            error=error,
+            duration_ms=_ms(started) if started else None,
+        )
         return Result(Outcome.failed, pub_id, ctx.get("post"), reason)
 
     def _skipped(self, pub_id: int, reason: str, ctx: dict[str, Any]) -> Result:
         self.ledger.record_skipped(pub_id, reason, owner=self.owner)
-        _emit(log.warning if reason in ("missed", "post_missing") else log.info, "publish_skipped", ctx,
-              outcome="skipped", reason=reason)
+        _emit(
+            log.warning if reason in ("missed", "post_missing") else log.info,
+            "publish_skipped",
+            ctx,
+            outcome="skipped",
+            reason=reason,
+        )
         return Result(Outcome.skipped, pub_id, ctx.get("post"), reason)
 
     def _published(self, pub_id: int, n: int, receipt: Receipt, ctx: dict[str, Any], started: float) -> Result:
         self.ledger.record_published(pub_id, receipt.remote_id, receipt.url, attempt=n)
-        _emit(log.info, "post_published", ctx, outcome="published", remote_id=receipt.remote_id, url=receipt.url,
-              duration_ms=_ms(started))
+        _emit(
+            log.info,
+            "post_published",
+            ctx,
+            outcome="published",
+            remote_id=receipt.remote_id,
+            url=receipt.url,
+            duration_ms=_ms(started),
+        )
         return Result(Outcome.published, pub_id, ctx.get("post"), remote_id=receipt.remote_id, url=receipt.url)
 
 
-CANONICAL = ("campaign", "post", "account", "platform", "slot", "target", "attempt", "outcome", "remote_id", "url",
-             "duration_ms", "reason")
+CANONICAL = (
+    "campaign",
+    "post",
+    "account",
+    "platform",
+    "slot",
+    "target",
+    "attempt",
+    "outcome",
+    "remote_id",
+    "url",
+    "duration_ms",
+    "reason",
+)
 
 
 def _emit(method: Callable[..., Any], event: str, ctx: dict[str, Any], **fields: Any) -> None:
@@ -293,4 +419,3 @@ def _emit(method: Callable[..., Any], event: str, ctx: dict[str, Any], **fields:
 
 def _ms(started: float) -> int:
     return round((time.monotonic() - started) * 1000)
-

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 
 class Outcome(enum.Enum):
@@ -56,9 +56,17 @@ def target_parts(target: str) -> tuple[str | None, str | None]:
 
 def manual_slot(post: str, account: str, now: datetime) -> SlotRef:
     """A slot for ``bot publish``: now, to the second, targeting one post."""
-    at = now.astimezone(timezone.utc).replace(microsecond=0)
-    return SlotRef(at=at, schedule="manual", slot=None, target=f"post:{post}", post=post, queue=None,
-                   accounts=(account,), manual=True)
+    at = now.astimezone(UTC).replace(microsecond=0)
+    return SlotRef(
+        at=at,
+        schedule="manual",
+        slot=None,
+        target=f"post:{post}",
+        post=post,
+        queue=None,
+        accounts=(account,),
+        manual=True,
+    )
 
 
 @dataclass(frozen=True)

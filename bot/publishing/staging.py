@@ -23,8 +23,8 @@ from typing import Any
 import structlog
 
 from bot.core.errors import BotError
-from bot.schedule import occurrence_of
 from bot.ledger.publications import PublicationKey
+from bot.schedule import occurrence_of
 
 log = structlog.get_logger("bot.publishing.staging")
 
@@ -53,7 +53,7 @@ def lanes(publisher: Any, occ: Any) -> list[Callable[[], None]]:
     for members in groups.values():
         size = members[0][1].stage_group
         for start in range(0, len(members), size):
-            group = members[start:start + size]
+            group = members[start : start + size]
             found.append(lambda group=group: _stage(campaign, post, occ, group))
     return found
 
@@ -61,15 +61,21 @@ def lanes(publisher: Any, occ: Any) -> list[Callable[[], None]]:
 def _stage(campaign: Any, post: Any, occ: Any, group: list[tuple[Any, Any]]) -> None:
     (account, adapter), others = group[0], [a for _, a in group[1:]]
     key = PublicationKey(campaign.name, occ.at, occ.target, account.id)
-    context = dict(campaign=campaign.name, post=post.id, account=account.id, platform=account.platform,
-                   slot=key.slot_iso, accounts=len(group))
+    context = dict(
+        campaign=campaign.name,
+        post=post.id,
+        account=account.id,
+        platform=account.platform,
+        slot=key.slot_iso,
+        accounts=len(group),
+    )
     started = time.monotonic()
     try:
         staged = adapter.stage(post.outgoing(account.platform, key.token()), others)
     except BotError as err:
         log.warning("media_stage_failed", reason=type(err).__name__, error=str(err), **context)
         return
-    except Exception as exc:  # noqa: BLE001  (staging is an optimisation: never let it stop the worker)
+    except Exception as exc:
         log.exception("media_stage_failed", reason="internal_error", error=f"{type(exc).__name__}: {exc}", **context)
         return
     if staged:
@@ -85,8 +91,9 @@ def _post_with_media(campaign: Any, post_id: str | None) -> Any:
 class Stager:
     """Finds the slots due within ``ahead`` (``AHEAD``, or more under a fast clock) and hands their staging to the worker's pool, once per slot time."""
 
-    def __init__(self, publisher: Any, clock: Any, submit: Callable[[Callable[[], None]], None], *,
-                 every: float = EVERY) -> None:
+    def __init__(
+        self, publisher: Any, clock: Any, submit: Callable[[Callable[[], None]], None], *, every: float = EVERY
+    ) -> None:
         self.publisher = publisher
         self.clock = clock
         self.submit = submit

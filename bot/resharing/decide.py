@@ -14,10 +14,10 @@ from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from typing import Any
 
-from bot.ledger.reshares import NewDecision
 from bot.core.values import Mention
-from bot.resharing.policy import Context, decide, judge
+from bot.ledger.reshares import NewDecision
 from bot.resharing.feeds import Feed, fair_order, instance_of
+from bot.resharing.policy import Context, decide, judge
 
 
 class Deciding:
@@ -40,8 +40,14 @@ class Deciding:
 
     def _context(self, feed: Feed, account: str, now: datetime, **counts: Any) -> Context:
         own_ids, own_handles = self._own(feed.platform)
-        return Context(rules=self.rules, own_ids=own_ids, own_handles=own_handles,
-                       instance=instance_of(self.campaign.accounts[feed.reader]), now=now, **counts)
+        return Context(
+            rules=self.rules,
+            own_ids=own_ids,
+            own_handles=own_handles,
+            instance=instance_of(self.campaign.accounts[feed.reader]),
+            now=now,
+            **counts,
+        )
 
     def _own(self, platform: str) -> tuple[frozenset[str], tuple[str, ...]]:
         ids, handles = set(), []
@@ -68,8 +74,15 @@ class Deciding:
                 return None
         return self._identities.get(account_id)
 
-    def _decide(self, feed: Feed, mentions: list[Mention], now: datetime, outcome: Counter[str],
-                cursor_key: tuple[str, str, str] | None, cursor: str | None) -> None:
+    def _decide(
+        self,
+        feed: Feed,
+        mentions: list[Mention],
+        now: datetime,
+        outcome: Counter[str],
+        cursor_key: tuple[str, str, str] | None,
+        cursor: str | None,
+    ) -> None:
         unique = list({m.remote_id: m for m in mentions}.values())
         base = self._context(feed, feed.reader, now)  # may ask the platform who we are: before the locks
         with self._holding(feed.accounts):
@@ -77,8 +90,16 @@ class Deciding:
             # loop deciding for one account at once could otherwise both take its last slot.
             self._decide_locked(feed, unique, base, now, outcome, cursor_key, cursor)
 
-    def _decide_locked(self, feed: Feed, unique: list[Mention], base: Context, now: datetime,
-                       outcome: Counter[str], cursor_key: tuple[str, str, str] | None, cursor: str | None) -> None:
+    def _decide_locked(
+        self,
+        feed: Feed,
+        unique: list[Mention],
+        base: Context,
+        now: datetime,
+        outcome: Counter[str],
+        cursor_key: tuple[str, str, str] | None,
+        cursor: str | None,
+    ) -> None:
         rules = self.rules
         across = rules.across_accounts
         scopes = list(feed.accounts) if across else ["*"]
@@ -105,10 +126,12 @@ class Deciding:
                 state[account] = [hour, day]
             if (account, m.author_id) not in authors:
                 authors[(account, m.author_id)] = self.ledger.author_last(
-                    account, m.author_id, ["pending", "resharing", "queued", *acted])
+                    account, m.author_id, ["pending", "resharing", "queued", *acted]
+                )
             hour, day = state[account]
-            return self._context(feed, account, now, last_hour=hour, last_day=day,
-                                 author_last=authors[(account, m.author_id)])
+            return self._context(
+                feed, account, now, last_hour=hour, last_day=day, author_last=authors[(account, m.author_id)]
+            )
 
         for m, fresh in fair_order(candidates):
             for scope in fresh:
@@ -129,11 +152,21 @@ class Deciding:
 
     def _item(self, feed: Feed, scope: str, account: str, m: Mention, verdict: Any) -> NewDecision:
         status = {"skip": "skipped", "review": "queued", "allow": "pending"}[verdict.action]
-        return NewDecision(feed.network, feed.platform, scope, account, m, verdict.action, status,
-                           verdict.reason, verdict.detail)
+        return NewDecision(
+            feed.network, feed.platform, scope, account, m, verdict.action, status, verdict.reason, verdict.detail
+        )
 
     def _log_decision(self, item: NewDecision, row_id: int) -> None:
         event = {"skipped": "reshare_skipped", "queued": "reshare_queued", "pending": "reshare_scheduled"}[item.status]
         m = item.mention
-        self.log.info(event, platform=item.platform, account=item.account, remote_id=m.remote_id,
-                      author=m.author_handle, reason=item.reason, detail=item.detail, url=m.url, decision_id=row_id)
+        self.log.info(
+            event,
+            platform=item.platform,
+            account=item.account,
+            remote_id=m.remote_id,
+            author=m.author_handle,
+            reason=item.reason,
+            detail=item.detail,
+            url=m.url,
+            decision_id=row_id,
+        )

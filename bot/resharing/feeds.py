@@ -35,7 +35,7 @@ def instance_of(account: Any) -> str | None:
 class StreamState:
     """A feed's stream; kept by the feed that replaces it on reload, so the stream's threads see the new one."""
 
-    inbox: "queue.Queue[Mention]" = field(default_factory=queue.Queue)
+    inbox: queue.Queue[Mention] = field(default_factory=queue.Queue)
     on: bool = False  # a stream thread is running (connected or connecting)
     retry_at: datetime | None = None
     connected: threading.Event = field(default_factory=threading.Event)
@@ -56,7 +56,7 @@ class Feed:
     failing: bool = False  # reads refused for good (auth): reported once
 
     @property
-    def inbox(self) -> "queue.Queue[Mention]":
+    def inbox(self) -> queue.Queue[Mention]:
         return self.stream.inbox
 
     @property

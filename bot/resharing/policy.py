@@ -23,8 +23,23 @@ SKIP_KINDS = frozenset({"replies", "reshares", "own", "sensitive"})
 
 # Letters NFKD does not decompose, folded so "Łukašenka" and "LUKASENKA" are the same word.
 _FOLD = str.maketrans(
-    {"ł": "l", "Ł": "l", "đ": "d", "Đ": "d", "ø": "o", "Ø": "o", "ħ": "h", "ı": "i",
-     "æ": "ae", "Æ": "ae", "œ": "oe", "Œ": "oe", "þ": "th", "Þ": "th", "ŀ": "l"}
+    {
+        "ł": "l",
+        "Ł": "l",
+        "đ": "d",
+        "Đ": "d",
+        "ø": "o",
+        "Ø": "o",
+        "ħ": "h",
+        "ı": "i",
+        "æ": "ae",
+        "Æ": "ae",
+        "œ": "oe",
+        "Œ": "oe",
+        "þ": "th",
+        "Þ": "th",
+        "ŀ": "l",
+    }
 )
 _WORD = regex.compile(r"[\p{L}\p{N}]+")
 _CAMEL = regex.compile(r"(?<=\p{Ll})(?=\p{Lu})")
@@ -56,13 +71,13 @@ class Handle:
     domain: str | None
 
     @classmethod
-    def parse(cls, raw: str, instance: str | None = None) -> "Handle":
+    def parse(cls, raw: str, instance: str | None = None) -> Handle:
         """``instance`` qualifies a bare Mastodon handle (local accounts are shown without a domain)."""
         text = unicodedata.normalize("NFKC", raw).strip().lstrip("@").casefold()
         local, _, domain = text.partition("@")
         return cls(local, domain or instance)
 
-    def matches(self, entry: "Handle", *, loose: bool, instance: str | None = None) -> bool:
+    def matches(self, entry: Handle, *, loose: bool, instance: str | None = None) -> bool:
         """Whether this author is the one ``entry`` names.
 
         An entry without a domain names the local account (or, when ``loose``, the
@@ -91,7 +106,7 @@ class Rules:
     min_spacing: timedelta | None = None
 
     @classmethod
-    def from_policy(cls, policy: Any) -> "Rules":
+    def from_policy(cls, policy: Any) -> Rules:
         """From the campaign model's ``Policy`` (extra fields there are ignored)."""
         spacing = getattr(policy, "min_spacing", None)
         if spacing is not None and not isinstance(spacing, timedelta):

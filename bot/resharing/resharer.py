@@ -63,8 +63,13 @@ class Resharer:
             started = row.not_before if row.not_before.tzinfo else row.not_before.replace(tzinfo=now.tzinfo)
             if now - started < older_than:
                 continue
-            if self.ledger.transition(row.id, ["resharing"], status="failed", reason="uncertain_outcome",
-                                      error="the worker stopped during the reshare call; not retried"):
+            if self.ledger.transition(
+                row.id,
+                ["resharing"],
+                status="failed",
+                reason="uncertain_outcome",
+                error="the worker stopped during the reshare call; not retried",
+            ):
                 self._log("reshare_failed", row, reason="uncertain_outcome", level="error")
 
     def drain(self, account: str) -> str | None:
@@ -87,8 +92,9 @@ class Resharer:
             if row.not_before is not None and _aware(row.not_before, now) > now:
                 continue
             if now - _aware(row.decided_at, now) > STALE_AFTER:
-                if self.ledger.transition(row.id, ["pending"], status="skipped", reason="stale",
-                                          detail=f"still waiting after {STALE_AFTER}"):
+                if self.ledger.transition(
+                    row.id, ["pending"], status="skipped", reason="stale", detail=f"still waiting after {STALE_AFTER}"
+                ):
                     self._log("reshare_skipped", row, reason="stale")
                 continue
             author_last = self.ledger.author_last(account, row.author_id, acted)
@@ -98,8 +104,9 @@ class Resharer:
         return None
 
     def _reshare(self, row: Any, now: datetime) -> str | None:
-        if not self.ledger.transition(row.id, ["pending"], status="resharing", attempts=row.attempts + 1,
-                                      not_before=now):
+        if not self.ledger.transition(
+            row.id, ["pending"], status="resharing", attempts=row.attempts + 1, not_before=now
+        ):
             return None  # approved twice, or another worker took it
         if self.dry_run:
             self.ledger.transition(row.id, ["resharing"], status="would_have", acted_at=now)
@@ -124,27 +131,52 @@ class Resharer:
                 return self._failed(row, err)
             delay = timedelta(seconds=err.retry_after) if err.retry_after else BACKOFF * (row.attempts + 1)
             self.ledger.transition(row.id, ["resharing"], status="pending", not_before=now + delay, error=str(err))
-            self._log("reshare_deferred", row, reason=_snake(type(err).__name__), error=str(err),
-                      retry_in=delay.total_seconds(), level="warning")
+            self._log(
+                "reshare_deferred",
+                row,
+                reason=_snake(type(err).__name__),
+                error=str(err),
+                retry_in=delay.total_seconds(),
+                level="warning",
+            )
             return "deferred"
         except AuthFailed as err:
             # Every reshare of this account would fail the same way until staff fix the credentials:
             # keep the post waiting (it goes stale after a day) and say so once, not once per post.
-            self.ledger.transition(row.id, ["resharing"], status="pending", not_before=now + AUTH_PAUSE,
-                                   attempts=row.attempts, error=str(err))
+            self.ledger.transition(
+                row.id,
+                ["resharing"],
+                status="pending",
+                not_before=now + AUTH_PAUSE,
+                attempts=row.attempts,
+                error=str(err),
+            )
             first = row.account not in self._auth_reported
             self._auth_reported.add(row.account)
-            self._log("reshare_deferred", row, reason="auth_failed", error=str(err),
-                      retry_in=AUTH_PAUSE.total_seconds(), level="error" if first else "debug")
+            self._log(
+                "reshare_deferred",
+                row,
+                reason="auth_failed",
+                error=str(err),
+                retry_in=AUTH_PAUSE.total_seconds(),
+                level="error" if first else "debug",
+            )
             return "deferred"
         except PermanentError as err:
             return self._failed(row, err)
         self._auth_reported.discard(row.account)
         # The platform took it, so the row says done even if a recovery marked it failed meanwhile:
         # the ledger records what happened, and the post is never reshared again either way.
-        self.ledger.transition(row.id, ["resharing", "failed"], status="done", acted_at=self.clock.now(),
-                               reshare_id=receipt.remote_id, reshare_url=receipt.url, reason=row.reason,
-                               error=None)
+        self.ledger.transition(
+            row.id,
+            ["resharing", "failed"],
+            status="done",
+            acted_at=self.clock.now(),
+            reshare_id=receipt.remote_id,
+            reshare_url=receipt.url,
+            reason=row.reason,
+            error=None,
+        )
         self._log("reshare_done", row, reshare_url=receipt.url, reshare_id=receipt.remote_id)
         return "done"
 
@@ -155,8 +187,15 @@ class Resharer:
         return "failed"
 
     def _log(self, event: str, row: Any, *, level: str = "info", **extra: Any) -> None:
-        fields = dict(platform=row.platform, account=row.account, remote_id=row.remote_id, author=row.author,
-                      reason=row.reason, url=row.url, decision_id=row.id)
+        fields = dict(
+            platform=row.platform,
+            account=row.account,
+            remote_id=row.remote_id,
+            author=row.author,
+            reason=row.reason,
+            url=row.url,
+            decision_id=row.id,
+        )
         fields.update(extra)
         getattr(self.log, level)(event, **fields)
 

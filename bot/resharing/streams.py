@@ -36,7 +36,12 @@ class Streaming:
 
     def _ensure_stream(self, feed: Feed, now: datetime) -> None:
         adapter = self.adapters[feed.reader]
-        if self._stop.is_set() or feed.stream.on or not hasattr(adapter, "stream_mentions") or not getattr(adapter, "supports_streaming", False):
+        if (
+            self._stop.is_set()
+            or feed.stream.on
+            or not hasattr(adapter, "stream_mentions")
+            or not getattr(adapter, "supports_streaming", False)
+        ):
             return
         if self.campaign.accounts[feed.reader].options.get("streaming") is False:
             return
@@ -130,7 +135,7 @@ class Streaming:
             lane.join(max(deadline - time.monotonic(), 0.0))
 
 
-def _take_all(inbox: "queue.Queue[Mention]") -> list[Mention]:
+def _take_all(inbox: queue.Queue[Mention]) -> list[Mention]:
     got = []
     while True:
         try:

@@ -21,13 +21,13 @@ from sqlalchemy.engine import Engine
 
 from bot.core.clock import Clock, FakeClock
 from bot.core.errors import PermanentError, RetryableError
-from bot.ledger.reshares import ReshareLedger
 from bot.core.values import Mention
+from bot.ledger.reshares import ReshareLedger
 from bot.platforms.base import Platform
-from bot.resharing.policy import Rules
-from bot.resharing.resharer import Resharer
 from bot.resharing.decide import Deciding
 from bot.resharing.feeds import DEFAULT_INTERVALS, Feed, build_feeds, network_of
+from bot.resharing.policy import Rules
+from bot.resharing.resharer import Resharer
 from bot.resharing.streams import Streaming
 
 __all__ = ["DEFAULT_INTERVALS", "Tracker", "network_of", "start_tracking", "tracked_adapters"]
@@ -43,7 +43,9 @@ LANE_JOIN = 20.0  # real seconds a stopping tracker waits for reshares in flight
 class Tracker(Deciding, Streaming):
     """Polls (or streams) every tracked feed, records a decision per post, and reshares within caps."""
 
-    def __init__(self, campaign: Any, engine: Engine, adapters: Mapping[str, Platform], clock: Clock, owner: str) -> None:
+    def __init__(
+        self, campaign: Any, engine: Engine, adapters: Mapping[str, Platform], clock: Clock, owner: str
+    ) -> None:
         self.clock = clock
         self.owner = owner
         self.adapters = dict(adapters)
@@ -81,7 +83,9 @@ class Tracker(Deciding, Streaming):
                 prev = old.get((feed.network, feed.key))
                 if prev:
                     feed.next_at, feed.stream = prev.next_at, prev.stream
-            self.resharer = Resharer(self.ledger, self.adapters, self.clock, self.rules, self.log) if self.rules else None
+            self.resharer = (
+                Resharer(self.ledger, self.adapters, self.clock, self.rules, self.log) if self.rules else None
+            )
 
     # ---- the loop ----
 
@@ -235,8 +239,13 @@ class Tracker(Deciding, Streaming):
                 feed.failing = True
                 wait = max(wait, PERMANENT_PAUSE.total_seconds())
             feed.next_at = now + timedelta(seconds=wait)
-            level("mentions_fetch_failed", error=type(err).__name__, reason=str(err),
-                  reads=self.reads[feed.network], next_poll_in=wait)
+            level(
+                "mentions_fetch_failed",
+                error=type(err).__name__,
+                reason=str(err),
+                reads=self.reads[feed.network],
+                next_poll_in=wait,
+            )
             return
         feed.failing = False
         log.info("mentions_fetched", found=len(page.mentions), reads=self.reads[feed.network])
@@ -259,8 +268,14 @@ def tracked_adapters(campaign: Any, get_adapter: Callable[[Any], Platform]) -> d
     return out
 
 
-def start_tracking(campaign: Any, engine: Engine, get_adapter: Callable[[Any], Platform], clock: Clock,
-                   owner: str, stop: threading.Event) -> tuple[Tracker, threading.Thread] | None:
+def start_tracking(
+    campaign: Any,
+    engine: Engine,
+    get_adapter: Callable[[Any], Platform],
+    clock: Clock,
+    owner: str,
+    stop: threading.Event,
+) -> tuple[Tracker, threading.Thread] | None:
     """The worker's entry point: a Tracker running in a daemon thread, or None when nothing is tracked."""
     if campaign.reshare is None or not campaign.reshare.track:
         return None

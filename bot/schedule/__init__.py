@@ -6,12 +6,12 @@
 
 from bot.schedule.occurrences import (
     Occurrence,
+    OncePerWallTime,
     Planned,
     UsedPosts,
     crontab_trigger,
     expand,
     fire_times,
-    OncePerWallTime,
     occurrence_of,
     occurrences,
     repeated_wall_time,
@@ -20,6 +20,16 @@ from bot.schedule.occurrences import (
 )
 
 __all__ = [
-    "Occurrence", "Planned", "UsedPosts", "crontab_trigger", "expand", "fire_times", "OncePerWallTime", "occurrence_of", "occurrences", "repeated_wall_time",
-    "trigger_for", "window_bounds",
+    "Occurrence",
+    "Planned",
+    "UsedPosts",
+    "crontab_trigger",
+    "expand",
+    "fire_times",
+    "OncePerWallTime",
+    "occurrence_of",
+    "occurrences",
+    "repeated_wall_time",
+    "trigger_for",
+    "window_bounds",
 ]

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.base import BaseTrigger
@@ -85,8 +86,14 @@ def crontab_trigger(expr: str, tz: ZoneInfo, start: datetime | None = None, end:
         raise ValueError(f"got {len(fields)} fields, expected 5")
     minute, hour, day, month, dow = fields
     return CronTrigger(
-        minute=minute, hour=hour, day=day, month=month, day_of_week=crontab_days(dow),
-        start_date=start, end_date=end, timezone=tz,
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=crontab_days(dow),
+        start_date=start,
+        end_date=end,
+        timezone=tz,
     )
 
 
@@ -130,9 +137,9 @@ def repeated_wall_time(at: datetime, tz: Any) -> bool:
     """True for the second of two instants showing the same wall time (the hour repeated when clocks go back)."""
     naive = at.astimezone(tz).replace(tzinfo=None)
     # Compare in UTC: aware datetimes sharing a tzinfo compare by wall time and ignore ``fold``.
-    first = naive.replace(tzinfo=tz, fold=0).astimezone(timezone.utc)
-    second = naive.replace(tzinfo=tz, fold=1).astimezone(timezone.utc)
-    return first < second and at.astimezone(timezone.utc) == second
+    first = naive.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    second = naive.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    return first < second and at.astimezone(UTC) == second
 
 
 class OncePerWallTime(BaseTrigger):
@@ -158,8 +165,14 @@ class OncePerWallTime(BaseTrigger):
 def occurrence_of(schedule: Schedule, slot: Slot, at: datetime) -> Occurrence:
     """The occurrence of ``slot`` (of ``schedule``) that fires at ``at``."""
     return Occurrence(
-        at=at.astimezone(timezone.utc), schedule=schedule.name, slot=slot.index, target=slot.target,
-        post=slot.post, queue=slot.queue, accounts=tuple(slot.accounts), grace=schedule.grace,
+        at=at.astimezone(UTC),
+        schedule=schedule.name,
+        slot=slot.index,
+        target=slot.target,
+        post=slot.post,
+        queue=slot.queue,
+        accounts=tuple(slot.accounts),
+        grace=schedule.grace,
     )
 
 

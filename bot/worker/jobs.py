@@ -5,13 +5,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 from apscheduler.job import Job
 from apscheduler.schedulers.base import STATE_PAUSED, STATE_STOPPED, BaseScheduler
-from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -58,7 +57,7 @@ class ClockScheduler(BaseScheduler):
         self._clock = clock
         self._dispatch_run = dispatch
         self._event = threading.Event()
-        options.setdefault("timezone", timezone.utc)
+        options.setdefault("timezone", UTC)
         options.setdefault("job_defaults", {"misfire_grace_time": None, "coalesce": False, "max_instances": 1_000_000})
         super().__init__(**options)
 
@@ -79,25 +78,32 @@ class ClockScheduler(BaseScheduler):
         self._event.wait(wall)
         self._event.clear()
 
-    def add_timed(self, func: Callable[..., Any], trigger: Any, job_id: str, args: tuple = (), name: str | None = None) -> Job | None:
+    def add_timed(
+        self, func: Callable[..., Any], trigger: Any, job_id: str, args: tuple = (), name: str | None = None
+    ) -> Job | None:
         """Add (or replace) a job, its first run time computed by the Clock; ``None`` when the trigger never fires."""
         first = trigger.get_next_fire_time(None, self._clock.now())
         if first is None:
             return None
-        return self.add_job(_Timed(func), trigger, args=args, id=job_id, name=name or job_id, next_run_time=first, replace_existing=True)
+        return self.add_job(
+            _Timed(func), trigger, args=args, id=job_id, name=name or job_id, next_run_time=first, replace_existing=True
+        )
 
     def add_once(self, func: Callable[..., Any], when: datetime, job_id: str, args: tuple = ()) -> Job:
         """A one-shot job at ``when`` (already past means: at the next pass)."""
-        trigger = DateTrigger(run_date=when, timezone=timezone.utc)
-        return self.add_job(_Timed(func), trigger, args=args, id=job_id, name=job_id, next_run_time=when, replace_existing=True)
+        trigger = DateTrigger(run_date=when, timezone=UTC)
+        return self.add_job(
+            _Timed(func), trigger, args=args, id=job_id, name=job_id, next_run_time=when, replace_existing=True
+        )
 
     def add_every(self, func: Callable[..., Any], seconds: float, job_id: str) -> Job:
         """A job every ``seconds`` of clock time (IntervalTrigger would start from the wall clock otherwise)."""
         start = self._clock.now() + timedelta(seconds=seconds)
-        trigger = IntervalTrigger(seconds=seconds, start_date=start, timezone=timezone.utc)
+        trigger = IntervalTrigger(seconds=seconds, start_date=start, timezone=UTC)
         # Coalesced: after a clock jump one heartbeat (or sweep) is enough, not one per missed interval.
-        return self.add_job(_Timed(func), trigger, id=job_id, name=job_id, next_run_time=start, replace_existing=True,
-                            coalesce=True)
+        return self.add_job(
+            _Timed(func), trigger, id=job_id, name=job_id, next_run_time=start, replace_existing=True, coalesce=True
+        )
 
     def swap(self, remove: Iterable[str], add: Callable[[], None]) -> None:
         """Remove jobs and add others with no pass of the loop in between (reloads are atomic)."""

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.schedule.occurrences import repeated_wall_time
+
 LOOKBACK = timedelta(days=30)
 """How far back start-up looks for slots missed while the worker was down (older ones are not reported)."""
 
@@ -24,8 +25,9 @@ def missed(campaign: Any, ledger: Any, now: datetime, submit: Submit) -> tuple[i
     # Always look back a full grace: tasks queued but cancelled by a stop left no trace in the ledger.
     since = now - grace if last is None else min(last, now - grace)
     zones = {s.name: s.timezone for s in campaign.schedules}
-    due = [o for o in occurrences(campaign, since, now)
-           if o.at <= now and not repeated_wall_time(o.at, zones[o.schedule])]
+    due = [
+        o for o in occurrences(campaign, since, now) if o.at <= now and not repeated_wall_time(o.at, zones[o.schedule])
+    ]
     handed = 0
     for occurrence in due:
         for account in occurrence.accounts:
@@ -49,5 +51,14 @@ def slot_ref(row: Any, campaign: Any) -> Any:
 
     post, queue = target_parts(row.target)
     grace = next((s.grace for s in campaign.schedules if s.name == row.schedule), timedelta(hours=1))
-    return SlotRef(at=row.slot_at, schedule=row.schedule, slot=row.slot, target=row.target, post=post,
-                   queue=queue, accounts=(row.account,), grace=grace, manual=bool(row.manual))
+    return SlotRef(
+        at=row.slot_at,
+        schedule=row.schedule,
+        slot=row.slot,
+        target=row.target,
+        post=post,
+        queue=queue,
+        accounts=(row.account,),
+        grace=grace,
+        manual=bool(row.manual),
+    )

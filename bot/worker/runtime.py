@@ -14,31 +14,39 @@ import uuid
 import zlib
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from bot.publishing import faults
-from bot.worker import jobs as jobs_mod
-from bot.publishing import staging
-from bot.worker import recovery
 from bot.core.clock import Clock
 from bot.core.errors import ConfigError
-from bot.worker.jobs import ClockScheduler, SlotJob
 from bot.observability.progress import LogProgress
+from bot.publishing import faults, staging
+from bot.worker import jobs as jobs_mod
+from bot.worker import recovery
+from bot.worker.jobs import ClockScheduler, SlotJob
 
 log = structlog.get_logger()
-
 
 
 class Worker:
     """Jobs, fan-out, recovery, reload and warm stop; the CLI and tests drive it."""
 
-    def __init__(self, root: Path, *, clock: Clock, database_url: str, threads: int = 256,
-                 heartbeat: float = 60.0, sweep: float = 60.0, lease: float = 600.0,
-                 owner: str | None = None, on_progress: Callable[[dict, int, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        clock: Clock,
+        database_url: str,
+        threads: int = 256,
+        heartbeat: float = 60.0,
+        sweep: float = 60.0,
+        lease: float = 600.0,
+        owner: str | None = None,
+        on_progress: Callable[[dict, int, int], None] | None = None,
+    ) -> None:
         from bot.campaign import load
         from bot.ledger.db import open_engine
         from bot.ledger.publications import Ledger
@@ -61,14 +69,22 @@ class Worker:
         state_dir = root / "state"
         adapters = AdapterPool(faults.adapter_builder(state_dir), state_dir=state_dir)
         # Upload progress: bars when bot run is on a terminal, else upload_progressed log lines.
-        self.publisher = Publisher(self.campaign, self.ledger, adapters, clock,
-                                   self.owner, lease=lease_clock, stop=self.stopping,
-                                   on_progress=on_progress or LogProgress())
+        self.publisher = Publisher(
+            self.campaign,
+            self.ledger,
+            adapters,
+            clock,
+            self.owner,
+            lease=lease_clock,
+            stop=self.stopping,
+            on_progress=on_progress or LogProgress(),
+        )
         self.threads = threads
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="publish")
         # Like the heartbeat, at most one look per wall second under a fast demo clock.
-        self.stager = staging.Stager(self.publisher, clock, lambda lane: self._track(("stage", id(lane)), lane),
-                                     every=max(staging.EVERY, speed))
+        self.stager = staging.Stager(
+            self.publisher, clock, lambda lane: self._track(("stage", id(lane)), lane), every=max(staging.EVERY, speed)
+        )
         self.scheduler = ClockScheduler(clock, self._dispatch)
         self.slots: dict[str, SlotJob] = {}
         self._inflight: dict[Future, tuple] = {}
@@ -95,8 +111,14 @@ class Worker:
         self.resume_from_ledger()
         self.recover_missed()
         self.stage_upcoming()
-        log.info("worker_started", campaign=self.campaign.name, owner=self.owner, jobs=len(self.slots),
-                 now=self.clock.now().isoformat(), next_slot_at=_iso(self.scheduler.next_run_at(jobs_mod.SLOT_PREFIX)))
+        log.info(
+            "worker_started",
+            campaign=self.campaign.name,
+            owner=self.owner,
+            jobs=len(self.slots),
+            now=self.clock.now().isoformat(),
+            next_slot_at=_iso(self.scheduler.next_run_at(jobs_mod.SLOT_PREFIX)),
+        )
 
     def recover_missed(self) -> None:
         """Hand the Publisher every slot that fell due while no worker ran; it publishes or records ``missed``."""
@@ -118,8 +140,9 @@ class Worker:
         """Hashtag tracking and resharing (bot.resharing.tracker) in its own thread, when config/reshare.yaml asks for it."""
         from bot.resharing.tracker import start_tracking
 
-        started = start_tracking(self.campaign, self.ledger.engine, self.publisher.adapters.get, self.clock,
-                                 self.owner, self.stopping)
+        started = start_tracking(
+            self.campaign, self.ledger.engine, self.publisher.adapters.get, self.clock, self.owner, self.stopping
+        )
         if started is not None:
             self.tracker, self._tracking = started
 
@@ -197,7 +220,7 @@ class Worker:
         """Run one (slot, account) publication on the pool; a slow account never holds up the others."""
         if self.stopping.is_set():
             return
-        key = (occurrence.at.astimezone(timezone.utc).replace(microsecond=0), occurrence.target, account)
+        key = (occurrence.at.astimezone(UTC).replace(microsecond=0), occurrence.target, account)
         self._track(key, self._fire, occurrence, account)
 
     def _track(self, key: tuple, task: Callable[..., None], *args: Any) -> None:
@@ -219,8 +242,14 @@ class Worker:
     def _fire(self, occurrence: Any, account: str) -> None:
         from bot.publishing.results import Outcome
 
-        context = dict(campaign=self.campaign.name, schedule=occurrence.schedule, slot=occurrence.slot,
-                       slot_at=occurrence.at.isoformat(), target=occurrence.target, account=account)
+        context = dict(
+            campaign=self.campaign.name,
+            schedule=occurrence.schedule,
+            slot=occurrence.slot,
+            slot_at=occurrence.at.isoformat(),
+            target=occurrence.target,
+            account=account,
+        )
         try:
             result = self.publisher.fire(occurrence, account)
         except Exception as exc:  # noqa: BLE001  (one failing publication never stops the worker)
@@ -254,7 +283,9 @@ class Worker:
                 self._check_secrets(campaign)
                 new = jobs_mod.slot_jobs(campaign)
             except ConfigError as exc:
-                log.error("schedule_rejected", campaign=self.campaign.name, changed=changed or [], problems=exc.problems)
+                log.error(
+                    "schedule_rejected", campaign=self.campaign.name, changed=changed or [], problems=exc.problems
+                )
                 return False
             added, removed, changed_jobs = jobs_mod.diff(self.slots, new)
             self.campaign = campaign
@@ -266,8 +297,14 @@ class Worker:
                 self.tracker.reload(campaign, tracked_adapters(campaign, self.publisher.adapters.get))
             self._install(new, removed=[*removed, *changed_jobs])
             self.stage_upcoming()
-            log.info("schedule_reloaded", campaign=campaign.name, added=added, removed=removed,
-                     changed=changed_jobs, files=changed or [])
+            log.info(
+                "schedule_reloaded",
+                campaign=campaign.name,
+                added=added,
+                removed=removed,
+                changed=changed_jobs,
+                files=changed or [],
+            )
         # A slot added or moved to a time just past is handed over like one missed while down.
         self.recover_missed()
         return True
@@ -325,11 +362,16 @@ class Worker:
 
     def _heartbeat(self, run_time: datetime) -> None:
         counts = self.ledger.counts(self.campaign.name)
-        log.info("worker_heartbeat", campaign=self.campaign.name, now=self.clock.now().isoformat(),
-                 published=counts["published"],
-                 failed=counts["failed"], skipped=counts["skipped"],
-                 pending=counts["claimed"] + counts["retrying"] + len(self._inflight),
-                 next_slot_at=_iso(self.scheduler.next_run_at(jobs_mod.SLOT_PREFIX)))
+        log.info(
+            "worker_heartbeat",
+            campaign=self.campaign.name,
+            now=self.clock.now().isoformat(),
+            published=counts["published"],
+            failed=counts["failed"],
+            skipped=counts["skipped"],
+            pending=counts["claimed"] + counts["retrying"] + len(self._inflight),
+            next_slot_at=_iso(self.scheduler.next_run_at(jobs_mod.SLOT_PREFIX)),
+        )
 
     @staticmethod
     def _check_secrets(campaign: Any) -> None:
@@ -341,5 +383,4 @@ class Worker:
 
 
 def _iso(when: datetime | None) -> str | None:
-    return None if when is None else when.astimezone(timezone.utc).isoformat()
-
+    return None if when is None else when.astimezone(UTC).isoformat()

@@ -63,9 +63,21 @@ class BlueskyNetwork:
                 env |= {"DB_POSTGRES_URL": self._pg.plain_url, "REDIS_HOST": f"127.0.0.1:{redis_port}"}
                 self._node = self._spawn([*args, "--wait-go"], env)
                 self._redis = subprocess.Popen(
-                    ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
-                     "--save", "", "--appendonly", "no", "--loglevel", "warning"],
-                    stdout=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+                    [
+                        "redis-server",
+                        "--port",
+                        str(redis_port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--loglevel",
+                        "warning",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    preexec_fn=_die_with_parent,
                 )
                 self._pg.start()
                 self._await_redis(redis_port)
@@ -79,8 +91,15 @@ class BlueskyNetwork:
 
     @staticmethod
     def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-        return subprocess.Popen(args, cwd=NODE_DIR, env=env, text=True,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        return subprocess.Popen(
+            args,
+            cwd=NODE_DIR,
+            env=env,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
 
     @staticmethod
     def _await_redis(port: int, timeout: float = 10.0) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -27,14 +27,22 @@ SENSITIVE_LABEL = "graphic-media"
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class BlueskySandbox(Sandbox):
     platform = "bluesky"
 
-    def __init__(self, *, appview: bool = True, rate_limits: bool = False, blob_limit: int = 100 * 1024 * 1024,
-                 startup_timeout: float = 90.0, video_polls: int = 1, **base: Any) -> None:
+    def __init__(
+        self,
+        *,
+        appview: bool = True,
+        rate_limits: bool = False,
+        blob_limit: int = 100 * 1024 * 1024,
+        startup_timeout: float = 90.0,
+        video_polls: int = 1,
+        **base: Any,
+    ) -> None:
         """``base`` holds what every sandbox takes (latency, workdir)."""
         super().__init__(**base)
         self.appview = appview
@@ -55,14 +63,23 @@ class BlueskySandbox(Sandbox):
 
     def start(self) -> None:
         self.proxy.start()
-        self.network = BlueskyNetwork(appview=self.appview, rate_limits=self.rate_limits, blob_limit=self.blob_limit,
-                                      startup_timeout=self.startup_timeout)
+        self.network = BlueskyNetwork(
+            appview=self.appview,
+            rate_limits=self.rate_limits,
+            blob_limit=self.blob_limit,
+            startup_timeout=self.startup_timeout,
+        )
         try:
             self.info = self.network.start(public_url=self.proxy.url)
             self.proxy.upstream = self.info["pds"]
             pds_did = self.xrpc("GET", "com.atproto.server.describeServer")["did"]
-            self.video = VideoService(plc_url=self.info["plc"], pds_did=pds_did, max_bytes=self.blob_limit,
-                                      processing_polls=self.video_polls, latency=self.latency).start()
+            self.video = VideoService(
+                plc_url=self.info["plc"],
+                pds_did=pds_did,
+                max_bytes=self.blob_limit,
+                processing_polls=self.video_polls,
+                latency=self.latency,
+            ).start()
         except BaseException:
             self.stop()
             raise
@@ -88,11 +105,13 @@ class BlueskySandbox(Sandbox):
 
     # ---- XRPC helpers (direct to the PDS) ----
 
-    def xrpc(self, method: str, nsid: str, *, jwt: str | None = None, params: dict | None = None,
-             body: Any = None) -> dict[str, Any]:
+    def xrpc(
+        self, method: str, nsid: str, *, jwt: str | None = None, params: dict | None = None, body: Any = None
+    ) -> dict[str, Any]:
         headers = {"authorization": f"Bearer {jwt}"} if jwt else {}
-        response = self._http.request(method, f"{self.pds_url}/xrpc/{nsid}", params=params, json=body,
-                                      headers=headers, timeout=30)
+        response = self._http.request(
+            method, f"{self.pds_url}/xrpc/{nsid}", params=params, json=body, headers=headers, timeout=30
+        )
         if response.status_code >= 400:
             raise RuntimeError(f"{nsid} -> {response.status_code} {response.text[:300]}")
         return response.json() if response.content else {}
@@ -110,20 +129,34 @@ class BlueskySandbox(Sandbox):
                 handle = f"{base}-{n}.test"
             self._accounts[handle] = {}
         password = f"pw-{base}-{n}-sandbox"
-        created = self.xrpc("POST", "com.atproto.server.createAccount",
-                            body={"handle": handle, "email": f"{base}-{n}@example.com", "password": password})
+        created = self.xrpc(
+            "POST",
+            "com.atproto.server.createAccount",
+            body={"handle": handle, "email": f"{base}-{n}@example.com", "password": password},
+        )
         did, jwt = created["did"], created["accessJwt"]
         app = self.xrpc("POST", "com.atproto.server.createAppPassword", jwt=jwt, body={"name": "campaign-bot"})
-        self.xrpc("POST", "com.atproto.repo.putRecord", jwt=jwt, body={
-            "repo": did, "collection": "app.bsky.actor.profile", "rkey": "self",
-            "record": {"$type": "app.bsky.actor.profile", "displayName": display_name or name},
-        })
+        self.xrpc(
+            "POST",
+            "com.atproto.repo.putRecord",
+            jwt=jwt,
+            body={
+                "repo": did,
+                "collection": "app.bsky.actor.profile",
+                "rkey": "self",
+                "record": {"$type": "app.bsky.actor.profile", "displayName": display_name or name},
+            },
+        )
         with self._lock:
             self._accounts[handle] = {"did": did, "jwt": jwt}
             self._handles[did] = handle
         env_name = "BLUESKY_" + re.sub(r"[^A-Z0-9]+", "_", handle.removesuffix(".test").upper()) + "_APP_PASSWORD"
-        entry = {"platform": "bluesky", "base_url": self.base_url, "handle": handle,
-                 "credentials": {"app_password": env_name}}
+        entry = {
+            "platform": "bluesky",
+            "base_url": self.base_url,
+            "handle": handle,
+            "credentials": {"app_password": env_name},
+        }
         if self.video is not None:
             entry["options"] = {"video_service": self.video.url}
         return SandboxAccount(id=name, handle=handle, entry=entry, env={env_name: app["password"]})
@@ -133,19 +166,28 @@ class BlueskySandbox(Sandbox):
 
     def _strong_ref(self, uri: str) -> dict[str, str]:
         repo, collection, rkey = uri.removeprefix("at://").split("/")
-        got = self.xrpc("GET", "com.atproto.repo.getRecord", params={"repo": repo, "collection": collection, "rkey": rkey})
+        got = self.xrpc(
+            "GET", "com.atproto.repo.getRecord", params={"repo": repo, "collection": collection, "rkey": rkey}
+        )
         return {"uri": got["uri"], "cid": got["cid"], "record": got["value"]}
 
     def _post_as(self, account: SandboxAccount, draft: Draft) -> str:
         me = self._accounts[account.handle]
         if draft.reshare_of:
             ref = self._strong_ref(draft.reshare_of)
-            record: dict[str, Any] = {"$type": "app.bsky.feed.repost", "subject": {"uri": ref["uri"], "cid": ref["cid"]},
-                                      "createdAt": _now()}
+            record: dict[str, Any] = {
+                "$type": "app.bsky.feed.repost",
+                "subject": {"uri": ref["uri"], "cid": ref["cid"]},
+                "createdAt": _now(),
+            }
             collection = "app.bsky.feed.repost"
         else:
-            record = {"$type": "app.bsky.feed.post", "text": draft.text, "createdAt": _now(),
-                      "facets": build_facets(draft.text, self._resolve_handle)}
+            record = {
+                "$type": "app.bsky.feed.post",
+                "text": draft.text,
+                "createdAt": _now(),
+                "facets": build_facets(draft.text, self._resolve_handle),
+            }
             if draft.reply_to:
                 parent = self._strong_ref(draft.reply_to)
                 root = parent["record"].get("reply", {}).get("root") or {"uri": parent["uri"], "cid": parent["cid"]}
@@ -154,8 +196,12 @@ class BlueskySandbox(Sandbox):
             if draft.sensitive or draft.spoiler_text:
                 record["labels"] = {"$type": "com.atproto.label.defs#selfLabels", "values": [{"val": SENSITIVE_LABEL}]}
             collection = "app.bsky.feed.post"
-        made = self.xrpc("POST", "com.atproto.repo.createRecord", jwt=me["jwt"],
-                         body={"repo": me["did"], "collection": collection, "record": record})
+        made = self.xrpc(
+            "POST",
+            "com.atproto.repo.createRecord",
+            jwt=me["jwt"],
+            body={"repo": me["did"], "collection": collection, "record": record},
+        )
         return made["uri"]
 
     def _resolve_handle(self, handle: str) -> str | None:
@@ -173,8 +219,11 @@ class BlueskySandbox(Sandbox):
         """Every record of ``collection`` in ``did``'s repository, as the PDS holds it."""
         out, cursor = [], None
         while True:
-            page = self.xrpc("GET", "com.atproto.repo.listRecords",
-                             params={"repo": did, "collection": collection, "limit": 100, "cursor": cursor})
+            page = self.xrpc(
+                "GET",
+                "com.atproto.repo.listRecords",
+                params={"repo": did, "collection": collection, "limit": 100, "cursor": cursor},
+            )
             out.extend(page.get("records", []))
             cursor = page.get("cursor")
             if not cursor or not page.get("records"):
@@ -184,16 +233,27 @@ class BlueskySandbox(Sandbox):
         if account is not None:
             dids = [self.did_of(account)]
         else:
-            dids = [repo["did"] for repo in self.xrpc("GET", "com.atproto.sync.listRepos", params={"limit": 1000})["repos"]]
+            dids = [
+                repo["did"] for repo in self.xrpc("GET", "com.atproto.sync.listRepos", params={"limit": 1000})["repos"]
+            ]
         found: list[tuple[str, ServerPost]] = []
         for did in dids:
             handle = self._handle(did)
             for rec in self.records(did, "app.bsky.feed.post"):
                 found.append((rec["value"].get("createdAt", ""), self._server_post(did, handle, rec)))
             for rec in self.records(did, "app.bsky.feed.repost"):
-                found.append((rec["value"].get("createdAt", ""), ServerPost(
-                    remote_id=rec["uri"], author=handle, text="", url=post_url(handle, rec["uri"]),
-                    reshare_of=rec["value"]["subject"]["uri"])))
+                found.append(
+                    (
+                        rec["value"].get("createdAt", ""),
+                        ServerPost(
+                            remote_id=rec["uri"],
+                            author=handle,
+                            text="",
+                            url=post_url(handle, rec["uri"]),
+                            reshare_of=rec["value"]["subject"]["uri"],
+                        ),
+                    )
+                )
         return [post for _, post in sorted(found, key=lambda item: item[0])]
 
     def _server_post(self, did: str, handle: str, rec: dict[str, Any]) -> ServerPost:
@@ -201,21 +261,41 @@ class BlueskySandbox(Sandbox):
         embed = value.get("embed") or {}
         media: list[dict[str, Any]] = []
         for image in embed.get("images", []):
-            media.append({"kind": "image", "alt": image.get("alt", ""), "bytes": image["image"]["size"],
-                          "mime": image["image"]["mimeType"], "aspect_ratio": image.get("aspectRatio")})
+            media.append(
+                {
+                    "kind": "image",
+                    "alt": image.get("alt", ""),
+                    "bytes": image["image"]["size"],
+                    "mime": image["image"]["mimeType"],
+                    "aspect_ratio": image.get("aspectRatio"),
+                }
+            )
         if embed.get("$type") == "app.bsky.embed.video":
-            media.append({"kind": "video", "alt": embed.get("alt", ""), "bytes": embed["video"]["size"],
-                          "mime": embed["video"]["mimeType"],
-                          "captions": [{"lang": c["lang"], "bytes": c["file"]["size"]} for c in embed.get("captions", [])]})
+            media.append(
+                {
+                    "kind": "video",
+                    "alt": embed.get("alt", ""),
+                    "bytes": embed["video"]["size"],
+                    "mime": embed["video"]["mimeType"],
+                    "captions": [{"lang": c["lang"], "bytes": c["file"]["size"]} for c in embed.get("captions", [])],
+                }
+            )
         labels = (value.get("labels") or {}).get("values") or []
         return ServerPost(
-            remote_id=rec["uri"], author=handle, text=value.get("text", ""), url=post_url(handle, rec["uri"]),
-            media=media, reply_to=(value.get("reply") or {}).get("parent", {}).get("uri"), sensitive=bool(labels),
+            remote_id=rec["uri"],
+            author=handle,
+            text=value.get("text", ""),
+            url=post_url(handle, rec["uri"]),
+            media=media,
+            reply_to=(value.get("reply") or {}).get("parent", {}).get("uri"),
+            sensitive=bool(labels),
         )
 
     # ---- faults, request log, indexing ----
 
-    def fail_next(self, fault: str, *, count: int = 1, retry_after: float | None = None, path: str | None = None) -> None:
+    def fail_next(
+        self, fault: str, *, count: int = 1, retry_after: float | None = None, path: str | None = None
+    ) -> None:
         """Faults for ``app.bsky.video.*`` paths go to the video service, the rest to the PDS's proxy."""
         if path and "app.bsky.video" in path and self.video is not None:
             self.video.fail_next(fault, count=count, retry_after=retry_after, path=path)

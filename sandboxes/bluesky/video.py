@@ -33,14 +33,24 @@ FAULT_ANSWERS = {
 class VideoService:
     """The fake video service. ``pds_did`` is the audience upload tokens must name."""
 
-    def __init__(self, *, plc_url: str, pds_did: str, max_bytes: int = 100 * MB, processing_polls: int = 1,
-                 daily_videos: int = 25, daily_bytes: int = 10 * 1024 * MB, latency: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        plc_url: str,
+        pds_did: str,
+        max_bytes: int = 100 * MB,
+        processing_polls: int = 1,
+        daily_videos: int = 25,
+        daily_bytes: int = 10 * 1024 * MB,
+        latency: float = 0.0,
+    ) -> None:
         self.pds_did = pds_did
         self.latency = latency  # seconds added to every answer, like the sandbox's proxy in front of the PDS
         self.max_bytes = max_bytes
         self.tokens = Tokens(plc_url)
-        self.jobs = Jobs(self.tokens, processing_polls=processing_polls, daily_videos=daily_videos,
-                         daily_bytes=daily_bytes)
+        self.jobs = Jobs(
+            self.tokens, processing_polls=processing_polls, daily_videos=daily_videos, daily_bytes=daily_bytes
+        )
         self.faults = FaultQueue()  # answered instead of the request
         self.rejections = FaultQueue()  # "rejected": the next upload's job fails, as a bad video's would
         self._log: list[dict[str, Any]] = []
@@ -49,7 +59,7 @@ class VideoService:
 
     # ---- life cycle ----
 
-    def start(self) -> "VideoService":
+    def start(self) -> VideoService:
         self._server = serve_loopback(_handler_for(self), "bluesky-video")
         return self
 
@@ -75,7 +85,9 @@ class VideoService:
         """How many ``getJobStatus`` answers say ENCODING before the one that says COMPLETED."""
         self.jobs.processing_polls = polls
 
-    def fail_next(self, fault: str, *, count: int = 1, retry_after: float | None = None, path: str | None = None) -> None:
+    def fail_next(
+        self, fault: str, *, count: int = 1, retry_after: float | None = None, path: str | None = None
+    ) -> None:
         if fault not in (*FAULT_ANSWERS, "rejected"):
             raise ValueError(f"the video service cannot inject {fault!r}")
         queue = self.rejections if fault == "rejected" else self.faults
@@ -91,7 +103,9 @@ class VideoService:
 
     # ---- XRPC methods: (status, headers, body) ----
 
-    def handle(self, method: str, path: str, query: dict[str, str], headers: Any, body: bytes) -> tuple[int, dict, dict]:
+    def handle(
+        self, method: str, path: str, query: dict[str, str], headers: Any, body: bytes
+    ) -> tuple[int, dict, dict]:
         fault = self.faults.take(path)
         if fault is not None:
             status, extra, payload = self._fault_answer(fault)
@@ -125,8 +139,12 @@ class VideoService:
         return 200, self._budget_headers(did), job.status()
 
     def _budget_headers(self, did: str) -> dict[str, str]:
-        return {"ratelimit-limit": str(self.jobs.daily_videos), "ratelimit-remaining": str(self.jobs.remaining(did)),
-                "ratelimit-reset": str(int(time.time()) + DAY), "ratelimit-policy": f"{self.jobs.daily_videos};w={DAY}"}
+        return {
+            "ratelimit-limit": str(self.jobs.daily_videos),
+            "ratelimit-remaining": str(self.jobs.remaining(did)),
+            "ratelimit-reset": str(int(time.time()) + DAY),
+            "ratelimit-policy": f"{self.jobs.daily_videos};w={DAY}",
+        }
 
     @staticmethod
     def _fault_answer(fault: Fault) -> tuple[int, dict, dict]:
@@ -134,16 +152,28 @@ class VideoService:
         headers: dict[str, str] = {}
         wait = fault.retry_after if fault.retry_after is not None else 60
         if fault.kind == "rate_limited":
-            headers = {"ratelimit-limit": "25", "ratelimit-remaining": "0",
-                       "ratelimit-reset": str(int(time.time() + wait)), "ratelimit-policy": f"25;w={DAY}"}
+            headers = {
+                "ratelimit-limit": "25",
+                "ratelimit-remaining": "0",
+                "ratelimit-reset": str(int(time.time() + wait)),
+                "ratelimit-policy": f"25;w={DAY}",
+            }
         elif fault.kind == "unavailable" and fault.retry_after is not None:
             headers = {"retry-after": str(int(wait))}
         return status, headers, {"error": error, "message": message}
 
     def _record(self, method: str, parts: Any, status: int, size: int, fault: str | None) -> None:
         with self._lock:
-            self._log.append({"method": method, "path": parts.path, "query": parts.query, "status": status,
-                              "bytes": size, "fault": fault})
+            self._log.append(
+                {
+                    "method": method,
+                    "path": parts.path,
+                    "query": parts.query,
+                    "status": status,
+                    "bytes": size,
+                    "fault": fault,
+                }
+            )
 
 
 def _handler_for(service: VideoService) -> type[BaseHTTPRequestHandler]:
@@ -153,7 +183,7 @@ def _handler_for(service: VideoService) -> type[BaseHTTPRequestHandler]:
         # client's delayed ACK (40 ms on Linux) before the body. Real APIs answer at once.
         disable_nagle_algorithm = True
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - no access log on stderr
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
         def _any(self) -> None:

@@ -122,8 +122,11 @@ class Jobs:
         with self._lock:
             videos, size = self._used.get(did, (0, 0))
         left_videos, left_bytes = max(self.daily_videos - videos, 0), max(self.daily_bytes - size, 0)
-        out: dict[str, Any] = {"canUpload": left_videos > 0 and left_bytes > 0,
-                               "remainingDailyVideos": left_videos, "remainingDailyBytes": left_bytes}
+        out: dict[str, Any] = {
+            "canUpload": left_videos > 0 and left_bytes > 0,
+            "remainingDailyVideos": left_videos,
+            "remainingDailyBytes": left_bytes,
+        }
         if not out["canUpload"]:
             out |= {"error": "daily_limit", "message": "You have reached your daily limit for video uploads"}
         return out
@@ -144,8 +147,9 @@ class Jobs:
             if videos >= self.daily_videos or size + len(data) > self.daily_bytes:
                 raise Refused(429, "RateLimitExceeded", "daily video upload limit reached")
             self._used[did] = (videos + 1, size + len(data))
-            job = Job(id=secrets.token_hex(10), did=did, digest=digest, size=len(data), token=token,
-                      data=data, fail=problem)
+            job = Job(
+                id=secrets.token_hex(10), did=did, digest=digest, size=len(data), token=token, data=data, fail=problem
+            )
             self._jobs[job.id] = job
             self._by_content[(did, digest)] = job.id
         return job, False
@@ -165,8 +169,15 @@ class Jobs:
             job.polls += 1
             if job.fail is not None:
                 code, message = job.fail
-                self._end(job, "JOB_STATE_FAILED", error={"error": f"video processing error for job: {job.id}",
-                                                          "failureCode": code, "message": message})
+                self._end(
+                    job,
+                    "JOB_STATE_FAILED",
+                    error={
+                        "error": f"video processing error for job: {job.id}",
+                        "failureCode": code,
+                        "message": message,
+                    },
+                )
                 return
             if job.polls <= self.processing_polls:
                 job.state, job.progress = "JOB_STATE_ENCODING", round(100 * job.polls / (self.processing_polls + 1))
@@ -175,8 +186,15 @@ class Jobs:
         blob, error = self._store_on_pds(job.did, token, data or b"")
         with self._lock:
             if blob is None:
-                self._end(job, "JOB_STATE_FAILED", error={"error": error, "failureCode": "pds_upload_failure",
-                                                          "message": "Failed to upload video to your PDS"})
+                self._end(
+                    job,
+                    "JOB_STATE_FAILED",
+                    error={
+                        "error": error,
+                        "failureCode": "pds_upload_failure",
+                        "message": "Failed to upload video to your PDS",
+                    },
+                )
             else:
                 job.blob = blob
                 self._end(job, "JOB_STATE_COMPLETED")
@@ -188,8 +206,12 @@ class Jobs:
 
     def _store_on_pds(self, did: str, token: str, data: bytes) -> tuple[dict[str, Any] | None, str]:
         try:
-            response = self._http.post(f"{self.tokens.pds_of(did)}/xrpc/{UPLOAD_LXM}", data=data, timeout=60,
-                                       headers={"Authorization": f"Bearer {token}", "Content-Type": "video/mp4"})
+            response = self._http.post(
+                f"{self.tokens.pds_of(did)}/xrpc/{UPLOAD_LXM}",
+                data=data,
+                timeout=60,
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "video/mp4"},
+            )
         except requests.RequestException as exc:
             return None, f"pds unreachable: {type(exc).__name__}"
         if response.status_code != 200:

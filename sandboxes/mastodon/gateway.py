@@ -27,9 +27,10 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qs
 
 from bot.platforms.mastodon import Mastodon
@@ -97,7 +98,7 @@ class Gateway:
         with self._lock:
             used = self._counts.get((who, name, window), 0) + 1
             self._counts[(who, name, window)] = used
-        reset = datetime.fromtimestamp((window + 1) * throttle.period, timezone.utc)
+        reset = datetime.fromtimestamp((window + 1) * throttle.period, UTC)
         headers = {
             "X-RateLimit-Limit": str(throttle.limit),
             "X-RateLimit-Remaining": str(max(throttle.limit - used, 0)),
@@ -174,14 +175,16 @@ class Gateway:
             headers = {
                 "X-RateLimit-Limit": str(self.general.limit),
                 "X-RateLimit-Remaining": "0",
-                "X-RateLimit-Reset": _iso(datetime.fromtimestamp(self.wall() + wait, timezone.utc)),
+                "X-RateLimit-Reset": _iso(datetime.fromtimestamp(self.wall() + wait, UTC)),
             }
             await _answer(send, entry, 429, {"error": "Too many requests"}, headers)
         elif fault.kind == "unavailable":
             page = b"<html><head><title>503 Service Temporarily Unavailable</title></head></html>"
             await _answer(send, entry, 503, page)
         elif fault.kind == "auth":
-            challenge = 'Bearer realm="Doorkeeper", error="invalid_token", error_description="The access token is invalid"'
+            challenge = (
+                'Bearer realm="Doorkeeper", error="invalid_token", error_description="The access token is invalid"'
+            )
             await _answer(send, entry, 401, {"error": "The access token is invalid"}, {"WWW-Authenticate": challenge})
         elif fault.kind in ("rejected", "duplicate"):  # Mastodon has no duplicate check: a plain 422
             await _answer(send, entry, 422, {"error": "Validation failed: Text was refused by the server"})
@@ -282,7 +285,7 @@ async def _call(app: Any, scope: dict[str, Any], body: bytes) -> tuple[int, list
 async def _client_gone(receive: Receive, hold: float) -> bool:
     try:
         message = await asyncio.wait_for(receive(), timeout=hold)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return False
     return message["type"] == "http.disconnect"
 

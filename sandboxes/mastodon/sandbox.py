@@ -73,7 +73,14 @@ class MastodonSandbox(Sandbox):
         _unbounded_pool(self._app.state.engine)
         self.gateway = Gateway(self._app, latency=self.latency)
         self._server = uvicorn.Server(
-            uvicorn.Config(self.gateway, log_level="warning", access_log=False, server_header=False, lifespan="on", timeout_graceful_shutdown=2)
+            uvicorn.Config(
+                self.gateway,
+                log_level="warning",
+                access_log=False,
+                server_header=False,
+                lifespan="on",
+                timeout_graceful_shutdown=2,
+            )
         )
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
         self._thread.start()
@@ -159,14 +166,19 @@ class MastodonSandbox(Sandbox):
 
         if self._client_app is None:
             self._client_app = Mastodon.create_app(
-                "campaign-sandbox", api_base_url=self._base_url, scopes=["read", "write", "follow"],
+                "campaign-sandbox",
+                api_base_url=self._base_url,
+                scopes=["read", "write", "follow"],
                 user_agent=SANDBOX_AGENT,
             )
         client_id, client_secret = self._client_app
         username = re.sub(r"\W", "_", name, flags=re.ASCII)[:30]
         signup = self._client(client_id=client_id, client_secret=client_secret)
         token = signup.create_account(
-            username, uuid.uuid4().hex, f"{username}@sandbox.invalid", agreement=True,
+            username,
+            uuid.uuid4().hex,
+            f"{username}@sandbox.invalid",
+            agreement=True,
             scopes=["read", "write", "follow"],
         )
         if display_name:
@@ -189,7 +201,10 @@ class MastodonSandbox(Sandbox):
         if draft.reshare_of is not None:
             return str(client.status_reblog(draft.reshare_of)["id"])
         status = client.status_post(
-            draft.text, in_reply_to_id=draft.reply_to, sensitive=draft.sensitive, spoiler_text=draft.spoiler_text or None
+            draft.text,
+            in_reply_to_id=draft.reply_to,
+            sensitive=draft.sensitive,
+            spoiler_text=draft.spoiler_text or None,
         )
         return str(status["id"])
 
@@ -251,7 +266,9 @@ def _unbounded_pool(engine: Any) -> None:
 
     old = engine.pool
     # The same creator, dialect and event listeners (mastodon-mock's WAL and busy_timeout pragmas).
-    engine.pool = QueuePool(old._creator, pool_size=WORKERS, max_overflow=-1, _dispatch=old.dispatch, dialect=old._dialect)
+    engine.pool = QueuePool(
+        old._creator, pool_size=WORKERS, max_overflow=-1, _dispatch=old.dispatch, dialect=old._dialect
+    )
     old.dispose()
 
 

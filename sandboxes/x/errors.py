@@ -40,29 +40,41 @@ def invalid(message: str, parameter: str | None = None, value: Any = None) -> Ap
     error: dict[str, Any] = {"message": message}
     if parameter:
         error["parameters"] = {parameter: [str(value)]}
-    return ApiError(400, {
-        "errors": [error],
-        "title": "Invalid Request",
-        "detail": "One or more parameters to your request was invalid.",
-        "type": f"{PROBLEMS}/invalid-request",
-    })
+    return ApiError(
+        400,
+        {
+            "errors": [error],
+            "title": "Invalid Request",
+            "detail": "One or more parameters to your request was invalid.",
+            "type": f"{PROBLEMS}/invalid-request",
+        },
+    )
 
 
 def not_found(kind: str, value: str) -> ApiError:
-    return ApiError(404, {
-        "title": "Not Found Error",
-        "detail": f"Could not find {kind} with id: [{value}].",
-        "type": f"{PROBLEMS}/resource-not-found",
-        "status": 404,
-    })
+    return ApiError(
+        404,
+        {
+            "title": "Not Found Error",
+            "detail": f"Could not find {kind} with id: [{value}].",
+            "type": f"{PROBLEMS}/resource-not-found",
+            "status": 404,
+        },
+    )
 
 
 def too_many(headers: dict[str, str]) -> ApiError:
-    return ApiError(429, {"title": "Too Many Requests", "detail": "Too Many Requests", "type": "about:blank", "status": 429}, headers)
+    return ApiError(
+        429,
+        {"title": "Too Many Requests", "detail": "Too Many Requests", "type": "about:blank", "status": 429},
+        headers,
+    )
 
 
 def unavailable() -> ApiError:
-    return ApiError(503, {"title": "Service Unavailable", "detail": "Service Unavailable", "type": "about:blank", "status": 503})
+    return ApiError(
+        503, {"title": "Service Unavailable", "detail": "Service Unavailable", "type": "about:blank", "status": 503}
+    )
 
 
 def too_large(detail: str) -> ApiError:

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 
 from sandboxes.x import errors as err
+
 WINDOW = 900
 # Per-user limits per 15-minute window, as recorded X answers show them (retweets 50,
 # deletes 50, search 180 in user context), except posting: X's 200 is raised to 300 so a
@@ -39,7 +40,9 @@ class RateLimits:
     def reset(self) -> None:
         """X's default limits again, every window and daily count back to zero."""
         with self.lock:
-            self.limits: dict[tuple[str | None, str], tuple[int, int]] = {(None, k): (v, WINDOW) for k, v in DEFAULT_LIMITS.items()}
+            self.limits: dict[tuple[str | None, str], tuple[int, int]] = {
+                (None, k): (v, WINDOW) for k, v in DEFAULT_LIMITS.items()
+            }
             self.windows: dict[tuple[str, str], tuple[int, float]] = {}  # (user, endpoint) -> (used, reset)
             self.daily: dict[str, tuple[int, float]] = {}
 

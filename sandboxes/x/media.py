@@ -9,13 +9,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandboxes.x import errors as err
+
 MB = 1024 * 1024
 CHUNK_MAX = 5 * MB
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/pjpeg", "image/tiff"}
 VIDEO_TYPES = {"video/mp4", "video/quicktime", "video/webm", "video/mp2t"}
 SUBTITLE_TYPES = {"text/vtt", "text/srt"}
 CATEGORIES = {"tweet_image", "tweet_gif", "tweet_video", "amplify_video", "subtitles", "dm_image", "dm_gif", "dm_video"}
-SIZE_CAP = {"tweet_image": 5 * MB, "tweet_gif": 15 * MB, "tweet_video": 512 * MB, "amplify_video": 512 * MB, "subtitles": MB}
+SIZE_CAP = {
+    "tweet_image": 5 * MB,
+    "tweet_gif": 15 * MB,
+    "tweet_video": 512 * MB,
+    "amplify_video": 512 * MB,
+    "subtitles": MB,
+}
 EXPIRES = 86400
 MAX_ADDITIONAL_OWNERS = 100  # X: "Up to 100 additional owners may be specified"
 
@@ -75,7 +82,12 @@ class MediaStore:
     """Every upload, by id; thread-safe. Video processing advances one step per STATUS poll."""
 
     def __init__(
-        self, next_id: Callable[[], str], wall: Callable[[], float], *, processing_polls: int = 2, check_after_secs: int = 1
+        self,
+        next_id: Callable[[], str],
+        wall: Callable[[], float],
+        *,
+        processing_polls: int = 2,
+        check_after_secs: int = 1,
     ) -> None:
         self._next_id, self._wall = next_id, wall
         self.processing_polls = processing_polls
@@ -104,8 +116,11 @@ class MediaStore:
         ids = [str(v).strip() for v in (value.split(",") if isinstance(value, str) else value or [])]
         ids = [i for i in ids if i]
         if len(ids) > MAX_ADDITIONAL_OWNERS:
-            raise err.invalid(f"Up to {MAX_ADDITIONAL_OWNERS} additional owners may be specified; got {len(ids)}.",
-                              "additional_owners", len(ids))
+            raise err.invalid(
+                f"Up to {MAX_ADDITIONAL_OWNERS} additional owners may be specified; got {len(ids)}.",
+                "additional_owners",
+                len(ids),
+            )
         bad = [i for i in ids if not i.isdigit()]
         if bad:
             raise err.invalid(f"additional_owners must be user ids; got {bad[0]!r}", "additional_owners", bad[0])
@@ -119,7 +134,9 @@ class MediaStore:
             raise err.invalid(f"Unsupported media_type: {media_type}", "media_type", media_type)
         cap = SIZE_CAP.get(category, 5 * MB)
         if total_bytes <= 0 or total_bytes > cap:
-            raise err.invalid(f"total_bytes {total_bytes} is out of range for {category} (max {cap})", "total_bytes", total_bytes)
+            raise err.invalid(
+                f"total_bytes {total_bytes} is out of range for {category} (max {cap})", "total_bytes", total_bytes
+            )
         additional = self._additional_owners(owners)
         with self._lock:
             media = Media(self._next_id(), user_id, category, media_type, total_bytes, additional_owners=additional)
@@ -130,7 +147,9 @@ class MediaStore:
         data: dict[str, Any] = {"id": media.id, "media_key": media.key, "expires_after_secs": EXPIRES}
         if with_size:
             data["size"] = media.total_bytes
-        if media.state in ("pending", "in_progress", "failed") or (media.kind == "video" and media.state == "succeeded"):
+        if media.state in ("pending", "in_progress", "failed") or (
+            media.kind == "video" and media.state == "succeeded"
+        ):
             data["processing_info"] = self._processing_info(media)
         return {"data": data}
 
@@ -140,7 +159,9 @@ class MediaStore:
             info["check_after_secs"] = self.check_after_secs
         if media.state != "pending":
             done = media.state in ("succeeded", "failed")
-            info["progress_percent"] = 100 if done else min(99, round(100 * media.polls / max(1, self.processing_polls)))
+            info["progress_percent"] = (
+                100 if done else min(99, round(100 * media.polls / max(1, self.processing_polls)))
+            )
         if media.state == "failed":
             info["error"] = {"code": 1, "name": "InvalidMedia", "message": "Unsupported video format"}
         return info
@@ -154,8 +175,9 @@ class MediaStore:
         category = str(fields.get("media_category") or "tweet_image")
         if category not in ("tweet_image", "dm_image", "subtitles"):
             raise err.invalid(f"{category} needs the chunked upload", "media_category", category)
-        media = self._new(user_id, category, str(fields.get("media_type") or "image/jpeg"), len(blob),
-                          fields.get("additional_owners"))
+        media = self._new(
+            user_id, category, str(fields.get("media_type") or "image/jpeg"), len(blob), fields.get("additional_owners")
+        )
         if not _looks_like(media.media_type, blob):
             raise err.invalid("media type unrecognized.", "media", media.media_type)
         media.data, media.state = blob, "succeeded"
@@ -170,8 +192,9 @@ class MediaStore:
             raise err.invalid("total_bytes must be an integer", "total_bytes", body.get("total_bytes")) from None
         media_type = str(body.get("media_type") or "")
         default = "tweet_video" if media_type in VIDEO_TYPES else "tweet_image"
-        media = self._new(user_id, str(body.get("media_category") or default), media_type, total,
-                          body.get("additional_owners"))
+        media = self._new(
+            user_id, str(body.get("media_category") or default), media_type, total, body.get("additional_owners")
+        )
         return self._answer(media)
 
     def append(self, user_id: str, media_id: str, segment_index: Any, chunk: bytes) -> dict[str, Any]:
@@ -202,7 +225,9 @@ class MediaStore:
             data = b"".join(media.chunks[i] for i in indexes)
             if len(data) != media.total_bytes:
                 raise err.invalid(
-                    f"File size mismatch: declared {media.total_bytes} bytes, received {len(data)}.", "total_bytes", len(data)
+                    f"File size mismatch: declared {media.total_bytes} bytes, received {len(data)}.",
+                    "total_bytes",
+                    len(data),
                 )
             media.data, media.chunks = data, {}
             media.doomed = not _looks_like(media.media_type, data)
@@ -245,11 +270,21 @@ class MediaStore:
         sub = body.get("subtitles") or {}
         track = self._owned(user_id, str(sub.get("id") or ""))
         if video.kind != "video" or track.kind != "subtitles" or not track.usable():
-            raise err.invalid("subtitles must be an uploaded subtitles file attached to a video", "subtitles", sub.get("id"))
+            raise err.invalid(
+                "subtitles must be an uploaded subtitles file attached to a video", "subtitles", sub.get("id")
+            )
         if str(body.get("media_category")) not in ("TweetVideo", "AmplifyVideo"):
-            raise err.invalid("media_category must be TweetVideo or AmplifyVideo", "media_category", body.get("media_category"))
-        entry = {"id": track.id, "language_code": str(sub.get("language_code") or ""), "display_name": str(sub.get("display_name") or "")}
+            raise err.invalid(
+                "media_category must be TweetVideo or AmplifyVideo", "media_category", body.get("media_category")
+            )
+        entry = {
+            "id": track.id,
+            "language_code": str(sub.get("language_code") or ""),
+            "display_name": str(sub.get("display_name") or ""),
+        }
         if not entry["language_code"]:
             raise err.invalid("subtitles.language_code is required", "subtitles.language_code", "")
         video.subtitles.append(entry)
-        return {"data": {"id": video.id, "media_category": body["media_category"], "associated_subtitles": video.subtitles}}
+        return {
+            "data": {"id": video.id, "media_category": body["media_category"], "associated_subtitles": video.subtitles}
+        }

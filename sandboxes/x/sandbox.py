@@ -20,9 +20,10 @@ from collections.abc import Callable
 from typing import Any
 
 from sandboxes.base import Draft, Sandbox, SandboxAccount, ServerPost
-from sandboxes.x.server import XHTTPServer
 from sandboxes.x.limits import WINDOW
+from sandboxes.x.server import XHTTPServer
 from sandboxes.x.state import XState
+
 
 def warm_up_text() -> None:
     """Import twitter-text and compile its patterns (counting, links, emoji) once per process."""
@@ -30,7 +31,7 @@ def warm_up_text() -> None:
 
     from sandboxes.x.search import wrap_links
 
-    sample = "Free them \U0001F54A\ufe0f https://example.org #FreeAndreiandIrina \u0431\u0435\u043b"
+    sample = "Free them \U0001f54a\ufe0f https://example.org #FreeAndreiandIrina \u0431\u0435\u043b"
     parse_tweet(sample)
     wrap_links(sample, lambda url: url)
 
@@ -96,8 +97,11 @@ class XSandbox(Sandbox):
     def _post_as(self, account: SandboxAccount, draft: Draft) -> str:
         # X has no content warnings: a spoiler marks the post possibly_sensitive, as the closest equivalent.
         tweet = self.state.add_tweet(
-            self._user_id(account), draft.text, reply_to=draft.reply_to,
-            sensitive=draft.sensitive or bool(draft.spoiler_text), retweet_of=draft.reshare_of,
+            self._user_id(account),
+            draft.text,
+            reply_to=draft.reply_to,
+            sensitive=draft.sensitive or bool(draft.spoiler_text),
+            retweet_of=draft.reshare_of,
         )
         return tweet.id
 
@@ -142,7 +146,9 @@ class XSandbox(Sandbox):
         with self.state.lock:
             return [self._media_view(m) for m in self.state.media.items]
 
-    def fail_next(self, fault: str, *, count: int = 1, retry_after: float | None = None, path: str | None = None) -> None:
+    def fail_next(
+        self, fault: str, *, count: int = 1, retry_after: float | None = None, path: str | None = None
+    ) -> None:
         self.state.faults.add(fault, count=count, retry_after=retry_after, path=path)
 
     def fail_processing(self, count: int = 1) -> None:

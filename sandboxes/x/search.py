@@ -12,22 +12,60 @@ import html
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-TWEET_FIELDS = frozenset({
-    "attachments", "author_id", "context_annotations", "conversation_id", "created_at", "edit_controls",
-    "entities", "geo", "id", "in_reply_to_user_id", "lang", "possibly_sensitive", "public_metrics",
-    "referenced_tweets", "reply_settings", "source", "text", "withheld", "edit_history_tweet_ids",
-})
-USER_FIELDS = frozenset({
-    "created_at", "description", "entities", "id", "location", "name", "pinned_tweet_id",
-    "profile_image_url", "protected", "public_metrics", "url", "username", "verified", "withheld",
-})
-EXPANSIONS = frozenset({
-    "author_id", "referenced_tweets.id", "referenced_tweets.id.author_id", "in_reply_to_user_id",
-    "attachments.media_keys", "entities.mentions.username",
-})
+TWEET_FIELDS = frozenset(
+    {
+        "attachments",
+        "author_id",
+        "context_annotations",
+        "conversation_id",
+        "created_at",
+        "edit_controls",
+        "entities",
+        "geo",
+        "id",
+        "in_reply_to_user_id",
+        "lang",
+        "possibly_sensitive",
+        "public_metrics",
+        "referenced_tweets",
+        "reply_settings",
+        "source",
+        "text",
+        "withheld",
+        "edit_history_tweet_ids",
+    }
+)
+USER_FIELDS = frozenset(
+    {
+        "created_at",
+        "description",
+        "entities",
+        "id",
+        "location",
+        "name",
+        "pinned_tweet_id",
+        "profile_image_url",
+        "protected",
+        "public_metrics",
+        "url",
+        "username",
+        "verified",
+        "withheld",
+    }
+)
+EXPANSIONS = frozenset(
+    {
+        "author_id",
+        "referenced_tweets.id",
+        "referenced_tweets.id.author_id",
+        "in_reply_to_user_id",
+        "attachments.media_keys",
+        "entities.mentions.username",
+    }
+)
 _TOKEN = re.compile(r'\(|\)|"[^"]*"|-?[^\s()"]+')
 
 
@@ -57,7 +95,7 @@ class User:
 
 
 def iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def wrap_links(text: str, tco: Callable[[str], str]) -> str:
@@ -105,7 +143,12 @@ def render_user(user: User, fields: set[str], tweets_by: int = 0) -> dict[str, A
     if "created_at" in fields:
         out["created_at"] = iso(user.created_at)
     if "public_metrics" in fields:
-        out["public_metrics"] = {"followers_count": 0, "following_count": 0, "tweet_count": tweets_by, "listed_count": 0}
+        out["public_metrics"] = {
+            "followers_count": 0,
+            "following_count": 0,
+            "tweet_count": tweets_by,
+            "listed_count": 0,
+        }
     for name, value in (("protected", False), ("verified", False), ("description", "")):
         if name in fields:
             out[name] = value

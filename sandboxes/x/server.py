@@ -90,7 +90,14 @@ class XHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.server.latency:
             time.sleep(self.server.latency)
-        entry: dict[str, Any] = {"method": method, "path": url.path, "query": query, "status": 0, "user": None, "at": state.wall()}
+        entry: dict[str, Any] = {
+            "method": method,
+            "path": url.path,
+            "query": query,
+            "status": 0,
+            "user": None,
+            "at": state.wall(),
+        }
         delay, headers = 0.0, {}
         try:
             fault = state.faults.take(url.path)
@@ -100,7 +107,9 @@ class XHandler(BaseHTTPRequestHandler):
                 delay = TIMEOUT_DELAY if fault.retry_after is None else fault.retry_after
             user_id = self._authenticate(method, body)
             entry["user"] = state.users[user_id].username
-            route = next(((key, match) for m, pattern, key in ROUTES if m == method and (match := pattern.match(url.path))), None)
+            route = next(
+                ((key, match) for m, pattern, key in ROUTES if m == method and (match := pattern.match(url.path))), None
+            )
             if route is None:
                 raise err.ApiError(404, {"errors": [{"message": "Sorry, that page does not exist", "code": 34}]})
             key, match = route
@@ -110,9 +119,17 @@ class XHandler(BaseHTTPRequestHandler):
                 headers["location"] = f"http://{self.headers.get('Host')}/2/tweets/{answer['data']['id']}"
         except err.ApiError as exc:
             status, answer, headers = exc.status, exc.body, {**headers, **exc.headers}
-        except Exception:  # a bug here should look like X's 500, not a dropped connection
+        except Exception:  # noqa: BLE001  (a bug here should look like X's 500, not a dropped connection)
             traceback.print_exc()
-            status, answer = 500, {"title": "Internal Server Error", "detail": "Internal Server Error", "type": "about:blank", "status": 500}
+            status, answer = (
+                500,
+                {
+                    "title": "Internal Server Error",
+                    "detail": "Internal Server Error",
+                    "type": "about:blank",
+                    "status": 500,
+                },
+            )
         entry["status"] = status
         with state.lock:
             state.log.append(entry)
@@ -145,9 +162,14 @@ class XHandler(BaseHTTPRequestHandler):
         if (self.headers.get("Content-Type") or "").startswith("application/x-www-form-urlencoded"):
             form = body.decode("utf-8", "replace")
         uri = f"http://{self.headers.get('Host')}{self.path}"
-        request = _Signed(method, uri, oauth.get("oauth_signature", ""), oauth_signature.collect_parameters(
-            uri_query=urlsplit(self.path).query, body=form, headers={"Authorization": header}
-        ))
+        request = _Signed(
+            method,
+            uri,
+            oauth.get("oauth_signature", ""),
+            oauth_signature.collect_parameters(
+                uri_query=urlsplit(self.path).query, body=form, headers={"Authorization": header}
+            ),
+        )
         if not oauth_signature.verify_hmac_sha1(request, creds.consumer_secret, creds.token_secret):
             raise err.unauthorized()
         nonce = (creds.consumer_key, oauth.get("oauth_nonce", ""))
@@ -157,7 +179,9 @@ class XHandler(BaseHTTPRequestHandler):
             state.seen_nonces.add(nonce)
         return creds.user_id
 
-    def _dispatch(self, key: str, args: tuple[str, ...], user_id: str, query: dict[str, str], body: bytes) -> tuple[int, dict]:
+    def _dispatch(
+        self, key: str, args: tuple[str, ...], user_id: str, query: dict[str, str], body: bytes
+    ) -> tuple[int, dict]:
         state, media = self.server.state, self.server.state.media
         if key == "POST /2/tweets":
             return 201, state.create_tweet(user_id, self._json(body))
@@ -240,7 +264,9 @@ class _Signed:
 def _fault_error(kind: str, retry_after: float | None, now: float) -> err.ApiError:
     if kind == "rate_limited":
         reset = math.ceil(now + (60 if retry_after is None else retry_after))
-        return err.too_many({"x-rate-limit-limit": "300", "x-rate-limit-remaining": "0", "x-rate-limit-reset": str(reset)})
+        return err.too_many(
+            {"x-rate-limit-limit": "300", "x-rate-limit-remaining": "0", "x-rate-limit-reset": str(reset)}
+        )
     if kind == "unavailable":
         return err.unavailable()
     if kind == "auth":

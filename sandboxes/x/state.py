@@ -11,17 +11,26 @@ import secrets
 import threading
 from collections import Counter
 from collections.abc import Callable
-from functools import lru_cache
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sandboxes.x import errors as err
 from sandboxes.base import FaultQueue
+from sandboxes.x import errors as err
 from sandboxes.x.limits import RateLimits
 from sandboxes.x.media import MediaStore
 from sandboxes.x.search import (
-    EXPANSIONS, TWEET_FIELDS, USER_FIELDS, QueryError, Tweet, User, compile_query, iso, render_tweet, render_user,
+    EXPANSIONS,
+    TWEET_FIELDS,
+    USER_FIELDS,
+    QueryError,
+    Tweet,
+    User,
+    compile_query,
+    iso,
+    render_tweet,
+    render_user,
 )
 
 SNOWFLAKE_EPOCH_MS = 1_288_834_974_657  # X ids are snowflakes: milliseconds since this epoch, shifted 22 bits
@@ -54,7 +63,9 @@ class XState:
         self.tweets: dict[str, Tweet] = {}
         self.retweet_of: dict[str, str] = {}  # retweet id -> original id
         self._texts: Counter[tuple[str, str]] = Counter()  # (author, text) of live posts: X's duplicate rule
-        self.media = MediaStore(self.next_id, wall, processing_polls=processing_polls, check_after_secs=check_after_secs)
+        self.media = MediaStore(
+            self.next_id, wall, processing_polls=processing_polls, check_after_secs=check_after_secs
+        )
         self.rates = RateLimits(wall)
         self.faults = FaultQueue()
         self.log: list[dict[str, Any]] = []
@@ -68,7 +79,7 @@ class XState:
             return str(self._last_id)
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(self.wall(), timezone.utc)
+        return datetime.fromtimestamp(self.wall(), UTC)
 
     # ---- accounts ----
 
@@ -80,8 +91,11 @@ class XState:
             self.users[user.id] = user
             # X access tokens start with the user id; tweepy relies on it for retweets.
             creds = Credentials(
-                user.id, secrets.token_urlsafe(18), secrets.token_urlsafe(36),
-                f"{user.id}-{secrets.token_urlsafe(30)}", secrets.token_urlsafe(33),
+                user.id,
+                secrets.token_urlsafe(18),
+                secrets.token_urlsafe(36),
+                f"{user.id}-{secrets.token_urlsafe(30)}",
+                secrets.token_urlsafe(33),
             )
             self.by_token[creds.token] = creds
             return creds
@@ -106,11 +120,16 @@ class XState:
         if not text.strip() and not media_ids:
             raise err.invalid("Tweet text or media is required.", "text", text)
         if weighted_length(text) > 280:
-            raise err.ApiError(400, {
-                "detail": "Your Tweet text is too long. For more information on how Twitter determines text length "
-                "see https://github.com/twitter/twitter-text.",
-                "type": "about:blank", "title": "Bad Request", "status": 400,
-            })
+            raise err.ApiError(
+                400,
+                {
+                    "detail": "Your Tweet text is too long. For more information on how Twitter determines text length "
+                    "see https://github.com/twitter/twitter-text.",
+                    "type": "about:blank",
+                    "title": "Bad Request",
+                    "status": 400,
+                },
+            )
         self._check_media(user_id, media_ids)
         reply_to = str((body.get("reply") or {}).get("in_reply_to_tweet_id") or "") or None
         quote = str(body.get("quote_tweet_id") or "") or None
@@ -121,8 +140,13 @@ class XState:
             if text.strip() and self._texts[(user_id, text.strip())]:
                 raise err.duplicate()
             tweet = self.add_tweet(user_id, text, reply_to=reply_to, quote=quote, media_ids=media_ids)
-        return {"data": {"id": tweet.id, "text": render_tweet(tweet, set(), self.tco, [])["text"],
-                         "edit_history_tweet_ids": [tweet.id]}}
+        return {
+            "data": {
+                "id": tweet.id,
+                "text": render_tweet(tweet, set(), self.tco, [])["text"],
+                "edit_history_tweet_ids": [tweet.id],
+            }
+        }
 
     def _check_media(self, user_id: str, media_ids: list[str]) -> None:
         if not media_ids:
@@ -138,11 +162,20 @@ class XState:
             raise err.invalid("Up to 4 images, or 1 video or GIF, per post.", "media.media_ids", media_ids)
 
     def add_tweet(
-        self, user_id: str, text: str, *, reply_to: str | None = None, quote: str | None = None,
-        media_ids: list[str] | None = None, sensitive: bool = False, retweet_of: str | None = None,
+        self,
+        user_id: str,
+        text: str,
+        *,
+        reply_to: str | None = None,
+        quote: str | None = None,
+        media_ids: list[str] | None = None,
+        sensitive: bool = False,
+        retweet_of: str | None = None,
     ) -> Tweet:
         with self.lock:
-            tweet = Tweet(self.next_id(), user_id, text, self.now(), possibly_sensitive=sensitive, media_ids=media_ids or [])
+            tweet = Tweet(
+                self.next_id(), user_id, text, self.now(), possibly_sensitive=sensitive, media_ids=media_ids or []
+            )
             if reply_to:
                 parent = self.tweets[reply_to]
                 tweet.referenced.append(("replied_to", reply_to))
@@ -218,17 +251,25 @@ class XState:
         if since.isdigit() and snowflake_time(int(since)) < oldest:
             raise err.invalid(
                 f"Invalid 'since_id':'{since}'. 'since_id' must be a tweet id created after {iso(oldest)}. "
-                "Please make a request with a more recent tweet ID.", "since_id", since)
+                "Please make a request with a more recent tweet ID.",
+                "since_id",
+                since,
+            )
         start = _time_param(params, "start_time")
         if start is not None and start < oldest:
-            raise err.invalid(f"Invalid 'start_time':'{params['start_time']}'. 'start_time' must be on or after "
-                              f"{iso(oldest)}", "start_time", params["start_time"])
+            raise err.invalid(
+                f"Invalid 'start_time':'{params['start_time']}'. 'start_time' must be on or after {iso(oldest)}",
+                "start_time",
+                params["start_time"],
+            )
         lower = max(oldest, start or oldest)
         return self._page(
             lambda t: t.created_at >= lower and predicate(t, self.users[t.author_id]), params, "next_token", (10, 100)
         )
 
-    def _page(self, wanted: Callable[[Tweet], bool], params: dict[str, str], token_name: str, bounds: tuple[int, int]) -> dict[str, Any]:
+    def _page(
+        self, wanted: Callable[[Tweet], bool], params: dict[str, str], token_name: str, bounds: tuple[int, int]
+    ) -> dict[str, Any]:
         fields = _fields(params, "tweet.fields", TWEET_FIELDS)
         user_fields = _fields(params, "user.fields", USER_FIELDS)
         expansions = _fields(params, "expansions", EXPANSIONS)
@@ -243,7 +284,9 @@ class XState:
                 raise err.invalid(f"The `{token_name}` query parameter value is not valid", token_name, token) from None
         with self.lock:
             matched = sorted(
-                (t for t in self.tweets.values() if since < int(t.id) < until and wanted(t)), key=lambda t: int(t.id), reverse=True
+                (t for t in self.tweets.values() if since < int(t.id) < until and wanted(t)),
+                key=lambda t: int(t.id),
+                reverse=True,
             )
             page, more = matched[:size], len(matched) > size
             data = [render_tweet(t, fields, self.tco, [self.media.items[m].key for m in t.media_ids]) for t in page]
@@ -265,13 +308,15 @@ def _fields(params: dict[str, str], name: str, known: frozenset[str]) -> set[str
     values = {v for v in params.get(name, "").split(",") if v}
     unknown = sorted(values - known)
     if unknown:
-        raise err.invalid(f"The `{name}` query parameter value [{unknown[0]}] is not one of {sorted(known)}", name, unknown[0])
+        raise err.invalid(
+            f"The `{name}` query parameter value [{unknown[0]}] is not one of {sorted(known)}", name, unknown[0]
+        )
     return values
 
 
 def snowflake_time(tweet_id: int) -> datetime:
     """When an X id was made: its top bits are milliseconds since the snowflake epoch."""
-    return datetime.fromtimestamp(((tweet_id >> 22) + SNOWFLAKE_EPOCH_MS) / 1000, timezone.utc)
+    return datetime.fromtimestamp(((tweet_id >> 22) + SNOWFLAKE_EPOCH_MS) / 1000, UTC)
 
 
 def _time_param(params: dict[str, str], name: str) -> datetime | None:
@@ -281,10 +326,11 @@ def _time_param(params: dict[str, str], name: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        raise err.invalid(f"Invalid '{name}':'{raw}'. '{name}' must be a valid ISO 8601 date (YYYY-MM-DDTHH:mm:ssZ)",
-                          name, raw) from None
+        raise err.invalid(
+            f"Invalid '{name}':'{raw}'. '{name}' must be a valid ISO 8601 date (YYYY-MM-DDTHH:mm:ssZ)", name, raw
+        ) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment
 
 

@@ -46,7 +46,11 @@ def test_check_does_not_import_platform_clients(campaign_dir: Path):
         "print('IMPORTED', bad); sys.exit(rc)"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code, str(campaign_dir)], capture_output=True, text=True, cwd=REPO, timeout=60,
+        [sys.executable, "-c", code, str(campaign_dir)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -56,8 +60,11 @@ def test_check_does_not_import_platform_clients(campaign_dir: Path):
 def test_repo_sample_campaign_passes():
     """The shipped #FreeAndreiandIrina campaign at the repository root has no errors."""
     done = subprocess.run(
-        [sys.executable, "-m", "bot", "--campaign", str(REPO), "check"], capture_output=True, text=True,
-        cwd=REPO, timeout=60,
+        [sys.executable, "-m", "bot", "--campaign", str(REPO), "check"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "is valid" in done.stdout.splitlines()[-1]

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.campaign import load
 from bot.schedule.occurrences import expand, occurrences
 
 BASE = Path(__file__).parents[1] / "cases/base"
-START, END = datetime(2022, 1, 1, tzinfo=timezone.utc), datetime(2022, 2, 1, tzinfo=timezone.utc)
+START, END = datetime(2022, 1, 1, tzinfo=UTC), datetime(2022, 2, 1, tzinfo=UTC)
 
 
 def _rows(used=None):
     c = load(BASE)
-    return [(p.occurrence.at.strftime("%d %H"), p.post, p.accounts) for p in expand(c, occurrences(c, START, END), used)]
+    return [
+        (p.occurrence.at.strftime("%d %H"), p.post, p.accounts) for p in expand(c, occurrences(c, START, END), used)
+    ]
 
 
 def test_queue_posts_in_file_order():

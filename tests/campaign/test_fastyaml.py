@@ -17,20 +17,79 @@ CORPUS = sorted(
     p for folder in ("tests/cases", "posts", "schedules", "config") for p in (REPO / folder).rglob("*.y*ml")
 )
 TRICKY = [
-    "text: hello\n", "text: |\n  a\n  b\n", "text: |-\n  a\n\n  b\n\n", "text: |\n  a\n\n\nlink: x\n",
-    "text: |\n  a\n# c\nlink: x\n", "text: |\n  a", "text: |\n    a\n   b\n", "text: |\n  a\n    b\n",
-    "text: hi\n  more\n", "text: 'a''b'\n", 'text: "a"\n', 'text: "a" # c\n', "text: a # c\n", "text: a #c\n",
-    "text:a\n", "text: yes\n", "yes: a\n", "text: ~\n", "text:\n", "text:\nlink: x\n", "media:\n- file: a\n",
-    "media:\n  - file: a\n    alt: b\n  - file: c\n", "media:\n  -   file: a\n      alt: b\n", "media:\n  - a\n  - b\n",
-    "media:\n  - file: a\n   alt: b\n", "variants:\n  x: a\n  mastodon: b\n", "variants:\n  x: |\n    long\n  y: z\n",
-    "consent: {given: true, date: 2022-01-05}\n", "consent: {given: yes, date: 2022-13-05}\n", "a: [x, y]\n",
-    "a: []\n", "a: {}\n", "a: [x, y,]\n", "a: {b: c, b: d}\n", "a: 10:30\n", "a: 1_000\n", "a: 0x1F\n", "a: =\n",
-    "a: b\na: c\n", "# c\n\ntext: x\n", "---\ntext: x\n", "text: x\n...\n", "text: a: b\n", "text: a:\n",
-    "text: -a\n", "text: - a\n", "text: 'a\n  b'\n", "a:\n  b:\n    c: d\n  e: f\n", "a:\n  b: c\n d: e\n",
-    "a: b\n  # c\nd: e\n", "text: |\n  x\n   \n  y\n", "text: |\n  x\n  \n  y\n", "text: |\n\n  x\n",
-    "text: |\n  \u00e9\u2028\n", "text: a\u00a0b\n", "a: 2022-01-05 10:00:00\n", "a: 2022-01-05T10:00\n", "a: null\n",
-    "a: [1, 2]\n", "a: {b: [c]}\n", 'text: "a\\"b"\n', "- a\n", "a\n", "", "a: b\n\n\n", "a: [b c, d]\n",
-    "a: {b: c d}\n", "a: {b:c}\n", "a: [b: c]\n", "a: &x b\n", "a: !!str b\n", "a: b\r\n", "a: b\tc\n",
+    "text: hello\n",
+    "text: |\n  a\n  b\n",
+    "text: |-\n  a\n\n  b\n\n",
+    "text: |\n  a\n\n\nlink: x\n",
+    "text: |\n  a\n# c\nlink: x\n",
+    "text: |\n  a",
+    "text: |\n    a\n   b\n",
+    "text: |\n  a\n    b\n",
+    "text: hi\n  more\n",
+    "text: 'a''b'\n",
+    'text: "a"\n',
+    'text: "a" # c\n',
+    "text: a # c\n",
+    "text: a #c\n",
+    "text:a\n",
+    "text: yes\n",
+    "yes: a\n",
+    "text: ~\n",
+    "text:\n",
+    "text:\nlink: x\n",
+    "media:\n- file: a\n",
+    "media:\n  - file: a\n    alt: b\n  - file: c\n",
+    "media:\n  -   file: a\n      alt: b\n",
+    "media:\n  - a\n  - b\n",
+    "media:\n  - file: a\n   alt: b\n",
+    "variants:\n  x: a\n  mastodon: b\n",
+    "variants:\n  x: |\n    long\n  y: z\n",
+    "consent: {given: true, date: 2022-01-05}\n",
+    "consent: {given: yes, date: 2022-13-05}\n",
+    "a: [x, y]\n",
+    "a: []\n",
+    "a: {}\n",
+    "a: [x, y,]\n",
+    "a: {b: c, b: d}\n",
+    "a: 10:30\n",
+    "a: 1_000\n",
+    "a: 0x1F\n",
+    "a: =\n",
+    "a: b\na: c\n",
+    "# c\n\ntext: x\n",
+    "---\ntext: x\n",
+    "text: x\n...\n",
+    "text: a: b\n",
+    "text: a:\n",
+    "text: -a\n",
+    "text: - a\n",
+    "text: 'a\n  b'\n",
+    "a:\n  b:\n    c: d\n  e: f\n",
+    "a:\n  b: c\n d: e\n",
+    "a: b\n  # c\nd: e\n",
+    "text: |\n  x\n   \n  y\n",
+    "text: |\n  x\n  \n  y\n",
+    "text: |\n\n  x\n",
+    "text: |\n  \u00e9\u2028\n",
+    "text: a\u00a0b\n",
+    "a: 2022-01-05 10:00:00\n",
+    "a: 2022-01-05T10:00\n",
+    "a: null\n",
+    "a: [1, 2]\n",
+    "a: {b: [c]}\n",
+    'text: "a\\"b"\n',
+    "- a\n",
+    "a\n",
+    "",
+    "a: b\n\n\n",
+    "a: [b c, d]\n",
+    "a: {b: c d}\n",
+    "a: {b:c}\n",
+    "a: [b: c]\n",
+    "a: &x b\n",
+    "a: !!str b\n",
+    "a: b\r\n",
+    "a: b\tc\n",
     "text: |\n  a\nlink: x\nmedia:\n  - file: m\n    alt: |\n      long alt\n  - file: n\n",
 ]
 
@@ -97,8 +156,10 @@ def test_plain_posts_are_what_postfile_accepts():
             assert getattr(plain, name) == getattr(model, name), (path, name)
         assert (plain.variants or {}) == model.variants, path
         assert [(m.file, m.alt) for m in plain.media] == [(m.file, m.alt) for m in model.media], path
-        for part, fields in (("supporter", ("name", "role", "organisation", "country")),
-                             ("consent", ("given", "date", "recorded_by"))):
+        for part, fields in (
+            ("supporter", ("name", "role", "organisation", "country")),
+            ("consent", ("given", "date", "recorded_by")),
+        ):
             ours, theirs = getattr(plain, part), getattr(model, part)
             assert (ours is None) == (theirs is None), (path, part)
             if ours is not None:
@@ -108,9 +169,14 @@ def test_plain_posts_are_what_postfile_accepts():
 
 def test_plain_post_refuses_what_postfile_words():
     """Wrong types, unknown keys and datetimes are left to PostFile, which explains them."""
-    for data in ({"text": 1}, {"text": "a", "txt": "b"}, {"text": "a", "media": [{"file": "x", "alt": 3}]},
-                 {"text": "a", "consent": {"given": True, "date": __import__("datetime").datetime(2022, 1, 5, 10)}},
-                 {"text": "a", "variants": None}, {"text": "a", "supporter": {"role": "x"}}):
+    for data in (
+        {"text": 1},
+        {"text": "a", "txt": "b"},
+        {"text": "a", "media": [{"file": "x", "alt": 3}]},
+        {"text": "a", "consent": {"given": True, "date": __import__("datetime").datetime(2022, 1, 5, 10)}},
+        {"text": "a", "variants": None},
+        {"text": "a", "supporter": {"role": "x"}},
+    ):
         assert plain_post(data) is None, data
 
 

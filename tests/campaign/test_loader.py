@@ -104,7 +104,9 @@ def test_nested_queue_folder(campaign_dir: Path):
 def test_problems_never_echo_a_pasted_secret(campaign_dir: Path):
     """A secret pasted where a variable name belongs is refused without repeating it."""
     path = campaign_dir / "config/accounts.yaml"
-    path.write_text(path.read_text().replace("{access_token: MASTODON_A19_TOKEN}", "{access_token: 'zX9-very secret/token'}"))
+    path.write_text(
+        path.read_text().replace("{access_token: MASTODON_A19_TOKEN}", "{access_token: 'zX9-very secret/token'}")
+    )
     with pytest.raises(ConfigError) as info:
         load(campaign_dir)
     assert "zX9" not in str(info.value) and "not the secret itself" in str(info.value)
@@ -122,15 +124,27 @@ def test_posts_share_their_folder_and_media_list_and_keep_their_paths(campaign_d
     assert a.folder is b.folder is c.folder
     assert a.media is b.media is c.media and a.media == posts["launch"].media
     root = campaign_dir.resolve()
-    assert [p.path for p in (a, b, c)] == [root / "posts/more/a.yaml", root / "posts/more/b.yml", root / "posts/more/c.yaml"]
+    assert [p.path for p in (a, b, c)] == [
+        root / "posts/more/a.yaml",
+        root / "posts/more/b.yml",
+        root / "posts/more/c.yaml",
+    ]
     assert posts["001-why"].path == root / "posts/sample-posts/001-why.yaml"
 
 
 def test_loaded_campaign_and_its_parts_are_frozen(campaign_dir: Path):
     """Nothing can change a loaded campaign in place: a reload builds a new one."""
     campaign = load(campaign_dir)
-    parts = [campaign, campaign.accounts["x-index"], campaign.schedules[0], campaign.schedules[0].slots[0],
-             campaign.reshare, campaign.reshare.policy, campaign.reshare.track[0], campaign.posts["launch"]]
+    parts = [
+        campaign,
+        campaign.accounts["x-index"],
+        campaign.schedules[0],
+        campaign.schedules[0].slots[0],
+        campaign.reshare,
+        campaign.reshare.policy,
+        campaign.reshare.track[0],
+        campaign.posts["launch"],
+    ]
     for part in parts:
         with pytest.raises(dataclasses.FrozenInstanceError):
             setattr(part, dataclasses.fields(part)[0].name, None)

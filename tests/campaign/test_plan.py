@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bot import cli
 from bot.campaign import load
-from bot.core.clock import FakeClock
 from bot.cli.plan import build, render
+from bot.core.clock import FakeClock
 
-NOW = datetime(2022, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2022, 1, 1, tzinfo=UTC)
 
 
 def test_calendar_groups_by_local_day(campaign_dir: Path):
@@ -44,7 +44,7 @@ def test_days_limit_the_period(campaign_dir: Path):
 
 def test_plan_after_now_consumes_queue_from_now(campaign_dir: Path):
     """Planning from a later day still gives earlier slots their posts first."""
-    entries = build(load(campaign_dir), date(2022, 1, 13), 1, datetime(2022, 1, 12, 10, tzinfo=timezone.utc), None)
+    entries = build(load(campaign_dir), date(2022, 1, 13), 1, datetime(2022, 1, 12, 10, tzinfo=UTC), None)
     assert [e.post for e in entries] == ["002-act", "002-supporter"]
 
 
@@ -54,8 +54,13 @@ def test_json_output(campaign_dir: Path, capsys: pytest.CaptureFixture[str]):
     data = json.loads(capsys.readouterr().out)
     assert code == 0 and [d["post"] for d in data] == ["launch", "001-why", "001-supporter"]
     assert data[0] == {
-        "at": "2022-01-12T09:00:00+00:00", "local": "2022-01-12T09:00:00+00:00", "timezone": "Europe/London",
-        "schedule": "launch", "slot": 0, "target": "post:launch", "post": "launch",
+        "at": "2022-01-12T09:00:00+00:00",
+        "local": "2022-01-12T09:00:00+00:00",
+        "timezone": "Europe/London",
+        "schedule": "launch",
+        "slot": 0,
+        "target": "post:launch",
+        "post": "launch",
         "accounts": ["x-index", "mastodon-a19", "bluesky-index"],
         "text": "One year ago Andrei Aliaksandrau and Irina Zlobina ...",
     }
@@ -67,9 +72,9 @@ def test_plan_reads_the_ledger(campaign_dir: Path, capsys: pytest.CaptureFixture
     from bot.ledger.db import default_url, open_engine
     from bot.ledger.publications import Ledger, PublicationKey
 
-    clock = FakeClock(datetime(2022, 1, 5, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2022, 1, 5, tzinfo=UTC))
     ledger = Ledger(open_engine(default_url(campaign_dir)), clock)
-    key = PublicationKey("test-campaign", datetime(2022, 1, 5, 16, tzinfo=timezone.utc), "queue:videos", "x-index")
+    key = PublicationKey("test-campaign", datetime(2022, 1, 5, 16, tzinfo=UTC), "queue:videos", "x-index")
     row = ledger.claim(key, "test", timedelta(minutes=5), choose=lambda used: "001-supporter")
     ledger.record_published(row.id, "remote-1", "https://x.example/1")
 
@@ -98,5 +103,7 @@ def test_calendar_across_summer_time(campaign_dir: Path):
     text = path.read_text().replace("end: 2022-01-13", "end: 2022-03-28").replace("2022-01-12", "2022-03-26")
     path.write_text(text.replace("start: 2022-03-26T09:00", "start: 2022-03-26"))
     entries = build(load(campaign_dir), date(2022, 3, 26), 3, NOW, None)
-    videos = [(e.local.strftime("%d %H:%M %Z"), e.local.astimezone(timezone.utc).hour) for e in entries if e.target == "queue:videos"]
+    videos = [
+        (e.local.strftime("%d %H:%M %Z"), e.local.astimezone(UTC).hour) for e in entries if e.target == "queue:videos"
+    ]
     assert videos == [("26 16:00 GMT", 16), ("27 16:00 BST", 15), ("28 16:00 BST", 15)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -13,7 +13,7 @@ from bot.core.model import Campaign, Schedule, Slot
 from bot.schedule.occurrences import crontab_days, occurrences, trigger_for
 
 LONDON = ZoneInfo("Europe/London")
-UTC = timezone.utc
+UTC = UTC
 
 
 def _campaign(*slots: Slot, start: date, end: date, tz: ZoneInfo = LONDON) -> Campaign:
@@ -94,7 +94,9 @@ def test_at_slot_outside_window_never_happens():
 
 def test_several_times_a_day_and_weekly_days():
     """``every: week`` fires only on its days, at each of its times."""
-    slot = Slot(index=0, line=1, kind="every", times=(time(10), time(16)), days=("mon", "thu"), post="p", accounts=("a",))
+    slot = Slot(
+        index=0, line=1, kind="every", times=(time(10), time(16)), days=("mon", "thu"), post="p", accounts=("a",)
+    )
     c = _campaign(slot, start=date(2022, 1, 10), end=date(2022, 1, 16))  # Monday to Sunday
     got = [t.astimezone(LONDON).strftime("%a %H") for t in _utc(c, datetime(2022, 1, 1), datetime(2022, 2, 1))]
     assert got == ["Mon 10", "Mon 16", "Thu 10", "Thu 16"]
@@ -102,8 +104,15 @@ def test_several_times_a_day_and_weekly_days():
 
 @pytest.mark.parametrize(
     ("field", "expected"),
-    [("1-5", "mon,tue,wed,thu,fri"), ("0", "sun"), ("7", "sun"), ("0,6", "sun,sat"), ("*/3", "sun,wed,sat"),
-     ("mon-fri", "mon-fri"), ("*", "*")],
+    [
+        ("1-5", "mon,tue,wed,thu,fri"),
+        ("0", "sun"),
+        ("7", "sun"),
+        ("0,6", "sun,sat"),
+        ("*/3", "sun,wed,sat"),
+        ("mon-fri", "mon-fri"),
+        ("*", "*"),
+    ],
 )
 def test_crontab_day_numbers_mean_what_crontab_means(field: str, expected: str):
     """Crontab counts 0 and 7 as Sunday (APScheduler 3 counts 0 as Monday); numbers become names."""

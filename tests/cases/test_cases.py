@@ -71,4 +71,4 @@ def test_invalid_case_same_without_fast_paths(case: Path, tmp_path: Path, monkey
     monkeypatch.setattr(fastyaml, "parse", lambda text: None)
     monkeypatch.setattr(posts, "plain_post", lambda data: None)
     _, lines, _ = _run(case, tmp_path, monkeypatch, capsys)
-    assert lines[:len(expected)] == expected
+    assert lines[: len(expected)] == expected

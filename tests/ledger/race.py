@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from bot.core.clock import FakeClock
 from bot.ledger.db import open_engine
 from bot.ledger.publications import Ledger, PublicationKey
 
-START = datetime(2022, 1, 12, 8, 0, tzinfo=timezone.utc)
+START = datetime(2022, 1, 12, 8, 0, tzinfo=UTC)
 QUEUE = [f"video-{i:03d}" for i in range(100)]
 
 
@@ -32,13 +32,25 @@ def claim_all(url: str, owner: str, slots: int, go, reverse: bool, results) -> N
         for target in ("post:launch", "queue:videos"):
             choose = None
             if target.startswith("queue:"):
-                choose = lambda used: next((p for p in QUEUE if p not in used), None)  # noqa: E731
-            row = ledger.claim(slot_key(i, target), owner, timedelta(minutes=5), post="launch" if choose is None else None,
-                               choose=choose)
+                choose = lambda used: next((p for p in QUEUE if p not in used), None)
+            row = ledger.claim(
+                slot_key(i, target),
+                owner,
+                timedelta(minutes=5),
+                post="launch" if choose is None else None,
+                choose=choose,
+            )
             if row is not None:
                 won.append((i if choose is None else 1000 + i, row.post))
-        begun = ledger.claim_and_begin(slot_key(i, "post:begun"), owner, timedelta(minutes=5), post="begun",
-                                       schedule="launch", slot=0, platform="x")
+        begun = ledger.claim_and_begin(
+            slot_key(i, "post:begun"),
+            owner,
+            timedelta(minutes=5),
+            post="begun",
+            schedule="launch",
+            slot=0,
+            platform="x",
+        )
         if begun is not None:
             won.append((2000 + i, f"attempt {begun[1]}"))
     engine.dispose()

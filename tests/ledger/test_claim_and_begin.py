@@ -24,7 +24,13 @@ def test_a_fresh_claim_stores_every_field_and_returns_the_row_as_claimed(ledger,
     assert (row.attempts, n, reconcile) == (0, 1, False)
     stored = ledger.get(slot_key(1))
     assert (stored.id, stored.post, stored.schedule, stored.slot, stored.platform, stored.manual) == (
-        row.id, "launch", "launch", 0, "x", True)
+        row.id,
+        "launch",
+        "launch",
+        0,
+        "x",
+        True,
+    )
     assert (stored.state, stored.owner, stored.attempts, stored.next_attempt_at) == ("claimed", "w1", 1, None)
     assert stored.created == stored.updated == clock.now() and stored.lease_until == clock.now() + LEASE
     assert row._asdict() == {**stored._asdict(), "attempts": 0}
@@ -61,7 +67,10 @@ def test_a_due_retry_is_taken_over_and_reconciled_only_after_an_uncertain_attemp
     third, n, reconcile = begin(ledger, "w3")
     assert (third.attempts, n, reconcile) == (2, 3, True)
     assert [(a.n, a.owner, a.outcome) for a in ledger.attempts_of(row.id)] == [
-        (1, "w1", "retry"), (2, "w2", "uncertain"), (3, "w3", None)]
+        (1, "w1", "retry"),
+        (2, "w2", "uncertain"),
+        (3, "w3", None),
+    ]
 
 
 def test_attempt_duration_runs_from_its_start_whichever_ledger_ends_it(ledger, clock, db_url):
@@ -82,8 +91,10 @@ def test_attempt_duration_runs_from_its_start_whichever_ledger_ends_it(ledger, c
         engine.dispose()
     ended = {pub_id: ledger.attempts_of(pub_id)[0] for pub_id in (first.id, second.id, claimed.id)}
     assert [(a.outcome, a.duration_ms, a.ended) for a in ended.values()] == [
-        ("published", 1234, clock.now() - timedelta(seconds=0.5)), ("retry", 1734, clock.now()),
-        ("failed", 1234, clock.now() - timedelta(seconds=0.5))]
+        ("published", 1234, clock.now() - timedelta(seconds=0.5)),
+        ("retry", 1734, clock.now()),
+        ("failed", 1234, clock.now() - timedelta(seconds=0.5)),
+    ]
 
 
 def test_a_replaced_owner_ends_its_own_attempt_but_not_the_new_owners_row(ledger, clock):
@@ -93,13 +104,16 @@ def test_a_replaced_owner_ends_its_own_attempt_but_not_the_new_owners_row(ledger
     new, n_new, reconcile = begin(ledger, "new")
     assert (new.id, n_old, n_new, reconcile) == (old.id, 1, 2, True)
     clock.advance(2)
-    assert not ledger.record_failed(old.id, "lease_lost", "LeaseLost", attempt=n_old, attempt_outcome="abandoned",
-                                    owner="old")
+    assert not ledger.record_failed(
+        old.id, "lease_lost", "LeaseLost", attempt=n_old, attempt_outcome="abandoned", owner="old"
+    )
     assert (ledger.get(slot_key(1)).state, ledger.get(slot_key(1)).owner) == ("claimed", "new")
     ledger.record_published(new.id, "42", "https://x.com/a/status/42", attempt=n_new)
     assert ledger.get(slot_key(1)).state == "published"
     assert [(a.n, a.owner, a.outcome, a.duration_ms) for a in ledger.attempts_of(old.id)] == [
-        (1, "old", "abandoned", 302_000), (2, "new", "published", 2000)]
+        (1, "old", "abandoned", 302_000),
+        (2, "new", "published", 2000),
+    ]
 
 
 def test_threads_racing_claim_and_begin_get_one_winner_and_one_attempt_per_key(ledger):

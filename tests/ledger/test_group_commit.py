@@ -55,8 +55,10 @@ def test_works_queued_while_a_transaction_runs_share_the_next_commit(engine):
     group = GroupCommit(engine)
     with ThreadPoolExecutor(max_workers=21) as pool:
         with held(group, pool, queued=20) as first:
-            others = [pool.submit(group.run, lambda conn, n=n: conn.execute(ROWS.insert().values(n=n)).rowcount * n)
-                      for n in range(1, 21)]
+            others = [
+                pool.submit(group.run, lambda conn, n=n: conn.execute(ROWS.insert().values(n=n)).rowcount * n)
+                for n in range(1, 21)
+            ]
         assert first.result(10) == "first"
         assert [f.result(10) for f in others] == list(range(1, 21))
     assert stored(engine) == list(range(1, 21))
@@ -90,6 +92,7 @@ def test_each_work_sees_the_writes_before_it_in_the_batch(engine):
             seen = conn.execute(sa.select(sa.func.count()).select_from(ROWS)).scalar_one()
             conn.execute(ROWS.insert().values(n=n))
             return seen
+
         return work
 
     with ThreadPoolExecutor(max_workers=6) as pool:
@@ -108,8 +111,10 @@ def test_a_batch_holds_at_most_most_works(engine):
     group = GroupCommit(engine, most=4)
     with ThreadPoolExecutor(max_workers=11) as pool:
         with held(group, pool, queued=10):
-            futures = [pool.submit(group.run, lambda conn, n=n: conn.execute(ROWS.insert().values(n=n)).rowcount)
-                       for n in range(10)]
+            futures = [
+                pool.submit(group.run, lambda conn, n=n: conn.execute(ROWS.insert().values(n=n)).rowcount)
+                for n in range(10)
+            ]
         assert sum(f.result(10) for f in futures) == 10
     assert group.commits == 1 + 3  # the first alone, then 10 works in batches of 4, 4 and 2
 
@@ -119,8 +124,9 @@ def test_every_thread_is_woken_when_many_write_at_once(engine):
     group = GroupCommit(engine, most=16)
 
     def writer(t):
-        return sum(group.run(lambda conn, n=t * 100 + i: conn.execute(ROWS.insert().values(n=n)).rowcount)
-                   for i in range(20))
+        return sum(
+            group.run(lambda conn, n=t * 100 + i: conn.execute(ROWS.insert().values(n=n)).rowcount) for i in range(20)
+        )
 
     with ThreadPoolExecutor(max_workers=100) as pool:
         assert list(pool.map(writer, range(100), timeout=60)) == [20] * 100

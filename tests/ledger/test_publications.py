@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.ledger.db import open_engine
@@ -38,11 +38,13 @@ def test_expired_lease_is_taken_over(ledger, clock):
 
 def test_finished_publications_are_never_claimed_again(ledger, clock):
     """Published, skipped and failed rows stay finished even long after their lease."""
-    for i, finish in enumerate((
-        lambda r: ledger.record_published(r.id, "1", "https://x/1"),
-        lambda r: ledger.record_skipped(r.id, "missed"),
-        lambda r: ledger.record_failed(r.id, "rejected", "ContentRejected: too long"),
-    )):
+    for i, finish in enumerate(
+        (
+            lambda r: ledger.record_published(r.id, "1", "https://x/1"),
+            lambda r: ledger.record_skipped(r.id, "missed"),
+            lambda r: ledger.record_failed(r.id, "rejected", "ContentRejected: too long"),
+        )
+    ):
         finish(ledger.claim(slot_key(i), "w1", LEASE, post="launch"))
     clock.advance(86400)
     assert [ledger.claim(slot_key(i), "w2", LEASE, post="launch") for i in range(3)] == [None, None, None]
@@ -53,11 +55,11 @@ def test_slot_time_is_normalised_to_utc_seconds(ledger):
     """The same instant written in another zone or with microseconds is the same key."""
     london = datetime(2022, 6, 1, 10, 0, tzinfo=ZoneInfo("Europe/London"))
     a = PublicationKey("free", london, "post:launch", "x-index")
-    b = PublicationKey("free", datetime(2022, 6, 1, 9, 0, 0, 400, tzinfo=timezone.utc), "post:launch", "x-index")
+    b = PublicationKey("free", datetime(2022, 6, 1, 9, 0, 0, 400, tzinfo=UTC), "post:launch", "x-index")
     assert a == b and a.token() == b.token() and a.slot_iso == "2022-06-01T09:00:00Z"
     assert ledger.claim(a, "w1", LEASE, post="launch") is not None
     assert ledger.claim(b, "w2", LEASE, post="launch") is None
-    assert ledger.get(b).slot_at == datetime(2022, 6, 1, 9, 0, tzinfo=timezone.utc)
+    assert ledger.get(b).slot_at == datetime(2022, 6, 1, 9, 0, tzinfo=UTC)
 
 
 def test_token_is_stable_and_header_safe():
@@ -66,8 +68,12 @@ def test_token_is_stable_and_header_safe():
     token = key.token()
     assert token == slot_key(3).token() and len(token) == 37 and token.startswith("pub1-")
     assert token.isascii() and token.replace("-", "").isalnum()
-    others = {slot_key(4).token(), slot_key(3, "post:other").token(), slot_key(3, account="bsky").token(),
-              PublicationKey("other", key.slot_at, key.target, key.account).token()}
+    others = {
+        slot_key(4).token(),
+        slot_key(3, "post:other").token(),
+        slot_key(3, account="bsky").token(),
+        PublicationKey("other", key.slot_at, key.target, key.account).token(),
+    }
     assert token not in others and len(others) == 4
 
 
@@ -93,8 +99,13 @@ def test_reconcile_needed_after_uncertain_or_unfinished_attempt(ledger, clock):
     for row in (clean, uncertain, dead):
         assert not ledger.needs_reconcile(row.id)
     ledger.record_retry(clean.id, clock.now(), "PlatformUnavailable: 503", attempt=ledger.start_attempt(clean.id, "w1"))
-    ledger.record_retry(uncertain.id, clock.now(), "UncertainOutcome: timeout",
-                        attempt=ledger.start_attempt(uncertain.id, "w1"), uncertain=True)
+    ledger.record_retry(
+        uncertain.id,
+        clock.now(),
+        "UncertainOutcome: timeout",
+        attempt=ledger.start_attempt(uncertain.id, "w1"),
+        uncertain=True,
+    )
     ledger.start_attempt(dead.id, "w1")
     assert [ledger.needs_reconcile(r.id) for r in (clean, uncertain, dead)] == [False, True, True]
     clock.advance(LEASE.total_seconds())
@@ -118,6 +129,7 @@ def test_used_posts_counts_live_and_content_refused_posts(ledger):
 
 def test_queue_choice_sees_posts_used_by_earlier_claims(ledger):
     """Consecutive queue slots on one account take the queue's posts in order, one each."""
+
     def choose(used):
         return next((p for p in QUEUE[:3] if p not in used), None)
 
@@ -144,8 +156,9 @@ def test_threads_never_double_claim(ledger):
         for i in range(10):
             if ledger.claim(slot_key(i), owner, LEASE, post="launch"):
                 won.append(i)
-            row = ledger.claim(slot_key(i, "queue:videos"), owner, LEASE,
-                               choose=lambda used: next(p for p in QUEUE if p not in used))
+            row = ledger.claim(
+                slot_key(i, "queue:videos"), owner, LEASE, choose=lambda used: next(p for p in QUEUE if p not in used)
+            )
             if row:
                 won.append(row.post)
         return won
@@ -200,14 +213,16 @@ def test_a_worker_that_lost_its_claim_cannot_overwrite_the_new_owner(ledger, clo
 def test_claim_and_begin_records_the_attempt_in_the_claim_and_asks_to_reconcile_a_dead_one(ledger, clock):
     """One transaction claims and numbers the attempt; a take-over after a worker died mid-attempt says reconcile."""
     key = slot_key(1)
-    row, n, reconcile = ledger.claim_and_begin(key, "dead", LEASE, post="launch", schedule="launch", slot=0,
-                                               platform="x")
+    row, n, reconcile = ledger.claim_and_begin(
+        key, "dead", LEASE, post="launch", schedule="launch", slot=0, platform="x"
+    )
     assert (row.owner, row.attempts, n, reconcile) == ("dead", 0, 1, False)
     assert [(a.n, a.owner, a.outcome) for a in ledger.attempts_of(row.id)] == [(1, "dead", None)]
     assert ledger.claim_and_begin(key, "w2", LEASE, post="launch", schedule="launch", slot=0, platform="x") is None
     clock.advance(LEASE.total_seconds())
-    again, n, reconcile = ledger.claim_and_begin(key, "w2", LEASE, post="launch", schedule="launch", slot=0,
-                                                 platform="x")
+    again, n, reconcile = ledger.claim_and_begin(
+        key, "w2", LEASE, post="launch", schedule="launch", slot=0, platform="x"
+    )
     assert (again.id, again.owner, again.attempts, n, reconcile) == (row.id, "w2", 1, 2, True)
     ledger.record_published(again.id, "42", "https://x.com/a/status/42", attempt=n)
     assert ledger.claim_and_begin(key, "w3", LEASE, post="launch", schedule="launch", slot=0, platform="x") is None

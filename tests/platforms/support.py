@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bot.core.errors import AuthFailed, ContentRejected, PlatformUnavailable, RateLimited
-from bot.platforms import platform_class
 from bot.core.values import Outgoing
+from bot.platforms import platform_class
 from bot.platforms.base import Platform
 from sandboxes.base import Sandbox, SandboxAccount
 from sandboxes.media import make_banner, make_captions, make_video
@@ -40,12 +40,19 @@ class Account:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-def adapter_for(acct: SandboxAccount, *, secrets: dict[str, str] | None = None,
-                options: dict[str, Any] | None = None, **kwargs: Any) -> Platform:
+def adapter_for(
+    acct: SandboxAccount, *, secrets: dict[str, str] | None = None, options: dict[str, Any] | None = None, **kwargs: Any
+) -> Platform:
     """The adapter of ``acct`` with its sandbox secrets (``secrets`` overrides some, e.g. a wrong one)."""
     entry = acct.entry
-    account = Account(acct.id, entry["platform"], entry.get("base_url"), entry.get("handle"),
-                      dict(entry["credentials"]), {**entry.get("options", {}), **(options or {})})
+    account = Account(
+        acct.id,
+        entry["platform"],
+        entry.get("base_url"),
+        entry.get("handle"),
+        dict(entry["credentials"]),
+        {**entry.get("options", {}), **(options or {})},
+    )
     values = {role: acct.env[var] for role, var in account.credentials.items()}
     kwargs.setdefault("timeout", 10)
     return platform_class(account.platform)(account, {**values, **(secrets or {})}, **kwargs)
@@ -64,8 +71,15 @@ def opened(acct: SandboxAccount, **kwargs: Any) -> Iterator[Platform]:
     platform.close()
 
 
-def media_folder(root: Path, *, banner_size: tuple[int, int], clip: str, seconds: int,
-                 clip_size: tuple[int, int], captions: list[str]) -> Path:
+def media_folder(
+    root: Path,
+    *,
+    banner_size: tuple[int, int],
+    clip: str,
+    seconds: int,
+    clip_size: tuple[int, int],
+    captions: list[str],
+) -> Path:
     """Four banners ``banner-0.png`` .. ``banner-3.png``, and a video ``<clip>.mp4`` with captions ``<clip>.vtt``."""
     for n in range(4):
         make_banner(root / f"banner-{n}.png", f"Free Andrei and Irina ({n + 1}/4)", banner_size)

@@ -16,8 +16,8 @@ from bot.core.values import ImageAttachment, Mention, Outgoing, VideoAttachment
 from bot.platforms.bluesky import Bluesky
 from bot.platforms.bluesky.session import FileSessionStore
 from bot.platforms.bluesky.text import tid_for
-from sandboxes.bluesky.sandbox import BlueskySandbox
 from sandboxes.base import SandboxAccount
+from sandboxes.bluesky.sandbox import BlueskySandbox
 from sandboxes.media import make_captions, make_image, make_video
 from tests.platforms.support import adapter_for, opened, restored
 
@@ -49,8 +49,9 @@ def adapter(account: SandboxAccount) -> Iterator[Bluesky]:
 
 def record_of(sandbox: BlueskySandbox, uri: str) -> dict[str, Any]:
     repo, collection, rkey = uri.removeprefix("at://").split("/")
-    return sandbox.xrpc("GET", "com.atproto.repo.getRecord",
-                        params={"repo": repo, "collection": collection, "rkey": rkey})["value"]
+    return sandbox.xrpc(
+        "GET", "com.atproto.repo.getRecord", params={"repo": repo, "collection": collection, "rkey": rkey}
+    )["value"]
 
 
 def test_text_post_carries_facets_at_utf8_byte_offsets(sandbox: BlueskySandbox, adapter: Bluesky) -> None:
@@ -60,11 +61,19 @@ def test_text_post_carries_facets_at_utf8_byte_offsets(sandbox: BlueskySandbox, 
     receipt = adapter.publish(Outgoing(key=key(), text=text, language="fr"))
     record = record_of(sandbox, receipt.remote_id)
     raw = record["text"].encode("utf-8")
-    cut = {f["features"][0]["$type"].rsplit("#", 1)[1]: (raw[f["index"]["byteStart"]:f["index"]["byteEnd"]].decode(), f["features"][0])
-           for f in record["facets"]}
+    cut = {
+        f["features"][0]["$type"].rsplit("#", 1)[1]: (
+            raw[f["index"]["byteStart"] : f["index"]["byteEnd"]].decode(),
+            f["features"][0],
+        )
+        for f in record["facets"]
+    }
     assert cut["tag"] == ("#FreeAndreiandIrina", {"$type": "app.bsky.richtext.facet#tag", "tag": "FreeAndreiandIrina"})
     assert cut["link"][0] == "https://www.article19.org/x"
-    assert cut["mention"] == (f"@{friend.handle}", {"$type": "app.bsky.richtext.facet#mention", "did": sandbox.did_of(friend)})
+    assert cut["mention"] == (
+        f"@{friend.handle}",
+        {"$type": "app.bsky.richtext.facet#mention", "did": sandbox.did_of(friend)},
+    )
     assert record["langs"] == ["fr"]
     assert receipt.url.startswith(f"https://bsky.app/profile/{adapter.account.handle}/post/")
 
@@ -84,15 +93,23 @@ def test_four_images_with_alt_and_an_oversized_one_reencoded(
     assert all(m["bytes"] <= 1_000_000 for m in post.media)
     assert post.media[0]["mime"] == "image/jpeg"
     assert [(m["aspect_ratio"]["width"], m["aspect_ratio"]["height"]) for m in post.media] == [
-        (1000, 700), (600, 400), (700, 400), (800, 400)]
+        (1000, 700),
+        (600, 400),
+        (700, 400),
+        (800, 400),
+    ]
 
 
-def test_video_with_captions_and_alt(sandbox: BlueskySandbox, account: SandboxAccount, adapter: Bluesky, tmp_path: Path) -> None:
+def test_video_with_captions_and_alt(
+    sandbox: BlueskySandbox, account: SandboxAccount, adapter: Bluesky, tmp_path: Path
+) -> None:
     """A video embed holds the video blob, its alt text and a VTT captions blob in the given language."""
     video = make_video(tmp_path / "v.mp4", 2.0, size=(320, 180))
     captions = make_captions(tmp_path / "v.vtt", ["Free Andrei", "Free Irina"], 2.0)
     progress: list[tuple[int, int]] = []
-    out = Outgoing(key=key(), text="Supporter video", video=VideoAttachment(video, "A supporter speaks", captions, "be"))
+    out = Outgoing(
+        key=key(), text="Supporter video", video=VideoAttachment(video, "A supporter speaks", captions, "be")
+    )
     receipt = adapter.publish(out, progress=lambda sent, total: progress.append((sent, total)))
     embed = record_of(sandbox, receipt.remote_id)["embed"]
     assert embed["$type"] == "app.bsky.embed.video"
@@ -103,7 +120,9 @@ def test_video_with_captions_and_alt(sandbox: BlueskySandbox, account: SandboxAc
     assert progress[-1][0] == progress[-1][1]
 
 
-def test_twenty_megabyte_video_goes_up_whole(sandbox: BlueskySandbox, account: SandboxAccount, adapter: Bluesky, tmp_path: Path) -> None:
+def test_twenty_megabyte_video_goes_up_whole(
+    sandbox: BlueskySandbox, account: SandboxAccount, adapter: Bluesky, tmp_path: Path
+) -> None:
     """A 20 MB video goes whole through the video service, which stores it on the PDS; captions ride along."""
     video = make_video(tmp_path / "big.mp4", 2.0, size=(640, 360), target_bytes=20 * 1024 * 1024)
     captions = make_captions(tmp_path / "big.vtt", ["Free them"], 2.0)
@@ -139,10 +158,21 @@ def test_repost_of_a_supporter_post(sandbox: BlueskySandbox, account: SandboxAcc
     """A reshare is a repost record pointing at the post's uri and cid; a second reshare makes no second repost."""
     supporter = sandbox.create_account(f"sup-{uuid.uuid4().hex[:6]}")
     uri = sandbox.post_as(supporter, "Free Andrei and Irina")
-    cid = sandbox.xrpc("GET", "com.atproto.repo.getRecord", params={
-        "repo": uri.split("/")[2], "collection": "app.bsky.feed.post", "rkey": uri.rsplit("/", 1)[1]})["cid"]
-    mention = Mention(remote_id=uri, url="https://bsky.app/x", author_id="", author_handle=supporter.handle,
-                      author_name="", text="", created_at=None, ref={"uri": uri, "cid": cid})
+    cid = sandbox.xrpc(
+        "GET",
+        "com.atproto.repo.getRecord",
+        params={"repo": uri.split("/")[2], "collection": "app.bsky.feed.post", "rkey": uri.rsplit("/", 1)[1]},
+    )["cid"]
+    mention = Mention(
+        remote_id=uri,
+        url="https://bsky.app/x",
+        author_id="",
+        author_handle=supporter.handle,
+        author_name="",
+        text="",
+        created_at=None,
+        ref={"uri": uri, "cid": cid},
+    )
     first, again = adapter.reshare(mention), adapter.reshare(mention)
     assert first == again
     reposts = [p for p in sandbox.posts(account) if p.reshare_of]
@@ -218,10 +248,18 @@ def test_revoked_refresh_logs_in_again_then_fails_as_auth(sandbox: BlueskySandbo
     assert var in str(raised.value) and adapter._secret("app_password") not in str(raised.value)
 
 
-@pytest.mark.parametrize(("fault", "error"), [
-    ("rate_limited", RateLimited), ("unavailable", PlatformUnavailable), ("auth", AuthFailed), ("rejected", ContentRejected),
-])
-def test_fault_maps_to_error_class(sandbox: BlueskySandbox, account: SandboxAccount, adapter: Bluesky, fault: str, error: type) -> None:
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        ("rate_limited", RateLimited),
+        ("unavailable", PlatformUnavailable),
+        ("auth", AuthFailed),
+        ("rejected", ContentRejected),
+    ],
+)
+def test_fault_maps_to_error_class(
+    sandbox: BlueskySandbox, account: SandboxAccount, adapter: Bluesky, fault: str, error: type
+) -> None:
     """Each injected XRPC failure of createRecord becomes the bot's error for it and leaves no post behind."""
     adapter.whoami()
     sandbox.fail_next(fault, retry_after=30, path="createRecord")
@@ -267,8 +305,10 @@ def test_stops_before_the_login_limit_the_pds_announced(limited: BlueskySandbox)
     acct = limited.create_account(f"lim-{uuid.uuid4().hex[:6]}")
     password = next(iter(acct.env.values()))
     for _ in range(29):  # the PDS allows 30 logins per handle in 5 minutes; spend all but one elsewhere
-        limited._http.post(f"{limited.base_url}/xrpc/com.atproto.server.createSession",
-                           json={"identifier": acct.handle, "password": password}).raise_for_status()
+        limited._http.post(
+            f"{limited.base_url}/xrpc/com.atproto.server.createSession",
+            json={"identifier": acct.handle, "password": password},
+        ).raise_for_status()
     adapter = adapter_for(acct)
     adapter.publish(Outgoing(key=key(), text="posted without an AppView"))  # the login itself uses the last one
     assert adapter.gate.wait_needed("login") > 0

@@ -42,8 +42,9 @@ def calls(log: list[dict[str, Any]], nsid: str) -> list[int]:
 
 def record_of(sandbox: BlueskySandbox, uri: str) -> dict[str, Any]:
     repo, collection, rkey = uri.removeprefix("at://").split("/")
-    return sandbox.xrpc("GET", "com.atproto.repo.getRecord",
-                        params={"repo": repo, "collection": collection, "rkey": rkey})["value"]
+    return sandbox.xrpc(
+        "GET", "com.atproto.repo.getRecord", params={"repo": repo, "collection": collection, "rkey": rkey}
+    )["value"]
 
 
 @pytest.fixture
@@ -77,7 +78,9 @@ def test_twenty_megabyte_video_goes_through_the_video_service(
     size = video.stat().st_size
     pds_start, video_start = len(sandbox.requests()), len(sandbox.video_requests())
     progress: list[tuple[int, int]] = []
-    out = Outgoing(key=key(), text="A supporter speaks", video=VideoAttachment(video, "A supporter speaks", captions, "be"))
+    out = Outgoing(
+        key=key(), text="A supporter speaks", video=VideoAttachment(video, "A supporter speaks", captions, "be")
+    )
     receipt = adapter.publish(out, progress=lambda sent, total: progress.append((sent, total)))
 
     log = sandbox.video_requests()[video_start:]
@@ -98,20 +101,25 @@ def test_twenty_megabyte_video_goes_through_the_video_service(
     assert len(progress) > 10  # the video's bytes reported as they go, not only at the end
 
 
-def test_the_appview_shows_the_video_post(sandbox: BlueskySandbox, account: SandboxAccount, adapter: Bluesky, tmp_path: Path) -> None:
+def test_the_appview_shows_the_video_post(
+    sandbox: BlueskySandbox, account: SandboxAccount, adapter: Bluesky, tmp_path: Path
+) -> None:
     """The AppView indexes the post with a video embed view for the blob the service stored."""
     video = video_file(tmp_path)
     receipt = adapter.publish(Outgoing(key=key(), text="Watch", video=VideoAttachment(video, "Supporter video")))
     sandbox.index()
-    got = requests.get(f"{sandbox.info['appview']}/xrpc/app.bsky.feed.getPosts", params={"uris": receipt.remote_id},
-                       timeout=10).json()
+    got = requests.get(
+        f"{sandbox.info['appview']}/xrpc/app.bsky.feed.getPosts", params={"uris": receipt.remote_id}, timeout=10
+    ).json()
     [post] = got["posts"]
     assert post["embed"]["$type"] == "app.bsky.embed.video#view"
     assert post["embed"]["alt"] == "Supporter video"
     assert post["embed"]["cid"] == record_of(sandbox, receipt.remote_id)["embed"]["video"]["ref"]["$link"]
 
 
-def test_a_video_seen_before_reuses_its_job(sandbox: BlueskySandbox, account: SandboxAccount, adapter: Bluesky, tmp_path: Path) -> None:
+def test_a_video_seen_before_reuses_its_job(
+    sandbox: BlueskySandbox, account: SandboxAccount, adapter: Bluesky, tmp_path: Path
+) -> None:
     """The same bytes from a restarted worker are answered 409 already_exists with the earlier job's blob, which the new post embeds."""
     video = video_file(tmp_path)
     restarted = adapter_for(account, sleep=Sleeps())  # nothing in memory from the first upload
@@ -142,7 +150,9 @@ def test_a_failed_job_is_content_rejected_and_not_retried(
     assert sandbox.posts(account) == []
 
 
-def test_a_file_that_is_not_mp4_fails_validation(sandbox: BlueskySandbox, account: SandboxAccount, adapter: Bluesky, tmp_path: Path) -> None:
+def test_a_file_that_is_not_mp4_fails_validation(
+    sandbox: BlueskySandbox, account: SandboxAccount, adapter: Bluesky, tmp_path: Path
+) -> None:
     """A Matroska file named .mp4 is taken by uploadVideo but its job fails validation: ContentRejected."""
     fake = make_video(tmp_path / "really.mp4", 1.0, size=(160, 90), seed=next(_seeds), container_format="matroska")
     with pytest.raises(ContentRejected, match="validation_failure"):
@@ -164,7 +174,9 @@ def test_a_429_from_the_service_is_rate_limited_and_gates_the_next_video(
     assert len(sandbox.video_requests()) == sent
 
 
-def test_unavailable_then_the_retry_publishes_once(sandbox: BlueskySandbox, account: SandboxAccount, adapter: Bluesky, tmp_path: Path) -> None:
+def test_unavailable_then_the_retry_publishes_once(
+    sandbox: BlueskySandbox, account: SandboxAccount, adapter: Bluesky, tmp_path: Path
+) -> None:
     """A 503 on a status poll is PlatformUnavailable; the retry with the same key reuses the job and makes one post."""
     sandbox.fail_next("unavailable", path=STATUS)
     out = Outgoing(key=key(), text="retry me", video=VideoAttachment(video_file(tmp_path), "alt"))
@@ -186,10 +198,12 @@ def test_a_refused_token_is_auth_failed(sandbox: BlueskySandbox, adapter: Bluesk
 
 def _service_token(sandbox: BlueskySandbox, account: SandboxAccount, aud: str, lxm: str) -> str:
     password = next(iter(account.env.values()))
-    session = sandbox.xrpc("POST", "com.atproto.server.createSession",
-                           body={"identifier": account.handle, "password": password})
-    return sandbox.xrpc("GET", "com.atproto.server.getServiceAuth", jwt=session["accessJwt"],
-                        params={"aud": aud, "lxm": lxm})["token"]
+    session = sandbox.xrpc(
+        "POST", "com.atproto.server.createSession", body={"identifier": account.handle, "password": password}
+    )
+    return sandbox.xrpc(
+        "GET", "com.atproto.server.getServiceAuth", jwt=session["accessJwt"], params={"aud": aud, "lxm": lxm}
+    )["token"]
 
 
 def test_the_service_refuses_bad_tokens(sandbox: BlueskySandbox, account: SandboxAccount, tmp_path: Path) -> None:
@@ -210,11 +224,17 @@ def test_the_service_refuses_bad_tokens(sandbox: BlueskySandbox, account: Sandbo
     answers = {}
     for name, token in tokens.items():
         headers = {"Content-Type": "video/mp4"} | ({"Authorization": f"Bearer {token}"} if token else {})
-        answers[name] = requests.post(f"{service.url}/xrpc/{UPLOAD}", params={"did": did, "name": "v.mp4"},
-                                      data=body, headers=headers, timeout=10).status_code
+        answers[name] = requests.post(
+            f"{service.url}/xrpc/{UPLOAD}", params={"did": did, "name": "v.mp4"}, data=body, headers=headers, timeout=10
+        ).status_code
     assert answers == {"missing": 401, "wrong method": 401, "wrong audience": 401, "forged": 401, "another user's": 400}
-    accepted = requests.post(f"{service.url}/xrpc/{UPLOAD}", params={"did": did, "name": "v.mp4"}, data=body,
-                             headers={"Content-Type": "video/mp4", "Authorization": f"Bearer {good}"}, timeout=10)
+    accepted = requests.post(
+        f"{service.url}/xrpc/{UPLOAD}",
+        params={"did": did, "name": "v.mp4"},
+        data=body,
+        headers={"Content-Type": "video/mp4", "Authorization": f"Bearer {good}"},
+        timeout=10,
+    )
     assert accepted.status_code == 200 and accepted.json()["state"] == "JOB_STATE_CREATED"
 
 
@@ -233,13 +253,16 @@ def test_video_service_none_uploads_the_blob_to_the_pds(
     assert record_of(sandbox, receipt.remote_id)["embed"]["video"]["size"] == video.stat().st_size
 
 
-@pytest.mark.parametrize(("base_url", "option", "expected"), [
-    ("https://bsky.social", None, OFFICIAL),
-    ("https://morel.us-east.host.bsky.network", None, OFFICIAL),
-    ("https://pds.example.org", None, None),
-    ("https://bsky.social", "none", None),
-    ("https://pds.example.org", "https://video.example.org/", "https://video.example.org"),
-])
+@pytest.mark.parametrize(
+    ("base_url", "option", "expected"),
+    [
+        ("https://bsky.social", None, OFFICIAL),
+        ("https://morel.us-east.host.bsky.network", None, OFFICIAL),
+        ("https://pds.example.org", None, None),
+        ("https://bsky.social", "none", None),
+        ("https://pds.example.org", "https://video.example.org/", "https://video.example.org"),
+    ],
+)
 def test_which_video_service_an_account_uses(base_url: str, option: str | None, expected: str | None) -> None:
     """Accounts on Bluesky's PDSes default to the official service, others to direct uploads; the option overrides."""
     assert service_for(base_url, option) == expected
@@ -251,13 +274,14 @@ def test_a_video_service_that_is_not_a_url_is_a_config_error() -> None:
         service_for("https://bsky.social", "video.bsky.app")
 
 
-
 def test_bot_check_hook_names_a_bad_video_service() -> None:
     """Bluesky.option_problems reports a video_service that is not a URL under its key, and nothing for none or unset."""
     assert Bluesky.option_problems("https://bsky.social", {"video_service": "htp:/x"}) == {
-        "video_service": "'htp:/x' is not a URL (expected an https URL, or none)"}
+        "video_service": "'htp:/x' is not a URL (expected an https URL, or none)"
+    }
     assert Bluesky.option_problems(None, {}) == {}
     assert Bluesky.option_problems("https://pds.example.org", {"video_service": "none"}) == {}
+
 
 def test_a_spent_daily_budget_is_refused_before_the_bytes_go(
     sandbox: BlueskySandbox, account: SandboxAccount, adapter: Bluesky, tmp_path: Path

@@ -34,8 +34,12 @@ def adapter(campaign_account: SandboxAccount) -> Iterator[Platform]:
 @pytest.fixture(scope="session")
 def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return media_folder(
-        tmp_path_factory.mktemp("contract-media"), banner_size=(1200, 675), clip="supporter", seconds=3,
-        clip_size=(640, 360), captions=["Andrei and Irina have been jailed", "for doing their jobs"],
+        tmp_path_factory.mktemp("contract-media"),
+        banner_size=(1200, 675),
+        clip="supporter",
+        seconds=3,
+        clip_size=(640, 360),
+        captions=["Andrei and Irina have been jailed", "for doing their jobs"],
     )
 
 
@@ -58,9 +62,7 @@ def test_publishes_four_images_with_alt_text(
     sandbox: Sandbox, campaign_account: SandboxAccount, adapter: Platform, media_dir: Path
 ) -> None:
     """Four images go up with their own alt texts, in order."""
-    images = tuple(
-        ImageAttachment(media_dir / f"banner-{n}.png", f"Campaign banner number {n + 1}") for n in range(4)
-    )
+    images = tuple(ImageAttachment(media_dir / f"banner-{n}.png", f"Campaign banner number {n + 1}") for n in range(4))
     receipt = adapter.publish(outgoing(f"Banners #FreeAndreiandIrina {uuid.uuid4().hex[:6]}", images=images))
     post = only_post_by(sandbox, campaign_account, receipt.remote_id)
     assert [m["kind"] for m in post.media] == ["image"] * 4

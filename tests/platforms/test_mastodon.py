@@ -21,8 +21,8 @@ from bot.core.errors import (
 from bot.core.values import ImageAttachment, Mention, VideoAttachment
 from bot.platforms.mastodon import Mastodon
 from bot.platforms.mastodon.wire import html_to_text
-from sandboxes.mastodon.sandbox import MastodonSandbox
 from sandboxes.base import SandboxAccount
+from sandboxes.mastodon.sandbox import MastodonSandbox
 from sandboxes.media import make_video
 from tests.platforms.support import FAULT_ERRORS, Sleeps, media_folder, opened, restored
 from tests.platforms.support import adapter_for as shared_adapter_for
@@ -59,8 +59,14 @@ def adapter(account: SandboxAccount, sleeps: Sleeps) -> Iterator[Mastodon]:
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return media_folder(tmp_path_factory.mktemp("mastodon-media"), banner_size=(600, 300), clip="clip", seconds=2,
-                        clip_size=(320, 240), captions=["Free Andrei and Irina"])
+    return media_folder(
+        tmp_path_factory.mktemp("mastodon-media"),
+        banner_size=(600, 300),
+        clip="clip",
+        seconds=2,
+        clip_size=(320, 240),
+        captions=["Free Andrei and Irina"],
+    )
 
 
 def mine(sandbox: MastodonSandbox, who: SandboxAccount) -> list:
@@ -85,7 +91,9 @@ def test_four_images_keep_their_alt_texts_in_order(sandbox, account, adapter, me
     """Four images are uploaded through /api/v2/media with their descriptions, in order, and progress is reported."""
     images = tuple(ImageAttachment(media / f"banner-{n}.png", f"Banner {n}: free Andrei and Irina") for n in range(4))
     progress: list[tuple[int, int]] = []
-    adapter.publish(out("Banners #FreeAndreiandIrina", images=images), lambda done, total: progress.append((done, total)))
+    adapter.publish(
+        out("Banners #FreeAndreiandIrina", images=images), lambda done, total: progress.append((done, total))
+    )
     [post] = mine(sandbox, account)
     assert [(m["kind"], m["alt"]) for m in post.media] == [("image", i.alt) for i in images]
     assert [m["bytes"] for m in post.media] == [i.path.stat().st_size for i in images]
@@ -99,7 +107,9 @@ def test_video_waits_for_processing_without_sleeping(sandbox, account, adapter, 
     with capture_logs() as logs:
         adapter.publish(out("A message for Andrei", video=video))
     [post] = mine(sandbox, account)
-    assert post.media == [{"kind": "video", "alt": "A supporter speaks", "bytes": video.path.stat().st_size, "captions": None}]
+    assert post.media == [
+        {"kind": "video", "alt": "A supporter speaks", "bytes": video.path.stat().st_size, "captions": None}
+    ]
     media_calls = [r["status"] for r in sandbox.requests() if "/media" in r["path"]][-4:]
     assert media_calls == [202, 206, 206, 200]
     assert sleeps == [1.5, 3.0, 5.0]
@@ -108,7 +118,7 @@ def test_video_waits_for_processing_without_sleeping(sandbox, account, adapter, 
 
 def test_video_still_processing_after_the_bounded_wait_is_retryable(sandbox, account, media) -> None:
     """When processing outlasts the bounded wait, publish fails as PlatformUnavailable and posts nothing."""
-    sandbox.set_processing_polls("video", 50)
+    sandbox.set_processing_polls("video", 1_000_000)  # never done within the 0.3 s wait, however fast the host
     adapter = adapter_for(account, sleep=Sleeps(), poll_interval=0.0, processing_wait=0.3)
     with pytest.raises(PlatformUnavailable, match="still processing"):
         adapter.publish(out("Too slow", video=VideoAttachment(media / "clip.mp4", "alt")))
@@ -174,7 +184,9 @@ def test_reblog_of_a_missing_post_is_not_found(adapter) -> None:
 
 def test_unreachable_instance_is_unavailable(account) -> None:
     """A refused connection is retryable PlatformUnavailable, not an uncertain outcome."""
-    closed = SandboxAccount(account.id, account.handle, {**account.entry, "base_url": "http://127.0.0.1:9"}, account.env)
+    closed = SandboxAccount(
+        account.id, account.handle, {**account.entry, "base_url": "http://127.0.0.1:9"}, account.env
+    )
     with pytest.raises(PlatformUnavailable):
         adapter_for(closed).publish(out("Nobody home"))
 
@@ -270,8 +282,9 @@ def test_streaming_delivers_a_new_tagged_post(sandbox, adapter) -> None:
         arrived.set()
 
     tags = [tag, f"Also{tag}"]
-    worker = threading.Thread(target=adapter.stream_mentions, args=(tags, on_mention, stop),
-                              kwargs={"on_connected": connected.set})
+    worker = threading.Thread(
+        target=adapter.stream_mentions, args=(tags, on_mention, stop), kwargs={"on_connected": connected.set}
+    )
     worker.start()
     try:
         assert connected.wait(10)

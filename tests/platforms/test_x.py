@@ -50,8 +50,14 @@ def adapter(account: SandboxAccount) -> Iterator[X]:
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = media_folder(tmp_path_factory.mktemp("x-media"), banner_size=(800, 400), clip="short", seconds=1,
-                        clip_size=(320, 180), captions=["Free Andrei", "Free Irina"])
+    root = media_folder(
+        tmp_path_factory.mktemp("x-media"),
+        banner_size=(800, 400),
+        clip="short",
+        seconds=1,
+        clip_size=(320, 180),
+        captions=["Free Andrei", "Free Irina"],
+    )
     make_video(root / "big.mp4", seconds=2, size=(640, 360), target_bytes=20 * 1024 * 1024)
     return root
 
@@ -87,12 +93,18 @@ def test_accounts_share_the_hosts_connections_and_keep_their_own_cookies(x_sandb
         second.close()
 
 
-def test_four_images_carry_their_alt_texts(x_sandbox: XSandbox, account: SandboxAccount, adapter: X, media: Path) -> None:
+def test_four_images_carry_their_alt_texts(
+    x_sandbox: XSandbox, account: SandboxAccount, adapter: X, media: Path
+) -> None:
     """Four images upload in one request each, get their alt texts, and attach in order."""
-    images = tuple(ImageAttachment(media / f"banner-{n}.png", f"Banner {n + 1}: free Andrei and Irina") for n in range(4))
+    images = tuple(
+        ImageAttachment(media / f"banner-{n}.png", f"Banner {n + 1}: free Andrei and Irina") for n in range(4)
+    )
     progress: list[tuple[int, int]] = []
     mark = len(x_sandbox.requests())
-    receipt = adapter.publish(out(f"Banners #{TAG} {uuid.uuid4().hex[:6]}", images=images), progress=lambda a, b: progress.append((a, b)))
+    receipt = adapter.publish(
+        out(f"Banners #{TAG} {uuid.uuid4().hex[:6]}", images=images), progress=lambda a, b: progress.append((a, b))
+    )
     post = next(p for p in x_sandbox.posts(account) if p.remote_id == receipt.remote_id)
     assert [(m["kind"], m["alt"], m["bytes"]) for m in post.media] == [
         ("image", i.alt, i.path.stat().st_size) for i in images
@@ -103,12 +115,19 @@ def test_four_images_carry_their_alt_texts(x_sandbox: XSandbox, account: Sandbox
     assert progress[-1] == (total, total) and len(progress) == 4
 
 
-def test_gif_goes_through_chunked_upload_and_processing(x_sandbox: XSandbox, account: SandboxAccount, adapter: X, tmp_path: Path) -> None:
+def test_gif_goes_through_chunked_upload_and_processing(
+    x_sandbox: XSandbox, account: SandboxAccount, adapter: X, tmp_path: Path
+) -> None:
     """A GIF is uploaded as tweet_gif through initialize/append/finalize and attached once processed."""
     gif = make_image(tmp_path / "loop.gif", (120, 80), format="GIF")
     receipt = adapter.publish(out(f"A loop {uuid.uuid4().hex[:6]}", images=(ImageAttachment(gif, "A looping banner"),)))
     (item,) = next(p for p in x_sandbox.posts(account) if p.remote_id == receipt.remote_id).media
-    assert (item["category"], item["state"], item["alt"], item["appends"]) == ("tweet_gif", "succeeded", "A looping banner", 1)
+    assert (item["category"], item["state"], item["alt"], item["appends"]) == (
+        "tweet_gif",
+        "succeeded",
+        "A looping banner",
+        1,
+    )
 
 
 def test_video_walks_processing_states_with_captions(media: Path) -> None:
@@ -117,7 +136,9 @@ def test_video_walks_processing_states_with_captions(media: Path) -> None:
         acct = sandbox.create_account(fresh())
         sleeps = Sleeps()
         platform = adapter_for(acct, sleep=sleeps)
-        video = VideoAttachment(media / "short.mp4", "A supporter holds a sign", captions=media / "short.vtt", captions_lang="en")
+        video = VideoAttachment(
+            media / "short.mp4", "A supporter holds a sign", captions=media / "short.vtt", captions_lang="en"
+        )
         with capture_logs() as logs:
             receipt = platform.publish(out("For Andrei and Irina", video=video))
         (post,) = sandbox.posts(acct)
@@ -132,7 +153,9 @@ def test_video_walks_processing_states_with_captions(media: Path) -> None:
         assert len(statuses) == 3 and all(r["query"]["command"] == "STATUS" for r in statuses)
 
 
-def test_failed_processing_is_rejected_and_nothing_posted(x_sandbox: XSandbox, account: SandboxAccount, adapter: X, media: Path) -> None:
+def test_failed_processing_is_rejected_and_nothing_posted(
+    x_sandbox: XSandbox, account: SandboxAccount, adapter: X, media: Path
+) -> None:
     """A video X fails to process raises ContentRejected with X's reason, and no post is created."""
     x_sandbox.fail_processing(1)
     with pytest.raises(ContentRejected, match="Unsupported video format"):
@@ -140,13 +163,18 @@ def test_failed_processing_is_rejected_and_nothing_posted(x_sandbox: XSandbox, a
     assert x_sandbox.posts(account) == []
 
 
-def test_twenty_mb_video_goes_up_in_chunks(x_sandbox: XSandbox, account: SandboxAccount, adapter: X, media: Path) -> None:
+def test_twenty_mb_video_goes_up_in_chunks(
+    x_sandbox: XSandbox, account: SandboxAccount, adapter: X, media: Path
+) -> None:
     """A 20 MB video is sent in APPENDs of at most 5 MB, in order, with progress up to the full size."""
     big = media / "big.mp4"
     size = big.stat().st_size
     assert size >= 20 * 1024 * 1024
     progress: list[tuple[int, int]] = []
-    receipt = adapter.publish(out("Twenty megabytes of solidarity", video=VideoAttachment(big, "Noise")), progress=lambda a, b: progress.append((a, b)))
+    receipt = adapter.publish(
+        out("Twenty megabytes of solidarity", video=VideoAttachment(big, "Noise")),
+        progress=lambda a, b: progress.append((a, b)),
+    )
     (video,) = next(p for p in x_sandbox.posts(account) if p.remote_id == receipt.remote_id).media
     assert video["bytes"] == size
     assert video["appends"] == math.ceil(size / (4 * 1024 * 1024)) >= 5
@@ -278,7 +306,9 @@ def test_429_blocks_the_search_bucket_only_until_reset(x_sandbox: XSandbox, adap
     adapter.publish(out(f"Posting is a different window {uuid.uuid4().hex[:6]}"))
 
 
-def test_reconcile_finds_a_post_made_despite_a_timeout(x_sandbox: XSandbox, account: SandboxAccount, media: Path) -> None:
+def test_reconcile_finds_a_post_made_despite_a_timeout(
+    x_sandbox: XSandbox, account: SandboxAccount, media: Path
+) -> None:
     """X timing out after accepting a post gives UncertainOutcome, and find_published then finds that post."""
     platform = adapter_for(account, timeout=0.3)
     text = f"Free them & read https://www.article19.org/ (or indexoncensorship.org). #{TAG} {uuid.uuid4().hex[:6]}"
@@ -296,7 +326,9 @@ def test_reconcile_finds_a_post_made_despite_a_timeout(x_sandbox: XSandbox, acco
     assert platform.find_published(out(text.replace("Free", "Release"))) is None
 
 
-def test_reconcile_reads_back_past_a_page_of_newer_posts(x_sandbox: XSandbox, account: SandboxAccount, adapter: X) -> None:
+def test_reconcile_reads_back_past_a_page_of_newer_posts(
+    x_sandbox: XSandbox, account: SandboxAccount, adapter: X
+) -> None:
     """A post buried under more than a page of newer posts is still found, one timeline page at a time."""
     early = out(f"Early post {uuid.uuid4().hex[:6]}")
     receipt = adapter.publish(early)
@@ -323,7 +355,12 @@ def test_fetch_mentions_one_call_for_all_tags(x_sandbox: XSandbox, adapter: X, a
     assert searches[0]["query"]["query"] == f"(#{a} OR #{b}) -is:retweet"
     assert [m.remote_id for m in page.mentions] == [plain, reply, touchy]
     first, second, third = page.mentions
-    assert (first.author_handle, first.author_name, first.is_reply, first.sensitive) == (supporter.handle, "A Supporter", False, False)
+    assert (first.author_handle, first.author_name, first.is_reply, first.sensitive) == (
+        supporter.handle,
+        "A Supporter",
+        False,
+        False,
+    )
     assert second.is_reply and third.sensitive
     assert page.cursor == touchy
     later = x_sandbox.post_as(supporter, f"Still here #{b}")

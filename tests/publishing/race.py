@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-NINE = datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc)
+NINE = datetime(2022, 1, 12, 9, 0, tzinfo=UTC)
 
 
-def publish_all(url: str, account_id: str, entry: dict, env: dict, texts: list[str], owner: str, reverse: bool,
-                root: str, results) -> None:
+def publish_all(
+    url: str, account_id: str, entry: dict, env: dict, texts: list[str], owner: str, reverse: bool, root: str, results
+) -> None:
     """Fire one fixed slot per text and one queue slot per text, in the given order; report the outcomes."""
     os.environ.update(env)
-    from bot.core.model import Account
     from bot.core.clock import FakeClock
+    from bot.core.model import Account
     from bot.ledger.db import open_engine
     from bot.ledger.publications import Ledger
     from bot.publishing.publisher import AdapterPool, Publisher
@@ -22,7 +23,7 @@ def publish_all(url: str, account_id: str, entry: dict, env: dict, texts: list[s
 
     account = Account(id=account_id, **entry)
     posts = [(f"p{i:02d}", None, text) for i, text in enumerate(texts[: len(texts) // 2])]
-    posts += [(f"q{i:02d}", "q", text) for i, text in enumerate(texts[len(texts) // 2:])]
+    posts += [(f"q{i:02d}", "q", text) for i, text in enumerate(texts[len(texts) // 2 :])]
     campaign = make_campaign(Path(root), [account], posts)
     clock = FakeClock(NINE)
     engine = open_engine(url)

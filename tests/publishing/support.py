@@ -8,9 +8,9 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bot.core.model import Account, Campaign, Post, Schedule
 from bot.core.errors import BotError
-from bot.core.values import Limits, Mention, MentionPage, Identity, Outgoing, Receipt
+from bot.core.model import Account, Campaign, Post, Schedule
+from bot.core.values import Identity, Limits, Mention, MentionPage, Outgoing, Receipt
 from bot.platforms.base import Platform
 from bot.schedule.occurrences import Occurrence
 
@@ -23,26 +23,54 @@ def unique(prefix: str) -> str:
     return f"{prefix}{next(_names)}"
 
 
-def make_campaign(tmp_path: Path, accounts: Sequence[Account], posts: Sequence[tuple[str, str | None, str]],
-                  *, grace: timedelta = timedelta(hours=1), window=(date(2022, 1, 12), date(2022, 3, 12))) -> Campaign:
+def make_campaign(
+    tmp_path: Path,
+    accounts: Sequence[Account],
+    posts: Sequence[tuple[str, str | None, str]],
+    *,
+    grace: timedelta = timedelta(hours=1),
+    window=(date(2022, 1, 12), date(2022, 3, 12)),
+) -> Campaign:
     """A campaign with one schedule "launch" (Europe/London) and ``posts`` as (id, queue, text)."""
-    models = {pid: Post(id=pid, queue=queue, path=tmp_path / "posts" / f"{pid}.yaml", text=text)
-              for pid, queue, text in posts}
+    models = {
+        pid: Post(id=pid, queue=queue, path=tmp_path / "posts" / f"{pid}.yaml", text=text) for pid, queue, text in posts
+    }
     queues: dict[str, list[str]] = {}
     for pid, queue, _ in posts:
         if queue:
             queues.setdefault(queue, []).append(pid)
-    schedule = Schedule(name="launch", path=tmp_path / "schedules" / "launch.yaml", timezone=LONDON,
-                        window_start=window[0], window_end=window[1], grace=grace)
-    return Campaign(root=tmp_path, name="free", accounts={a.id: a for a in accounts}, posts=models,
-                    queues=queues, schedules=[schedule])
+    schedule = Schedule(
+        name="launch",
+        path=tmp_path / "schedules" / "launch.yaml",
+        timezone=LONDON,
+        window_start=window[0],
+        window_end=window[1],
+        grace=grace,
+    )
+    return Campaign(
+        root=tmp_path,
+        name="free",
+        accounts={a.id: a for a in accounts},
+        posts=models,
+        queues=queues,
+        schedules=[schedule],
+    )
 
 
-def occurrence(at: datetime, target: str, accounts: Sequence[str], grace: timedelta = timedelta(hours=1),
-               slot: int = 0) -> Occurrence:
+def occurrence(
+    at: datetime, target: str, accounts: Sequence[str], grace: timedelta = timedelta(hours=1), slot: int = 0
+) -> Occurrence:
     kind, _, name = target.partition(":")
-    return Occurrence(at=at, schedule="launch", slot=slot, target=target, post=name if kind == "post" else None,
-                      queue=name if kind == "queue" else None, accounts=tuple(accounts), grace=grace)
+    return Occurrence(
+        at=at,
+        schedule="launch",
+        slot=slot,
+        target=target,
+        post=name if kind == "post" else None,
+        queue=name if kind == "queue" else None,
+        accounts=tuple(accounts),
+        grace=grace,
+    )
 
 
 class ScriptedLedgerTestPlatform(Platform):
@@ -53,8 +81,17 @@ class ScriptedLedgerTestPlatform(Platform):
     """
 
     name = "scripted"
-    limits = Limits(max_text=280, max_images=4, image_max_bytes=1, image_formats=frozenset(), video_max_bytes=1,
-                    video_max_seconds=1, video_formats=frozenset(), alt_max=1, captions=False)
+    limits = Limits(
+        max_text=280,
+        max_images=4,
+        image_max_bytes=1,
+        image_formats=frozenset(),
+        video_max_bytes=1,
+        video_max_seconds=1,
+        video_formats=frozenset(),
+        alt_max=1,
+        captions=False,
+    )
     required_credentials = ()
 
     def __init__(self, account, clock) -> None:

@@ -7,22 +7,35 @@ test_publisher_sandbox.py against the sandbox servers.
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from structlog.testing import capture_logs
 
+from bot.core.errors import (
+    AuthFailed,
+    ContentRejected,
+    DuplicateContent,
+    PlatformUnavailable,
+    RateLimited,
+    UncertainOutcome,
+)
 from bot.core.model import Account
-from bot.core.errors import AuthFailed, ContentRejected, DuplicateContent, PlatformUnavailable, RateLimited, UncertainOutcome
 from bot.ledger.publications import PublicationKey
 from bot.publishing.publisher import AdapterPool, Outcome, Publisher, RetryPolicy
 from tests.publishing.support import ScriptedLedgerTestPlatform, make_campaign, occurrence
 
-NINE = datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc)
-ACCOUNTS = [Account(id="acct-a", platform="x", credentials={"access_token": "ACCT_A_TOKEN"}),
-            Account(id="acct-b", platform="x", credentials={"access_token": "ACCT_B_TOKEN"})]
-POSTS = [("launch", None, "Free Andrei and Irina #FreeAndreiandIrina"),
-         ("v1", "videos", "video one"), ("v2", "videos", "video two"), ("v3", "videos", "video three")]
+NINE = datetime(2022, 1, 12, 9, 0, tzinfo=UTC)
+ACCOUNTS = [
+    Account(id="acct-a", platform="x", credentials={"access_token": "ACCT_A_TOKEN"}),
+    Account(id="acct-b", platform="x", credentials={"access_token": "ACCT_B_TOKEN"}),
+]
+POSTS = [
+    ("launch", None, "Free Andrei and Irina #FreeAndreiandIrina"),
+    ("v1", "videos", "video one"),
+    ("v2", "videos", "video two"),
+    ("v3", "videos", "video three"),
+]
 
 
 @pytest.fixture
@@ -34,8 +47,15 @@ def setup(tmp_path, sqlite_ledger, clock, rng):
         return adapters[account.id]
 
     campaign = make_campaign(tmp_path, ACCOUNTS, POSTS)
-    publisher = Publisher(campaign, sqlite_ledger, AdapterPool(build), clock, "w1", rng=rng,
-                          retry=RetryPolicy(max_attempts=3, base_delay=30, max_delay=600))
+    publisher = Publisher(
+        campaign,
+        sqlite_ledger,
+        AdapterPool(build),
+        clock,
+        "w1",
+        rng=rng,
+        retry=RetryPolicy(max_attempts=3, base_delay=30, max_delay=600),
+    )
     return publisher, adapters
 
 
@@ -64,7 +84,9 @@ def test_missed_slot_is_skipped_not_published(setup, clock):
         result = publisher.fire(occurrence(NINE, "post:launch", ["acct-a"]), "acct-a")
     assert (result.outcome, result.reason) == (Outcome.skipped, "missed")
     assert adapters == {}
-    assert [(e["event"], e["reason"], e["slot"]) for e in logs] == [("publish_skipped", "missed", "2022-01-12T09:00:00Z")]
+    assert [(e["event"], e["reason"], e["slot"]) for e in logs] == [
+        ("publish_skipped", "missed", "2022-01-12T09:00:00Z")
+    ]
     row = publisher.ledger.get(PublicationKey("free", NINE, "post:launch", "acct-a"))
     assert (row.state, row.reason) == ("skipped", "missed")
 
@@ -79,7 +101,7 @@ def test_late_slot_within_grace_is_published(setup, clock):
 def test_slot_outside_the_window_is_skipped(setup, clock):
     """A slot dated after the schedule's window (in its time zone) is skipped "outside_window"."""
     publisher, _ = setup
-    late = datetime(2022, 3, 13, 0, 30, tzinfo=timezone.utc)  # 13 March in London
+    late = datetime(2022, 3, 13, 0, 30, tzinfo=UTC)  # 13 March in London
     clock.set(late)
     result = publisher.fire(occurrence(late, "post:launch", ["acct-a"]), "acct-a")
     assert (result.outcome, result.reason) == (Outcome.skipped, "outside_window")
@@ -95,8 +117,12 @@ def test_queue_slots_take_the_next_unused_post_per_account(setup, clock):
         for account in ("acct-a", "acct-b") if hour < 2 else ("acct-a",):
             result = publisher.fire(occurrence(at, "queue:videos", [account]), account)
             picked[account].append((result.outcome.value, result.post, result.reason))
-    assert picked["acct-a"] == [("published", "v1", None), ("published", "v2", None), ("published", "v3", None),
-                                ("skipped", None, "queue_empty")]
+    assert picked["acct-a"] == [
+        ("published", "v1", None),
+        ("published", "v2", None),
+        ("published", "v3", None),
+        ("skipped", None, "queue_empty"),
+    ]
     assert picked["acct-b"] == [("published", "v1", None), ("published", "v2", None)]
 
 
@@ -181,8 +207,9 @@ def test_duplicate_refusal_after_an_uncertain_attempt_is_our_own_post(setup, clo
     assert platform.calls == ["publish", "find_published", "publish", "find_published"]
 
 
-@pytest.mark.parametrize("error,reason", [(ContentRejected("too long"), "rejected"),
-                                          (DuplicateContent("duplicate"), "duplicate")])
+@pytest.mark.parametrize(
+    "error,reason", [(ContentRejected("too long"), "rejected"), (DuplicateContent("duplicate"), "duplicate")]
+)
 def test_content_errors_are_not_retried(setup, clock, error, reason):
     """Rejected and duplicate content fail at once, at error level, and use up the queue post."""
     publisher, adapters = setup
@@ -201,11 +228,16 @@ def test_auth_failure_pauses_the_account_and_is_reported_once(setup, clock):
     clock.set(NINE)
     scripted(publisher, adapters, "acct-a").script = [AuthFailed("401 Unauthorized")]
     with capture_logs() as logs:
-        results = [publisher.fire(occurrence(NINE + timedelta(minutes=m), "post:launch", ["acct-a"]), "acct-a")
-                   for m in range(3)]
+        results = [
+            publisher.fire(occurrence(NINE + timedelta(minutes=m), "post:launch", ["acct-a"]), "acct-a")
+            for m in range(3)
+        ]
         other = publisher.fire(occurrence(NINE, "post:launch", ["acct-b"]), "acct-b")
     assert [(r.outcome, r.reason) for r in results] == [
-        (Outcome.failed, "auth"), (Outcome.skipped, "account_paused"), (Outcome.skipped, "account_paused")]
+        (Outcome.failed, "auth"),
+        (Outcome.skipped, "account_paused"),
+        (Outcome.skipped, "account_paused"),
+    ]
     assert other.outcome is Outcome.published
     errors = [e for e in logs if e["log_level"] == "error"]
     assert len(errors) == 1 and "ACCT_A_TOKEN" in errors[0]["error"] and "acct-a" in errors[0]["error"]
@@ -263,11 +295,10 @@ def test_dead_worker_claim_is_taken_over_and_reconciled(setup, clock):
 def test_manual_publish_goes_through_the_ledger(setup, clock):
     """publish_now records a manual publication keyed to the second, outside any schedule window."""
     publisher, adapters = setup
-    clock.set(datetime(2023, 5, 1, 12, 0, 0, 750000, tzinfo=timezone.utc))
+    clock.set(datetime(2023, 5, 1, 12, 0, 0, 750000, tzinfo=UTC))
     result = publisher.publish_now("launch", "acct-b")
     assert result.outcome is Outcome.published
-    row = publisher.ledger.get(PublicationKey("free", datetime(2023, 5, 1, 12, tzinfo=timezone.utc),
-                                              "post:launch", "acct-b"))
+    row = publisher.ledger.get(PublicationKey("free", datetime(2023, 5, 1, 12, tzinfo=UTC), "post:launch", "acct-b"))
     assert (row.manual, row.schedule, row.state) == (True, "manual", "published")
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from bot.publishing.publisher import AdapterPool, Outcome, Publisher
 from tests.publishing.support import make_campaign, occurrence, unique
 
-NINE = datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc)
+NINE = datetime(2022, 1, 12, 9, 0, tzinfo=UTC)
 pytestmark = pytest.mark.slow  # drives platform servers over loopback
 TIMEOUT = {"x": 1.5, "mastodon": 3.0, "bluesky": 3.0}  # under each sandbox's held-answer delay, over its usual latency
 POST_PATH = {"x": "/2/tweets", "mastodon": "/api/v1/statuses", "bluesky": "com.atproto.repo.createRecord"}
@@ -24,10 +24,14 @@ def on_platform(sandbox, monkeypatch, tmp_path, sqlite_ledger, clock):
         monkeypatch.setenv(name, value)
     account = Account(id=remote.id, **remote.entry)
     tag = unique("p")
-    campaign = make_campaign(tmp_path, [account], [
-        ("launch", None, f"One year ago Andrei and Irina were detained in Belarus. #FreeAndreiandIrina {tag}"),
-        ("v1", "videos", f"Journalism is not a crime. #FreeAndreiandIrina {tag}"),
-    ])
+    campaign = make_campaign(
+        tmp_path,
+        [account],
+        [
+            ("launch", None, f"One year ago Andrei and Irina were detained in Belarus. #FreeAndreiandIrina {tag}"),
+            ("v1", "videos", f"Journalism is not a crime. #FreeAndreiandIrina {tag}"),
+        ],
+    )
     publisher = Publisher(campaign, sqlite_ledger, AdapterPool(), clock, "w1")
     yield publisher, account, remote
     publisher.adapters.close()

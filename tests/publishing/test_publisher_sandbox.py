@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from structlog.testing import capture_logs
 
 from bot.core.model import Account
 from bot.ledger.publications import PublicationKey
-from bot.publishing.publisher import AdapterPool, Outcome, Publisher, RetryPolicy
 from bot.publishing.adapters import build_adapter
+from bot.publishing.publisher import AdapterPool, Outcome, Publisher, RetryPolicy
 from sandboxes.x.sandbox import XSandbox
 from tests.publishing.support import make_campaign, occurrence, unique
 
-NINE = datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc)
+NINE = datetime(2022, 1, 12, 9, 0, tzinfo=UTC)
 pytestmark = pytest.mark.slow  # drives platform servers over loopback
 
 
@@ -29,11 +29,15 @@ def sandbox_account(sandbox, monkeypatch) -> tuple[Account, object]:
 
 def campaign_for(tmp_path, account):
     tag = unique("run")  # X refuses duplicate text, and the sandbox lives for the whole session
-    return make_campaign(tmp_path, [account], [
-        ("launch", None, f"Andrei and Irina have been jailed in Belarus for one year. #FreeAndreiandIrina {tag}"),
-        ("v1", "videos", f"Our colleague Andrei has been behind bars for a year. #FreeAndreiandIrina {tag}"),
-        ("v2", "videos", f"Irina Zlobina is a journalist, not a criminal. #FreeAndreiandIrina {tag}"),
-    ])
+    return make_campaign(
+        tmp_path,
+        [account],
+        [
+            ("launch", None, f"Andrei and Irina have been jailed in Belarus for one year. #FreeAndreiandIrina {tag}"),
+            ("v1", "videos", f"Our colleague Andrei has been behind bars for a year. #FreeAndreiandIrina {tag}"),
+            ("v2", "videos", f"Irina Zlobina is a journalist, not a criminal. #FreeAndreiandIrina {tag}"),
+        ],
+    )
 
 
 @pytest.fixture
@@ -49,20 +53,35 @@ def test_each_slot_lands_on_the_platform_exactly_once(x_setup, x_sandbox, clock)
     """Fixed and queue slots publish once, with the platform's id and URL recorded, and never again."""
     publisher, account, remote = x_setup
     clock.set(NINE)
-    occs = [occurrence(NINE, "post:launch", [account.id]), occurrence(NINE, "queue:videos", [account.id], slot=1),
-            occurrence(NINE + timedelta(minutes=1), "queue:videos", [account.id], slot=1)]
+    occs = [
+        occurrence(NINE, "post:launch", [account.id]),
+        occurrence(NINE, "queue:videos", [account.id], slot=1),
+        occurrence(NINE + timedelta(minutes=1), "queue:videos", [account.id], slot=1),
+    ]
     with capture_logs() as logs:
         results = [publisher.fire(o, account.id) for o in occs]
-    assert [(r.outcome, r.post) for r in results] == [(Outcome.published, "launch"), (Outcome.published, "v1"),
-                                                      (Outcome.published, "v2")]
+    assert [(r.outcome, r.post) for r in results] == [
+        (Outcome.published, "launch"),
+        (Outcome.published, "v1"),
+        (Outcome.published, "v2"),
+    ]
     assert [publisher.fire(o, account.id).outcome for o in occs] == [Outcome.not_mine] * 3
     posts = x_sandbox.posts(remote)
     assert [p.text for p in posts] == [publisher.campaign.posts[p].text for p in ("launch", "v1", "v2")]
     assert [(r.remote_id, r.url) for r in results] == [(p.remote_id, p.url) for p in posts]
     line = next(e for e in logs if e["event"] == "post_published")
-    assert {k: line[k] for k in ("campaign", "post", "account", "platform", "slot", "target", "attempt", "outcome")} == {
-        "campaign": "free", "post": "launch", "account": account.id, "platform": "x",
-        "slot": "2022-01-12T09:00:00Z", "target": "post:launch", "attempt": 1, "outcome": "published"}
+    assert {
+        k: line[k] for k in ("campaign", "post", "account", "platform", "slot", "target", "attempt", "outcome")
+    } == {
+        "campaign": "free",
+        "post": "launch",
+        "account": account.id,
+        "platform": "x",
+        "slot": "2022-01-12T09:00:00Z",
+        "target": "post:launch",
+        "attempt": 1,
+        "outcome": "published",
+    }
     assert line["remote_id"] == posts[0].remote_id and line["url"] == posts[0].url and line["duration_ms"] >= 0
 
 
@@ -110,7 +129,7 @@ def test_worker_dead_between_acceptance_and_ledger_write(x_setup, x_sandbox, clo
 
 def test_rate_limit_reset_from_the_platform_is_honoured(monkeypatch, tmp_path, sqlite_ledger, clock):
     """A 429 with x-rate-limit-reset puts the retry after the reset, and the retry publishes."""
-    wall = lambda: clock.now().timestamp()  # noqa: E731  (server and adapter share the test clock)
+    wall = lambda: clock.now().timestamp()
     with XSandbox(wall=wall) as sandbox:
         account, remote = sandbox_account(sandbox, monkeypatch)
         publisher = Publisher(campaign_for(tmp_path, account), sqlite_ledger, AdapterPool(wall=wall), clock, "w1")
@@ -180,8 +199,13 @@ def test_two_processes_on_postgres_publish_every_post_once(x_sandbox, postgres, 
     texts = [f"Day {i} of detention for Andrei and Irina #FreeAndreiandIrina {tag}" for i in range(40)]
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
-    procs = [ctx.Process(target=publish_all, args=(url, remote.id, remote.entry, remote.env, texts, f"w{i}",
-                                                   bool(i), str(tmp_path), results)) for i in range(2)]
+    procs = [
+        ctx.Process(
+            target=publish_all,
+            args=(url, remote.id, remote.entry, remote.env, texts, f"w{i}", bool(i), str(tmp_path), results),
+        )
+        for i in range(2)
+    ]
     for proc in procs:
         proc.start()
     assert [results.get(timeout=60) for _ in procs] == ["ready", "ready"]
@@ -227,14 +251,19 @@ def test_lost_request_landing_after_the_look_up_is_recorded_as_ours(x_setup, x_s
 
 def test_worker_that_lost_its_claim_mid_upload_stops_before_posting(x_setup, x_sandbox, clock, ledger):
     """A worker stalled past its lease whose claim another worker took over stops its upload and never posts."""
-    import dataclasses
 
     from bot.core.model import Media
     from sandboxes.media import make_image
 
     slow, account, remote = x_setup
-    images = [Media(file=f"media/b{i}.png", path=make_image(slow.campaign.root / "posts" / "media" / f"b{i}.png",
-                                                            (400, 300)), alt=f"Banner {i}") for i in range(2)]
+    images = [
+        Media(
+            file=f"media/b{i}.png",
+            path=make_image(slow.campaign.root / "posts" / "media" / f"b{i}.png", (400, 300)),
+            alt=f"Banner {i}",
+        )
+        for i in range(2)
+    ]
     launch = slow.campaign.posts["launch"]
     slow.campaign.posts["launch"] = dataclasses.replace(launch, media=images)
     # The two workers stand for two processes: they must not share uploads through this one's registry.
@@ -262,6 +291,8 @@ def test_worker_that_lost_its_claim_mid_upload_stops_before_posting(x_setup, x_s
     key = PublicationKey("free", NINE, "post:launch", account.id)
     assert ledger.get(key).state == "published" and ledger.get(key).remote_id == post.remote_id
     assert [(a.owner, a.outcome) for a in ledger.attempts_of(result.publication_id)] == [
-        ("w1", "abandoned"), ("w2", "published")]
+        ("w1", "abandoned"),
+        ("w2", "published"),
+    ]
     abandoned = next(e for e in logs if e["event"] == "publish_abandoned")
     assert abandoned["reason"] == "lease_lost" and abandoned["account"] == account.id

@@ -5,22 +5,22 @@ from __future__ import annotations
 import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from tweepy.errors import BadRequest
 from structlog.testing import capture_logs
+from tweepy.errors import BadRequest
 
-from bot.core.model import Account, Media, Post
 from bot.core.errors import ContentRejected
+from bot.core.model import Account, Media, Post
 from bot.core.values import ImageAttachment, Outgoing
 from bot.platforms.x.upload import SHARED, SharedMedia, Uploader
 from bot.publishing.publisher import AdapterPool, Outcome, Publisher
 from sandboxes.x.sandbox import XSandbox
 from tests.publishing.support import make_campaign, occurrence
 
-NINE = datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc)
+NINE = datetime(2022, 1, 12, 9, 0, tzinfo=UTC)
 BANNER = Path(__file__).resolve().parents[2] / "posts" / "media" / "banner-3.png"
 pytestmark = pytest.mark.slow  # drives a platform server over loopback
 
@@ -51,8 +51,12 @@ def test_fan_out_uploads_each_image_once_per_hundred_and_one_accounts(own_x, mon
     shutil.copy(BANNER, tmp_path / "banner.png")
     made = accounts_on(own_x, monkeypatch, 120, "share")
     campaign = make_campaign(tmp_path, [a for a, _ in made], [])
-    post = Post(id="launch", path=tmp_path / "posts" / "launch.yaml", text="A year in prison. #FreeAndreiandIrina",
-                media=[Media(file="banner.png", path=tmp_path / "banner.png", alt="Banner: Free Andrei and Irina")])
+    post = Post(
+        id="launch",
+        path=tmp_path / "posts" / "launch.yaml",
+        text="A year in prison. #FreeAndreiandIrina",
+        media=[Media(file="banner.png", path=tmp_path / "banner.png", alt="Banner: Free Andrei and Irina")],
+    )
     campaign.posts["launch"] = post
     publisher = Publisher(campaign, ledger, AdapterPool(), clock, "w1")
     clock.set(NINE)
@@ -84,7 +88,9 @@ def test_only_the_named_owners_may_post_a_shared_upload(own_x, monkeypatch, tmp_
         media_id = Uploader(x_a._client, lambda s: None, None, 0, x_a.log).image(BANNER, "Banner", [b_id])
         x_b._client.create_tweet(text="Shared with me. #FreeAndreiandIrina", media_ids=[media_id], user_auth=True)
         with pytest.raises(BadRequest, match="media"):
-            x_c._client.create_tweet(text="Not shared with me. #FreeAndreiandIrina", media_ids=[media_id], user_auth=True)
+            x_c._client.create_tweet(
+                text="Not shared with me. #FreeAndreiandIrina", media_ids=[media_id], user_auth=True
+            )
         with pytest.raises(BadRequest, match="not found"):
             Uploader(x_b._client, lambda s: None, None, 0, x_b.log).describe(media_id, "Not my upload to describe")
     finally:
@@ -104,8 +110,13 @@ def test_a_refused_shared_media_id_is_replaced_by_our_own_upload(own_x, monkeypa
 
         # A's upload registered as covering B, although X was never told so (as if B's id were wrong).
         uploader = Uploader(x_a._client, lambda s: None, None, 0, x_a.log)
-        SHARED.obtain(x_b.base_url, ("image", *_file_key(BANNER), "Banner"), x_b._share_as,
-                      lambda owners: uploader.image(BANNER, "Banner"), lambda: None)
+        SHARED.obtain(
+            x_b.base_url,
+            ("image", *_file_key(BANNER), "Banner"),
+            x_b._share_as,
+            lambda owners: uploader.image(BANNER, "Banner"),
+            lambda: None,
+        )
         with capture_logs() as logs:
             receipt = x_b.publish(out, None)
     finally:
@@ -139,8 +150,11 @@ def test_a_failed_upload_is_not_shared_and_the_next_account_uploads_its_own():
     t = threading.Thread(target=first)
     t.start()
     started.wait(5)
-    second = threading.Thread(target=lambda: outcome.update(
-        {"2": shared.obtain("h", ("f",), "2", lambda owners: f"own-{sorted(owners)}", lambda: None)}))
+    second = threading.Thread(
+        target=lambda: outcome.update(
+            {"2": shared.obtain("h", ("f",), "2", lambda owners: f"own-{sorted(owners)}", lambda: None)}
+        )
+    )
     second.start()
     release.set()
     t.join(5)

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 import yaml
 
 from bot import cli
 from bot.campaign import load
+from bot.cli.status import collect, render
 from bot.ledger.db import default_url, open_engine
 from bot.ledger.publications import Ledger
 from bot.publishing.publisher import AdapterPool, Outcome, Publisher
-from bot.cli.status import collect, render
 from tests.publishing.support import occurrence, unique
 
-NINE = datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc)
+NINE = datetime(2022, 1, 12, 9, 0, tzinfo=UTC)
 pytestmark = pytest.mark.slow  # drives platform servers over loopback
 
 
@@ -35,10 +34,14 @@ def folder(tmp_path, x_sandbox, monkeypatch) -> tuple[Path, str, object]:
         "posts/launch.yaml": {"text": f"Free Andrei and Irina #FreeAndreiandIrina {tag}"},
         "posts/videos/001-first.yaml": {"text": f"Andrei has been behind bars for a year #FreeAndreiandIrina {tag}"},
         "posts/videos/002-second.yaml": {"text": f"Irina is a journalist, not a criminal #FreeAndreiandIrina {tag}"},
-        "schedules/launch.yaml": {"timezone": "Europe/London", "window": {"start": "2022-01-12", "end": "2022-03-12"},
-                                  "slots": [{"at": "2022-01-12T09:00", "post": "launch", "accounts": [remote.id]},
-                                            {"every": "day", "times": ["10:00"], "queue": "videos",
-                                             "accounts": [remote.id]}]},
+        "schedules/launch.yaml": {
+            "timezone": "Europe/London",
+            "window": {"start": "2022-01-12", "end": "2022-03-12"},
+            "slots": [
+                {"at": "2022-01-12T09:00", "post": "launch", "accounts": [remote.id]},
+                {"every": "day", "times": ["10:00"], "queue": "videos", "accounts": [remote.id]},
+            ],
+        },
     }
     for rel, data in files.items():
         path = tmp_path / rel
@@ -62,10 +65,13 @@ def test_status_shows_recent_failures_and_next(folder, clock):
     data = collect(campaign, ledger, clock.now(), limit=5, days=3)
     assert [(r["post"], r["account"], r["url"]) for r in data["recent"]] == [("launch", account, published.url)]
     assert [(r["state"], r["reason"], r["slot"]) for r in data["failures"]] == [
-        ("skipped", "missed", "2022-01-12T10:00:00+00:00")]
+        ("skipped", "missed", "2022-01-12T10:00:00+00:00")
+    ]
     assert [(n["local"], n["post"], n["accounts"]) for n in data["next"]] == [
-        ("2022-01-14 10:00 GMT", "001-first", [account]), ("2022-01-15 10:00 GMT", "002-second", [account]),
-        ("2022-01-16 10:00 GMT", None, [account])]
+        ("2022-01-14 10:00 GMT", "001-first", [account]),
+        ("2022-01-15 10:00 GMT", "002-second", [account]),
+        ("2022-01-16 10:00 GMT", None, [account]),
+    ]
     assert data["counts"]["published"] == 1 and data["skip_reasons"] == {"skipped:missed": 1}
     text = render(data)
     assert published.url in text and "skipped: missed" in text and "001-first" in text

@@ -37,18 +37,30 @@ def account(sandbox: BlueskySandbox) -> SandboxAccount:
 
 
 def access(sandbox: BlueskySandbox, account: SandboxAccount) -> str:
-    return sandbox.xrpc("POST", "com.atproto.server.createSession",
-                        body={"identifier": account.handle, "password": next(iter(account.env.values()))})["accessJwt"]
+    return sandbox.xrpc(
+        "POST",
+        "com.atproto.server.createSession",
+        body={"identifier": account.handle, "password": next(iter(account.env.values()))},
+    )["accessJwt"]
 
 
 def token(sandbox: BlueskySandbox, account: SandboxAccount, aud: str, lxm: str) -> str:
-    return sandbox.xrpc("GET", "com.atproto.server.getServiceAuth", jwt=access(sandbox, account),
-                        params={"aud": aud, "lxm": lxm, "exp": int(time.time()) + 600})["token"]
+    return sandbox.xrpc(
+        "GET",
+        "com.atproto.server.getServiceAuth",
+        jwt=access(sandbox, account),
+        params={"aud": aud, "lxm": lxm, "exp": int(time.time()) + 600},
+    )["token"]
 
 
 def upload(service: VideoService, did: str, jwt: str, body: bytes) -> requests.Response:
-    return requests.post(f"{service.url}/xrpc/app.bsky.video.uploadVideo", params={"did": did, "name": "v.mp4"},
-                         data=body, headers={"Authorization": f"Bearer {jwt}", "Content-Type": "video/mp4"}, timeout=30)
+    return requests.post(
+        f"{service.url}/xrpc/app.bsky.video.uploadVideo",
+        params={"did": did, "name": "v.mp4"},
+        data=body,
+        headers={"Authorization": f"Bearer {jwt}", "Content-Type": "video/mp4"},
+        timeout=30,
+    )
 
 
 def test_a_job_moves_through_encoding_to_a_blob_on_the_pds(
@@ -65,19 +77,32 @@ def test_a_job_moves_through_encoding_to_a_blob_on_the_pds(
     assert (job["state"], job["did"]) == ("JOB_STATE_CREATED", did)
     seen = []
     for _ in range(3):
-        status = requests.get(f"{service.url}/xrpc/app.bsky.video.getJobStatus", params={"jobId": job["jobId"]},
-                              timeout=10).json()["jobStatus"]
+        status = requests.get(
+            f"{service.url}/xrpc/app.bsky.video.getJobStatus", params={"jobId": job["jobId"]}, timeout=10
+        ).json()["jobStatus"]
         seen.append((status["state"], status.get("progress")))
     assert seen == [("JOB_STATE_ENCODING", 33), ("JOB_STATE_ENCODING", 67), ("JOB_STATE_COMPLETED", None)]
     blob = status["blob"]
     assert (blob["mimeType"], blob["size"]) == ("video/mp4", len(body))
     # The PDS keeps an unreferenced blob only for a while and serves it once a record holds it.
-    sandbox.xrpc("POST", "com.atproto.repo.createRecord", jwt=access(sandbox, account), body={
-        "repo": did, "collection": "app.bsky.feed.post",
-        "record": {"$type": "app.bsky.feed.post", "text": "v", "createdAt": "2022-01-12T08:00:00.000Z",
-                   "embed": {"$type": "app.bsky.embed.video", "video": blob}}})
-    stored = requests.get(f"{sandbox.pds_url}/xrpc/com.atproto.sync.getBlob",
-                          params={"did": did, "cid": blob["ref"]["$link"]}, timeout=10)
+    sandbox.xrpc(
+        "POST",
+        "com.atproto.repo.createRecord",
+        jwt=access(sandbox, account),
+        body={
+            "repo": did,
+            "collection": "app.bsky.feed.post",
+            "record": {
+                "$type": "app.bsky.feed.post",
+                "text": "v",
+                "createdAt": "2022-01-12T08:00:00.000Z",
+                "embed": {"$type": "app.bsky.embed.video", "video": blob},
+            },
+        },
+    )
+    stored = requests.get(
+        f"{sandbox.pds_url}/xrpc/com.atproto.sync.getBlob", params={"did": did, "cid": blob["ref"]["$link"]}, timeout=10
+    )
     assert stored.status_code == 200 and stored.content == body
 
 
@@ -105,7 +130,9 @@ def test_too_large_a_body_is_413(sandbox: BlueskySandbox, service: VideoService,
     assert answer.status_code == 413 and answer.json()["error"] == "PayloadTooLarge"
 
 
-def test_injected_429_carries_ratelimit_headers(sandbox: BlueskySandbox, service: VideoService, account: SandboxAccount) -> None:
+def test_injected_429_carries_ratelimit_headers(
+    sandbox: BlueskySandbox, service: VideoService, account: SandboxAccount
+) -> None:
     """A rate_limited fault answers 429 with ratelimit-remaining 0 and a reset about retry_after ahead, and is logged as such."""
     sandbox.fail_next("rate_limited", retry_after=90, path="app.bsky.video.uploadVideo")
     answer = upload(service, sandbox.did_of(account), "not-even-checked", b"")

@@ -12,8 +12,8 @@ import requests
 from mastodon import Mastodon
 
 from sandboxes.base import SandboxAccount
-from sandboxes.mastodon.sandbox import MastodonSandbox
 from sandboxes.mastodon.gateway import WORKERS
+from sandboxes.mastodon.sandbox import MastodonSandbox
 from tests.platforms.support import fresh_name, restored
 
 pytestmark = pytest.mark.slow
@@ -38,7 +38,7 @@ def all_at_once(calls: list[Callable[[], Any]]) -> list[Any]:
         start.wait()
         try:
             return call()
-        except Exception as exc:  # collected, so one failure does not hide the others
+        except Exception as exc:  # noqa: BLE001  (collected, so one failure does not hide the others)
             return exc
 
     with ThreadPoolExecutor(len(calls)) as pool:
@@ -71,8 +71,13 @@ def test_open_streams_leave_room_for_posts(sandbox: MastodonSandbox) -> None:
     listener = sandbox.create_account(fresh_name("listener"))
     (token,) = listener.env.values()
     streams = [
-        requests.get(f"{sandbox.base_url}/api/v1/streaming/hashtag", params={"tag": f"{fresh_name('T')}"},
-                     headers={"Authorization": f"Bearer {token}"}, stream=True, timeout=30)
+        requests.get(
+            f"{sandbox.base_url}/api/v1/streaming/hashtag",
+            params={"tag": f"{fresh_name('T')}"},
+            headers={"Authorization": f"Bearer {token}"},
+            stream=True,
+            timeout=30,
+        )
         for _ in range(WORKERS + 10)
     ]
     try:

@@ -100,9 +100,14 @@ def test_faults_answer_in_xrpc_shape_and_only_on_matching_paths(proxy: FaultProx
     assert Upstream.received == ["/other", "/limited"]  # the faulted request never reached the upstream
 
 
-@pytest.mark.parametrize(("fault", "status", "error"), [
-    ("unavailable", 503, "UpstreamFailure"), ("auth", 401, "AuthenticationRequired"), ("rejected", 400, "InvalidRequest"),
-])
+@pytest.mark.parametrize(
+    ("fault", "status", "error"),
+    [
+        ("unavailable", 503, "UpstreamFailure"),
+        ("auth", 401, "AuthenticationRequired"),
+        ("rejected", 400, "InvalidRequest"),
+    ],
+)
 def test_each_fault_has_its_status_and_error_name(proxy: FaultProxy, fault: str, status: int, error: str) -> None:
     """unavailable, auth and rejected answer with their HTTP status and XRPC error name."""
     proxy.fail_next(fault)

@@ -22,7 +22,9 @@ MB = 1024 * 1024
 def signer(acct: SandboxAccount, **override: str) -> OAuth1:
     values = {role: acct.env[var] for role, var in acct.entry["credentials"].items()}
     values.update(override)
-    return OAuth1(values["consumer_key"], values["consumer_secret"], values["access_token"], values["access_token_secret"])
+    return OAuth1(
+        values["consumer_key"], values["consumer_secret"], values["access_token"], values["access_token_secret"]
+    )
 
 
 @pytest.fixture
@@ -52,7 +54,12 @@ def test_signature_is_verified(x_sandbox: XSandbox, acct: SandboxAccount) -> Non
     bare = requests.get(x_sandbox.base_url + "/2/users/me", timeout=10)
     for answer in (wrong, bare):
         assert answer.status_code == 401
-        assert answer.json() == {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"}
+        assert answer.json() == {
+            "title": "Unauthorized",
+            "type": "about:blank",
+            "status": 401,
+            "detail": "Unauthorized",
+        }
     prepared = requests.Request("GET", x_sandbox.base_url + "/2/users/me", auth=signer(acct)).prepare()
     with requests.Session() as session:
         assert session.send(prepared, timeout=10).status_code == 200
@@ -61,10 +68,17 @@ def test_signature_is_verified(x_sandbox: XSandbox, acct: SandboxAccount) -> Non
 
 def test_signed_query_and_form_parameters_count(x_sandbox: XSandbox, acct: SandboxAccount) -> None:
     """Query and form-encoded body parameters are part of the signature, as OAuth 1.0a requires."""
-    search = call(x_sandbox, acct, "GET", "/2/tweets/search/recent", params={"query": "#nothingyet", "max_results": "10"})
+    search = call(
+        x_sandbox, acct, "GET", "/2/tweets/search/recent", params={"query": "#nothingyet", "max_results": "10"}
+    )
     assert search.status_code == 200 and search.json() == {"meta": {"result_count": 0}}
-    init = call(x_sandbox, acct, "POST", "/2/media/upload",
-                data={"command": "INIT", "media_type": "video/mp4", "total_bytes": "12", "media_category": "tweet_video"})
+    init = call(
+        x_sandbox,
+        acct,
+        "POST",
+        "/2/media/upload",
+        data={"command": "INIT", "media_type": "video/mp4", "total_bytes": "12", "media_category": "tweet_video"},
+    )
     assert init.status_code == 200 and init.json()["data"]["media_key"].startswith("7_")
 
 
@@ -79,8 +93,12 @@ def test_create_tweet_shapes(x_sandbox: XSandbox, acct: SandboxAccount) -> None:
     assert made.headers["x-rate-limit-remaining"].isdigit() and made.headers["x-user-limit-24hour-remaining"].isdigit()
     again = call(x_sandbox, acct, "POST", "/2/tweets", json={"text": text})
     assert again.status_code == 403
-    assert again.json() == {"detail": "You are not allowed to create a Tweet with duplicate content.",
-                            "type": "about:blank", "title": "Forbidden", "status": 403}
+    assert again.json() == {
+        "detail": "You are not allowed to create a Tweet with duplicate content.",
+        "type": "about:blank",
+        "title": "Forbidden",
+        "status": 403,
+    }
     long = call(x_sandbox, acct, "POST", "/2/tweets", json={"text": "x" * 281})
     assert long.status_code == 400 and "too long" in long.json()["detail"]
     gone = call(x_sandbox, acct, "DELETE", f"/2/tweets/{data['id']}")
@@ -126,9 +144,18 @@ def test_search_query_language(x_sandbox: XSandbox, acct: SandboxAccount) -> Non
     assert ids(f"(#{tag} OR #{other}) -is:retweet") == [reply, root]
     assert ids(f"(#{tag} OR #{other}) -is:retweet -is:reply") == [root]
     assert ids(f"(#{tag} OR #{other}) -is:retweet", since_id=root) == [reply]
-    full = call(x_sandbox, acct, "GET", "/2/tweets/search/recent", params={
-        "query": f"#{other}", "expansions": "author_id", "user.fields": "username,name",
-        "tweet.fields": "referenced_tweets,possibly_sensitive,author_id,created_at"}).json()
+    full = call(
+        x_sandbox,
+        acct,
+        "GET",
+        "/2/tweets/search/recent",
+        params={
+            "query": f"#{other}",
+            "expansions": "author_id",
+            "user.fields": "username,name",
+            "tweet.fields": "referenced_tweets,possibly_sensitive,author_id,created_at",
+        },
+    ).json()
     assert full["data"][0]["referenced_tweets"] == [{"type": "replied_to", "id": root}]
     assert full["includes"]["users"][0]["username"] == acct.handle
     assert full["meta"] == {"newest_id": reply, "oldest_id": reply, "result_count": 1}
@@ -139,24 +166,51 @@ def test_search_query_language(x_sandbox: XSandbox, acct: SandboxAccount) -> Non
 def test_chunked_upload_rules(x_sandbox: XSandbox, acct: SandboxAccount) -> None:
     """Chunks over 5 MB are refused, sizes must add up, and a video cannot be posted before processing succeeds."""
     blob = b"\x00\x00\x00\x18ftypmp42" + bytes(6 * MB)
-    init = call(x_sandbox, acct, "POST", "/2/media/upload/initialize",
-                json={"media_type": "video/mp4", "total_bytes": len(blob), "media_category": "tweet_video"}).json()["data"]
+    init = call(
+        x_sandbox,
+        acct,
+        "POST",
+        "/2/media/upload/initialize",
+        json={"media_type": "video/mp4", "total_bytes": len(blob), "media_category": "tweet_video"},
+    ).json()["data"]
     media_id = init["id"]
-    too_big = call(x_sandbox, acct, "POST", f"/2/media/upload/{media_id}/append",
-                   files={"media": ("v", blob, "application/octet-stream")}, data={"segment_index": "0"})
+    too_big = call(
+        x_sandbox,
+        acct,
+        "POST",
+        f"/2/media/upload/{media_id}/append",
+        files={"media": ("v", blob, "application/octet-stream")},
+        data={"segment_index": "0"},
+    )
     assert too_big.status_code == 413
-    call(x_sandbox, acct, "POST", f"/2/media/upload/{media_id}/append",
-         files={"media": ("v", blob[: 3 * MB], "application/octet-stream")}, data={"segment_index": "0"})
+    call(
+        x_sandbox,
+        acct,
+        "POST",
+        f"/2/media/upload/{media_id}/append",
+        files={"media": ("v", blob[: 3 * MB], "application/octet-stream")},
+        data={"segment_index": "0"},
+    )
     short = call(x_sandbox, acct, "POST", f"/2/media/upload/{media_id}/finalize")
     assert short.status_code == 400
-    call(x_sandbox, acct, "POST", f"/2/media/upload/{media_id}/append",
-         files={"media": ("v", blob[3 * MB:], "application/octet-stream")}, data={"segment_index": "1"})
+    call(
+        x_sandbox,
+        acct,
+        "POST",
+        f"/2/media/upload/{media_id}/append",
+        files={"media": ("v", blob[3 * MB :], "application/octet-stream")},
+        data={"segment_index": "1"},
+    )
     done = call(x_sandbox, acct, "POST", f"/2/media/upload/{media_id}/finalize").json()["data"]
     assert done["processing_info"]["state"] == "pending" and done["size"] == len(blob)
     early = call(x_sandbox, acct, "POST", "/2/tweets", json={"text": "too soon", "media": {"media_ids": [media_id]}})
     assert early.status_code == 400
-    states = [call(x_sandbox, acct, "GET", "/2/media/upload", params={"command": "STATUS", "media_id": media_id})
-              .json()["data"]["processing_info"]["state"] for _ in range(2)]
+    states = [
+        call(x_sandbox, acct, "GET", "/2/media/upload", params={"command": "STATUS", "media_id": media_id}).json()[
+            "data"
+        ]["processing_info"]["state"]
+        for _ in range(2)
+    ]
     assert states == ["in_progress", "succeeded"]
     posted = call(x_sandbox, acct, "POST", "/2/tweets", json={"text": "now", "media": {"media_ids": [media_id]}})
     assert posted.status_code == 201
@@ -174,7 +228,11 @@ def test_faults_hit_only_matching_paths(x_sandbox: XSandbox, acct: SandboxAccoun
     """fail_next with a path leaves other requests alone and is used up after count requests."""
     x_sandbox.fail_next("unavailable", count=2, path="/2/tweets")
     assert call(x_sandbox, acct, "GET", "/2/users/me").status_code == 200
-    assert [call(x_sandbox, acct, "POST", "/2/tweets", json={"text": f"t{n}"}).status_code for n in range(3)] == [503, 503, 201]
+    assert [call(x_sandbox, acct, "POST", "/2/tweets", json={"text": f"t{n}"}).status_code for n in range(3)] == [
+        503,
+        503,
+        201,
+    ]
 
 
 def test_restore_defaults_drops_faults_and_limits(x_sandbox: XSandbox, acct: SandboxAccount) -> None:

@@ -12,14 +12,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bot.core.model import Account, Campaign, Policy, ReshareConfig, Track
 from bot.core.clock import FakeClock
+from bot.core.model import Account, Campaign, Policy, ReshareConfig, Track
 from bot.ledger.db import open_engine
 from bot.ledger.reshares import decisions
 from bot.platforms import platform_class
 from bot.platforms.base import Platform
-from sandboxes import Sandbox, SandboxAccount
 from bot.resharing.tracker import Tracker
+from sandboxes import Sandbox, SandboxAccount
 
 _counter = itertools.count()
 GOOD = ("partner", "supporter", "flood", "partner_blocked_word")  # categories the policy may reshare
@@ -68,11 +68,20 @@ class World:
     def __post_init__(self) -> None:
         self.engine = open_engine(self.db_url or f"sqlite:///{self.tmp / 'bot.db'}")
         self.campaign = Campaign(
-            root=self.tmp, name=fresh("campaign"), posts={}, queues={}, schedules=[],
+            root=self.tmp,
+            name=fresh("campaign"),
+            posts={},
+            queues={},
+            schedules=[],
             accounts={a.id: model_account(a) for a in self.ours},
             reshare=ReshareConfig(
-                track=[Track(hashtags=[self.tag, *self.extra_tags], accounts=[a.id for a in self.ours],
-                             interval=self.interval)],
+                track=[
+                    Track(
+                        hashtags=[self.tag, *self.extra_tags],
+                        accounts=[a.id for a in self.ours],
+                        interval=self.interval,
+                    )
+                ],
                 policy=Policy(**self.policy),
             ),
         )
@@ -151,8 +160,10 @@ def adversarial_plan(world: World, people: People, rng: random.Random) -> list[A
     first += [act(supporters[n % 30], f"{variants[n % 5]} {n}", "blocked_word", "blocked_word") for n in range(20)]
     first += [act(own, f"Our own post {n}", "own", "own") for n in range(10)]
     first += [act(supporters[n], f"Hard to read {n}", "sensitive", "sensitive", sensitive=True) for n in range(10)]
-    first += [act(supporters[n], f"Prison conditions {n}", "sensitive", "sensitive", spoiler_text="prison")
-              for n in range(10, 15)]
+    first += [
+        act(supporters[n], f"Prison conditions {n}", "sensitive", "sensitive", spoiler_text="prison")
+        for n in range(10, 15)
+    ]
     first += [act(flooder, f"flood {n}", "flood", None) for n in range(60)]
     rng.shuffle(first)
 
@@ -171,27 +182,39 @@ def adversarial_plan(world: World, people: People, rng: random.Random) -> list[A
 
 
 def base_policy(**overrides):
-    policy = dict(always_from=[], never_from=[], blocked_words=["Lukashenka"], skip={"replies", "reshares", "own",
-                  "sensitive"}, max_per_hour=4, max_per_day=20, mode="auto", author_cooldown=timedelta(hours=6))
+    policy = dict(
+        always_from=[],
+        never_from=[],
+        blocked_words=["Lukashenka"],
+        skip={"replies", "reshares", "own", "sensitive"},
+        max_per_hour=4,
+        max_per_day=20,
+        mode="auto",
+        author_cooldown=timedelta(hours=6),
+    )
     policy.update(overrides)
     return policy
 
 
 def make_world(sandbox, tmp_path, clock, n_ours=1, extra_tags=(), db_url=None, **policy) -> World:
     ours = [sandbox.create_account(fresh("index")) for _ in range(n_ours)]
-    return World(sandbox, tmp_path, clock, fresh("Free"), ours, base_policy(**policy), extra_tags=list(extra_tags),
-                 db_url=db_url)
+    return World(
+        sandbox, tmp_path, clock, fresh("Free"), ours, base_policy(**policy), extra_tags=list(extra_tags), db_url=db_url
+    )
 
 
 def supporters_post(world: World, n: int, tag: str | None = None) -> list[str]:
-    return [world.post(world.sandbox.create_account(fresh("fan")), f"Free them {i} #{tag or world.tag}",
-                       "supporter", None) for i in range(n)]
+    return [
+        world.post(world.sandbox.create_account(fresh("fan")), f"Free them {i} #{tag or world.tag}", "supporter", None)
+        for i in range(n)
+    ]
 
 
 def rows(world: World):
     with world.engine.connect() as conn:
-        return conn.execute(sa.select(decisions).where(decisions.c.campaign == world.campaign.name)
-                            .order_by(decisions.c.id)).all()
+        return conn.execute(
+            sa.select(decisions).where(decisions.c.campaign == world.campaign.name).order_by(decisions.c.id)
+        ).all()
 
 
 def reshared(world: World, account=None) -> list[str]:

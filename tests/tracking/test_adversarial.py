@@ -24,7 +24,11 @@ def policy_for(people, **overrides):
         always_from=[f"@{p.handle.upper()}" for p in people.partners],
         never_from=[f"@{people.troll.handle}"],
         blocked_words=["Lukashenka", "Lukašenka"],
-        skip=SKIP, max_per_hour=4, max_per_day=8, mode="auto", author_cooldown=timedelta(hours=6),
+        skip=SKIP,
+        max_per_hour=4,
+        max_per_day=8,
+        mode="auto",
+        author_cooldown=timedelta(hours=6),
     )
     policy.update(overrides)
     return policy
@@ -42,7 +46,7 @@ def test_adversarial_stream_with_restart(sandbox, tmp_path, clock) -> None:
     world = World(sandbox, tmp_path, clock, fresh("Free"), ours, policy_for(people))
     plan = adversarial_plan(world, people, random.Random(5))
     assert len(plan) >= 200
-    batches = [plan[i:i + 45] for i in range(0, len(plan), 45)]
+    batches = [plan[i : i + 45] for i in range(0, len(plan), 45)]
     restart_found = None
     try:
         with capture_logs() as logs:

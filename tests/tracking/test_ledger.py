@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.core.values import Mention
 from bot.ledger.db import open_engine
 from bot.ledger.reshares import NewDecision, ReshareLedger, mention_from_json, mention_to_json
-from bot.core.values import Mention
 from tests.ledger.databases import DATABASES, fresh_url
 
-NOW = datetime(2022, 1, 12, 8, 0, tzinfo=timezone.utc)
+NOW = datetime(2022, 1, 12, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture(params=DATABASES)
@@ -23,9 +23,16 @@ def ledger(request, tmp_path):
 
 
 def mention(n: int, author: str = "a1") -> Mention:
-    return Mention(remote_id=str(n), url=f"https://x.com/s/status/{n}", author_id=author, author_handle="fan",
-                   author_name="Fan", text="Free them #FreeAndreiandIrina", created_at=NOW,
-                   ref={"uri": f"at://did/{n}", "cid": "bafy"})
+    return Mention(
+        remote_id=str(n),
+        url=f"https://x.com/s/status/{n}",
+        author_id=author,
+        author_handle="fan",
+        author_name="Fan",
+        text="Free them #FreeAndreiandIrina",
+        created_at=NOW,
+        ref={"uri": f"at://did/{n}", "cid": "bafy"},
+    )
 
 
 def item(n: int, status: str = "pending", scope: str = "*", account: str = "x-index", author: str = "a1"):
@@ -82,8 +89,10 @@ def test_transition_happens_once(ledger: ReshareLedger) -> None:
     """Two claims of one pending row: exactly one wins."""
     [row_id] = ledger.record(NOW, [item(1)])
     results = []
-    threads = [threading.Thread(target=lambda: results.append(
-        ledger.transition(row_id, ["pending"], status="resharing"))) for _ in range(8)]
+    threads = [
+        threading.Thread(target=lambda: results.append(ledger.transition(row_id, ["pending"], status="resharing")))
+        for _ in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -29,7 +29,7 @@ def test_x_one_search_call_per_poll_for_all_tags(x_sandbox, tmp_path, clock) -> 
             tracker = world.tracker()
             start = len(x_sandbox.requests())
             tracker.poll_once()
-            for n in range(3):
+            for _ in range(3):
                 supporters_post(world, 2)
                 supporters_post(world, 2, other)
                 world.step(tracker)
@@ -52,7 +52,9 @@ def test_review_mode_waits_for_staff(x_sandbox, tmp_path, clock, capsys) -> None
         tracker = world.tracker()
         tracker.poll_once()
         posted = supporters_post(world, 4)
-        world.post(world.sandbox.create_account(fresh("troll")), f"Lukashenka forever #{world.tag}", "t", "blocked_word")
+        world.post(
+            world.sandbox.create_account(fresh("troll")), f"Lukashenka forever #{world.tag}", "t", "blocked_word"
+        )
         with capture_logs() as logs:
             world.step(tracker)
             world.step(tracker)
@@ -188,8 +190,11 @@ def test_failed_reshares_retry_then_give_up_with_reason(x_sandbox, tmp_path, clo
             [bad] = supporters_post(world, 1)
             for _ in range(3):
                 world.step(tracker, 300)
-        events = [(e["event"], e["remote_id"]) for e in logs if e["event"].startswith("reshare_") and
-                  e["event"] not in ("reshare_scheduled",)]
+        events = [
+            (e["event"], e["remote_id"])
+            for e in logs
+            if e["event"].startswith("reshare_") and e["event"] not in ("reshare_scheduled",)
+        ]
         assert events == [("reshare_deferred", flaky), ("reshare_done", flaky), ("reshare_failed", bad)]
         assert reshared(world) == [flaky]
         failed = [r for r in rows(world) if r.status == "failed"]

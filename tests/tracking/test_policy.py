@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.core.values import Mention
 from bot.resharing.policy import Context, Handle, Rules, decide, fold, judge
 
-NOW = datetime(2022, 1, 12, 8, 0, tzinfo=timezone.utc)
+NOW = datetime(2022, 1, 12, 8, 0, tzinfo=UTC)
 RULES = Rules(
     always_from=("@article19org", "@IndexCensorship", "@partner@mastodon.social"),
     never_from=("@troll", "@bot@evil.example"),
@@ -21,8 +21,13 @@ RULES = Rules(
 
 def mention(text: str = "Free them #FreeAndreiandIrina", **kw) -> Mention:
     fields = dict(
-        remote_id="1", url="https://example/1", author_id="u1", author_handle="supporter",
-        author_name="A Supporter", text=text, created_at=NOW,
+        remote_id="1",
+        url="https://example/1",
+        author_id="u1",
+        author_handle="supporter",
+        author_name="A Supporter",
+        text=text,
+        created_at=NOW,
     )
     fields.update(kw)
     return Mention(**fields)
@@ -42,8 +47,17 @@ def test_ordinary_supporter_is_allowed() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["Lukashenka must go", "LUKASHENKA", "lukašenka lies", "ŁUKAŠENKA!", "#Lukashenka",
-     "Ｌｕｋａｓｈｅｎｋａ", "Luka\u200bshenka", "#LukashenkaForever", "this is FAKE   News"],
+    [
+        "Lukashenka must go",
+        "LUKASHENKA",
+        "lukašenka lies",
+        "ŁUKAŠENKA!",
+        "#Lukashenka",
+        "Ｌｕｋａｓｈｅｎｋａ",
+        "Luka\u200bshenka",
+        "#LukashenkaForever",
+        "this is FAKE   News",
+    ],
 )
 def test_blocked_words_match_case_accent_and_form_variants(text: str) -> None:
     """Blocked words match whatever the case, accents, full-width forms or zero-width tricks."""

@@ -37,8 +37,9 @@ def running(world: World):
 def tracking_world(sandbox, tmp_path, clock, *, streaming: bool = True) -> World:
     """One of our accounts tracking a fresh tag every 30 s, with the instance streaming or not."""
     sandbox.set_streaming(streaming)
-    return World(sandbox, tmp_path, clock, fresh("Free"), [sandbox.create_account(fresh("index"))],
-                 base_policy(), interval=30)
+    return World(
+        sandbox, tmp_path, clock, fresh("Free"), [sandbox.create_account(fresh("index"))], base_policy(), interval=30
+    )
 
 
 def searches(sandbox, tag: str) -> int:
@@ -128,16 +129,17 @@ def test_start_tracking_runs_in_a_thread_and_skips_accounts_without_secrets(x_sa
 
 
 def test_streamed_post_is_reshared_while_the_loop_waits_on_another_networks_poll(
-        mastodon_sandbox, x_sandbox, tmp_path, clock) -> None:
+    mastodon_sandbox, x_sandbox, tmp_path, clock
+) -> None:
     """A post on the Mastodon stream is reshared on the stream's lane while the run loop is held in a slow X search."""
     mastodon_sandbox.set_streaming(True)
     ours = [mastodon_sandbox.create_account(fresh("index")), x_sandbox.create_account(fresh("index"))]
     world = World(mastodon_sandbox, tmp_path, clock, fresh("Free"), ours, base_policy(), interval=30)
-    x_searches = lambda: sum(1 for r in x_sandbox.requests() if "search/recent" in r["path"])  # noqa: E731
+    x_searches = lambda: sum(1 for r in x_sandbox.requests() if "search/recent" in r["path"])
     try:
         with capture_logs() as logs:
             tracker, stop, thread = running(world)
-            x_fetched = lambda: sum(1 for e in logs if e["event"] == "mentions_fetched" and e["platform"] == "x")  # noqa: E731
+            x_fetched = lambda: sum(1 for e in logs if e["event"] == "mentions_fetched" and e["platform"] == "x")
             try:
                 stream = next(f for f in tracker.feeds if f.platform == "mastodon")
                 eventually(lambda: stream.connected.is_set() and x_fetched() == 1)

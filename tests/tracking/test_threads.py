@@ -41,14 +41,20 @@ def _mentions(world: World, tracker, n: int):
 def test_concurrent_decisions_for_one_account_respect_the_hour_cap(mastodon_sandbox, tmp_path, clock) -> None:
     """Six threads deciding posts for one account at the same moment schedule no more than max_per_hour."""
     sandbox = mastodon_sandbox
-    world = World(sandbox, tmp_path, clock, fresh("Free"), [sandbox.create_account(fresh("index"))],
-                  base_policy(max_per_hour=3, mode="auto"))
+    world = World(
+        sandbox,
+        tmp_path,
+        clock,
+        fresh("Free"),
+        [sandbox.create_account(fresh("index"))],
+        base_policy(max_per_hour=3, mode="auto"),
+    )
     tracker = world.tracker()
     try:
         mentions = _mentions(world, tracker, 2 * THREADS)
         assert len(mentions) == 2 * THREADS
         feed, now = tracker.feeds[0], clock.now()
-        _together(lambda i: tracker._decide(feed, mentions[2 * i:2 * i + 2], now, Counter(), None, None))
+        _together(lambda i: tracker._decide(feed, mentions[2 * i : 2 * i + 2], now, Counter(), None, None))
         got = Counter((r.status, r.reason) for r in rows(world))
         assert got == {("pending", "tagged"): 3, ("skipped", "cap_hour"): 2 * THREADS - 3}
     finally:
@@ -58,8 +64,14 @@ def test_concurrent_decisions_for_one_account_respect_the_hour_cap(mastodon_sand
 def test_concurrent_drains_of_one_account_reshare_once_within_the_spacing(mastodon_sandbox, tmp_path, clock) -> None:
     """Six threads draining one account with many posts waiting make one reshare, as the spacing demands."""
     sandbox = mastodon_sandbox
-    world = World(sandbox, tmp_path, clock, fresh("Free"), [sandbox.create_account(fresh("index"))],
-                  base_policy(max_per_hour=20, mode="auto"))
+    world = World(
+        sandbox,
+        tmp_path,
+        clock,
+        fresh("Free"),
+        [sandbox.create_account(fresh("index"))],
+        base_policy(max_per_hour=20, mode="auto"),
+    )
     tracker = world.tracker()
     try:
         mentions = _mentions(world, tracker, THREADS)

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +64,20 @@ class Workers:
         """Start a worker on ``root`` with JSON logs appended to ``log``."""
         with open(log, "ab") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "bot", "--campaign", str(root), "run", *([] if watch else ["--no-watch"]), *args],
-                cwd=REPO, env=dict(env), stdout=out, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "bot",
+                    "--campaign",
+                    str(root),
+                    "run",
+                    *([] if watch else ["--no-watch"]),
+                    *args,
+                ],
+                cwd=REPO,
+                env=dict(env),
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         self.procs.append(proc)
         return proc
@@ -77,8 +89,9 @@ class Workers:
                 proc.wait()
 
 
-def wait_for_event(log: Path, event: str, count: int, proc: subprocess.Popen | None = None,
-                   timeout: float = 90.0) -> dict[str, Any] | None:
+def wait_for_event(
+    log: Path, event: str, count: int, proc: subprocess.Popen | None = None, timeout: float = 90.0
+) -> dict[str, Any] | None:
     """The ``count``-th ``event`` in ``log`` once it is there; None if ``proc`` exited first."""
     import time
 
@@ -106,4 +119,4 @@ def events(log: Path) -> list[dict[str, Any]]:
 
 
 def iso(when: datetime) -> str:
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

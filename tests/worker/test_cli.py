@@ -12,9 +12,17 @@ from tests.worker.campaigns import env_for, events, write_campaign
 def _campaign(tmp_path, x_sandbox):
     account = x_sandbox.create_account(f"c{uuid.uuid4().hex[:8]}")
     tag = uuid.uuid4().hex[:6]
-    write_campaign(tmp_path, [account], posts={"p": f"once {tag}"}, schedules={"s": {
-        "timezone": "UTC", "slots": [{"at": "2022-01-12T09:00", "post": "p", "accounts": [account.id]}],
-    }})
+    write_campaign(
+        tmp_path,
+        [account],
+        posts={"p": f"once {tag}"},
+        schedules={
+            "s": {
+                "timezone": "UTC",
+                "slots": [{"at": "2022-01-12T09:00", "post": "p", "accounts": [account.id]}],
+            }
+        },
+    )
     return account, tag
 
 

@@ -5,33 +5,37 @@ from __future__ import annotations
 import random
 import signal
 import subprocess
-import time
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
-from bot.publishing.faults import EXIT_CODE
 from bot.ledger.db import open_engine
 from bot.ledger.publications import publications
+from bot.publishing.faults import EXIT_CODE
 from tests.worker.campaigns import env_for, events, iso, wait_for_event, write_campaign
 
 SPEED = 1000.0  # campaign seconds per wall second: 200 one-minute slots take 12 s
-T0 = datetime(2022, 1, 12, 8, 59, tzinfo=timezone.utc)
+T0 = datetime(2022, 1, 12, 8, 59, tzinfo=UTC)
 SLOTS = 200
 
 
 def hourly_campaign(root, account, tag: str, n: int = SLOTS):
     """One account, a queue of ``n`` posts, one slot a minute from 09:00 UTC, 12 hours' grace."""
     return write_campaign(
-        root, [account],
+        root,
+        [account],
         queues={"q": {f"{i:03d}": f"Post {i} {tag} #FreeAndreiandIrina" for i in range(n)}},
-        schedules={"minutes": {
-            "timezone": "UTC", "grace": "12h", "window": {"start": "2022-01-12", "end": "2022-01-12"},
-            "slots": [{"cron": "* 9-13 * * *", "queue": "q", "accounts": [account.id]}],
-        }},
+        schedules={
+            "minutes": {
+                "timezone": "UTC",
+                "grace": "12h",
+                "window": {"start": "2022-01-12", "end": "2022-01-12"},
+                "slots": [{"cron": "* 9-13 * * *", "queue": "q", "accounts": [account.id]}],
+            }
+        },
     )
 
 
@@ -65,7 +69,6 @@ def test_sigkill_at_random_moments_never_loses_or_doubles_a_post(tmp_path, x_san
             assert proc.wait() == EXIT_CODE
             faults += 1
         else:
-            seen = time.monotonic()
             try:
                 code = proc.wait(timeout=rng.uniform(0.1, 1.0) if not fault else 30)
                 assert code == EXIT_CODE, f"worker exited {code} on its own"
@@ -75,21 +78,29 @@ def test_sigkill_at_random_moments_never_loses_or_doubles_a_post(tmp_path, x_san
                 proc.wait()
                 kills += 1
         # Campaign time went on meanwhile; an outage (within grace) leaves slots to publish late.
-        now = max((datetime.fromisoformat(e["now"]) for e in events(log) if e["event"] == "worker_heartbeat"),
-                  default=position)
+        now = max(
+            (datetime.fromisoformat(e["now"]) for e in events(log) if e["event"] == "worker_heartbeat"),
+            default=position,
+        )
         position = max(position, now) + timedelta(minutes=rng.uniform(1, 10))
     # A last, undisturbed run to the end takes over what the dead workers left claimed.
-    final = workers.spawn(tmp_path, env_for([account]), log,
-                          *_clock_args(position, max(end, position) + timedelta(minutes=30)))
+    final = workers.spawn(
+        tmp_path, env_for([account]), log, *_clock_args(position, max(end, position) + timedelta(minutes=30))
+    )
     assert final.wait(timeout=120) == 0
 
     assert kills >= 1 and faults >= 1 and kills + faults >= 3, (kills, faults)
     published_once(x_sandbox, account, tag)
     engine = open_engine(f"sqlite:///{tmp_path / 'state' / 'bot.db'}")
     with engine.connect() as conn:
-        rows = {post: (state, reason) for post, state, reason in conn.execute(
-            sa.select(publications.c.post, publications.c.state, publications.c.reason)
-            .where(publications.c.post.is_not(None)))}
+        rows = {
+            post: (state, reason)
+            for post, state, reason in conn.execute(
+                sa.select(publications.c.post, publications.c.state, publications.c.reason).where(
+                    publications.c.post.is_not(None)
+                )
+            )
+        }
     assert sorted(rows) == [f"{i:03d}" for i in range(SLOTS)]
     # Even a request still in the server's hands when its worker died (landing after the next worker's
     # look-up, so X refuses the retry as a duplicate) ends recorded as published, with the live post's id.
@@ -100,5 +111,17 @@ def test_sigkill_at_random_moments_never_loses_or_doubles_a_post(tmp_path, x_san
 
 def _clock_args(position: datetime, end: datetime) -> list[str]:
     # --until bounds every run, so a worker a failed test forgot still ends by itself.
-    return ["--clock-start", iso(position), "--clock-speed", str(SPEED), "--heartbeat", "300", "--lease", "0.3", "--threads", "16",
-            "--until", iso(end + timedelta(minutes=30))]
+    return [
+        "--clock-start",
+        iso(position),
+        "--clock-speed",
+        str(SPEED),
+        "--heartbeat",
+        "300",
+        "--lease",
+        "0.3",
+        "--threads",
+        "16",
+        "--until",
+        iso(end + timedelta(minutes=30)),
+    ]

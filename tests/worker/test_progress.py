@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from rich.console import Console
@@ -13,16 +13,23 @@ from structlog.testing import capture_logs
 
 from bot.core.clock import FakeClock
 from bot.observability.progress import MIN_BYTES, LogProgress, TerminalProgress
-from sandboxes.media import make_video
 from bot.worker.runtime import Worker
+from sandboxes.media import make_video
 from tests.worker.campaigns import dump, write_campaign
 
 MB = 1024 * 1024
 
 
 def ctx(post: str = "v1", attempt: int = 1) -> dict:
-    return {"campaign": "free", "post": post, "account": "x-article19", "platform": "x",
-            "slot": "2022-01-12T09:00:00+00:00", "target": f"post:{post}", "attempt": attempt}
+    return {
+        "campaign": "free",
+        "post": post,
+        "account": "x-article19",
+        "platform": "x",
+        "slot": "2022-01-12T09:00:00+00:00",
+        "target": f"post:{post}",
+        "attempt": attempt,
+    }
 
 
 class Ticks:
@@ -45,15 +52,28 @@ def test_json_progress_logs_at_most_every_five_seconds_plus_the_final_line() -> 
     report = LogProgress(monotonic=ticks)
     total = 20 * MB
     with capture_logs() as events:
-        for at, sent in [(0.0, 1 * MB), (1.0, 2 * MB), (4.9, 3 * MB), (5.0, 4 * MB), (7.0, 5 * MB),
-                         (10.5, 6 * MB), (11.0, 7 * MB), (11.2, total), (11.3, total)]:
+        for at, sent in [
+            (0.0, 1 * MB),
+            (1.0, 2 * MB),
+            (4.9, 3 * MB),
+            (5.0, 4 * MB),
+            (7.0, 5 * MB),
+            (10.5, 6 * MB),
+            (11.0, 7 * MB),
+            (11.2, total),
+            (11.3, total),
+        ]:
             ticks.now = at
             report(ctx(), sent, total)
     lines = progressed(events)
-    assert [(e["sent"], e["percent"]) for e in lines] == [(1 * MB, 5.0), (4 * MB, 20.0), (6 * MB, 30.0),
-                                                         (total, 100.0)]
+    assert [(e["sent"], e["percent"]) for e in lines] == [(1 * MB, 5.0), (4 * MB, 20.0), (6 * MB, 30.0), (total, 100.0)]
     assert {k: lines[0][k] for k in ("campaign", "post", "account", "platform", "total")} == {
-        "campaign": "free", "post": "v1", "account": "x-article19", "platform": "x", "total": total}
+        "campaign": "free",
+        "post": "v1",
+        "account": "x-article19",
+        "platform": "x",
+        "total": total,
+    }
 
 
 def test_json_progress_limits_each_upload_on_its_own() -> None:
@@ -99,18 +119,38 @@ def test_worker_logs_progress_of_a_twenty_mb_video_on_x(tmp_path, x_sandbox, mon
     account = x_sandbox.create_account(f"p{uuid.uuid4().hex[:8]}")
     for name, value in account.env.items():
         monkeypatch.setenv(name, value)
-    size = make_video(tmp_path / "posts" / "media" / "big.mp4", seconds=2, size=(640, 360),
-                      target_bytes=20 * MB).stat().st_size
-    write_campaign(tmp_path, [account], schedules={"launch": {
-        "timezone": "UTC", "window": {"start": "2022-01-12", "end": "2022-01-20"},
-        "slots": [{"at": "2022-01-12T09:00", "post": "film", "accounts": [account.id]}],
-    }})
-    dump(tmp_path / "posts" / "film.yaml", {"text": "Twenty megabytes of solidarity #FreeAndreiandIrina",
-                                            "video": "media/big.mp4", "alt": "Red title cards with white text",
-                                            "supporter": {"name": "E. Supporter"},
-                                            "consent": {"given": True, "date": "2022-01-08", "recorded_by": "team"}})
-    worker = Worker(tmp_path, clock=FakeClock(datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc)),
-                    database_url=f"sqlite:///{tmp_path / 'ledger.db'}", threads=2)
+    size = (
+        make_video(tmp_path / "posts" / "media" / "big.mp4", seconds=2, size=(640, 360), target_bytes=20 * MB)
+        .stat()
+        .st_size
+    )
+    write_campaign(
+        tmp_path,
+        [account],
+        schedules={
+            "launch": {
+                "timezone": "UTC",
+                "window": {"start": "2022-01-12", "end": "2022-01-20"},
+                "slots": [{"at": "2022-01-12T09:00", "post": "film", "accounts": [account.id]}],
+            }
+        },
+    )
+    dump(
+        tmp_path / "posts" / "film.yaml",
+        {
+            "text": "Twenty megabytes of solidarity #FreeAndreiandIrina",
+            "video": "media/big.mp4",
+            "alt": "Red title cards with white text",
+            "supporter": {"name": "E. Supporter"},
+            "consent": {"given": True, "date": "2022-01-08", "recorded_by": "team"},
+        },
+    )
+    worker = Worker(
+        tmp_path,
+        clock=FakeClock(datetime(2022, 1, 12, 9, 0, tzinfo=UTC)),
+        database_url=f"sqlite:///{tmp_path / 'ledger.db'}",
+        threads=2,
+    )
     started = time.monotonic()
     try:
         with capture_logs() as events:
@@ -122,8 +162,9 @@ def test_worker_logs_progress_of_a_twenty_mb_video_on_x(tmp_path, x_sandbox, mon
     assert [e["event"] for e in events if e["event"] == "post_published"] == ["post_published"], events
     lines = progressed(events)
     assert lines[-1]["sent"] == lines[-1]["total"] == size and lines[-1]["percent"] == 100.0
-    assert all(e["campaign"] and e["post"] == "film" and e["account"] == account.id and e["platform"] == "x"
-               for e in lines)
+    assert all(
+        e["campaign"] and e["post"] == "film" and e["account"] == account.id and e["platform"] == "x" for e in lines
+    )
     assert [e["sent"] for e in lines] == sorted(e["sent"] for e in lines)
     # One line when the upload starts, then at most one per 5 wall seconds, then the final one.
     assert 2 <= len(lines) <= 2 + int(elapsed // 5)

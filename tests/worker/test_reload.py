@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -36,7 +36,8 @@ slots:
 def good_campaign(root: Path, account, tag: str) -> None:
     """Launch post at 08:00 and an hourly queue of 40 posts, on one account; 10 minutes' grace."""
     write_campaign(
-        root, [account],
+        root,
+        [account],
         posts={"launch": f"Launch {tag} #FreeAndreiandIrina"},
         queues={"hourly": {f"{i:03d}-hour": f"Hour {i} {tag} #FreeAndreiandIrina" for i in range(1, 41)}},
         schedules={},
@@ -70,7 +71,11 @@ EDITS: list[tuple[str, str, str]] = [
     (S, SCHEDULE.replace("end: 2022-01-20", "end: someday"), "someday"),
     ("posts/launch.yaml", "txt: Launch with a typo in the key\n", "txt"),
     ("posts/launch.yaml", "text: ''\n", "text: is empty"),
-    ("posts/launch.yaml", "text: Launch\nmedia:\n  - file: media/nothing-here.png\n    alt: A banner\n", "nothing-here.png"),
+    (
+        "posts/launch.yaml",
+        "text: Launch\nmedia:\n  - file: media/nothing-here.png\n    alt: A banner\n",
+        "nothing-here.png",
+    ),
     ("posts/launch.yaml", "text: Launch\nmedia:\n  - file: ../../etc/passwd\n    alt: x\n", "etc/passwd"),
     ("posts/launch.yaml", "text: " + "long words " * 40 + "\n", "too long for"),
     ("posts/launch.yaml", "text: Launch\nlink: not a url\n", "not a web address"),
@@ -90,7 +95,7 @@ def running(tmp_path, x_sandbox, monkeypatch):
         monkeypatch.setenv(name, value)
     tag = uuid.uuid4().hex[:6]
     good_campaign(tmp_path, account, tag)
-    clock = FakeClock(datetime(2022, 1, 12, 7, 59, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2022, 1, 12, 7, 59, tzinfo=UTC))
     worker = Worker(tmp_path, clock=clock, database_url=f"sqlite:///{tmp_path / 'ledger.db'}", threads=8)
     worker.start()
     worker.wait_idle()
@@ -100,12 +105,15 @@ def running(tmp_path, x_sandbox, monkeypatch):
 
 def _published(worker: Worker) -> list[str]:
     with worker.ledger.engine.connect() as conn:
-        rows = conn.execute(sa.select(publications.c.post).where(publications.c.state == "published")
-                            .order_by(publications.c.slot_at))
+        rows = conn.execute(
+            sa.select(publications.c.post).where(publications.c.state == "published").order_by(publications.c.slot_at)
+        )
         return [post for (post,) in rows]
 
 
-def test_thirty_invalid_edits_are_rejected_and_the_last_good_campaign_keeps_publishing(running, tmp_path, x_sandbox) -> None:
+def test_thirty_invalid_edits_are_rejected_and_the_last_good_campaign_keeps_publishing(
+    running, tmp_path, x_sandbox
+) -> None:
     """Each of 30 invalid edits logs schedule_rejected with `bot check`'s path:line: messages; hourly posts go on."""
     worker, clock, account, tag = running
     assert len(EDITS) == 30
@@ -145,9 +153,13 @@ def test_valid_edit_swaps_jobs_and_reports_what_changed(running, tmp_path, x_san
     """Adding a schedule and removing a slot logs schedule_reloaded with the added and removed job ids."""
     worker, clock, account, tag = running
     dump(tmp_path / "posts" / "extra.yaml", {"text": f"Extra {tag}"})
-    dump(tmp_path / "schedules" / "extra.yaml", {
-        "timezone": "UTC", "slots": [{"at": "2022-01-12T08:45", "post": "extra", "accounts": [account.id]}],
-    })
+    dump(
+        tmp_path / "schedules" / "extra.yaml",
+        {
+            "timezone": "UTC",
+            "slots": [{"at": "2022-01-12T08:45", "post": "extra", "accounts": [account.id]}],
+        },
+    )
     (tmp_path / "schedules" / "main.yaml").write_text(
         SCHEDULE.format(acc=account.id).split("  - cron")[0]  # drop the hourly slot
     )
@@ -156,7 +168,7 @@ def test_valid_edit_swaps_jobs_and_reports_what_changed(running, tmp_path, x_san
     [event] = [e for e in logs if e["event"] == "schedule_reloaded"]
     assert (event["added"], event["removed"], event["changed"]) == (["slot:extra#0"], ["slot:main#1"], [])
     for hour, minute in ((8, 0), (8, 45), (9, 0), (10, 0)):
-        clock.set(datetime(2022, 1, 12, hour, minute, tzinfo=timezone.utc))
+        clock.set(datetime(2022, 1, 12, hour, minute, tzinfo=UTC))
         worker.run_pending()
     assert sorted(_published(worker)) == ["extra", "launch"]
 
@@ -164,7 +176,7 @@ def test_valid_edit_swaps_jobs_and_reports_what_changed(running, tmp_path, x_san
 def test_editing_published_post_text_does_not_publish_it_again(running, tmp_path, x_sandbox) -> None:
     """After the launch post went out, changing its text and reloading publishes nothing new for that slot."""
     worker, clock, account, tag = running
-    clock.set(datetime(2022, 1, 12, 8, 0, tzinfo=timezone.utc))
+    clock.set(datetime(2022, 1, 12, 8, 0, tzinfo=UTC))
     worker.run_pending()
     dump(tmp_path / "posts" / "launch.yaml", {"text": f"Launch, reworded {tag}"})
     assert worker.reload_now() is True
@@ -201,15 +213,22 @@ def test_worker_runs_tracking_and_hands_it_reloaded_campaigns(tmp_path, x_sandbo
         monkeypatch.setenv(name, value)
     tag = f"Tag{uuid.uuid4().hex[:8]}"
     good_campaign(tmp_path, account, tag)
-    dump(tmp_path / "config" / "reshare.yaml", {
-        "track": [{"hashtags": [tag], "accounts": [account.id]}],
-        "policy": {"skip": ["replies", "reshares", "own", "sensitive"], "max_per_hour": 4, "max_per_day": 20,
-                   "mode": "auto"},
-    })
+    dump(
+        tmp_path / "config" / "reshare.yaml",
+        {
+            "track": [{"hashtags": [tag], "accounts": [account.id]}],
+            "policy": {
+                "skip": ["replies", "reshares", "own", "sensitive"],
+                "max_per_hour": 4,
+                "max_per_day": 20,
+                "mode": "auto",
+            },
+        },
+    )
     supporter = x_sandbox.create_account(f"sup{uuid.uuid4().hex[:6]}")
     wanted = x_sandbox.post_as(supporter, f"Free Andrei and Irina #{tag}")
     x_sandbox.index()
-    clock = FakeClock(datetime(2022, 1, 12, 7, 59, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2022, 1, 12, 7, 59, tzinfo=UTC))
     worker = Worker(tmp_path, clock=clock, database_url=f"sqlite:///{tmp_path / 'ledger.db'}", threads=8)
     worker.start()
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
@@ -23,7 +23,7 @@ def _scheduler(clock):
 
 def test_jobs_run_only_when_the_fake_clock_reaches_them() -> None:
     """A cron job fires at its clock time and not before, with the run time it stands for."""
-    clock = FakeClock(datetime(2022, 1, 12, 8, 0, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2022, 1, 12, 8, 0, tzinfo=UTC))
     scheduler, fired = _scheduler(clock)
     scheduler.add_timed(lambda at: None, CronTrigger(hour=9, minute=0, timezone=LONDON), "daily")
     assert scheduler.run_due() == 3600.0
@@ -39,9 +39,9 @@ def test_jobs_run_only_when_the_fake_clock_reaches_them() -> None:
 
 def test_every_missed_run_time_is_dispatched_not_coalesced() -> None:
     """After a clock jump over three run times, all three reach dispatch (the Publisher judges grace)."""
-    clock = FakeClock(datetime(2022, 1, 12, 8, 0, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2022, 1, 12, 8, 0, tzinfo=UTC))
     scheduler, fired = _scheduler(clock)
-    scheduler.add_timed(lambda at: None, CronTrigger(hour="9-11", minute=0, timezone=timezone.utc), "hourly")
+    scheduler.add_timed(lambda at: None, CronTrigger(hour="9-11", minute=0, timezone=UTC), "hourly")
     clock.advance(4 * 3600)
     scheduler.run_due()
     assert [at.hour for _, at in fired] == [9, 10, 11]
@@ -50,36 +50,40 @@ def test_every_missed_run_time_is_dispatched_not_coalesced() -> None:
 
 def test_dst_change_neither_skips_nor_doubles_a_slot() -> None:
     """Across both 2022 UK clock changes a 01:30 and a 09:00 London job fire once a day, at local time."""
-    clock = FakeClock(datetime(2022, 3, 25, 0, 0, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2022, 3, 25, 0, 0, tzinfo=UTC))
     scheduler, fired = _scheduler(clock)
     scheduler.add_timed(lambda at: None, CronTrigger(hour=9, minute=0, timezone=LONDON), "nine")
     half_past_one = CronTrigger(hour=1, minute=30, timezone=LONDON)
     scheduler.add_timed(lambda at: None, OncePerWallTime(half_past_one, LONDON), "half-one")
-    while clock.now() < datetime(2022, 3, 30, tzinfo=timezone.utc):
+    while clock.now() < datetime(2022, 3, 30, tzinfo=UTC):
         clock.advance(600)
         scheduler.run_due()
-    clock.set(datetime(2022, 10, 28, 0, 0, tzinfo=timezone.utc))
+    clock.set(datetime(2022, 10, 28, 0, 0, tzinfo=UTC))
     scheduler.run_due()  # the jump itself dispatches the months in between; keep only the window around October's change
     fired.clear()
-    while clock.now() < datetime(2022, 11, 2, tzinfo=timezone.utc):
+    while clock.now() < datetime(2022, 11, 2, tzinfo=UTC):
         clock.advance(600)
         scheduler.run_due()
     nine = [at for job, at in fired if job == "nine"]
     assert [at.astimezone(LONDON).strftime("%d %H:%M") for at in nine] == [
-        "28 09:00", "29 09:00", "30 09:00", "31 09:00", "01 09:00",
+        "28 09:00",
+        "29 09:00",
+        "30 09:00",
+        "31 09:00",
+        "01 09:00",
     ]
-    assert [at.astimezone(timezone.utc).hour for at in nine] == [8, 8, 9, 9, 9]
-    half_one = [at.astimezone(timezone.utc) for job, at in fired if job == "half-one"]
+    assert [at.astimezone(UTC).hour for at in nine] == [8, 8, 9, 9, 9]
+    half_one = [at.astimezone(UTC) for job, at in fired if job == "half-one"]
     assert len(half_one) == len(set(half_one)) == 5  # 30 October 01:30 happens twice on the wall, once here
     scheduler.shutdown()
 
 
 def test_spring_forward_slot_is_not_skipped() -> None:
     """On 27 March 2022 London has no 01:30; the 01:30 job still fires that day, once."""
-    clock = FakeClock(datetime(2022, 3, 25, 0, 0, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2022, 3, 25, 0, 0, tzinfo=UTC))
     scheduler, fired = _scheduler(clock)
     scheduler.add_timed(lambda at: None, CronTrigger(hour=1, minute=30, timezone=LONDON), "half-one")
-    while clock.now() < datetime(2022, 3, 29, tzinfo=timezone.utc):
+    while clock.now() < datetime(2022, 3, 29, tzinfo=UTC):
         clock.advance(600)
         scheduler.run_due()
     days = [at.astimezone(LONDON).day for _, at in fired]
@@ -89,7 +93,7 @@ def test_spring_forward_slot_is_not_skipped() -> None:
 
 def test_a_failing_job_is_logged_and_the_scheduler_goes_on() -> None:
     """A dispatch that raises is logged as job_failed and later jobs still run."""
-    clock = FakeClock(datetime(2022, 1, 12, 8, 0, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2022, 1, 12, 8, 0, tzinfo=UTC))
     fired: list[str] = []
 
     def dispatch(job, at):
@@ -111,7 +115,7 @@ def test_a_failing_job_is_logged_and_the_scheduler_goes_on() -> None:
 
 def test_interval_jobs_count_clock_time() -> None:
     """An every-60-s job fires per 60 s of FakeClock time, however little wall time passes."""
-    clock = FakeClock(datetime(2022, 1, 12, 8, 0, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2022, 1, 12, 8, 0, tzinfo=UTC))
     scheduler, fired = _scheduler(clock)
     scheduler.add_every(lambda at: None, 60, "beat")
     for _ in range(10):
@@ -123,5 +127,5 @@ def test_interval_jobs_count_clock_time() -> None:
 
 def test_wall_wait_is_compressed_with_the_clock() -> None:
     """An hour of a 3600x CompressedClock is one wall second."""
-    clock = CompressedClock(datetime(2022, 1, 12, tzinfo=timezone.utc), speed=3600)
+    clock = CompressedClock(datetime(2022, 1, 12, tzinfo=UTC), speed=3600)
     assert wall_seconds(clock, 3600) == 1.0

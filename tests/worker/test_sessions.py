@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import structlog
@@ -30,16 +30,19 @@ def account(bluesky_sandbox, monkeypatch):
 
 def _campaign(root, account, tag: str) -> None:
     write_campaign(
-        root, [account],
+        root,
+        [account],
         posts={"one": f"One {tag} #FreeAndreiandIrina", "two": f"Two {tag} #FreeAndreiandIrina"},
-        schedules={"launch": {
-            "timezone": "UTC",
-            "window": {"start": "2022-01-12", "end": "2022-01-20"},
-            "slots": [
-                {"at": "2022-01-12T09:00", "post": "one", "accounts": [account.id]},
-                {"at": "2022-01-12T10:00", "post": "two", "accounts": [account.id]},
-            ],
-        }},
+        schedules={
+            "launch": {
+                "timezone": "UTC",
+                "window": {"start": "2022-01-12", "end": "2022-01-20"},
+                "slots": [
+                    {"at": "2022-01-12T09:00", "post": "one", "accounts": [account.id]},
+                    {"at": "2022-01-12T10:00", "post": "two", "accounts": [account.id]},
+                ],
+            }
+        },
     )
 
 
@@ -64,11 +67,13 @@ def test_restarted_worker_refreshes_the_stored_session_instead_of_logging_in(tmp
     _campaign(tmp_path, account, tag)
     since = len(bluesky_sandbox.requests())
     with capture_logs() as events:
-        _run_until(tmp_path, datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc))
-        _run_until(tmp_path, datetime(2022, 1, 12, 10, 0, tzinfo=timezone.utc))
+        _run_until(tmp_path, datetime(2022, 1, 12, 9, 0, tzinfo=UTC))
+        _run_until(tmp_path, datetime(2022, 1, 12, 10, 0, tzinfo=UTC))
     bluesky_sandbox.index()
     assert sorted(p.text for p in bluesky_sandbox.posts(account)) == [
-        f"One {tag} #FreeAndreiandIrina", f"Two {tag} #FreeAndreiandIrina"]
+        f"One {tag} #FreeAndreiandIrina",
+        f"Two {tag} #FreeAndreiandIrina",
+    ]
     assert _logins(bluesky_sandbox, since) == 1
     [saved] = (tmp_path / "state" / "sessions").iterdir()
     assert saved.stat().st_mode & 0o777 == 0o600
@@ -81,7 +86,7 @@ def test_bot_publish_reuses_the_session_the_worker_stored(tmp_path, bluesky_sand
     tag = uuid.uuid4().hex[:6]
     _campaign(tmp_path, account, tag)
     since = len(bluesky_sandbox.requests())
-    _run_until(tmp_path, datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc))
+    _run_until(tmp_path, datetime(2022, 1, 12, 9, 0, tzinfo=UTC))
     args = argparse.Namespace(campaign=tmp_path, post="two", account=account.id)
     try:
         assert manual.main(args) == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -16,7 +16,7 @@ from sandboxes.media import make_image
 from sandboxes.x.sandbox import XSandbox
 from tests.worker.campaigns import dump, env_for, events, iso, write_campaign
 
-T0 = datetime(2022, 1, 12, 8, 59, 50, tzinfo=timezone.utc)
+T0 = datetime(2022, 1, 12, 8, 59, 50, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -27,14 +27,24 @@ def slow_x():
 
 
 def _image_campaign(root, account, tag: str) -> None:
-    write_campaign(root, [account], schedules={"launch": {
-        "timezone": "UTC", "slots": [{"at": "2022-01-12T09:00", "post": "banner", "accounts": [account.id]}],
-    }})
+    write_campaign(
+        root,
+        [account],
+        schedules={
+            "launch": {
+                "timezone": "UTC",
+                "slots": [{"at": "2022-01-12T09:00", "post": "banner", "accounts": [account.id]}],
+            }
+        },
+    )
     make_image(root / "posts" / "media" / "banner.png", (1200, 675))
-    dump(root / "posts" / "banner.yaml", {
-        "text": f"Free Andrei and Irina {tag} #FreeAndreiandIrina",
-        "media": [{"file": "media/banner.png", "alt": "A red banner asking to free Andrei and Irina"}],
-    })
+    dump(
+        root / "posts" / "banner.yaml",
+        {
+            "text": f"Free Andrei and Irina {tag} #FreeAndreiandIrina",
+            "media": [{"file": "media/banner.png", "alt": "A red banner asking to free Andrei and Irina"}],
+        },
+    )
 
 
 def _start_upload(tmp_path, slow_x, workers):
@@ -45,8 +55,17 @@ def _start_upload(tmp_path, slow_x, workers):
     log = tmp_path / "worker.log"
     (tmp_path / "state").mkdir()
     engine = open_engine(f"sqlite:///{tmp_path / 'state' / 'bot.db'}")
-    proc = workers.spawn(tmp_path, env_for([account]), log, "--clock-start", iso(T0), "--clock-speed", "10",
-                         "--until", iso(T0 + timedelta(hours=1)))
+    proc = workers.spawn(
+        tmp_path,
+        env_for([account]),
+        log,
+        "--clock-start",
+        iso(T0),
+        "--clock-speed",
+        "10",
+        "--until",
+        iso(T0 + timedelta(hours=1)),
+    )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:  # an attempt row without an end: the publish call is under way
         with engine.connect() as conn:

@@ -5,17 +5,17 @@ from __future__ import annotations
 import shutil
 import uuid
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from structlog.testing import capture_logs
 
 from bot.core.clock import FakeClock
-from sandboxes.x.sandbox import XSandbox
 from bot.worker.runtime import Worker
+from sandboxes.x.sandbox import XSandbox
 from tests.worker.campaigns import REPO, dump, write_campaign
 
-NINE = datetime(2022, 1, 12, 9, 0, tzinfo=timezone.utc)
+NINE = datetime(2022, 1, 12, 9, 0, tzinfo=UTC)
 pytestmark = pytest.mark.slow  # drives a platform server over loopback
 
 
@@ -34,14 +34,25 @@ def image_campaign(root, sandbox, monkeypatch, count: int, own_upload: int = 0):
     for account in accounts:
         for name, value in account.env.items():
             monkeypatch.setenv(name, value)
-    write_campaign(root, accounts, schedules={"launch": {
-        "timezone": "UTC",
-        "slots": [{"at": "2022-01-12T09:00", "post": "launch", "accounts": [a.id for a in accounts]}],
-    }})
+    write_campaign(
+        root,
+        accounts,
+        schedules={
+            "launch": {
+                "timezone": "UTC",
+                "slots": [{"at": "2022-01-12T09:00", "post": "launch", "accounts": [a.id for a in accounts]}],
+            }
+        },
+    )
     (root / "posts" / "media").mkdir()
     shutil.copy(REPO / "posts" / "media" / "banner-3.png", root / "posts" / "media" / "banner.png")
-    dump(root / "posts" / "launch.yaml", {"text": f"One year in prison {uuid.uuid4().hex[:6]} #FreeAndreiandIrina",
-                                          "media": [{"file": "media/banner.png", "alt": "Banner: Free Andrei and Irina"}]})
+    dump(
+        root / "posts" / "launch.yaml",
+        {
+            "text": f"One year in prison {uuid.uuid4().hex[:6]} #FreeAndreiandIrina",
+            "media": [{"file": "media/banner.png", "alt": "Banner: Free Andrei and Irina"}],
+        },
+    )
     return accounts
 
 
@@ -118,8 +129,12 @@ def test_an_account_that_uploads_its_own_media_does_not_keep_the_others_from_sta
             worker.start()
             worker.wait_idle()
         assert [e["accounts"] for e in logs if e["event"] == "media_staged"] == [3]
-        assert [e["path"].rsplit("/", 1)[-1] for e in media_requests(own_x)] == ["initialize", "append", "finalize",
-                                                                              "metadata"]
+        assert [e["path"].rsplit("/", 1)[-1] for e in media_requests(own_x)] == [
+            "initialize",
+            "append",
+            "finalize",
+            "metadata",
+        ]
         clock.set(NINE)
         worker.run_pending()
         assert len(tweets(own_x)) == 3

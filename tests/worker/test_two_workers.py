@@ -27,8 +27,22 @@ def test_two_workers_on_one_postgres_publish_every_post_once(tmp_path, x_sandbox
     env = env_for([account])
 
     def args(start: datetime, log) -> list[str]:
-        return ["--database-url", postgres.url, "--clock-start", iso(start), "--clock-speed", str(SPEED),
-                "--heartbeat", "300", "--lease", "10", "--threads", "16", "--until", iso(end + timedelta(minutes=30))]
+        return [
+            "--database-url",
+            postgres.url,
+            "--clock-start",
+            iso(start),
+            "--clock-speed",
+            str(SPEED),
+            "--heartbeat",
+            "300",
+            "--lease",
+            "10",
+            "--threads",
+            "16",
+            "--until",
+            iso(end + timedelta(minutes=30)),
+        ]
 
     old_log, new_log = tmp_path / "old.log", tmp_path / "new.log"
     # Both hosts start together on the same campaign time and race for every slot.
@@ -50,8 +64,13 @@ def test_two_workers_on_one_postgres_publish_every_post_once(tmp_path, x_sandbox
     published_once(x_sandbox, account, tag)
     engine = open_engine(postgres.url)
     with engine.connect() as conn:
-        rows = list(conn.execute(sa.select(publications.c.post, publications.c.state, publications.c.owner)
-                                 .where(publications.c.campaign == tmp_path.name, publications.c.post.is_not(None))))
+        rows = list(
+            conn.execute(
+                sa.select(publications.c.post, publications.c.state, publications.c.owner).where(
+                    publications.c.campaign == tmp_path.name, publications.c.post.is_not(None)
+                )
+            )
+        )
     assert Counter(post for post, _, _ in rows) == Counter({f"{i:03d}": 1 for i in range(SLOTS)})
     assert {state for _, state, _ in rows} == {"published"}
     assert _published(old_log) + _published(new_log) == SLOTS

@@ -12,7 +12,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from bot.core.errors import BotError, ConfigError, NotFound, UncertainOutcome
@@ -27,7 +27,7 @@ POST, REPOST = "app.bsky.feed.post", "app.bsky.feed.repost"
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Bluesky(Platform):
@@ -63,9 +63,17 @@ class Bluesky(Platform):
             return {"video_service": str(exc)}
         return {}
 
-    def __init__(self, account: AccountLike, secrets: Mapping[str, str], *, session_store: SessionStore | None = None,
-                 sleep: Callable[[float], None] = time.sleep, poll_interval: float = 0.5,
-                 processing_wait: float = 600.0, **base: Any) -> None:
+    def __init__(
+        self,
+        account: AccountLike,
+        secrets: Mapping[str, str],
+        *,
+        session_store: SessionStore | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        poll_interval: float = 0.5,
+        processing_wait: float = 600.0,
+        **base: Any,
+    ) -> None:
         """``base`` holds the options every Platform takes (timeout, wall, state_dir)."""
         super().__init__(account, secrets, **base)
         self._wall: Callable[[], float] = base.get("wall", time.time)
@@ -78,8 +86,15 @@ class Bluesky(Platform):
             session_store = FileSessionStore(self.state_dir / "sessions")
         # Keyed by server and handle too: a session from another PDS or account would only cost a failed call.
         where = hashlib.sha256(f"{self.base_url}|{account.handle}".encode()).hexdigest()[:10]
-        self._conn = Connection(self.base_url, account.handle or "", lambda: self._secret("app_password"),
-                                gate=self.gate, timeout=self.timeout, store=session_store, store_key=f"{account.id}-{where}")
+        self._conn = Connection(
+            self.base_url,
+            account.handle or "",
+            lambda: self._secret("app_password"),
+            gate=self.gate,
+            timeout=self.timeout,
+            store=session_store,
+            store_key=f"{account.id}-{where}",
+        )
         self._call = self._conn.call
         self._session = self._conn.session
 
@@ -110,9 +125,17 @@ class Bluesky(Platform):
         with self._lock:
             if self._video is None:
                 self._video = VideoService(
-                    url, did=self._session().did, call=self._call, gate=self.gate, wall=self._wall, sleep=self._sleep,
-                    poll_interval=self.poll_interval, processing_wait=self.processing_wait, timeout=self.timeout,
-                    log=self.log)
+                    url,
+                    did=self._session().did,
+                    call=self._call,
+                    gate=self.gate,
+                    wall=self._wall,
+                    sleep=self._sleep,
+                    poll_interval=self.poll_interval,
+                    processing_wait=self.processing_wait,
+                    timeout=self.timeout,
+                    log=self.log,
+                )
             return self._video
 
     # ---- hooks ----
@@ -169,8 +192,9 @@ class Bluesky(Platform):
         from atproto_client.exceptions import BadRequestError
 
         try:
-            got = self._call(lambda client: client.com.atproto.repo.get_record(
-                {"repo": did, "collection": collection, "rkey": rkey}))
+            got = self._call(
+                lambda client: client.com.atproto.repo.get_record({"repo": did, "collection": collection, "rkey": rkey})
+            )
         except BadRequestError as exc:
             if xrpc_error(exc) in ("RecordNotFound", "NotFound"):
                 return None

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.errors import ContentRejected
-from bot.media import MediaError, aspect_ratio, fit_image
 from bot.core.values import Outgoing, Progress
+from bot.media import MediaError, aspect_ratio, fit_image
 
 BLOB_IMAGE_MAX = 1_000_000
 VIDEO_MIME = "video/mp4"

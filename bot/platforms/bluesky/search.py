@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.core.values import Mention, MentionPage
@@ -53,7 +53,7 @@ def _sort_key(post: Any, record: dict[str, Any]) -> str:
     created = _parse_time(record.get("createdAt"))
     moments = [m for m in (indexed, created) if m is not None and m.tzinfo is not None]
     # One zone and one precision, so keys compare as strings.
-    return min(moments).astimezone(timezone.utc).isoformat(timespec="microseconds") if moments else (post.indexed_at or "")
+    return min(moments).astimezone(UTC).isoformat(timespec="microseconds") if moments else (post.indexed_at or "")
 
 
 def _record_dict(post: Any) -> dict[str, Any]:

@@ -74,8 +74,17 @@ class FileSessionStore:
 class Connection:
     """One account's atproto client, logged in on first use, its rate-limit headers fed to ``gate``."""
 
-    def __init__(self, base_url: str, handle: str, password: Callable[[], str], *, gate: RateGate, timeout: float,
-                 store: SessionStore | None, store_key: str) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        handle: str,
+        password: Callable[[], str],
+        *,
+        gate: RateGate,
+        timeout: float,
+        store: SessionStore | None,
+        store_key: str,
+    ) -> None:
         self.base_url, self.handle, self._password = base_url, handle, password
         self.gate, self.timeout = gate, timeout
         self._store, self._store_key = store, store_key

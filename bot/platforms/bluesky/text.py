@@ -24,6 +24,8 @@ def patterns() -> SimpleNamespace:
         mention=regex.compile(r"(?:^|(?<=[\s(]))@([a-zA-Z0-9][a-zA-Z0-9.-]*\.[a-zA-Z][a-zA-Z0-9-]*)"),
         grapheme=regex.compile(r"\X"),
     )
+
+
 MAX_TAG_CHARS = 64
 _S32 = "234567abcdefghijklmnopqrstuvwxyz"
 _TID_EPOCH_US = 1_672_531_200_000_000  # 2023-01-01: derived TIDs read as plausible past times
@@ -48,7 +50,9 @@ def build_facets(text: str, resolve_handle: Callable[[str], str | None] | None =
     for match in patterns().link.finditer(text):
         uri = match.group(1).rstrip(_LINK_TRAILING)
         start = match.start(1)
-        facets.append((start, _facet(text, start, start + len(uri), {"$type": "app.bsky.richtext.facet#link", "uri": uri})))
+        facets.append(
+            (start, _facet(text, start, start + len(uri), {"$type": "app.bsky.richtext.facet#link", "uri": uri}))
+        )
     taken = [(f["index"]["byteStart"], f["index"]["byteEnd"]) for _, f in facets]
     for match in patterns().tag.finditer(text):
         tag = patterns().trailing_punct.sub("", match.group(1))
@@ -66,7 +70,9 @@ def build_facets(text: str, resolve_handle: Callable[[str], str | None] | None =
             if did:
                 start = match.start()
                 end = match.start(1) + len(handle)
-                facets.append((start, _facet(text, start, end, {"$type": "app.bsky.richtext.facet#mention", "did": did})))
+                facets.append(
+                    (start, _facet(text, start, end, {"$type": "app.bsky.richtext.facet#mention", "did": did}))
+                )
     return [facet for _, facet in sorted(facets, key=lambda item: item[0])]
 
 

@@ -72,7 +72,7 @@ class _Body:
 
     def read(self, size: int = -1) -> bytes:
         size = CHUNK if size is None or size < 0 else min(size, CHUNK)
-        chunk = bytes(self.data[self.sent:self.sent + size])
+        chunk = bytes(self.data[self.sent : self.sent + size])
         self.sent += len(chunk)
         if chunk and self.progress:
             self.progress(self.sent, self.total)
@@ -82,9 +82,20 @@ class _Body:
 class VideoService:
     """One account's client of a video service."""
 
-    def __init__(self, url: str, *, did: str, call: Call, gate: RateGate, wall: Callable[[], float],
-                 sleep: Callable[[float], None], poll_interval: float, processing_wait: float, timeout: float,
-                 log: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        did: str,
+        call: Call,
+        gate: RateGate,
+        wall: Callable[[], float],
+        sleep: Callable[[float], None],
+        poll_interval: float,
+        processing_wait: float,
+        timeout: float,
+        log: Any,
+    ) -> None:
         import requests
 
         from bot.platforms.base import environment_read_once
@@ -137,9 +148,15 @@ class VideoService:
     def _processed(self, data: bytes, name: str, progress: Progress | None, total: int) -> dict[str, Any]:
         self._check_limits(len(data))
         token = self._token(self.pds_did(), UPLOAD_LXM)
-        answer = self._send("POST", "app.bsky.video.uploadVideo", params={"did": self.did, "name": name},
-                            token=token, data=_Body(data, progress, total),
-                            headers={"Content-Type": "video/mp4"}, accept=(409,))
+        answer = self._send(
+            "POST",
+            "app.bsky.video.uploadVideo",
+            params={"did": self.did, "name": name},
+            token=token,
+            data=_Body(data, progress, total),
+            headers={"Content-Type": "video/mp4"},
+            accept=(409,),
+        )
         status = answer.get("jobStatus", answer)  # the service answers a bare jobStatus, the lexicon wraps it
         if answer.get("error") == "already_exists" or status.get("error") == "already_exists":
             self.log.info("video_upload_reused", job=status.get("jobId"))
@@ -170,23 +187,26 @@ class VideoService:
                 raise PlatformUnavailable(f"bluesky video job {status.get('jobId')} completed without a blob")
             if time.monotonic() >= deadline:
                 raise PlatformUnavailable(
-                    f"bluesky video job {status.get('jobId')} still {state} after {self.processing_wait:.0f}s")
+                    f"bluesky video job {status.get('jobId')} still {state} after {self.processing_wait:.0f}s"
+                )
             self._sleep(interval)
             interval = min(interval * 2, max(self.poll_interval, 5.0))  # long videos take minutes
             polls += 1
             answer = self._send("GET", "app.bsky.video.getJobStatus", params={"jobId": status["jobId"]})
             status = answer.get("jobStatus", answer)
 
-    def _send(self, method: str, nsid: str, *, token: str | None = None, accept: tuple[int, ...] = (),
-              **kwargs: Any) -> dict[str, Any]:
+    def _send(
+        self, method: str, nsid: str, *, token: str | None = None, accept: tuple[int, ...] = (), **kwargs: Any
+    ) -> dict[str, Any]:
         import requests
 
         headers = kwargs.pop("headers", {})
         if token:
             headers["Authorization"] = f"Bearer {token}"
         try:
-            response = self.http.request(method, f"{self.url}/xrpc/{nsid}", headers=headers,
-                                         timeout=self.timeout, **kwargs)
+            response = self.http.request(
+                method, f"{self.url}/xrpc/{nsid}", headers=headers, timeout=self.timeout, **kwargs
+            )
         except requests.RequestException as exc:
             # No record exists yet, so a retry is safe: the service answers it with the same job.
             raise PlatformUnavailable(f"bluesky video service {nsid}: {type(exc).__name__}") from exc

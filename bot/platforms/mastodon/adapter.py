@@ -154,7 +154,9 @@ class Mastodon(Platform):
         sent, media_ids = 0, []
         for item in items:
             mime = mimetypes.guess_type(item.path.name)[0]
-            media = self.client.media_post(str(item.path), mime_type=mime, description=item.alt, file_name=item.path.name)
+            media = self.client.media_post(
+                str(item.path), mime_type=mime, description=item.alt, file_name=item.path.name
+            )
             media_ids.append(self._processed(media)["id"])
             sent += item.path.stat().st_size
             if progress is not None:
@@ -346,7 +348,7 @@ def _stream_hashtags(
                 seen.add(str(status["id"]))
             try:
                 on_mention(adapter._mention(status))
-            except Exception as exc:  # one bad callback must not end the stream
+            except Exception as exc:  # noqa: BLE001  (one bad callback must not end the stream)
                 adapter.log.error("mention_handler_failed", remote_id=str(status["id"]), error=repr(exc))
 
         def on_unknown_event(self, name: str, unknown_event: Any = None) -> None:

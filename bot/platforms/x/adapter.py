@@ -10,7 +10,7 @@ import html
 import time
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -160,8 +160,9 @@ class X(Platform):
 
         from bot.platforms.x.upload import upload_media
 
-        media_ids, borrowed = upload_media(self._client, out, progress, self.log, self._sleep, self.base_url,
-                                           self._share_as)
+        media_ids, borrowed = upload_media(
+            self._client, out, progress, self.log, self._sleep, self.base_url, self._share_as
+        )
         try:
             return self._post(out, media_ids)
         except BadRequest:
@@ -190,13 +191,16 @@ class X(Platform):
         if self._share_as is None:
             # This account uploads its own media at the slot (share_media: false); the group's
             # first sharing account stages for the others.
-            sharing = [a for a in together
-                       if getattr(a, "share_id", None) and getattr(a, "base_url", None) == self.base_url]
+            sharing = [
+                a for a in together if getattr(a, "share_id", None) and getattr(a, "base_url", None) == self.base_url
+            ]
             return bool(sharing) and sharing[0].stage(out, sharing[1:])
         from bot.platforms.x.upload import upload_media
 
-        among = {self._share_as, *(getattr(a, "share_id", None) for a in together
-                                   if getattr(a, "base_url", None) == self.base_url)} - {None}
+        among = {
+            self._share_as,
+            *(getattr(a, "share_id", None) for a in together if getattr(a, "base_url", None) == self.base_url),
+        } - {None}
         upload_media(self._client, out, None, self.log, self._sleep, self.base_url, self._share_as, among)
         return True
 
@@ -250,8 +254,14 @@ class X(Platform):
             pages_left -= 1
             # One query for every tag; more pages only when more than a full page arrived since the cursor.
             answer = self._client.search_recent_tweets(
-                query, since_id=since_id, start_time=start_time, max_results=SEARCH_PAGE, next_token=token,
-                tweet_fields=TWEET_FIELDS, expansions=["author_id"], user_fields=["username", "name"],
+                query,
+                since_id=since_id,
+                start_time=start_time,
+                max_results=SEARCH_PAGE,
+                next_token=token,
+                tweet_fields=TWEET_FIELDS,
+                expansions=["author_id"],
+                user_fields=["username", "name"],
             )
             users = {str(u.id): u for u in (answer.includes or {}).get("users", [])}
             for tweet in answer.data or []:
@@ -278,10 +288,14 @@ class X(Platform):
         # the window are out of recent search's reach anyway.
         if cursor not in self._expired_cursors:
             self._expired_cursors.add(cursor)
-            self.log.warning("mentions_cursor_expired", hashtags=list(hashtags), cursor=cursor,
-                             cursor_at=datetime.fromtimestamp(made, timezone.utc).isoformat(),
-                             searched_from=datetime.fromtimestamp(oldest, timezone.utc).isoformat())
-        return None, datetime.fromtimestamp(oldest, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            self.log.warning(
+                "mentions_cursor_expired",
+                hashtags=list(hashtags),
+                cursor=cursor,
+                cursor_at=datetime.fromtimestamp(made, UTC).isoformat(),
+                searched_from=datetime.fromtimestamp(oldest, UTC).isoformat(),
+            )
+        return None, datetime.fromtimestamp(oldest, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def _mention(self, tweet: Any, user: Any) -> Mention:
         kinds = {ref.type: str(ref.id) for ref in (tweet.referenced_tweets or [])}

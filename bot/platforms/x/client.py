@@ -16,7 +16,15 @@ from typing import Any
 
 import requests
 import tweepy
-from tweepy.errors import BadRequest, Forbidden, HTTPException, NotFound, TooManyRequests, TwitterServerError, Unauthorized
+from tweepy.errors import (
+    BadRequest,
+    Forbidden,
+    HTTPException,
+    NotFound,
+    TooManyRequests,
+    TwitterServerError,
+    Unauthorized,
+)
 
 from bot.platforms.base import environment_read_once
 
@@ -66,7 +74,9 @@ class XClient(tweepy.Client):
         self.session.adapters.pop(self._host, None)
         self.session.close()
 
-    def request(self, method: str, route: str, params: Any = None, json: Any = None, user_auth: bool = False) -> requests.Response:
+    def request(
+        self, method: str, route: str, params: Any = None, json: Any = None, user_auth: bool = False
+    ) -> requests.Response:
         # Every call is made in user context (OAuth 1.0a): the bot acts as the campaign account.
         return self.send(method, route, params=params, json=json)
 

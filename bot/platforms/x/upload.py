@@ -23,10 +23,29 @@ from bot.platforms.x.client import XClient
 
 CHUNK = 4 * 1024 * 1024  # under X's 5 MB per APPEND, with room for the multipart envelope
 MAX_WAIT = 600.0  # seconds of check_after_secs we accept before calling processing stuck
-TYPES = {".vtt": "text/vtt", ".srt": "text/srt", ".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime",
-         ".webp": "image/webp", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif"}
-LANGUAGES = {"en": "English", "ru": "Русский", "be": "Беларуская", "uk": "Українська", "de": "Deutsch",
-             "fr": "Français", "es": "Español", "pl": "Polski", "lt": "Lietuvių"}
+TYPES = {
+    ".vtt": "text/vtt",
+    ".srt": "text/srt",
+    ".mp4": "video/mp4",
+    ".m4v": "video/mp4",
+    ".mov": "video/quicktime",
+    ".webp": "image/webp",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".gif": "image/gif",
+}
+LANGUAGES = {
+    "en": "English",
+    "ru": "Русский",
+    "be": "Беларуская",
+    "uk": "Українська",
+    "de": "Deutsch",
+    "fr": "Français",
+    "es": "Español",
+    "pl": "Polski",
+    "lt": "Lietuvių",
+}
 
 
 def file_key(path: Path) -> tuple[str, int, int]:
@@ -37,9 +56,16 @@ def file_key(path: Path) -> tuple[str, int, int]:
     return os.path.abspath(path), stat.st_size, stat.st_mtime_ns
 
 
-def upload_media(client: XClient, out: Any, progress: Callable[[int, int], None] | None, log: Any,
-                 sleep: Callable[[float], None], host: str, share_as: str | None, among: Collection[str] | None = None
-                 ) -> tuple[list[str], list[tuple[tuple[Any, ...], str]]]:
+def upload_media(
+    client: XClient,
+    out: Any,
+    progress: Callable[[int, int], None] | None,
+    log: Any,
+    sleep: Callable[[float], None],
+    host: str,
+    share_as: str | None,
+    among: Collection[str] | None = None,
+) -> tuple[list[str], list[tuple[tuple[Any, ...], str]]]:
     """Media ids for ``out``'s files, and which of them (with their file keys) other accounts uploaded for us.
 
     ``share_as``: our user id to share uploads with the process's other X accounts (SHARED), or None;
@@ -54,8 +80,13 @@ def upload_media(client: XClient, out: Any, progress: Callable[[int, int], None]
     if out.video:
         v = out.video
         captions = file_key(v.captions) if v.captions else None
-        jobs.append((("video", *file_key(v.path), v.alt, captions, v.captions_lang),
-                     lambda owners: uploader.video(v.path, v.alt, v.captions, v.captions_lang, owners), v.path))
+        jobs.append(
+            (
+                ("video", *file_key(v.path), v.alt, captions, v.captions_lang),
+                lambda owners: uploader.video(v.path, v.alt, v.captions, v.captions_lang, owners),
+                v.path,
+            )
+        )
     media_ids, borrowed = [], []
     for file, upload, path in jobs:
         if share_as is None:
@@ -106,19 +137,25 @@ class Uploader:
         if kind == "image/gif" or additional_owners:
             # Animated GIFs go through processing like video. Shared images take the chunked route too:
             # its initialize is JSON, where X's additional_owners is a plain array of user ids.
-            media_id = self.chunked(path, kind, "tweet_gif" if kind == "image/gif" else "tweet_image", additional_owners)
+            media_id = self.chunked(
+                path, kind, "tweet_gif" if kind == "image/gif" else "tweet_image", additional_owners
+            )
         else:
             blob = path.read_bytes()
             answer = self.client.send(
-                "POST", "/2/media/upload",
-                files={"media": (path.name, blob, kind)}, data={"media_category": "tweet_image", "media_type": kind},
+                "POST",
+                "/2/media/upload",
+                files={"media": (path.name, blob, kind)},
+                data={"media_category": "tweet_image", "media_type": kind},
             ).json()
             media_id = str(answer["data"]["id"])
             self._advance(len(blob))
         self.describe(media_id, alt)
         return media_id
 
-    def video(self, path: Path, alt: str, captions: Path | None, lang: str, additional_owners: Sequence[str] = ()) -> str:
+    def video(
+        self, path: Path, alt: str, captions: Path | None, lang: str, additional_owners: Sequence[str] = ()
+    ) -> str:
         media_id = self.chunked(path, media_type(path), "tweet_video", additional_owners)
         self.describe(media_id, alt)
         if captions is not None:
@@ -136,8 +173,10 @@ class Uploader:
             index = 0
             while chunk := source.read(CHUNK):
                 self.client.send(
-                    "POST", f"/2/media/upload/{media_id}/append",
-                    files={"media": (path.name, chunk, "application/octet-stream")}, data={"segment_index": str(index)},
+                    "POST",
+                    f"/2/media/upload/{media_id}/append",
+                    files={"media": (path.name, chunk, "application/octet-stream")},
+                    data={"segment_index": str(index)},
                 )
                 index += 1
                 self._advance(len(chunk))
@@ -160,28 +199,42 @@ class Uploader:
                 raise PlatformUnavailable(f"X is still processing {path.name} after {waited:.0f}s")
             self.sleep(delay)
             waited += delay
-            answer = self.client.send("GET", "/2/media/upload", params={"command": "STATUS", "media_id": media_id}).json()
+            answer = self.client.send(
+                "GET", "/2/media/upload", params={"command": "STATUS", "media_id": media_id}
+            ).json()
             info = answer["data"].get("processing_info")
         self.log.info("media_processed", media_id=media_id, file=path.name, states=states, waited_s=waited)
 
     def describe(self, media_id: str, alt: str) -> None:
         if alt:
-            self.client.send("POST", "/2/media/metadata", json={"id": media_id, "metadata": {"alt_text": {"text": alt}}})
+            self.client.send(
+                "POST", "/2/media/metadata", json={"id": media_id, "metadata": {"alt_text": {"text": alt}}}
+            )
 
     def subtitles(self, video_id: str, captions: Path, lang: str) -> None:
         # X takes WebVTT as well as SRT for subtitles, so the campaign's VTT goes up unchanged.
         blob = captions.read_bytes()
         kind = media_type(captions)
         answer = self.client.send(
-            "POST", "/2/media/upload",
-            files={"media": (captions.name, blob, kind)}, data={"media_category": "subtitles", "media_type": kind},
+            "POST",
+            "/2/media/upload",
+            files={"media": (captions.name, blob, kind)},
+            data={"media_category": "subtitles", "media_type": kind},
         ).json()
         code = (lang or "en").split("-")[0].lower()
-        self.client.send("POST", "/2/media/subtitles", json={
-            "id": video_id,
-            "media_category": "TweetVideo",
-            "subtitles": {"id": str(answer["data"]["id"]), "language_code": code.upper(), "display_name": LANGUAGES.get(code, code)},
-        })
+        self.client.send(
+            "POST",
+            "/2/media/subtitles",
+            json={
+                "id": video_id,
+                "media_category": "TweetVideo",
+                "subtitles": {
+                    "id": str(answer["data"]["id"]),
+                    "language_code": code.upper(),
+                    "display_name": LANGUAGES.get(code, code),
+                },
+            },
+        )
 
 
 # ---- one upload per file for many accounts (X's additional_owners) ----
@@ -224,8 +277,15 @@ class SharedMedia:
         with self._lock:
             self._peers.get(host, set()).discard(user_id)
 
-    def obtain(self, host: str, file: tuple[Any, ...], me: str, upload: Callable[[Sequence[str]], str],
-               wait: Callable[[], None], among: Collection[str] | None = None) -> tuple[str, bool]:
+    def obtain(
+        self,
+        host: str,
+        file: tuple[Any, ...],
+        me: str,
+        upload: Callable[[Sequence[str]], str],
+        wait: Callable[[], None],
+        among: Collection[str] | None = None,
+    ) -> tuple[str, bool]:
         """(media id, whether this account uploaded it); ``upload(additional_owners)`` runs at most once.
 
         ``wait`` is called about every 5 s while another account's upload for us is in flight.
@@ -236,8 +296,9 @@ class SharedMedia:
         while True:
             with self._lock:
                 now = self._clock()
-                uploads = self._uploads[key] = [u for u in self._uploads.get(key, [])
-                                                if u.media_id is None or now - u.at < SHARE_FOR]
+                uploads = self._uploads[key] = [
+                    u for u in self._uploads.get(key, []) if u.media_id is None or now - u.at < SHARE_FOR
+                ]
                 mine = next((u for u in uploads if me in u.owners), None)
                 if mine is None:
                     covered = set().union(*(u.owners for u in uploads))
