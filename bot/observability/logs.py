@@ -1,7 +1,8 @@
 """Structured logging, configured once: JSON lines off a terminal, readable console on one.
 
-Every secret the bot reads is registered here and redacted from every event,
-whatever key or nesting it hides under.
+The standard library's records (the client libraries log through ``logging``) go through the same
+processors as our events (structlog's ``ProcessorFormatter``), and every finished line passes
+``redaction``: every secret the bot reads is registered there and cut from every line.
 """
 
 from __future__ import annotations
@@ -9,51 +10,78 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import threading
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any, TextIO
 
-REDACTED = "[redacted]"
+from bot.observability.redaction import (
+    REDACTED,
+    new_generation,
+    redact,
+    register_secret,
+    retire_older_than,
+    retire_secret,
+    secrets,
+    set_retention,
+)
+
+__all__ = [
+    "NOISY",
+    "REDACTED",
+    "configure",
+    "default_format",
+    "import_structlog_for_json",
+    "new_generation",
+    "redact",
+    "register_secret",
+    "reset",
+    "retire_older_than",
+    "retire_secret",
+    "set_retention",
+]
+
+NOISY = (
+    "alembic",
+    "apscheduler",
+    "asyncio",
+    "atproto",
+    "atproto_client",
+    "atproto_core",
+    "av",
+    "h2",
+    "hpack",
+    "httpcore",
+    "httpx",
+    "libav",
+    "mastodon",
+    "multipart",
+    "oauthlib",
+    "PIL",
+    "requests",
+    "requests_oauthlib",
+    "sqlalchemy",
+    "tweepy",
+    "urllib3",
+    "watchfiles",
+    "websockets",
+)
+"""Client libraries kept at WARNING (their INFO and DEBUG lines are per request); BOT_LOG_LEVEL=debug opens them."""
+
+_handler: logging.Handler | None = None  # the one handler configure() put on the root logger
 
 
-class Redactor:
-    """A structlog processor that replaces registered secret values in every string."""
+class RedactingRenderer:
+    """Renders an event with ``renderer``, then cuts every secret from the finished line.
 
-    def __init__(self) -> None:
-        self._secrets: set[str] = set()
-        self._lock = threading.Lock()
+    Redacting the rendered text, not the event's values, also covers keys, nested values,
+    ``repr`` of objects the renderer falls back to, and formatted tracebacks.
+    """
 
-    def register(self, value: str | None) -> None:
-        # Very short values would redact ordinary words; real credentials are long.
-        if value and len(value) >= 6:
-            with self._lock:
-                self._secrets.add(value)
+    def __init__(self, renderer: Callable[[Any, str, MutableMapping[str, Any]], str | bytes]) -> None:
+        self.renderer = renderer
 
-    def scrub(self, value: Any) -> Any:
-        if isinstance(value, str):
-            for secret in self._secrets:
-                if secret in value:
-                    value = value.replace(secret, REDACTED)
-            return value
-        if isinstance(value, dict):
-            return {k: self.scrub(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return type(value)(self.scrub(v) for v in value)
-        if isinstance(value, BaseException):
-            return self.scrub(f"{type(value).__name__}: {value}")
-        return value
-
-    def __call__(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        if not self._secrets:
-            return event
-        return {k: self.scrub(v) for k, v in event.items()}
-
-
-redactor = Redactor()
-
-
-def register_secret(value: str | None) -> None:
-    redactor.register(value)
+    def __call__(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> str:
+        line = self.renderer(logger, method, event)
+        return secrets(line.decode("utf-8") if isinstance(line, bytes) else line)
 
 
 def default_format(stream: TextIO | None = None) -> str:
@@ -79,33 +107,69 @@ def import_structlog_for_json() -> None:
 
 
 def configure(fmt: str | None = None, stream: TextIO | None = None, level: str | None = None) -> None:
-    """Set up structlog for the whole process. ``fmt`` is ``json`` or ``console``.
+    """Set up structlog and the standard library's logging for the whole process. ``fmt`` is ``json`` or ``console``.
 
     Defaults: ``BOT_LOG_FORMAT``, else console on a terminal and JSON elsewhere;
-    level from ``BOT_LOG_LEVEL`` (default info).
+    level from ``BOT_LOG_LEVEL`` (default info). Our events and the client libraries' records go
+    through one handler on the root logger, so lines never interleave and all carry ``event``,
+    ``level``, ``logger`` and ``timestamp``, redacted.
     """
     import structlog  # here, so modules that only register secrets stay cheap to import (`bot check`)
+    from structlog.stdlib import ProcessorFormatter
 
+    global _handler
     stream = stream or sys.stdout
     fmt = fmt or default_format(stream)
     if fmt not in ("json", "console"):
         raise ValueError(f"BOT_LOG_FORMAT must be json or console, got: {fmt!r}")
     level_name = (level or os.environ.get("BOT_LOG_LEVEL") or "info").upper()
+    threshold = logging.getLevelNamesMapping().get(level_name)
+    if threshold is None:
+        raise ValueError(f"BOT_LOG_LEVEL must be debug, info, warning, error or critical, got: {level_name.lower()!r}")
     renderer: Any = (
         structlog.processors.JSONRenderer(sort_keys=False)
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=stream.isatty())
     )
+    # Both our events and foreign records get these; exceptions are formatted as plain text (never
+    # rich's traceback with local variables, which would print credentials beyond any redaction).
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
-            structlog.processors.format_exc_info,
-            redactor,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level_name)),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        processors=[*shared, ProcessorFormatter.wrap_for_formatter],
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
+        logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=False,
     )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[ProcessorFormatter.remove_processors_meta, RedactingRenderer(renderer)],
+        )
+    )
+    root = logging.getLogger()
+    if _handler is not None:
+        root.removeHandler(_handler)
+    root.addHandler(handler)
+    root.setLevel(threshold)
+    _handler = handler
+    noisy = logging.NOTSET if threshold <= logging.DEBUG else max(threshold, logging.WARNING)
+    for name in NOISY:
+        logging.getLogger(name).setLevel(noisy)
+
+
+def reset() -> None:
+    """Undo ``configure``: structlog's defaults, and our handler off the root logger (for tests)."""
+    import structlog
+
+    global _handler
+    structlog.reset_defaults()
+    if _handler is not None:
+        logging.getLogger().removeHandler(_handler)
+        _handler = None
