@@ -56,21 +56,24 @@ class MastodonSandbox(Sandbox):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
         self._base_url = f"http://127.0.0.1:{port}"
-        if self.workdir is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="mastodon-sandbox-")
+        # The database always starts empty, in a directory of its own removed on stop.
+        self._tmp = tempfile.TemporaryDirectory(prefix="mastodon-sandbox-")
+        database = Path(self._tmp.name) / "mastodon.sqlite"
         root = Path(self.workdir or self._tmp.name)
         config = MastodonMockConfig(
             domain=f"127.0.0.1:{port}",
             url_scheme="http",
             title="Campaign sandbox",
-            database=DatabaseConfig(path=":memory:"),
+            # A file of ours rather than ":memory:" (for which the mock makes a hidden temporary file):
+            # the sandbox opens it again with a larger connection pool (see _unbounded_pool).
+            database=DatabaseConfig(path=str(database)),
             media_storage_path=str(root / "media"),
             seed=SeedConfig(),
             # Short heartbeats keep stream shutdown prompt; Mastodon itself sends one every 15 s.
             streaming=StreamingConfig(heartbeat_seconds=0.5),
         )
         self._app = create_app(config)
-        _unbounded_pool(self._app.state.engine)
+        _unbounded_pool(self._app, database)
         self.gateway = Gateway(self._app, latency=self.latency)
         self._server = uvicorn.Server(
             uvicorn.Config(
@@ -255,21 +258,44 @@ class MastodonSandbox(Sandbox):
         return self.gateway.requests()
 
 
-def _unbounded_pool(engine: Any) -> None:
-    """Let the mock's database pool grow past SQLAlchemy's default 5 + 10 connections.
+def _unbounded_pool(app: Any, path: Path) -> None:
+    """Give the mock an engine on its database file whose pool grows past SQLAlchemy's default 5 + 10.
 
     Every open stream holds a connection for its whole life (its request's session stays
     open), so fifteen listeners would leave none for API calls. The gateway bounds API
-    calls to ``WORKERS``; streams take what they need beyond that.
+    calls to ``WORKERS``; streams take what they need beyond that. mastodon-mock 0.6.1 has
+    no pool setting, and reads its engine and session factory from ``app.state`` on every
+    request, so the app gets an engine made by SQLAlchemy's public ``create_engine`` on the
+    same file, with the SQLite settings the mock gives each of its own connections.
     """
+    from mastodon_mock.db.base import make_session_factory
+    from sqlalchemy import create_engine, event
     from sqlalchemy.pool import QueuePool
 
-    old = engine.pool
-    # The same creator, dialect and event listeners (mastodon-mock's WAL and busy_timeout pragmas).
-    engine.pool = QueuePool(
-        old._creator, pool_size=WORKERS, max_overflow=-1, _dispatch=old.dispatch, dialect=old._dialect
+    engine = create_engine(
+        f"sqlite:///{path}",
+        poolclass=QueuePool,
+        pool_size=WORKERS,
+        max_overflow=-1,
+        connect_args={"check_same_thread": False},  # the server's threadpool shares the pool
     )
+    event.listen(engine, "connect", _tune_sqlite)
+    old = app.state.engine
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
     old.dispose()
+
+
+def _tune_sqlite(connection: Any, _record: Any) -> None:
+    # As mastodon-mock sets its own connections: readers beside the writer (WAL), contended writers
+    # wait instead of failing with SQLITE_BUSY, and no fsync for a database thrown away afterwards.
+    cursor = connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA busy_timeout = 5000")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
 
 
 def _size(path: Path) -> int:

@@ -1,6 +1,6 @@
 """X (API v2): tweepy's v2 Client on a configurable host, plus the v2 chunked media upload.
 
-The client lives in ``x_client``, uploads in ``x_upload`` and the error mapping in ``x_errors``.
+The client lives in ``client``, uploads in ``upload`` and the error mapping in ``errors``.
 """
 
 from __future__ import annotations
@@ -262,6 +262,7 @@ class X(Platform):
                 tweet_fields=TWEET_FIELDS,
                 expansions=["author_id"],
                 user_fields=["username", "name"],
+                user_auth=True,  # the account's own OAuth 1.0a context: the bot holds no app bearer token
             )
             users = {str(u.id): u for u in (answer.includes or {}).get("users", [])}
             for tweet in answer.data or []:

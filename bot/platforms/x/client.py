@@ -1,10 +1,14 @@
 """tweepy's v2 Client on the account's host, with a timeout and a look at every answer's rate-limit headers.
 
-tweepy 4.17 hard-codes https://api.twitter.com in ``BaseClient.request`` and sets
-no timeout; this subclass replaces that one method, so every tweepy call (and our
-media upload, through ``send``) goes to ``base_url``, is checked against the rate
-gate before it leaves, and reports its headers after it returns. Imported lazily:
-tweepy is only loaded when an X adapter talks to X.
+tweepy 4.17 hard-codes https://api.twitter.com in ``BaseClient.request`` and sets no
+timeout (upstream: tweepy/tweepy#1971, a host parameter, and #2024, a timeout; both
+open). tweepy's documented ``Client.session`` is the seam: the client gets an
+``XSession``, a requests ``Session`` that sends what tweepy addresses to
+api.twitter.com to ``base_url`` instead, before cookies and the OAuth 1.0a signature
+(which covers the host) are prepared, checks the rate gate before each request
+leaves and reports its headers after it returns. Our media upload, which tweepy
+lacks for v2, goes through the same session. Imported lazily: tweepy is only loaded
+when an X adapter talks to X.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from tweepy.errors import (
 
 from bot.platforms.base import environment_read_once
 
+TWEEPY_HOST = "https://api.twitter.com"  # where tweepy 4.17 sends every v2 request
 _ID = re.compile(r"(?<!^)/\d+(?=/|$)")  # ids, not the leading API version "/2"
 
 
@@ -36,7 +41,55 @@ def endpoint(method: str, route: str) -> str:
     return f"{method.upper()} {_ID.sub('/:id', route.split('?')[0])}"
 
 
-class XClient(tweepy.Client):
+class XSession(requests.Session):
+    """One account's requests to X: on ``base_url``, with a timeout, behind the rate gate."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float,
+        before_send: Callable[[str], None],
+        on_answer: Callable[[str, requests.Response], None],
+    ) -> None:
+        super().__init__()
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._before_send = before_send
+        self._on_answer = on_answer
+        environment_read_once(self)
+        # Connections to the API host are pooled for all the process's X accounts (requests are signed
+        # per account, so a connection carries nothing of an account): a fan-out does not open, and on
+        # X pay a TLS handshake for, one connection per account. Cookies stay per account, in each session.
+        self.mount(self.base_url, shared_adapter(self.base_url))
+
+    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+        # Readdressed before preparing, so the signature and cookies are made for the host we talk to.
+        if isinstance(request.url, str) and request.url.startswith(TWEEPY_HOST + "/"):
+            request.url = self.base_url + request.url[len(TWEEPY_HOST) :]
+        return super().prepare_request(request)
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        url = request.url or ""
+        route = url[len(self.base_url) :] if url.startswith(self.base_url) else request.path_url
+        bucket = endpoint(request.method or "GET", route)
+        self._before_send(bucket)
+        response = super().send(request, **kwargs)
+        self._on_answer(bucket, response)
+        return response
+
+    def close(self) -> None:
+        """Close this account's session; the shared connection pool stays for the other accounts."""
+        self.adapters.pop(self.base_url, None)
+        super().close()
+
+
+# tweepy ships no type hints, so mypy sees its Client as Any.
+class XClient(tweepy.Client):  # type: ignore[misc]
+    """tweepy's Client on an ``XSession``; adds ``send`` for the requests tweepy has no method for."""
+
     def __init__(
         self,
         base_url: str,
@@ -52,33 +105,20 @@ class XClient(tweepy.Client):
             access_token=credentials["access_token"],
             access_token_secret=credentials["access_token_secret"],
         )
-        environment_read_once(self.session)
-        # Connections to the API host are pooled for all the process's X accounts (requests are signed
-        # per account, so a connection carries nothing of an account): a fan-out does not open, and on
-        # X pay a TLS handshake for, one connection per account. Cookies stay per account, in each session.
-        self._host = base_url.rstrip("/")
-        self.session.mount(self._host, shared_adapter(self._host))
-        # One signer for the client's life: tweepy's handler builds a whole OAuth1Session (a
-        # requests Session) per request just to return this object, about 1 ms of CPU each time.
-        # OAuth1 draws a fresh nonce and timestamp for every request it signs, so sharing it is safe.
-        self._auth = tweepy.OAuth1UserHandler(
+        self.session.close()
+        self.session = XSession(base_url, timeout=timeout, before_send=before_send, on_answer=on_answer)
+        self.base_url = self.session.base_url
+        # Every request is made in user context (OAuth 1.0a): the bot acts as the campaign account and
+        # holds no app bearer token. As the session's auth it also signs a tweepy call made without
+        # user_auth=True (its "Bearer None" header is replaced). OAuth 1.0a draws a fresh nonce and
+        # timestamp for every request it signs, so one signer serves all.
+        self.session.auth = tweepy.OAuth1UserHandler(
             self.consumer_key, self.consumer_secret, self.access_token, self.access_token_secret
         ).apply_auth()
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self._before_send = before_send
-        self._on_answer = on_answer
 
     def close(self) -> None:
         """Close this account's session; the shared connection pool stays for the other accounts."""
-        self.session.adapters.pop(self._host, None)
         self.session.close()
-
-    def request(
-        self, method: str, route: str, params: Any = None, json: Any = None, user_auth: bool = False
-    ) -> requests.Response:
-        # Every call is made in user context (OAuth 1.0a): the bot acts as the campaign account.
-        return self.send(method, route, params=params, json=json)
 
     def send(
         self,
@@ -90,8 +130,7 @@ class XClient(tweepy.Client):
         data: Any = None,
         files: Any = None,
     ) -> requests.Response:
-        bucket = endpoint(method, route)
-        self._before_send(bucket)
+        """A signed request to ``route`` on the client's host, failing with tweepy's exceptions as tweepy would."""
         response = self.session.request(
             method,
             self.base_url + route,
@@ -100,10 +139,7 @@ class XClient(tweepy.Client):
             data=data,
             files=files,
             headers={"User-Agent": self.user_agent},
-            auth=self._auth,
-            timeout=self.timeout,
         )
-        self._on_answer(bucket, response)
         raise_for_status(response)
         return response
 
