@@ -1,5 +1,5 @@
 # The two commands a newcomer needs (see README.md). Both set up what they need first.
-.PHONY: setup demo test bench
+.PHONY: setup demo test test-fast lint bench
 
 # `make demo DEMO_ARGS="--days 1 --seconds 20"` plays a shorter campaign.
 DEMO_ARGS ?=
@@ -10,8 +10,19 @@ setup:
 demo: setup
 	@.venv/bin/python -m sandboxes.demo $(DEMO_ARGS)
 
-test: setup
+test: setup lint
 	@.venv/bin/python -m pytest -q
+
+# Quick local loop: everything but the tests that need the Bluesky npm stack (about a third of the time).
+test-fast: setup
+	@.venv/bin/python -m pytest -q -m "not bluesky"
+
+# Lint, format, types and layer contracts (also part of `make test`).
+lint: setup
+	@.venv/bin/ruff check .
+	@.venv/bin/ruff format --check .
+	@.venv/bin/mypy
+	@.venv/bin/lint-imports
 
 bench: setup
 	@.venv/bin/python bench/run_all.py

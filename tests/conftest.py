@@ -62,3 +62,11 @@ def _fresh_logging() -> Iterator[None]:
     import structlog
 
     structlog.reset_defaults()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the Bluesky stack (npm servers, PostgreSQL, Redis): `make test-fast` skips them."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "bluesky_sandbox" in getattr(item, "fixturenames", ()) or "bluesky" in params.values():
+            item.add_marker(pytest.mark.bluesky)
