@@ -169,7 +169,8 @@ class Bluesky(Platform):
 
         data = {"repo": session.did, "collection": collection, "rkey": rkey, "record": record}
         try:
-            return self._call(lambda client: client.com.atproto.repo.create_record(data)).uri
+            made: str = self._call(lambda client: client.com.atproto.repo.create_record(data)).uri
+            return made
         except NetworkError as exc:  # timeouts included
             if exc.response is None and maybe_sent(exc):
                 cause = type(exc.__cause__).__name__
@@ -199,7 +200,8 @@ class Bluesky(Platform):
             if xrpc_error(exc) in ("RecordNotFound", "NotFound"):
                 return None
             raise
-        return got.uri
+        uri: str = got.uri
+        return uri
 
     def _find_published(self, out: Outgoing) -> Receipt | None:
         session = self._session()
@@ -228,7 +230,8 @@ class Bluesky(Platform):
         from atproto_client.exceptions import BadRequestError
 
         try:
-            return self._call(lambda client: client.com.atproto.identity.resolve_handle({"handle": handle})).did
+            did: str = self._call(lambda client: client.com.atproto.identity.resolve_handle({"handle": handle})).did
+            return did
         except BadRequestError:
             return None  # not a known handle: leave the text as it is, without a mention facet
 

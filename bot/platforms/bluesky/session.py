@@ -139,10 +139,36 @@ class Connection:
                 raise
         with self.lock:
             try:
-                client._refresh_and_set_session()  # the SDK's own refresh, so session callbacks fire
+                self._refresh(client)
             except (UnauthorizedError, BadRequestError):
                 self._login(client)
         return fn(client)
+
+    def _refresh(self, client: Any) -> None:
+        """Trade the refresh token for a new session through the SDK's public calls; callbacks store it."""
+        from atproto_client.client.session import Session, get_session_pds_endpoint
+        from atproto_client.exceptions import BadRequestError, UnauthorizedError
+
+        current = Session.decode(client.export_session_string())
+        try:
+            answer = client.com.atproto.server.refresh_session(
+                headers={"Authorization": f"Bearer {current.refresh_jwt}"}
+            )
+        except (UnauthorizedError, BadRequestError):
+            if client.export_session_string() != current.export():
+                # The SDK refreshed on its own before our call (the token neared expiry meanwhile) and
+                # rotated the refresh token we sent: its new session is good, no login is needed.
+                return
+            raise
+        refreshed = Session(
+            handle=answer.handle,
+            did=answer.did,
+            access_jwt=answer.access_jwt,
+            refresh_jwt=answer.refresh_jwt,
+            pds_endpoint=get_session_pds_endpoint(answer) or current.pds_endpoint,
+        )
+        # Importing the new session string is the SDK's public way to set a session; no request is made.
+        client.login(session_string=refreshed.export(), fetch_bsky_profile=False)
 
     def _observe(self, response: Any) -> None:
         headers = response.headers

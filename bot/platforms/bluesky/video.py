@@ -123,7 +123,7 @@ class VideoService:
 
         # The PDS judges expiry by its own (real) clock, whatever clock the worker runs on.
         params = {"aud": aud, "lxm": lxm, "exp": int(time.time()) + TOKEN_LIFE}
-        token = self._call(lambda client: client.com.atproto.server.get_service_auth(params)).token
+        token: str = self._call(lambda client: client.com.atproto.server.get_service_auth(params)).token
         register_secret(token)  # a bearer credential for half an hour: never in a log line
         return token
 
@@ -179,7 +179,8 @@ class VideoService:
         while True:
             if status.get("blob"):  # already_exists and COMPLETED both carry it
                 self.log.info("video_processed", job=status.get("jobId"), polls=polls, bytes=status["blob"].get("size"))
-                return status["blob"]
+                blob: dict[str, Any] = status["blob"]
+                return blob
             state = status.get("state")
             if state == FAILED:
                 raise ContentRejected(f"bluesky video service could not process the video: {_reason(status)}")

@@ -21,7 +21,18 @@ from bot.core.errors import (
     PlatformUnavailable,
     RateLimited,
 )
-from bot.core.values import AccountLike, Identity, Limits, Mention, MentionPage, Outgoing, Progress, Receipt
+from bot.core.values import (
+    AccountLike,
+    Identity,
+    ImageAttachment,
+    Limits,
+    Mention,
+    MentionPage,
+    Outgoing,
+    Progress,
+    Receipt,
+    VideoAttachment,
+)
 from bot.platforms.base import Platform, environment_read_once
 from bot.platforms.mastodon.wire import (
     api_message,
@@ -146,7 +157,7 @@ class Mastodon(Platform):
         length = self.measure_text(out.text)
         if length > limit:
             raise ContentRejected(f"text is {length} characters as mastodon counts them, the instance takes {limit}")
-        items = [*out.images, *([out.video] if out.video else [])]
+        items: list[ImageAttachment | VideoAttachment] = [*out.images, *([out.video] if out.video else [])]
         if out.video is not None and out.video.captions is not None:
             # Mastodon takes no captions track; the alt text carries the description instead.
             self.log.info("captions_skipped", reason="mastodon has no captions upload", video=out.video.path.name)

@@ -49,7 +49,8 @@ def _weighted_length(text: str) -> int:
     # A fan-out checks the same text once per account; twitter-text takes about 1 ms per parse.
     from bot.platforms.x.text import parse_tweet  # weighted length: CJK/emoji count 2, URLs 23
 
-    return parse_tweet(text).weightedLength
+    length: int = parse_tweet(text).weightedLength
+    return length
 
 
 class X(Platform):
@@ -197,10 +198,8 @@ class X(Platform):
             return bool(sharing) and sharing[0].stage(out, sharing[1:])
         from bot.platforms.x.upload import upload_media
 
-        among = {
-            self._share_as,
-            *(getattr(a, "share_id", None) for a in together if getattr(a, "base_url", None) == self.base_url),
-        } - {None}
+        peers = (getattr(a, "share_id", None) for a in together if getattr(a, "base_url", None) == self.base_url)
+        among = {self._share_as, *(peer for peer in peers if peer)}
         upload_media(self._client, out, None, self.log, self._sleep, self.base_url, self._share_as, among)
         return True
 

@@ -105,8 +105,9 @@ class XClient(tweepy.Client):  # type: ignore[misc]
             access_token=credentials["access_token"],
             access_token_secret=credentials["access_token_secret"],
         )
-        self.session.close()
-        self.session = XSession(base_url, timeout=timeout, before_send=before_send, on_answer=on_answer)
+        unused = self.session  # tweepy's own, replaced before any request is made
+        unused.close()
+        self.session: XSession = XSession(base_url, timeout=timeout, before_send=before_send, on_answer=on_answer)
         self.base_url = self.session.base_url
         # Every request is made in user context (OAuth 1.0a): the bot acts as the campaign account and
         # holds no app bearer token. As the session's auth it also signs a tweepy call made without

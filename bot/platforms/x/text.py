@@ -16,7 +16,10 @@ from pathlib import Path
 
 
 def _resource_string(package: str, name: str) -> bytes:
-    return (Path(sys.modules[package].__file__).parent / name).read_bytes()
+    module_file = sys.modules[package].__file__
+    if module_file is None:  # not a regular package: the ordinary import below takes over
+        raise FileNotFoundError(name)
+    return (Path(module_file).parent / name).read_bytes()
 
 
 def _import_without_pkg_resources() -> None:

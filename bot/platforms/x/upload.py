@@ -9,6 +9,7 @@ through ``/2/media/metadata``, captions through ``/2/media/subtitles``.
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 import os
 import threading
@@ -74,7 +75,7 @@ def upload_media(
     files = [i.path for i in out.images] + ([out.video.path] if out.video else [])
     uploader = Uploader(client, sleep, progress, sum(p.stat().st_size for p in files), log)
     jobs: list[tuple[tuple[Any, ...], Callable[[Sequence[str]], str], Path]] = [
-        (("image", *file_key(i.path), i.alt), lambda owners, i=i: uploader.image(i.path, i.alt, owners), i.path)
+        (("image", *file_key(i.path), i.alt), functools.partial(uploader.image, i.path, i.alt), i.path)
         for i in out.images
     ]
     if out.video:
