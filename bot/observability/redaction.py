@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 import threading
@@ -35,14 +36,22 @@ RETENTION = 24 * 3600.0
 """Default seconds a retired secret stays redacted after it was last registered, retired or seen."""
 
 _MIN_BASE64_CORE = 8  # a shorter base64 fragment could occur in unrelated base64 by chance
+# A base64 match redacts the whole base64 word around it, so a fragment's first characters are enough
+# (64**12 makes a chance match moot); exact forms are checked in full after their probe matched.
+_PROBE = 12
 _BASE64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_")
 
-# Header forms, found case-insensitively; a scheme word (Bearer, Basic, OAuth) before the value is kept.
-_AUTH_QUOTED = re.compile(r"""(\b(?:proxy-)?authorization\\?['"]?\s*[:=]\s*)(\\?['"])(.*?)(\2)""", re.IGNORECASE)
-_AUTH_BARE = re.compile(r"""(\b(?:proxy-)?authorization[ \t]*:[ \t]*)([^\s'"\\][^\r\n'"\\]*)""", re.IGNORECASE)
-_BEARER = re.compile(r"(\bbearer\s+)([A-Za-z0-9\-._~+/]{8,}=*)", re.IGNORECASE)
-_BASIC = re.compile(r"(\bbasic\s+)([A-Za-z0-9+/]{4,}={0,2})(?![A-Za-z0-9+/=])", re.IGNORECASE)
-_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9_-]*\s+)\S")
+
+@functools.cache
+def _header_patterns() -> tuple[re.Pattern[str], ...]:
+    """Header forms, found case-insensitively (compiled on first use: 5 ms that ``bot check`` never needs)."""
+    return (
+        re.compile(r"""(\b(?:proxy-)?authorization\\?['"]?\s*[:=]\s*)(\\?['"])(.*?)(\2)""", re.IGNORECASE),
+        re.compile(r"""(\b(?:proxy-)?authorization[ \t]*:[ \t]*)([^\s'"\\][^\r\n'"\\]*)""", re.IGNORECASE),
+        re.compile(r"(\bbearer\s+)([A-Za-z0-9\-._~+/]{8,}=*)", re.IGNORECASE),
+        re.compile(r"(\bbasic\s+)([A-Za-z0-9+/]{4,}={0,2})(?![A-Za-z0-9+/=])", re.IGNORECASE),
+        re.compile(r"([A-Za-z][A-Za-z0-9_-]*\s+)\S"),  # a scheme word before a header value, kept
+    )
 
 
 def encoded_forms(secret: str) -> tuple[set[str], set[str]]:
@@ -64,14 +73,13 @@ def encoded_forms(secret: str) -> tuple[set[str], set[str]]:
     raw = secret.encode("utf-8")
     fragments: set[str] = set()
     for encode in (base64.b64encode, base64.urlsafe_b64encode):
-        exact.add(encode(raw).decode("ascii").rstrip("="))
+        # Offset 0 also covers the secret's own encoding: its fragment is a prefix of it.
         for offset in range(3):
             data = b"\0" * offset + raw
             text = encode(data).decode("ascii")
             core = text[4 if offset else 0 : 4 * (len(data) // 3)]
             if len(core) >= _MIN_BASE64_CORE:
                 fragments.add(core)
-    fragments -= exact
     return exact, fragments
 
 
@@ -180,29 +188,38 @@ class SecretRedactor:
     def _build(secrets: dict[str, _Secret]) -> _Matcher | None:
         if not secrets:
             return None
-        automaton = ahocorasick.Automaton()
+        # The automaton holds each form's first PROBE characters only, and a hit is checked against the
+        # whole form: a third of the nodes for 40-character tokens, so a rebuild (a refreshed token) is cheap.
+        candidates: dict[str, list[tuple[str, bool, str]]] = {}
         for value, record in secrets.items():
             exact, fragments = record.forms
+            for form in exact:
+                candidates.setdefault(form[:_PROBE], []).append((form, False, value))
             for form in fragments:
-                automaton.add_word(form, (len(form), True, value))
-            for form in exact:  # an exact form wins over a fragment that happens to equal it
-                automaton.add_word(form, (len(form), False, value))
+                candidates.setdefault(form[:_PROBE], []).append((form[:_PROBE], True, value))
+        automaton = ahocorasick.Automaton()
+        for probe, forms in candidates.items():
+            automaton.add_word(probe, (len(probe), tuple(forms)))
         automaton.make_automaton()
         return _Matcher(automaton, dict(secrets))
 
     def _spans(self, matcher: _Matcher, text: str) -> list[tuple[int, int]]:
         spans = []
-        for end, (length, in_base64, value) in matcher.automaton.iter(text):
-            start, stop = end - length + 1, end + 1
-            if in_base64:  # the whole base64 word: its edges still encode bytes of the secret
-                while start > 0 and text[start - 1] in _BASE64_CHARS:
-                    start -= 1
-                while stop < len(text) and (text[stop] in _BASE64_CHARS or text[stop] == "="):
-                    stop += 1
-            spans.append((start, stop))
-            record = matcher.records.get(value)
-            if record is not None and record.retired:
-                record.touched = self._monotonic()  # still echoed somewhere: keep it
+        for end, (length, forms) in matcher.automaton.iter(text):
+            begin = end - length + 1
+            for form, in_base64, value in forms:
+                start, stop = begin, begin + len(form)
+                if in_base64:  # the whole base64 word: its edges still encode bytes of the secret
+                    while start > 0 and text[start - 1] in _BASE64_CHARS:
+                        start -= 1
+                    while stop < len(text) and (text[stop] in _BASE64_CHARS or text[stop] == "="):
+                        stop += 1
+                elif not text.startswith(form, begin):
+                    continue
+                spans.append((start, stop))
+                record = matcher.records.get(value)
+                if record is not None and record.retired:
+                    record.touched = self._monotonic()  # still echoed somewhere: keep it
         return spans
 
     def __call__(self, text: str) -> str:
@@ -220,10 +237,18 @@ class SecretRedactor:
         return text
 
     def _headers(self, text: str, matcher: _Matcher | None) -> str:
-        text = _AUTH_QUOTED.sub(lambda m: m.group(1) + m.group(2) + _keep_scheme(m.group(3)) + m.group(4), text)
-        text = _AUTH_BARE.sub(lambda m: m.group(1) + _keep_scheme(m.group(2)), text)
-        text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
-        return _BASIC.sub(
+        quoted, bare, bearer, basic, scheme = _header_patterns()
+
+        def keep_scheme(value: str) -> str:
+            if value == REDACTED:
+                return value
+            word = scheme.match(value)
+            return (word.group(1) if word else "") + REDACTED
+
+        text = quoted.sub(lambda m: m.group(1) + m.group(2) + keep_scheme(m.group(3)) + m.group(4), text)
+        text = bare.sub(lambda m: m.group(1) + keep_scheme(m.group(2)), text)
+        text = bearer.sub(lambda m: m.group(1) + REDACTED, text)
+        return basic.sub(
             lambda m: m.group(1) + REDACTED if self._is_credential(m.group(2), matcher) else m.group(0), text
         )
 
@@ -238,13 +263,6 @@ class SecretRedactor:
         if ":" in decoded:
             return True
         return matcher is not None and bool(self._spans(matcher, decoded))
-
-
-def _keep_scheme(value: str) -> str:
-    if value == REDACTED:
-        return value
-    scheme = _SCHEME.match(value)
-    return (scheme.group(1) if scheme else "") + REDACTED
 
 
 def _cut(text: str, spans: Iterable[tuple[int, int]]) -> str:
