@@ -12,7 +12,7 @@ from rich.table import Table
 
 from bot.ledger.db import open_engine
 from bot.ledger.publications import Ledger
-from bot.ledger.reshares import decisions
+from bot.ledger.schema import decisions
 from sandboxes import Sandbox
 
 log = structlog.get_logger("sandboxes.demo")

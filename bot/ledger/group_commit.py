@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -30,13 +30,13 @@ MOST = 64  # works in one transaction: a bigger batch makes the first of them wa
 class _Queued(Generic[T]):
     __slots__ = ("work", "turn", "done", "result", "error", "then")
 
-    def __init__(self, work: Work) -> None:
+    def __init__(self, work: Work[T]) -> None:
         self.work = work
         self.turn = threading.Event()  # set when the work is done, or when this thread is to lead
         self.done = False
         self.result: T | None = None
         self.error: BaseException | None = None
-        self.then: _Queued | None = None  # the next thread of the batch to wake, once this one is awake
+        self.then: _Queued[Any] | None = None  # the next thread of the batch to wake, once this one is awake
 
     def outcome(self) -> T:
         if self.error is not None:
@@ -51,7 +51,7 @@ class GroupCommit:
         self.engine = engine
         self.most = most
         self._mutex = threading.Lock()
-        self._queue: list[_Queued] = []
+        self._queue: list[_Queued[Any]] = []
         self._leading = False
         self.commits = 0  # transactions committed (read by tests and benchmarks)
 
@@ -89,7 +89,7 @@ class GroupCommit:
                 queued.done, queued.then = True, after
             batch[0].turn.set()
 
-    def _commit(self, batch: list[_Queued]) -> None:
+    def _commit(self, batch: list[_Queued[Any]]) -> None:
         try:
             results = self._transaction([q.work for q in batch])
         except Exception as exc:  # noqa: BLE001  (handed to the thread whose work it was)
@@ -106,7 +106,7 @@ class GroupCommit:
         for queued, result in zip(batch, results):
             queued.result = result
 
-    def _transaction(self, works: list[Work]) -> list:
+    def _transaction(self, works: list[Work[Any]]) -> list[Any]:
         with self.engine.connect() as conn:
             conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock up front, so reads inside stay true
             try:

@@ -11,67 +11,19 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, Row
 
 from bot.core.values import Mention
-from bot.ledger.db import metadata
-
-cursors = sa.Table(
-    "reshare_cursors",
-    metadata,
-    sa.Column("campaign", sa.String(200), primary_key=True),
-    sa.Column("network", sa.String(200), primary_key=True),
-    sa.Column("account", sa.String(200), primary_key=True),
-    sa.Column("tags", sa.String(1000), primary_key=True),
-    sa.Column("cursor", sa.Text),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-decisions = sa.Table(
-    "reshare_decisions",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),  # the ID staff type in `bot review`
-    sa.Column("campaign", sa.String(200), nullable=False),
-    sa.Column("network", sa.String(200), nullable=False),
-    sa.Column("platform", sa.String(50), nullable=False),
-    sa.Column("remote_id", sa.String(500), nullable=False),
-    sa.Column("scope", sa.String(200), nullable=False),
-    sa.Column("account", sa.String(200), nullable=False),
-    sa.Column("author_id", sa.String(500), nullable=False),
-    sa.Column("author", sa.String(500), nullable=False),
-    sa.Column("url", sa.Text, nullable=False),
-    sa.Column("text", sa.Text, nullable=False),
-    sa.Column("decision", sa.String(20), nullable=False),  # allow | skip | review
-    sa.Column("status", sa.String(20), nullable=False),  # see STATUSES
-    sa.Column("reason", sa.String(100), nullable=False),
-    sa.Column("detail", sa.Text, nullable=False, default=""),
-    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("not_before", sa.DateTime(timezone=True)),
-    sa.Column("acted_at", sa.DateTime(timezone=True)),  # when reshared (or would have been, in dry-run)
-    sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("reshare_id", sa.String(500)),
-    sa.Column("reshare_url", sa.Text),
-    sa.Column("error", sa.Text),
-    sa.Column("mention", sa.Text, nullable=False),  # the post as read, to reshare it later
-    sa.UniqueConstraint("campaign", "network", "remote_id", "scope", name="uq_reshare_post"),
-    sa.Index("ix_reshare_account_status", "campaign", "account", "status"),
-)
-
-leases = sa.Table(
-    "tracker_leases",
-    metadata,
-    sa.Column("name", sa.String(300), primary_key=True),
-    sa.Column("owner", sa.String(300), nullable=False),
-    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-STATUSES = ("pending", "resharing", "done", "skipped", "queued", "rejected", "failed", "would_have")
-RESERVED = ("pending", "resharing")  # count against caps before they happen
+from bot.ledger.schema import RESERVED, cursors, decisions, leases
 
 
+@overload
+def _utc(value: datetime) -> datetime: ...
+@overload
+def _utc(value: None) -> None: ...
 def _utc(value: datetime | None) -> datetime | None:
     # SQLite hands datetimes back naive; everything stored is UTC.
     if value is not None and value.tzinfo is None:
@@ -247,7 +199,7 @@ class ReshareLedger:
 
     # ---- the reshare queue ----
 
-    def pending(self, account: str) -> list[Any]:
+    def pending(self, account: str) -> Sequence[Row[Any]]:
         with self.engine.connect() as conn:
             return conn.execute(
                 sa.select(decisions)
@@ -267,7 +219,7 @@ class ReshareLedger:
             )
             return result.rowcount == 1
 
-    def stuck(self) -> list[Any]:
+    def stuck(self) -> Sequence[Row[Any]]:
         """Reshares started but never recorded (the worker died mid-call)."""
         with self.engine.connect() as conn:
             return conn.execute(
@@ -276,7 +228,7 @@ class ReshareLedger:
 
     def rows(
         self, *, status: Sequence[str] | None = None, ids: Sequence[int] | None = None, every_campaign: bool = False
-    ) -> list[Any]:
+    ) -> Sequence[Row[Any]]:
         """Decision rows by status or id (``every_campaign`` when the campaign files cannot be read)."""
         query = sa.select(decisions)
         if not every_campaign:
@@ -310,21 +262,26 @@ class ReshareLedger:
             conn.execute(sa.delete(leases).where(leases.c.name == f"tracker:{self.campaign}", leases.c.owner == owner))
 
 
-def _dialect_insert(conn: Connection):
+def _dialect_insert(conn: Connection, table: sa.Table) -> sa.Insert:
+    """The dialect's INSERT, which has ON CONFLICT; only the dialect in use is imported."""
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
 
 
-def _insert_ignoring_conflict(conn: Connection, values: dict[str, Any]):
-    return (
-        _dialect_insert(conn)(decisions)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["campaign", "network", "remote_id", "scope"])
+def _insert_ignoring_conflict(conn: Connection, values: dict[str, Any]) -> sa.Insert:
+    insert: Any = _dialect_insert(conn, decisions)  # both dialects' Insert have on_conflict_do_nothing
+    done: sa.Insert = insert.values(**values).on_conflict_do_nothing(
+        index_elements=["campaign", "network", "remote_id", "scope"]
     )
+    return done
 
 
-def _insert_lease_ignoring_conflict(conn: Connection, values: dict[str, Any]):
-    return _dialect_insert(conn)(leases).values(**values).on_conflict_do_nothing(index_elements=["name"])
+def _insert_lease_ignoring_conflict(conn: Connection, values: dict[str, Any]) -> sa.Insert:
+    insert: Any = _dialect_insert(conn, leases)
+    done: sa.Insert = insert.values(**values).on_conflict_do_nothing(index_elements=["name"])
+    return done

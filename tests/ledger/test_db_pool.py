@@ -38,7 +38,7 @@ def test_a_connection_cut_while_idle_is_replaced_before_use(pg_engine, postgres,
     cut_pooled_connection(pg_engine, postgres)
     monkeypatch.setattr(db, "PING_AFTER", 0.0)  # every connection counts as idle
     claimed = ledger.claim_and_begin(slot_key(1), "w1", LEASE, post="launch", schedule="launch", slot=0, platform="x")
-    assert claimed is not None and claimed[0].owner == "w1"
+    assert claimed is not None and ledger.get(slot_key(1)).owner == "w1"
 
 
 def test_a_connection_in_use_a_moment_ago_is_not_pinged(pg_engine, postgres, clock, monkeypatch):

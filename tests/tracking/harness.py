@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from bot.core.clock import FakeClock
 from bot.core.model import Account, Campaign, Policy, ReshareConfig, Track
 from bot.ledger.db import open_engine
-from bot.ledger.reshares import decisions
+from bot.ledger.schema import decisions
 from bot.platforms import platform_class
 from bot.platforms.base import Platform
 from bot.resharing.tracker import Tracker

@@ -10,7 +10,8 @@ import pytest
 import sqlalchemy as sa
 from structlog.testing import capture_logs
 
-from bot.ledger.reshares import _utc, decisions
+from bot.ledger.reshares import _utc
+from bot.ledger.schema import decisions
 from tests.tracking.harness import GOOD, World, adversarial_plan, fresh, make_people
 
 pytestmark = pytest.mark.slow

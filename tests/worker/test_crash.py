@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot.ledger.db import open_engine
-from bot.ledger.publications import publications
+from bot.ledger.schema import publications
 from bot.publishing.faults import EXIT_CODE
 from tests.worker.campaigns import env_for, events, iso, wait_for_event, write_campaign
 

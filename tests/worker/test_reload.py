@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 from bot.campaign import load
 from bot.core.clock import FakeClock
 from bot.core.errors import ConfigError
-from bot.ledger.publications import publications
+from bot.ledger.schema import publications
 from bot.worker.runtime import Worker
 from tests.worker.campaigns import dump, write_campaign
 

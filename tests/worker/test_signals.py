@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot.ledger.db import open_engine
-from bot.ledger.publications import attempts, publications
+from bot.ledger.schema import attempts, publications
 from sandboxes.media import make_image
 from sandboxes.x.sandbox import XSandbox
 from tests.worker.campaigns import dump, env_for, events, iso, write_campaign

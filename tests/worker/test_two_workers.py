@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot.ledger.db import open_engine
-from bot.ledger.publications import publications
+from bot.ledger.schema import publications
 from tests.worker.campaigns import env_for, events, iso, wait_for_event
 from tests.worker.test_crash import SLOTS, SPEED, T0, hourly_campaign, published_once
 

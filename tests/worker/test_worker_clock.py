@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from structlog.testing import capture_logs
 
 from bot.core.clock import FakeClock
-from bot.ledger.publications import publications
+from bot.ledger.schema import publications
 from bot.worker.runtime import Worker
 from tests.worker.campaigns import write_campaign
 
