@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISREG
+from typing import Any
 
 from bot.core.errors import BotError
 
@@ -151,8 +152,9 @@ def _probe_video(path: str, size: int, head: bytes) -> MediaInfo:
             duration = container.duration / 1_000_000 if container.duration else None
             video = next((s for s in container.streams if s.type == "video"), None)
             audio = next((s for s in container.streams if s.type == "audio"), None)
-            width = video.codec_context.width if video else None
-            height = video.codec_context.height if video else None
+            # PyAV's stubs type a stream's codec_context as the base CodecContext; a video stream's has a size.
+            width = video.codec_context.width if video else None  # type: ignore[attr-defined]
+            height = video.codec_context.height if video else None  # type: ignore[attr-defined]
             video_codec = video.codec_context.name if video else None
             audio_codec = audio.codec_context.name if audio else None
             if duration is None and video is not None and video.duration is not None and video.time_base:
@@ -318,11 +320,11 @@ def fit_image(path: Path, max_bytes: int) -> tuple[bytes, str]:
     raise MediaError(f"image cannot be made smaller than {max_bytes} bytes")
 
 
-def _has_alpha(image) -> bool:
+def _has_alpha(image: Any) -> bool:
     return image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
 
 
-def _flatten(picture):
+def _flatten(picture: Any) -> Any:
     from PIL import Image
 
     if picture.mode != "RGBA":
@@ -333,7 +335,7 @@ def _flatten(picture):
     return background
 
 
-def _encode(picture, fmt: str, **options) -> bytes:
+def _encode(picture: Any, fmt: str, **options: Any) -> bytes:
     buffer = io.BytesIO()
     picture.save(buffer, format=fmt, **options)
     return buffer.getvalue()

@@ -12,6 +12,7 @@ import importlib
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("bot.cli.check", "validate every campaign file and report all problems"),
@@ -41,7 +42,7 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _module(name: str):
+def _module(name: str) -> Any:
     return importlib.import_module(name)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bot.campaign import inspect
+from bot.campaign import Inspection, inspect
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,8 +27,9 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def summary(result) -> str:
+def summary(result: Inspection) -> str:
     c = result.campaign
+    assert c is not None  # a campaign without errors was built
     slots = sum(len(s.slots) for s in c.schedules)
     n_warn = len(result.warnings)
     return (
@@ -44,5 +45,5 @@ def _order(line: str) -> tuple[str, int]:
     return path, int(number) if number.isdigit() else 0
 
 
-def _s(items: list) -> str:
+def _s(items: list[str]) -> str:
     return "" if len(items) == 1 else "s"

@@ -11,6 +11,7 @@ import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from bot.campaign import Campaign, load
 from bot.core.errors import ConfigError
@@ -84,13 +85,13 @@ def render(entries: list[Entry]) -> str:
     for e in entries:
         if e.local.date() != day:
             day = e.local.date()
-            lines += ["" if lines else None, f"{day:%A %d %B %Y}"]
+            lines += [*([""] if lines else []), f"{day:%A %d %B %Y}"]
         what = e.post or f"({e.target} has nothing left)"
         lines.append(f"  {e.local:%H:%M %Z}  {what:<28} {', '.join(e.accounts):<40} {e.text}")
-    return "\n".join(line for line in lines if line is not None)
+    return "\n".join(lines)
 
 
-def _as_json(e: Entry) -> dict:
+def _as_json(e: Entry) -> dict[str, Any]:
     return {
         "at": e.local.astimezone(UTC).isoformat(),
         "local": e.local.isoformat(),

@@ -39,7 +39,7 @@ class Account:
 # cost about four times the memory and time of a slots object.
 # Shared by the posts without variants or media (most of them): nothing writes to a frozen post's parts.
 _NONE: dict[str, str] = {}
-_NO_MEDIA: list = []
+_NO_MEDIA: list[Any] = []
 
 
 @_frozen

@@ -27,12 +27,14 @@ from bot.core.errors import (
 from bot.core.values import (
     AccountLike,
     Identity,
+    ImageAttachment,
     Limits,
     Mention,
     MentionPage,
     Outgoing,
     Progress,
     Receipt,
+    VideoAttachment,
 )
 
 T = TypeVar("T")
@@ -122,7 +124,8 @@ class Platform(ABC):
             raise ContentRejected(f"{len(out.images)} images, {self.name} takes {self.limits.max_images}")
         if out.images and out.video:
             raise ContentRejected(f"{self.name} posts take images or a video, not both")
-        for item in (*out.images, *([out.video] if out.video else [])):
+        attachments: list[ImageAttachment | VideoAttachment] = [*out.images, *([out.video] if out.video else [])]
+        for item in attachments:
             if not item.alt.strip():
                 raise ContentRejected(f"{item.path.name}: alt text is missing")
 
@@ -194,9 +197,9 @@ class Platform(ABC):
             self._note_failure(op, err, started, buckets)
             raise
         except Exception as exc:  # the adapter boundary: wrap foreign errors once
-            err = self._map_error(exc)
-            self._note_failure(op, err, started, buckets)
-            raise err from exc
+            mapped = self._map_error(exc)
+            self._note_failure(op, mapped, started, buckets)
+            raise mapped from exc
 
     def _note_failure(self, op: str, err: BotError, started: float, buckets: tuple[str, ...]) -> None:
         if isinstance(err, RateLimited):

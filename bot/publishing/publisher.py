@@ -46,8 +46,9 @@ from bot.core.errors import (
     RetryableError,
     UncertainOutcome,
 )
-from bot.core.values import Receipt
+from bot.core.values import Outgoing, Receipt
 from bot.ledger.publications import Ledger, PublicationKey
+from bot.platforms.base import Platform
 from bot.publishing.adapters import AdapterPool, auth_message
 from bot.publishing.results import Outcome, Result, RetryPolicy, SlotRef, manual_slot, target_parts
 
@@ -152,9 +153,9 @@ class Publisher:
             )
             if claimed is None:
                 return Result(Outcome.not_mine)
-            row, n, reconcile = claimed
-            ctx["post"] = row.post
-            return self._run(row, n, reconcile, *ready, account, occ, ctx)
+            begun, n, reconcile = claimed
+            ctx["post"] = begun.post
+            return self._run(begun, n, reconcile, *ready, account, occ, ctx)
         row = self.ledger.claim(
             key,
             self.owner,
@@ -245,14 +246,14 @@ class Publisher:
         except AuthFailed as err:
             return self._auth_failed(row.id, n, account, str(err), ctx, started=started)
         except PermanentError as err:
-            reason = next(r for cls, r in [*FAILURE_REASONS, (PermanentError, "permanent")] if isinstance(err, cls))
+            reason = next((r for cls, r in FAILURE_REASONS if isinstance(err, cls)), "permanent")
             return self._failed(row.id, n, reason, f"{type(err).__name__}: {err}", ctx, started=started)
         except Exception as exc:  # a bug must not leave the row claimed forever, nor be retried into a duplicate
             log.exception("publish_crashed", **ctx)
             return self._failed(row.id, n, "internal_error", f"{type(exc).__name__}: {exc}", ctx, started=started)
         return self._published(row.id, n, receipt, ctx, started)
 
-    def _send(self, adapter: Any, out: Any, pub_id: int, reconcile: bool, ctx: dict[str, Any]) -> Receipt:
+    def _send(self, adapter: Platform, out: Outgoing, pub_id: int, reconcile: bool, ctx: dict[str, Any]) -> Receipt:
         try:
             return adapter.publish(out, self._progress(pub_id, ctx))
         except DuplicateContent:

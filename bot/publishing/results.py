@@ -96,7 +96,7 @@ class RetryPolicy:
         if retry_after is not None and retry_after > 0:
             # The reset time is when the platform opens again; a little spread keeps us off its edge.
             delay = max(delay, retry_after * (1 + 0.1 * rng.random()) + 1)
-        return delay
+        return float(delay)
 
     def deadline_for(self, slot_at: datetime, grace: timedelta) -> datetime:
         return slot_at + max(self.deadline, grace)

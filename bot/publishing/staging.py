@@ -14,6 +14,7 @@ the slot as before (``media_stage_failed`` says why). X keeps an upload usable f
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -49,12 +50,12 @@ def lanes(publisher: Any, occ: Any) -> list[Callable[[], None]]:
             continue
         if adapter.stage_group > 0:
             groups.setdefault((account.platform, getattr(adapter, "base_url", None)), []).append((account, adapter))
-    found = []
+    found: list[Callable[[], None]] = []
     for members in groups.values():
         size = members[0][1].stage_group
         for start in range(0, len(members), size):
             group = members[start : start + size]
-            found.append(lambda group=group: _stage(campaign, post, occ, group))
+            found.append(functools.partial(_stage, campaign, post, occ, group))
     return found
 
 

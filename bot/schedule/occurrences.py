@@ -102,6 +102,7 @@ def trigger_for(schedule: Schedule, slot: Slot) -> BaseTrigger:
     tz = schedule.timezone
     start, end = window_bounds(schedule)
     if slot.kind == "at":
+        assert slot.at is not None  # the loader gives every "at" slot its time
         return DateTrigger(run_date=slot.at.replace(tzinfo=tz), timezone=tz)
     if slot.kind == "cron":
         return crontab_trigger(slot.cron or "", tz, start, end)
@@ -142,7 +143,7 @@ def repeated_wall_time(at: datetime, tz: Any) -> bool:
     return first < second and at.astimezone(UTC) == second
 
 
-class OncePerWallTime(BaseTrigger):
+class OncePerWallTime(BaseTrigger):  # type: ignore[misc]  # APScheduler 3 ships no type information
     """Wraps a wall-clock trigger so the hour repeated at the end of summer time fires once, not twice.
 
     APScheduler 3's CronTrigger fires 01:30 twice on a fall-back night; campaign staff mean one post.
@@ -153,7 +154,7 @@ class OncePerWallTime(BaseTrigger):
         self.tz = tz
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
-        following = self.trigger.get_next_fire_time(previous_fire_time, now)
+        following: datetime | None = self.trigger.get_next_fire_time(previous_fire_time, now)
         while following is not None and repeated_wall_time(following, self.tz):
             following = self.trigger.get_next_fire_time(following, following)
         return following
