@@ -8,12 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.campaign import parsecache
 from bot.campaign.files import PostFile
 from bot.campaign.paths import PathProblem, inside, resolve_inside
-from bot.campaign.plainpost import plain_post
 from bot.campaign.probing import CACHE, Prober
 from bot.campaign.problems import WARNING, Problems, known_list, validated
-from bot.campaign.yamlsrc import Later, Source, YamlProblem, read
+from bot.campaign.yamlsrc import Later, Source, YamlProblem
 from bot.core.model import Consent, Media, Post, Supporter, Video
 from bot.platforms import REGISTRY
 
@@ -141,16 +141,20 @@ def build_all(
 ) -> Loaded:
     """Every post; with ``check``, each is checked when built and kept for the media check only if ``check`` says so."""
     loaded = Loaded(prober=Prober(cache=root / CACHE))
+    cache = parsecache.at(root)
     paths = _Paths(root)
     prefix = len(str(root)) + 1
     for post_id, (queue, name) in found.files.items():
         rel = name[prefix:].replace(os.sep, "/")
         try:
-            source = read(name, rel, fast=True)
+            source = cache.read(name, rel)
         except YamlProblem as exc:
             problems.at(rel, exc.line, exc.message)
             continue
-        raw = plain_post(source.data) or validated(problems, source, PostFile, source.data)
+        except OSError as exc:  # removed or unreadable since the folder was listed
+            problems.at(rel, 1, f"cannot be read ({exc.strerror})")
+            continue
+        raw = validated(problems, source, PostFile, source.data)
         if raw is None:
             continue
         if raw.media or raw.video:
@@ -162,6 +166,7 @@ def build_all(
         # for its whole life. A file is read again only if a media problem must be located in it.
         if check is None or check(post, source):
             loaded.sources[post_id] = Later(rel, name)
+    cache.save()
     return loaded
 
 

@@ -1,8 +1,9 @@
 """Safe YAML reading that remembers the line of every key and list item.
 
 Staff-facing problems must point at the offending line, so documents are
-composed into nodes (libyaml when available), turned into plain Python values
-here, and kept so that the line of any location can be found when needed.
+composed into nodes by libyaml (PyYAML's ``CSafeLoader``), turned into plain
+Python values here, and kept so that the line of any location can be found
+when needed. Only the safe loaders are ever used: no tag builds an object.
 """
 
 from __future__ import annotations
@@ -15,41 +16,9 @@ from typing import Any
 
 import yaml
 
-from bot.campaign import fastyaml
-
-_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _Loader(_Base):  # type: ignore[misc,valid-type]
-    """The safe loader with a memo of tag resolution.
-
-    Resolving a plain scalar's tag runs Python regexes for every value; campaign
-    files repeat the same keys and short values thousands of times. Safe loaders
-    have no path resolvers, so a plain scalar's tag depends only on its value.
-    """
-
-    _memo: dict[str, str] = {}
-
-    def resolve(self, kind, value, implicit):
-        if kind is not yaml.ScalarNode:
-            return super().resolve(kind, value, implicit)
-        if not implicit[0]:
-            return _STR  # quoted or block text is always a string
-        tag = self._memo.get(value)
-        if tag is None:
-            tag = super().resolve(kind, value, implicit)
-            # Bounded: the memo lives as long as the process (a worker's whole life).
-            if len(value) <= 32 and len(self._memo) < 10_000:
-                self._memo[value] = tag
-        return tag
-
-    # Safe loaders have no path resolvers: skip the bookkeeping done for every node.
-    def descend_resolver(self, current_node, current_index):
-        pass
-
-    def ascend_resolver(self):
-        pass
-
+# libyaml composes about five times faster than PyYAML's pure-Python reader; a PyYAML
+# built without it (``yaml.__with_libyaml__`` false) still reads every file the same way.
+_Loader: type[yaml.CSafeLoader] | type[yaml.SafeLoader] = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
 
 _INT = "tag:yaml.org,2002:int"
 _STR = "tag:yaml.org,2002:str"
@@ -69,20 +38,13 @@ class Source:
     node: yaml.Node | None = None
     # Unquoted values followed on their line by " #word": YAML reads that as a comment.
     cut_hashtags: dict[Loc, str] = field(default_factory=dict)
-    # From the fast reader instead of nodes: the line of each key and item, and the document's.
-    lines: dict[Loc, int] | None = None
-    first: int = 1
 
     def line(self, loc: Loc) -> int:
-        """Line of ``loc`` (a key's line, or a list item's), or of its nearest ancestor in the file.
-
-        Lines are looked up in the nodes only when a problem is reported, so
-        files without problems (nearly all of them) cost nothing here.
-        """
+        """Line of ``loc`` (a key's line, or a list item's), or of its nearest ancestor in the file."""
         node = self.node
         if node is None:
-            return self._mapped(loc) if self.lines is not None else 1
-        line = node.start_mark.line + 1
+            return 1
+        line: int = node.start_mark.line + 1
         for part in loc:
             child = None
             if isinstance(node, yaml.MappingNode):
@@ -98,31 +60,24 @@ class Source:
             node = child
         return line
 
-    def _mapped(self, loc: Loc) -> int:
-        line = self.first
-        for end in range(1, len(loc) + 1):
-            found = self.lines.get(loc[:end])
-            if found is None:
-                break
-            line = found
-        return line
-
     def where(self, loc: Loc) -> str:
         return f"{self.rel}:{self.line(loc)}"
 
 
 class Later(Source):
-    """A file read again only when a problem must be located in it (most never are)."""
+    """A file whose nodes are not kept: read again only when a problem must be located in it (most never are)."""
 
-    def __init__(self, rel: str, path: Path | str) -> None:
-        super().__init__(rel, None)
+    def __init__(
+        self, rel: str, path: Path | str, data: Any = None, cut_hashtags: dict[Loc, str] | None = None
+    ) -> None:
+        super().__init__(rel, data, None, cut_hashtags or {})
         self.path = path
         self._read: Source | None = None
 
     def line(self, loc: Loc) -> int:
         if self._read is None:
             try:
-                self._read = read(self.path, self.rel, fast=True)
+                self._read = read(self.path, self.rel)
             except (YamlProblem, OSError):  # changed or removed since it was loaded
                 return 1
         return self._read.line(loc)
@@ -137,23 +92,19 @@ class YamlProblem(Exception):
         self.message = message
 
 
-def read(path: Path | str, rel: str, fast: bool = False) -> Source:
-    """Parse ``path`` safely; raise YamlProblem with the line of a syntax error.
+def read(path: Path | str, rel: str) -> Source:
+    """Parse ``path`` safely; raise YamlProblem with the line of a syntax error."""
+    return parse(decode(read_bytes(path)), rel)
 
-    With ``fast``, files of the plain shape most posts have skip libyaml (see fastyaml).
-    """
+
+def decode(raw: bytes) -> str:
     try:
-        text = _read_bytes(path).decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise YamlProblem(1, "file is not UTF-8 text") from None
-    if fast:
-        found = fastyaml.parse(text)
-        if found is not None:
-            return Source(rel, found[0], lines=found[1], first=found[2])
-    return parse(text, rel)
 
 
-def _read_bytes(path: Path | str) -> bytes:
+def read_bytes(path: Path | str) -> bytes:
     # os.read takes three system calls where open().read() takes nine: a third of the time for small files.
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -189,13 +140,13 @@ def parse(text: str, rel: str) -> Source:
 class _Builder:
     """Nodes to plain values; refuses what safe, unambiguous campaign files never need."""
 
-    def __init__(self, loader: Any) -> None:
+    def __init__(self, loader: yaml.CSafeLoader | yaml.SafeLoader) -> None:
         self.loader = loader
 
     def value(self, node: yaml.Node) -> Any:
         if isinstance(node, yaml.ScalarNode):
             if node.tag == _STR:
-                return node.value  # the common case, without the constructor's machinery
+                return node.value
             return self.scalar(node)
         if node.tag not in _COLLECTIONS:
             # Safe loading: a tag such as !!python/object never builds anything.
@@ -219,7 +170,7 @@ class _Builder:
             out[key] = self.value(value_node)
         return out
 
-    def scalar(self, node: yaml.Node) -> Any:
+    def scalar(self, node: yaml.ScalarNode) -> Any:
         # YAML 1.1 reads an unquoted 10:30 as the base-60 number 630; staff mean a time.
         if node.tag in (_INT, _FLOAT) and ":" in node.value:
             return node.value
@@ -237,7 +188,7 @@ def _find_cut_hashtags(node: yaml.Node, loc: Loc, lines: list[str], found: dict[
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             _find_cut_hashtags(item, (*loc, index), lines, found)
-    elif not node.style and node.tag == _STR and node.end_mark.line < len(lines):
+    elif isinstance(node, yaml.ScalarNode) and not node.style and node.tag == _STR and node.end_mark.line < len(lines):
         match = _CUT_TAG.match(lines[node.end_mark.line][node.end_mark.column :])
         if match:
             found[loc] = match.group(1)

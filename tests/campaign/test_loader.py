@@ -148,3 +148,15 @@ def test_loaded_campaign_and_its_parts_are_frozen(campaign_dir: Path):
     for part in parts:
         with pytest.raises(dataclasses.FrozenInstanceError):
             setattr(part, dataclasses.fields(part)[0].name, None)
+
+
+def test_post_keeps_the_model_contract(tmp_path: Path):
+    """Post is built by keyword with a Path, gives a Path back, refuses changes, and defaults its parts."""
+    from bot.core.model import Post
+
+    post = Post(id="a", queue="q", path=tmp_path / "a.yaml", text="Free them https://example.org")
+    assert post.path == tmp_path / "a.yaml" and isinstance(post.path, Path)
+    assert (post.variants, post.media, post.video, post.link) == ({}, [], None, None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        post.text = "x"  # type: ignore[misc]
+    assert dataclasses.replace(post, text="b").path == post.path

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
 
 from bot import cli
+from bot.campaign.parsecache import CACHE
+from bot.campaign.yamlsrc import YamlProblem, read
 from tests.cases.casefiles import BASE_ENV, build, cases
 
 INVALID = cases("invalid")
 VALID = cases("valid")
 
 
-def _run(case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> tuple[int, list[str], str]:
-    root, unset = build(case, tmp_path)
+def _run(
+    case: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys,
+    built: tuple[Path, list[str]] | None = None,
+) -> tuple[int, list[str], str]:
+    """``bot check`` of the case built under ``tmp_path``, or of ``built`` (its folder and variables to unset)."""
+    root, unset = built or build(case, tmp_path)
     for var in BASE_ENV:
         monkeypatch.setenv(var, f"value-of-{var.lower()}")
     for var in unset:
@@ -59,16 +70,34 @@ def test_base_campaign_is_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert code == 0 and len(lines) == 1
 
 
-POSTS_CASES = [c for c in INVALID if (c / "posts").is_dir()]
-
-
-@pytest.mark.parametrize("case", POSTS_CASES, ids=[c.name for c in POSTS_CASES])
-def test_invalid_case_same_without_fast_paths(case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
-    """With the fast post reader and the plain-post check turned off, libyaml and pydantic give the same lines."""
-    from bot.campaign import fastyaml, posts
-
+@pytest.mark.parametrize("case", INVALID, ids=[c.name for c in INVALID])
+def test_invalid_case_same_with_cold_and_warm_parse_cache(
+    case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    """With state/, the check that writes the parse cache and the one that reads it both print the case's lines."""
+    built = build(case, tmp_path)
+    root = built[0]
+    (root / "state").mkdir()
+    _, cold, _ = _run(case, tmp_path, monkeypatch, capsys, built)
+    store = root / CACHE
+    written = store.stat()
+    kept = set(json.loads(store.read_text())["files"])
+    assert kept and kept <= _parsed_digests(root)  # not all: a duplicate id or a link outside is never read
+    _, warm, _ = _run(case, tmp_path, monkeypatch, capsys, built)
     expected = [line for line in (case / "expected.txt").read_text().splitlines() if line.strip()]
-    monkeypatch.setattr(fastyaml, "parse", lambda text: None)
-    monkeypatch.setattr(posts, "plain_post", lambda data: None)
-    _, lines, _ = _run(case, tmp_path, monkeypatch, capsys)
-    assert lines[: len(expected)] == expected
+    assert cold[: len(expected)] == expected and len(cold) in (len(expected), len(expected) + 1)
+    assert warm == cold
+    # Not written again: the warm check found an entry for every post, and no other.
+    assert (store.stat().st_ino, store.stat().st_mtime_ns) == (written.st_ino, written.st_mtime_ns)
+
+
+def _parsed_digests(root: Path) -> set[str]:
+    """Content hashes of the campaign's post files that are readable YAML (only those are cached)."""
+    out = set()
+    for path in (root / "posts").rglob("*.y*ml"):
+        try:
+            read(path, "x")
+        except (YamlProblem, OSError):
+            continue
+        out.add(hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest())
+    return out
