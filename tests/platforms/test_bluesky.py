@@ -232,6 +232,37 @@ def test_expired_token_is_refreshed_not_relogged(sandbox: BlueskySandbox, adapte
     assert [r["status"] for r in sandbox.requests()[start:] if r["path"].endswith("createRecord")] == [401, 200]
 
 
+def test_refreshed_session_is_stored_for_the_next_adapter(
+    sandbox: BlueskySandbox, account: SandboxAccount, tmp_path: Path
+) -> None:
+    """After a refresh the store holds the new tokens, and an adapter started from the store posts without a login."""
+    from atproto_client.client.session import Session
+
+    store = FileSessionStore(tmp_path / "sessions")
+    first = adapter_for(account, session_store=store)
+    try:
+        first.whoami()
+        [saved] = (tmp_path / "sessions").iterdir()
+        before = Session.decode(saved.read_text())
+        start = len(sandbox.requests())
+        sandbox.proxy.fail_next("auth", error="ExpiredToken", path="createRecord")
+        first.publish(Outgoing(key=key(), text="after refresh"))
+        after = Session.decode(saved.read_text())
+        assert calls(sandbox, "refreshSession", start) == 1
+        assert (after.did, after.handle) == (before.did, before.handle)
+        # Refresh tokens are single-use and carry a fresh id; an access token made in the same second may not differ.
+        assert after.refresh_jwt != before.refresh_jwt
+    finally:
+        first.close()
+    second = adapter_for(account, session_store=store)
+    try:
+        second.publish(Outgoing(key=key(), text="from the refreshed session"))
+    finally:
+        second.close()
+    assert (first.logins, second.logins) == (1, 0)
+    assert calls(sandbox, "createSession", start) == 0
+
+
 def test_revoked_refresh_logs_in_again_then_fails_as_auth(sandbox: BlueskySandbox, adapter: Bluesky) -> None:
     """When the refresh token is refused too, one new login is tried; when that is refused, AuthFailed names the variable."""
     adapter.whoami()
