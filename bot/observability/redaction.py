@@ -170,6 +170,7 @@ class SecretRedactor:
             return len(gone)
 
     def clear(self) -> None:
+        """Forget every secret (for tests and benchmarks)."""
         with self._lock:
             self._secrets.clear()
             self._dirty, self._next_expiry = True, float("inf")
