@@ -258,3 +258,6 @@ class AnchoredClock:
 
     def sleep(self, seconds: float) -> None:
         self._clock.sleep(seconds)
+
+    def wall_seconds(self, clock_seconds: float) -> float:
+        return self._clock.wall_seconds(clock_seconds)

@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 from sqlalchemy.engine import Engine
 
-from bot.core.clock import Clock, FakeClock
+from bot.core.clock import Clock
 from bot.core.errors import PermanentError, RetryableError
 from bot.core.values import Mention
 from bot.ledger.reshares import ReshareLedger
@@ -123,11 +123,12 @@ class Tracker(Deciding, Streaming):
             remaining = (until - self.clock.now()).total_seconds()
             if remaining <= 0:
                 return
-            if isinstance(self.clock, FakeClock):
-                self._wake.wait(0.05)  # a test moves this clock; do not run it forward from here
+            wall = self.clock.wall_seconds(remaining)
+            if wall <= 0:
+                self._wake.wait(0.05)  # a clock real time does not move (a test's): look again soon
             else:
-                # Real seconds (a demo clock runs `speed` times faster); short chunks so stop and streams wake us.
-                self._wake.wait(min(remaining / getattr(self.clock, "speed", 1.0), 0.25))
+                # Real seconds (a demo clock runs faster); short chunks so stop and streams wake us.
+                self._wake.wait(min(wall, 0.25))
 
     def poll_once(self) -> dict[str, int]:
         """Poll every feed that is due, decide what it found, reshare what may go now; counts by outcome."""

@@ -1,16 +1,32 @@
-"""APScheduler 3 glue: a scheduler whose time is a ``Clock``, and the jobs a campaign's slots become."""
+"""The worker's scheduler, whose time is a ``Clock``, and the jobs a campaign's slots become.
+
+Why our own small loop and not an APScheduler 3 scheduler: APScheduler 3.11's schedulers read
+``datetime.now()`` inside their private ``_process_jobs``, and its executors drop a run later than
+``misfire_grace_time`` by the wall clock without telling the job which run time it fires for.
+There is no public seam to give them another time source, and overriding the private loop (as
+this module once did) breaks silently on a minor release. A FakeClock (tests) or a CompressedClock
+(the demo) needs that seam, and a slot must keep its run time (part of the publication key).
+
+What we need from APScheduler is its time arithmetic (cron fields, time zones, DST, windows), and
+that is the public, documented trigger interface: ``trigger.get_next_fire_time(previous, now)``
+(``apscheduler.triggers.base.BaseTrigger``). So ``ClockScheduler`` keeps each job's next fire
+time in a heap, reads the time from the ``Clock``, dispatches every run time that came due with
+that run time, oldest first across jobs (no coalescing, nothing dropped: the Publisher decides on
+grace), and asks the trigger for the next one. DST and time zones stay the triggers' job
+(``bot.schedule.occurrences``: ``trigger_for``, ``OncePerWallTime``).
+"""
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from apscheduler.job import Job
-from apscheduler.schedulers.base import STATE_PAUSED, STATE_STOPPED, BaseScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -19,142 +35,189 @@ from bot.schedule.occurrences import Occurrence, OncePerWallTime, occurrence_of,
 
 log = structlog.get_logger()
 
+
+@dataclass(eq=False)
+class Job:
+    """A scheduled call: the worker runs it as ``func(run_time, *args)``."""
+
+    id: str
+    func: Callable[..., Any]
+    trigger: Any  # an APScheduler 3 trigger (the library is untyped)
+    args: tuple[Any, ...]
+    coalesce: bool  # after a clock jump, one run (the last due) instead of one per missed run time
+    next_run_time: datetime | None
+    entry: int = field(default=-1, repr=False)  # the job's live heap entry; older entries are stale
+
+
 Dispatch = Callable[[Job, datetime], None]
 
 
-class _Timed:
-    """A job function called as ``func(run_time, *args)``; APScheduler itself only knows ``*args``."""
+class ClockScheduler:
+    """Jobs fired by a ``Clock``: ``run_due`` hands each due run time to ``dispatch(job, run_time)``.
 
-    def __init__(self, func: Callable[..., Any]) -> None:
-        self.func = func
-        self.__name__ = getattr(func, "__name__", type(func).__name__)
-        self.__qualname__ = self.__name__
-
-    def __call__(self, *args: Any) -> Any:
-        return self.func(*args)
-
-
-def wall_seconds(clock: Clock, seconds: float) -> float:
-    """Wall seconds that ``seconds`` of this clock's time take (a CompressedClock runs ``speed`` times faster)."""
-    return max(seconds, 0.0) / float(getattr(clock, "speed", 1.0))
-
-
-class ClockScheduler(BaseScheduler):
-    """APScheduler 3 with the time read from a ``Clock`` and due jobs handed to ``dispatch(job, run_time)``.
-
-    Why a subclass: ``BaseScheduler._process_jobs`` reads ``datetime.now()`` and the stock
-    executors' ``run_job`` drops runs later than ``misfire_grace_time`` by the wall clock and
-    never tells the job function which run time it is firing for. A FakeClock (tests) or a
-    CompressedClock (demo) would then see wall time, and a slot could be dropped silently or
-    lose its identity (the run time is part of the publication key). So we keep APScheduler's
-    triggers (time zones, DST, windows), job store and job API, and replace only the loop:
-    what is due (by the Clock), how long to wait (in wall seconds), and dispatch with the run
-    time. Every missed run time of a slot is dispatched (no coalescing); the Publisher decides on grace.
-    ``dispatch`` runs on the loop's thread, so it must only hand work over (the worker's pool).
+    ``dispatch`` runs on the caller's thread under the scheduler's lock (so a ``swap`` never falls
+    between two run times of one pass): it must only hand work over (the worker's pool). A job
+    function may add or remove jobs (the lock is re-entrant). A failing dispatch or trigger is logged
+    as ``job_failed`` and never stops the loop.
     """
 
-    def __init__(self, clock: Clock, dispatch: Dispatch, **options: Any) -> None:
+    def __init__(self, clock: Clock, dispatch: Dispatch) -> None:
         self._clock = clock
         self._dispatch_run = dispatch
+        self._lock = threading.RLock()
+        self._jobs: dict[str, Job] = {}
+        self._heap: list[tuple[datetime, int, Job]] = []  # (next run time in UTC, entry, job)
+        self._entries = itertools.count()
         self._event = threading.Event()
-        options.setdefault("timezone", UTC)
-        options.setdefault("job_defaults", {"misfire_grace_time": None, "coalesce": False, "max_instances": 1_000_000})
-        super().__init__(**options)
+        self.running = False
 
-    def now(self) -> datetime:
-        return self._clock.now()
+    # ---- running ----
 
-    def wakeup(self) -> None:
+    def start(self) -> None:
+        self.running = True
+
+    def shutdown(self) -> None:
+        self.running = False
         self._event.set()
 
-    def shutdown(self, wait: bool = False) -> None:
-        # The stock executors are never used (dispatch runs jobs), so there is nothing to wait for here.
-        super().shutdown(wait=False)
+    def wakeup(self) -> None:
+        """End a ``wait`` now (jobs changed, or the worker is stopping)."""
         self._event.set()
 
     def wait(self, clock_seconds: float | None, cap: float = 1.0) -> None:
-        """Sleep until the next job is due, a wakeup, or ``cap`` wall seconds (clocks can be moved by hand)."""
-        wall = cap if clock_seconds is None else min(wall_seconds(self._clock, clock_seconds), cap)
+        """Sleep until the next job is due, a wakeup, or ``cap`` real seconds (a clock can be moved by hand)."""
+        wall = cap
+        if clock_seconds is not None:
+            real = self._clock.wall_seconds(clock_seconds)
+            # 0 for a span still to come: this clock does not move with real time; a wakeup or a look at `cap` will do.
+            if real > 0 or clock_seconds <= 0:
+                wall = min(real, cap)
         self._event.wait(wall)
         self._event.clear()
 
-    def add_timed(
-        self, func: Callable[..., Any], trigger: Any, job_id: str, args: tuple = (), name: str | None = None
-    ) -> Job | None:
+    def run_due(self) -> float | None:
+        """Dispatch every run time due by the Clock; clock seconds until the next one (``None``: no jobs)."""
+        if not self.running:
+            return None
+        now = self._clock.now()
+        with self._lock:
+            while self._heap and self._heap[0][0] <= now:
+                _, entry, job = heapq.heappop(self._heap)
+                if self._live(job, entry):
+                    self._fire(job, now)
+            following = self._earliest()
+        if following is None:
+            return None
+        return max((following - self._clock.now()).total_seconds(), 0.0)
+
+    def _fire(self, job: Job, now: datetime) -> None:
+        run_time = job.next_run_time
+        assert run_time is not None  # only jobs with a next run time are in the heap
+        following = self._next(job, run_time, now)
+        if job.coalesce:
+            while following is not None and following <= now:
+                run_time, following = following, self._next(job, following, now)
+        try:
+            self._dispatch_run(job, run_time)
+        except Exception as exc:  # noqa: BLE001  (a failing job must never stop the scheduler)
+            log.error("job_failed", job=job.id, slot_at=run_time.isoformat(), error=f"{type(exc).__name__}: {exc}")
+        if self._jobs.get(job.id) is not job:
+            return  # the job replaced or removed itself
+        if following is None:
+            del self._jobs[job.id]
+        else:
+            # A following run time already due is popped again in this pass, in time order with the other jobs'.
+            job.next_run_time = following
+            self._push(job)
+
+    def _next(self, job: Job, previous: datetime, now: datetime) -> datetime | None:
+        try:
+            following: datetime | None = job.trigger.get_next_fire_time(previous, now)
+        except Exception as exc:  # noqa: BLE001
+            log.error("job_failed", job=job.id, slot_at=previous.isoformat(), error=f"{type(exc).__name__}: {exc}")
+            return None
+        if following is not None and following <= previous:
+            # A trigger that does not move forward would hold the loop here for ever.
+            log.error("job_failed", job=job.id, slot_at=previous.isoformat(), error=f"trigger repeated {following}")
+            return None
+        return following
+
+    # ---- jobs ----
+
+    def add_timed(self, func: Callable[..., Any], trigger: Any, job_id: str, args: tuple[Any, ...] = ()) -> Job | None:
         """Add (or replace) a job, its first run time computed by the Clock; ``None`` when the trigger never fires."""
-        first = trigger.get_next_fire_time(None, self._clock.now())
+        first: datetime | None = trigger.get_next_fire_time(None, self._clock.now())
         if first is None:
             return None
-        return self.add_job(
-            _Timed(func), trigger, args=args, id=job_id, name=name or job_id, next_run_time=first, replace_existing=True
-        )
+        return self._add(Job(job_id, func, trigger, args, coalesce=False, next_run_time=first))
 
-    def add_once(self, func: Callable[..., Any], when: datetime, job_id: str, args: tuple = ()) -> Job:
+    def add_once(self, func: Callable[..., Any], when: datetime, job_id: str, args: tuple[Any, ...] = ()) -> Job:
         """A one-shot job at ``when`` (already past means: at the next pass)."""
         trigger = DateTrigger(run_date=when, timezone=UTC)
-        return self.add_job(
-            _Timed(func), trigger, args=args, id=job_id, name=job_id, next_run_time=when, replace_existing=True
-        )
+        return self._add(Job(job_id, func, trigger, args, coalesce=False, next_run_time=when))
 
     def add_every(self, func: Callable[..., Any], seconds: float, job_id: str) -> Job:
-        """A job every ``seconds`` of clock time (IntervalTrigger would start from the wall clock otherwise)."""
+        """A job every ``seconds`` of clock time (an IntervalTrigger without a start would count from the wall clock)."""
         start = self._clock.now() + timedelta(seconds=seconds)
         trigger = IntervalTrigger(seconds=seconds, start_date=start, timezone=UTC)
         # Coalesced: after a clock jump one heartbeat (or sweep) is enough, not one per missed interval.
-        return self.add_job(
-            _Timed(func), trigger, id=job_id, name=job_id, next_run_time=start, replace_existing=True, coalesce=True
-        )
+        return self._add(Job(job_id, func, trigger, (), coalesce=True, next_run_time=start))
+
+    def _add(self, job: Job) -> Job:
+        with self._lock:
+            self._jobs[job.id] = job  # a job of the same id is replaced: its heap entry goes stale
+            self._push(job)
+        self.wakeup()
+        return job
+
+    def remove_job(self, job_id: str) -> bool:
+        """Remove a job; False when there was none of that id."""
+        with self._lock:
+            return self._jobs.pop(job_id, None) is not None
+
+    def get_job(self, job_id: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def get_jobs(self) -> list[Job]:
+        with self._lock:
+            return list(self._jobs.values())
 
     def swap(self, remove: Iterable[str], add: Callable[[], None]) -> None:
         """Remove jobs and add others with no pass of the loop in between (reloads are atomic)."""
-        with self._jobstores_lock:
+        with self._lock:
             for job_id in remove:
-                if self.get_job(job_id) is not None:
-                    self.remove_job(job_id)
+                self._jobs.pop(job_id, None)
             add()
         self.wakeup()
 
-    def run_due(self) -> float | None:
-        """Dispatch every job due by the Clock; clock seconds until the next one (``None``: no jobs)."""
-        return self._process_jobs()
-
-    def _process_jobs(self) -> float | None:
-        if self.state in (STATE_PAUSED, STATE_STOPPED):
-            return None
-        now = self._clock.now()
-        next_wakeup: datetime | None = None
-        with self._jobstores_lock:
-            for store in self._jobstores.values():
-                for job in store.get_due_jobs(now):
-                    run_times = job._get_run_times(now)
-                    if job.coalesce:
-                        run_times = run_times[-1:]
-                    for run_time in run_times:
-                        self._dispatch_one(job, run_time)
-                    following = job.trigger.get_next_fire_time(run_times[-1], now) if run_times else None
-                    if following is not None:
-                        job._modify(next_run_time=following)
-                        store.update_job(job)
-                    elif store.lookup_job(job.id) is not None:
-                        store.remove_job(job.id)
-                store_next = store.get_next_run_time()
-                if store_next is not None and (next_wakeup is None or store_next < next_wakeup):
-                    next_wakeup = store_next
-        if next_wakeup is None:
-            return None
-        return max((next_wakeup - self._clock.now()).total_seconds(), 0.0)
-
-    def _dispatch_one(self, job: Job, run_time: datetime) -> None:
-        # A failing job must never stop the scheduler: log it with its context and go on.
-        try:
-            self._dispatch_run(job, run_time)
-        except Exception as exc:  # noqa: BLE001
-            log.error("job_failed", job=job.id, slot_at=run_time.isoformat(), error=f"{type(exc).__name__}: {exc}")
-
     def next_run_at(self, prefix: str = "") -> datetime | None:
         """The earliest next run time among jobs whose id starts with ``prefix``."""
-        times = [j.next_run_time for j in self.get_jobs() if j.id.startswith(prefix) and j.next_run_time]
-        return min(times) if times else None
+        with self._lock:
+            times = [j.next_run_time for j in self._jobs.values() if j.id.startswith(prefix) and j.next_run_time]
+        return min(times, key=lambda t: t.astimezone(UTC)) if times else None
+
+    # ---- the heap ----
+
+    def _push(self, job: Job) -> None:
+        assert job.next_run_time is not None
+        if len(self._heap) > 2 * len(self._jobs) + 64:
+            self._compact()  # reloads leave stale entries behind; do not let them pile up
+        job.entry = next(self._entries)
+        # Keyed in UTC: aware datetimes sharing a zone compare by wall time, wrong in the hour repeated in autumn.
+        heapq.heappush(self._heap, (job.next_run_time.astimezone(UTC), job.entry, job))
+
+    def _compact(self) -> None:
+        self._heap = [item for item in self._heap if self._live(item[2], item[1])]
+        heapq.heapify(self._heap)
+
+    def _live(self, job: Job, entry: int) -> bool:
+        return job.entry == entry and self._jobs.get(job.id) is job
+
+    def _earliest(self) -> datetime | None:
+        while self._heap and not self._live(self._heap[0][2], self._heap[0][1]):
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The worker's engine: slot jobs, fan-out, recovery from the ledger, reload, tracking, warm stop.
 
-Slots become jobs of a clock-driven APScheduler (bot.worker.jobs); each firing fans out to its accounts
-on a thread pool, one task per account, through ``Publisher.fire`` (claim, publish, record).
+Slots become jobs of a clock-driven scheduler (bot.worker.jobs; APScheduler triggers give their times);
+each firing fans out to its accounts on a thread pool, one task per account, through ``Publisher.fire``
+(claim, publish, record).
 ``bot run`` (bot.cli.run) drives it; tests drive it directly with a FakeClock.
 """
 
@@ -20,13 +21,14 @@ from typing import Any
 
 import structlog
 
-from bot.core.clock import Clock
+from bot.core.clock import Clock, clock_rate
 from bot.core.errors import ConfigError
 from bot.observability.progress import LogProgress
 from bot.publishing import faults, staging
 from bot.worker import jobs as jobs_mod
 from bot.worker import recovery
-from bot.worker.jobs import ClockScheduler, SlotJob
+from bot.worker.jobs import ClockScheduler, Job, SlotJob
+from bot.worker.reload import Watcher
 
 log = structlog.get_logger()
 
@@ -45,7 +47,7 @@ class Worker:
         sweep: float = 60.0,
         lease: float = 600.0,
         owner: str | None = None,
-        on_progress: Callable[[dict, int, int], None] | None = None,
+        on_progress: Callable[[dict[str, Any], int, int], None] | None = None,
     ) -> None:
         from bot.campaign import load
         from bot.ledger.db import open_engine
@@ -54,16 +56,16 @@ class Worker:
 
         self.root = root
         self.clock = clock
-        speed = float(getattr(clock, "speed", 1.0))
+        rate = clock_rate(clock)  # clock seconds per wall second: 1 in production, the speed of a demo clock
         # At most one heartbeat per wall second: a demo clock running 10,000x would otherwise flood the log.
-        self.heartbeat_every = max(heartbeat, speed)
+        self.heartbeat_every = max(heartbeat, rate)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.campaign = load(root)  # ConfigError here: refuse to start
         self._check_secrets(self.campaign)
         self.ledger = Ledger(open_engine(database_url), clock)
         self.stopping = threading.Event()
         # A lease guards wall-time work (an upload), so under a compressed clock it spans more clock time.
-        lease_clock = timedelta(seconds=lease * speed)
+        lease_clock = timedelta(seconds=lease * rate)
         # Look for dead workers' claims a few times per lease: sooner is pointless, later delays their slots.
         self.sweep_every = max(sweep, lease_clock.total_seconds() / 4)
         state_dir = root / "state"
@@ -83,16 +85,16 @@ class Worker:
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="publish")
         # Like the heartbeat, at most one look per wall second under a fast demo clock.
         self.stager = staging.Stager(
-            self.publisher, clock, lambda lane: self._track(("stage", id(lane)), lane), every=max(staging.EVERY, speed)
+            self.publisher, clock, lambda lane: self._track(("stage", id(lane)), lane), every=max(staging.EVERY, rate)
         )
         self.scheduler = ClockScheduler(clock, self._dispatch)
         self.slots: dict[str, SlotJob] = {}
-        self._inflight: dict[Future, tuple] = {}
-        self._active: dict[tuple, int] = {}  # (slot_at, target, account) -> tasks running or queued
+        self._inflight: dict[Future[None], tuple[Any, ...]] = {}
+        self._active: dict[tuple[Any, ...], int] = {}  # (slot_at, target, account) -> tasks running or queued
         self._idle = threading.Condition()
         self._counts = {"published": 0, "skipped": 0, "failed": 0, "retries": 0}
         self._reload_lock = threading.Lock()
-        self.watcher = None
+        self.watcher: Watcher | None = None
         self._prepared: dict[str, SlotJob] | None = None  # slot jobs built by warm_up for start
         self.tracker: Any = None
         self._tracking: threading.Thread | None = None
@@ -201,7 +203,7 @@ class Worker:
 
         self.scheduler.swap(removed, add)
 
-    def _dispatch(self, job: Any, run_time: datetime) -> None:
+    def _dispatch(self, job: Job, run_time: datetime) -> None:
         job.func(run_time, *job.args)
 
     def _fire_slot(self, run_time: datetime, job_id: str) -> None:
@@ -223,7 +225,7 @@ class Worker:
         key = (occurrence.at.astimezone(UTC).replace(microsecond=0), occurrence.target, account)
         self._track(key, self._fire, occurrence, account)
 
-    def _track(self, key: tuple, task: Callable[..., None], *args: Any) -> None:
+    def _track(self, key: tuple[Any, ...], task: Callable[..., None], *args: Any) -> None:
         """Run ``task`` on the pool, counted in flight under ``key`` until it ends."""
         with self._idle:
             future = self.pool.submit(task, *args)
@@ -231,7 +233,7 @@ class Worker:
             self._active[key] = self._active.get(key, 0) + 1
         future.add_done_callback(self._done)
 
-    def _done(self, future: Future) -> None:
+    def _done(self, future: Future[None]) -> None:
         with self._idle:
             key = self._inflight.pop(future)
             self._active[key] -= 1
@@ -353,8 +355,6 @@ class Worker:
         log.info("worker_stopped", owner=self.owner, **self._counts)
 
     def watch(self) -> None:
-        from bot.worker.reload import Watcher
-
         self.watcher = Watcher(self.root, lambda changed: self.reload_now(changed))
         self.watcher.start()
 

@@ -1,15 +1,18 @@
-"""The clock-driven APScheduler: due jobs run when a FakeClock is moved, in the trigger's time zone."""
+"""The clock-driven scheduler: due jobs run when a FakeClock is moved, at APScheduler triggers' times."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 from structlog.testing import capture_logs
 
-from bot.core.clock import CompressedClock, FakeClock
-from bot.worker.jobs import ClockScheduler, OncePerWallTime, wall_seconds
+from bot.core.clock import CompressedClock, FakeClock, SystemClock, clock_rate
+from bot.schedule.occurrences import OncePerWallTime
+from bot.worker.jobs import ClockScheduler
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -17,7 +20,7 @@ LONDON = ZoneInfo("Europe/London")
 def _scheduler(clock):
     fired: list[tuple[str, datetime]] = []
     scheduler = ClockScheduler(clock, lambda job, at: fired.append((job.id, at)))
-    scheduler.start(paused=False)
+    scheduler.start()
     return scheduler, fired
 
 
@@ -125,7 +128,73 @@ def test_interval_jobs_count_clock_time() -> None:
     scheduler.shutdown()
 
 
-def test_wall_wait_is_compressed_with_the_clock() -> None:
-    """An hour of a 3600x CompressedClock is one wall second."""
-    clock = CompressedClock(datetime(2022, 1, 12, tzinfo=UTC), speed=3600)
-    assert wall_seconds(clock, 3600) == 1.0
+def test_wall_seconds_follow_each_clock() -> None:
+    """An hour takes an hour on the system clock, a second at 3600x, and no real time on a FakeClock."""
+    compressed = CompressedClock(datetime(2022, 1, 12, tzinfo=UTC), speed=3600)
+    fake = FakeClock(datetime(2022, 1, 12, tzinfo=UTC))
+    assert [c.wall_seconds(3600) for c in (SystemClock(), compressed, fake)] == [3600.0, 1.0, 0.0]
+    assert compressed.wall_seconds(-5) == 0.0
+    assert [clock_rate(c) for c in (SystemClock(), compressed, fake)] == [1.0, 3600.0, 1.0]
+
+
+def test_missed_run_times_of_several_jobs_are_dispatched_oldest_first() -> None:
+    """After a clock jump, run times of different jobs reach dispatch in time order, not job by job."""
+    clock = FakeClock(datetime(2022, 1, 12, 8, 0, tzinfo=UTC))
+    scheduler, fired = _scheduler(clock)
+    scheduler.add_timed(lambda at: None, CronTrigger(hour="9-10", minute=0, timezone=UTC), "on-the-hour")
+    scheduler.add_timed(lambda at: None, CronTrigger(hour="9-10", minute=30, timezone=UTC), "half-past")
+    clock.advance(3 * 3600)
+    scheduler.run_due()
+    assert [(job, at.strftime("%H:%M")) for job, at in fired] == [
+        ("on-the-hour", "09:00"),
+        ("half-past", "09:30"),
+        ("on-the-hour", "10:00"),
+        ("half-past", "10:30"),
+    ]
+    scheduler.shutdown()
+
+
+def test_swap_replaces_jobs_between_two_passes() -> None:
+    """Jobs removed by a swap never fire; those it adds fire from the next pass on, once per run time."""
+    clock = FakeClock(datetime(2022, 1, 12, 8, 0, tzinfo=UTC))
+    scheduler, fired = _scheduler(clock)
+    scheduler.add_timed(lambda at: None, CronTrigger(minute=0, timezone=UTC), "old")
+    scheduler.swap(["old"], lambda: scheduler.add_timed(lambda at: None, CronTrigger(minute=15, timezone=UTC), "new"))
+    clock.advance(3600)
+    assert scheduler.run_due() == 15 * 60.0
+    assert fired == [("new", datetime(2022, 1, 12, 8, 15, tzinfo=UTC))]
+    assert [job.id for job in scheduler.get_jobs()] == ["new"]
+    scheduler.shutdown()
+
+
+def test_a_trigger_that_fails_is_dropped_and_the_others_go_on() -> None:
+    """A trigger raising while the next run time is computed is logged as job_failed; other jobs still fire."""
+    clock = FakeClock(datetime(2022, 1, 12, 8, 0, tzinfo=UTC))
+    scheduler, fired = _scheduler(clock)
+
+    class Broken:
+        def get_next_fire_time(self, previous, now):
+            if previous is not None:
+                raise ValueError("no next time")
+            return now + timedelta(minutes=1)
+
+    scheduler.add_timed(lambda at: None, Broken(), "broken")
+    scheduler.add_timed(lambda at: None, CronTrigger(minute="*/10", timezone=UTC), "every-ten")
+    clock.advance(20 * 60)
+    with capture_logs() as logs:
+        scheduler.run_due()
+    assert [job for job, _ in fired] == ["every-ten", "broken", "every-ten", "every-ten"]
+    assert [(e["event"], e["job"]) for e in logs] == [("job_failed", "broken")]
+    assert scheduler.get_job("broken") is None and scheduler.get_job("every-ten") is not None
+    scheduler.shutdown()
+
+
+def test_wait_on_a_fake_clock_ends_at_a_wakeup() -> None:
+    """A FakeClock does not move by itself: the loop's wait lasts until a wakeup, not a computed span."""
+    clock = FakeClock(datetime(2022, 1, 12, 8, 0, tzinfo=UTC))
+    scheduler, _ = _scheduler(clock)
+    threading.Timer(0.05, scheduler.wakeup).start()
+    started = time.monotonic()
+    scheduler.wait(3600, cap=30.0)
+    assert 0.04 <= time.monotonic() - started < 10.0
+    scheduler.shutdown()
