@@ -1,24 +1,23 @@
 """``bot run``: the long-running worker that publishes every slot of the campaign exactly once.
 
-This module is the command (options, clocks, signals); the engine is ``bot.worker.runtime.Worker``.
+This module is the command (options, the clock); the engine is ``bot.worker.runtime.Worker`` and the
+process's signal handling ``bot.worker.signals``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
-import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TextIO, cast
 
 import structlog
 
-from bot.core.clock import Clock, CompressedClock, SystemClock
+from bot.core.clock import CompressedClock, SystemClock
 from bot.core.errors import ConfigError
 from bot.worker.runtime import Worker
+from bot.worker.signals import Signals
 
 __all__ = ["Worker", "add_arguments", "main"]
 
@@ -64,19 +63,12 @@ def _when(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
-class DemoClock(CompressedClock):
-    """A CompressedClock that can be re-anchored, so a slow start-up does not eat campaign time."""
-
-    def anchor(self) -> None:
-        """Campaign time is ``start`` again from now (called when the worker is ready to run)."""
-        self._t0 = time.monotonic()
-
-
-def make_clock(args: argparse.Namespace) -> Clock:
+def make_clock(args: argparse.Namespace) -> SystemClock | CompressedClock:
+    """The system clock, or for a demo (``--clock-start``/``--clock-speed``) a CompressedClock."""
     if args.clock_speed is None and args.clock_start is None:
         return SystemClock()
     start = args.clock_start or datetime.now(UTC)
-    return DemoClock(start, args.clock_speed or 1.0)
+    return CompressedClock(start, args.clock_speed or 1.0)
 
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
@@ -109,12 +101,14 @@ def main(args: argparse.Namespace) -> int:
     limit_malloc_arenas()  # before the pool's threads exist: each takes its arena on its first malloc
     # On a terminal, uploads show rich bars; log lines follow sys.stdout so rich can print them above the bars.
     bars = progress.TerminalProgress() if progress.for_terminal(os.environ.get("BOT_LOG_FORMAT"), sys.stdout) else None
-    logs.configure(stream=progress.FollowStdout() if bars else None)
+    # FollowStdout is a write/flush/isatty stream, all a log handler uses of a TextIO.
+    logs.configure(stream=cast(TextIO, progress.FollowStdout()) if bars else None)
     root = args.campaign
+    clock = make_clock(args)
     try:
         worker = Worker(
             root,
-            clock=make_clock(args),
+            clock=clock,
             database_url=args.database_url or default_url(root),
             threads=args.threads,
             heartbeat=args.heartbeat,
@@ -124,11 +118,10 @@ def main(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         log.error("worker_refused", campaign=str(root), problems=exc.problems)
         return 1
-    signals = _Signals(worker)
-    signals.install()
+    Signals(worker).install()  # before any work starts: a stop signal must always find the warm stop
     worker.warm_up()
-    if isinstance(worker.clock, DemoClock):
-        worker.clock.anchor()
+    if isinstance(clock, CompressedClock):
+        clock.anchor()  # demo time starts now that the worker is ready, not while it loaded
     try:
         worker.start()
         if args.once:
@@ -150,36 +143,3 @@ def main(args: argparse.Namespace) -> int:
         if bars is not None:
             bars.close()
     return 0
-
-
-class _Signals:
-    """SIGTERM/SIGINT: the first asks for a warm stop, the second exits at once.
-
-    No exception is raised into whatever the main thread is doing, so a publication being
-    recorded is never interrupted halfway. The handler takes no lock (the main thread may hold
-    the logger's or an Event's when the signal lands): it writes to a pipe, and a thread does
-    the stopping.
-    """
-
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-        self.received = 0
-        self._read, self._write = os.pipe()
-
-    def install(self) -> None:
-        threading.Thread(target=self._relay, name="signals", daemon=True).start()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.received += 1
-        if self.received > 1:
-            name = signal.Signals(signum).name
-            line = f'{{"event": "worker_killed", "signal": "{name}", "reason": "second signal: exiting without waiting"}}\n'
-            os.write(sys.stdout.fileno(), line.encode())
-            os._exit(128 + signum)
-        os.write(self._write, bytes([signum]))
-
-    def _relay(self) -> None:
-        signum = os.read(self._read, 1)[0]
-        self.worker.request_stop(signal.Signals(signum).name)
