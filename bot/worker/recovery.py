@@ -37,7 +37,7 @@ def missed(campaign: Any, ledger: Any, now: datetime, submit: Submit) -> tuple[i
     return handed, since
 
 
-def resume(campaign: Any, ledger: Any, active: Container[tuple], submit: Submit) -> None:
+def resume(campaign: Any, ledger: Any, active: Container[tuple[Any, ...]], submit: Submit) -> None:
     """Submit the retries whose time has come and the claims whose lease ran out."""
     for row in [*ledger.pending_retries(), *ledger.expired_claims()]:
         # Our own publication still running (a clock jumped past its lease) is not a dead worker's.

@@ -19,7 +19,7 @@ class Watcher:
     Editors save in bursts (temp file, rename, chmod), so changes are debounced into one reload.
     """
 
-    def __init__(self, root: Path, on_change: Callable[[list[str]], None], debounce_ms: int = 300) -> None:
+    def __init__(self, root: Path, on_change: Callable[[list[str]], object], debounce_ms: int = 300) -> None:
         self.root = root
         self.on_change = on_change
         self.debounce_ms = debounce_ms
