@@ -59,9 +59,9 @@ def clock() -> FakeClock:
 def _fresh_logging() -> Iterator[None]:
     """Commands run in-process configure structlog onto pytest's captured stdout, which closes after the test."""
     yield
-    import structlog
+    from bot.observability import logs
 
-    structlog.reset_defaults()
+    logs.reset()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

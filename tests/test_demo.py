@@ -9,7 +9,6 @@ import os
 from pathlib import Path
 
 import pytest
-import structlog
 import yaml
 
 from bot.observability import logs
@@ -32,7 +31,7 @@ def demo(tmp_path_factory, x_sandbox, mastodon_sandbox, bluesky_sandbox):
             code, summary = run_demo(ROOT, workdir, sandboxes, days=1, seconds=20)
     finally:
         os.environ.pop("BOT_LOG_FORMAT", None)
-        structlog.reset_defaults()
+        logs.reset()
     raw = out.getvalue()
     events = [json.loads(line) for line in raw.splitlines() if line.startswith("{")]
     return {"code": code, "summary": summary, "events": events, "raw": raw, "workdir": workdir, "sandboxes": sandboxes}
