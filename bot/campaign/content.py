@@ -7,12 +7,19 @@ A post is checked against the platforms of the accounts whose slots publish it
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from bot.campaign.problems import Problems
-from bot.campaign.yamlsrc import Source
-from bot.core.model import Account, Campaign, Post
+from bot.campaign.yamlsrc import Loc, Source
+from bot.core.model import Account, Campaign, Post, Schedule
 from bot.platforms import REGISTRY
+
+if TYPE_CHECKING:
+    from bot.campaign.probing import Prober, Result
+    from bot.media import MediaInfo
 
 MB = 1024 * 1024
 
@@ -27,7 +34,7 @@ def _target_sets(campaign: Campaign) -> dict[str, tuple[Account, ...]]:
 
 
 def _targets_of(
-    accounts_by_id: dict[str, Account], queues: dict[str, list[str]], schedules: list
+    accounts_by_id: dict[str, Account], queues: dict[str, list[str]], schedules: list[Schedule]
 ) -> dict[str, tuple[Account, ...]]:
     ids: dict[str, set[str]] = defaultdict(set)
     for schedule in schedules:
@@ -66,7 +73,7 @@ class Checker:
     """Checks each post's text as it is built (its YAML nodes need not outlive it), media once all are read."""
 
     def __init__(
-        self, accounts: dict[str, Account], queues: dict[str, list[str]], schedules: list, problems: Problems
+        self, accounts: dict[str, Account], queues: dict[str, list[str]], schedules: list[Schedule], problems: Problems
     ) -> None:
         self.by_post = _targets_of(accounts, queues, schedules)
         self.problems = problems
@@ -96,7 +103,7 @@ class Checker:
             _text(post, src, self.problems, platform, by_limit)
         return bool(post.media or post.video)
 
-    def media(self, posts: dict[str, Post], sources: dict[str, Source], prober=None) -> None:
+    def media(self, posts: dict[str, Post], sources: dict[str, Source], prober: Prober | None = None) -> None:
         """Probe every file once and check each post's media against its platforms."""
         from bot import media
         from bot.campaign.probing import Prober
@@ -111,7 +118,7 @@ class Checker:
                 _media(post, src, self.problems, platform, ids, infos, media)
 
 
-def check(campaign: Campaign, sources: dict[str, Source], problems: Problems, prober=None) -> None:
+def check(campaign: Campaign, sources: dict[str, Source], problems: Problems, prober: Prober | None = None) -> None:
     """Every per-platform check of every post (the loader runs the same in two steps)."""
     checker = Checker(campaign.accounts, campaign.queues, campaign.schedules, problems)
     for post_id, post in campaign.posts.items():
@@ -119,7 +126,7 @@ def check(campaign: Campaign, sources: dict[str, Source], problems: Problems, pr
     checker.media(campaign.posts, sources, prober)
 
 
-def _kinds(post: Post, src: Source, problems: Problems, probe) -> dict[Path, object]:
+def _kinds(post: Post, src: Source, problems: Problems, probe: Callable[[Path], Result]) -> dict[Path, MediaInfo]:
     """Probe every file of the post once; report files that are not what their place needs."""
     infos = {}
     for loc, written, path, kind in _files(post):
@@ -135,9 +142,11 @@ def _kinds(post: Post, src: Source, problems: Problems, probe) -> dict[Path, obj
     return infos
 
 
-def _files(post: Post) -> list[tuple[tuple, str, Path, str]]:
+def _files(post: Post) -> list[tuple[Loc, str, Path, str]]:
     """(location, name as written, path, kind it must be) of every file of ``post``."""
-    wanted = [(("media", i, "file"), m.file, m.path, "image") for i, m in enumerate(post.media)]
+    wanted: list[tuple[Loc, str, Path, str]] = [
+        (("media", i, "file"), m.file, m.path, "image") for i, m in enumerate(post.media)
+    ]
     if post.video is not None:
         wanted.append((("video",), post.video.file, post.video.path, "video"))
         if post.video.captions_path is not None:
@@ -174,7 +183,15 @@ def _text(post: Post, src: Source, problems: Problems, platform: str, by_limit: 
             )
 
 
-def _media(post: Post, src: Source, problems: Problems, platform: str, ids: list[str], infos: dict, media) -> None:
+def _media(
+    post: Post,
+    src: Source,
+    problems: Problems,
+    platform: str,
+    ids: list[str],
+    infos: dict[Path, MediaInfo],
+    media: ModuleType,
+) -> None:
     limits = REGISTRY[platform].limits
     who = ", ".join(ids)
     if len(post.media) > limits.max_images:

@@ -18,7 +18,7 @@ from bot.campaign import content, posts, window
 from bot.campaign.files import AccountEntry, AccountsFile, ReshareFile, ScheduleFile, SlotEntry
 from bot.campaign.problems import WARNING, Problems, known_list, suggest, validated
 from bot.campaign.slots import build_schedule, parse_duration
-from bot.campaign.yamlsrc import Source, YamlProblem, read
+from bot.campaign.yamlsrc import Loc, Source, YamlProblem, read
 from bot.core.errors import ConfigError
 from bot.core.model import Account, Campaign, Policy, ReshareConfig, Schedule, Track
 from bot.platforms import REGISTRY
@@ -100,7 +100,7 @@ class _Loader:
             self.problems.at(rel, exc.line, exc.message)
             return None
 
-    def validate(self, source: Source, model: type[M], data: Any, prefix: tuple = ()) -> M | None:
+    def validate(self, source: Source, model: type[M], data: Any, prefix: Loc = ()) -> M | None:
         return validated(self.problems, source, model, data, prefix)
 
     def run(self, with_warnings: bool) -> Inspection:
@@ -159,7 +159,7 @@ class _Loader:
                 )
         return known, out, raw.campaign or name
 
-    def account_ok(self, source: Source, loc: tuple, entry: AccountEntry) -> bool:
+    def account_ok(self, source: Source, loc: Loc, entry: AccountEntry) -> bool:
         before = len(self.problems.items)
         cls = REGISTRY.get(entry.platform)
         if cls is None:
@@ -211,7 +211,7 @@ class _Loader:
         for path in files:
             source = self.read(f"schedules/{path.name}")
             raw = self.validate(source, ScheduleFile, source.data) if source else None
-            if raw is None:
+            if source is None or raw is None:
                 continue
             entries = []
             for i, data in enumerate(raw.slots):
@@ -225,7 +225,7 @@ class _Loader:
         return out
 
     def references(
-        self, source: Source, loc: tuple, entry: SlotEntry, found: posts.Found, accounts: list[str] | None
+        self, source: Source, loc: Loc, entry: SlotEntry, found: posts.Found, accounts: list[str] | None
     ) -> None:
         if entry.post is not None and entry.post not in found.files:
             hint = suggest(entry.post, found.files) or (
@@ -249,7 +249,7 @@ class _Loader:
     def reshare(self, known_accounts: list[str] | None) -> ReshareConfig | None:
         source = self.read(RESHARE, required=False)
         raw = self.validate(source, ReshareFile, source.data if source.data is not None else {}) if source else None
-        if raw is None:
+        if source is None or raw is None:
             return None
         tracks = []
         for i, t in enumerate(raw.track):

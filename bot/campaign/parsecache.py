@@ -83,7 +83,8 @@ class ParseCache:
             return {}  # missing or unreadable: parse as if it were not there
         if not isinstance(found, dict) or found.get("version") != _STAMP or not isinstance(found.get("files"), dict):
             return {}
-        return found["files"]
+        files: dict[str, Any] = found["files"]
+        return files
 
 
 class _Unencodable(Exception):

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.campaign import parsecache
-from bot.campaign.files import PostFile
+from bot.campaign.files import PostFile, SupporterEntry
 from bot.campaign.paths import PathProblem, inside, resolve_inside
 from bot.campaign.probing import CACHE, Prober
 from bot.campaign.problems import WARNING, Problems, known_list, validated
-from bot.campaign.yamlsrc import Later, Source, YamlProblem
+from bot.campaign.yamlsrc import Later, Loc, Source, YamlProblem
 from bot.core.model import Consent, Media, Post, Supporter, Video
 from bot.platforms import REGISTRY
 
@@ -246,11 +246,11 @@ def _build(
     )
 
 
-def _supporter(entry) -> Supporter:
+def _supporter(entry: SupporterEntry) -> Supporter:
     return Supporter(name=entry.name, role=entry.role, organisation=entry.organisation, country=entry.country)
 
 
-def _path(paths: _Paths, problems: Problems, src: Source, loc: tuple, written: str) -> Path | None:
+def _path(paths: _Paths, problems: Problems, src: Source, loc: Loc, written: str) -> Path | None:
     try:
         return paths.get(written)
     except PathProblem as exc:

@@ -53,7 +53,7 @@ class Prober:
     """
 
     def __init__(self, cache: Path | None = None) -> None:
-        self._child: subprocess.Popen | None = None
+        self._child: subprocess.Popen[str] | None = None
         self._cache = cache
         self._cache_read = False
         self._cached = 0  # results the cache file held
@@ -94,7 +94,7 @@ class Prober:
                 keys.append(key)
             if key is not None and key in _known:
                 out[path] = _known[key]
-            elif key is not None and stat.st_size > 0 and os.path.isfile(path):
+            elif key is not None and key[1] > 0 and os.path.isfile(path):
                 todo[path] = key
             else:
                 out[path] = _here(path)  # missing, empty or not a file: said without any import

@@ -110,7 +110,7 @@ def add_validation_errors(
         if kind == "extra_forbidden":
             key, parent = loc[-1], loc[:-1]
             allowed = _fields_at(model, tuple(err["loc"])[:-1])
-            hint = suggest(key, allowed) or f" (expected one of: {known_list(allowed)})"
+            hint = suggest(str(key), allowed) or f" (expected one of: {known_list(allowed)})"
             problems.at(source.rel, source.line(loc), _join(parent, f"unknown key '{key}'{hint}"))
         elif kind == "missing":
             problems.add(source, loc, "required key is missing")

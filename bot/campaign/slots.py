@@ -6,11 +6,11 @@ import re
 import zoneinfo
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bot.campaign.files import ScheduleFile, SlotEntry
 from bot.campaign.problems import Problems, suggest
-from bot.campaign.yamlsrc import Source
+from bot.campaign.yamlsrc import Loc, Source
 from bot.core.model import Schedule, Slot
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -98,10 +98,13 @@ def build_schedule(
     )
 
 
+_KINDS: tuple[Literal["at", "every", "cron"], ...] = ("at", "every", "cron")  # as Slot.kind
+
+
 def _slot(problems: Problems, source: Source, tz: zoneinfo.ZoneInfo, i: int, entry: SlotEntry) -> Slot | None:
     loc = ("slots", i)
     before = len(problems.items)
-    kinds = [k for k in ("at", "every", "cron") if getattr(entry, k) is not None]
+    kinds = [k for k in _KINDS if getattr(entry, k) is not None]
     if len(kinds) != 1:
         got = "none" if not kinds else " and ".join(kinds)
         problems.add(source, loc, f"has {got} (expected exactly one of at, every or cron)")
@@ -116,7 +119,7 @@ def _slot(problems: Problems, source: Source, tz: zoneinfo.ZoneInfo, i: int, ent
     elif kind == "every":
         fields.update(_every(problems, source, loc, entry))
     else:
-        fields["cron"] = _cron(problems, source, loc, entry.cron, tz)
+        fields["cron"] = _cron(problems, source, loc, entry.cron or "", tz)
     for extra in ("times", "days"):
         if getattr(entry, extra) is not None and kind != "every":
             problems.add(source, (*loc, extra), f"is only used with every (this slot uses {kind})")
@@ -141,9 +144,9 @@ def _slot(problems: Problems, source: Source, tz: zoneinfo.ZoneInfo, i: int, ent
     )
 
 
-def _every(problems: Problems, source: Source, loc: tuple, entry: SlotEntry) -> dict[str, Any]:
+def _every(problems: Problems, source: Source, loc: Loc, entry: SlotEntry) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    every = entry.every.strip().lower()
+    every = (entry.every or "").strip().lower()
     if every not in ("day", "week"):
         problems.add(source, (*loc, "every"), f"'{entry.every}' is not supported (expected day or week)")
         return out
@@ -184,7 +187,7 @@ _LONG_DAYS = {
 }
 
 
-def _cron(problems: Problems, source: Source, loc: tuple, expr: str, tz: zoneinfo.ZoneInfo) -> str:
+def _cron(problems: Problems, source: Source, loc: Loc, expr: str, tz: zoneinfo.ZoneInfo) -> str:
     from bot.schedule.occurrences import crontab_trigger
 
     try:

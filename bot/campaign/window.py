@@ -19,7 +19,7 @@ def check(campaign: Campaign, sources: dict[str, Source], problems: Problems, wa
             continue  # already reported; every slot would look outside it
         shown = f"{schedule.window_start or '...'} to {schedule.window_end or '...'}"
         for slot in schedule.slots:
-            if slot.kind == "at":
+            if slot.kind == "at" and slot.at is not None:
                 day = slot.at.date()
                 if (schedule.window_start and day < schedule.window_start) or (
                     schedule.window_end and day > schedule.window_end
@@ -71,9 +71,9 @@ def _dry_queues(campaign: Campaign, sources: dict[str, Source], problems: Proble
     from bot import schedule as sched
 
     bounded = [
-        sched.window_bounds(s)
-        for s in campaign.schedules
-        if s.window_start and s.window_end and s.window_start <= s.window_end
+        (start, end)
+        for start, end in (sched.window_bounds(s) for s in campaign.schedules)
+        if start is not None and end is not None and start <= end
     ]
     if not bounded:
         return
