@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, dataclass_transform
 from zoneinfo import ZoneInfo
 
 from bot.core.values import ImageAttachment, Outgoing, VideoAttachment
@@ -21,7 +21,13 @@ from bot.core.values import ImageAttachment, Outgoing, VideoAttachment
 # checked values, so nothing is checked again here; building each class as a pydantic model
 # costs a worker about 1 MB for its whole life. Dataclasses do not convert what they are given:
 # pass the types written here (tuples where tuples are written).
-_frozen = dataclass(frozen=True, slots=True, kw_only=True)
+T = TypeVar("T")
+
+
+@dataclass_transform(frozen_default=True, kw_only_default=True)
+def _frozen(cls: type[T]) -> type[T]:
+    # A function, not ``dataclass(...)`` kept in a variable: type checkers see only the former as a dataclass.
+    return dataclass(frozen=True, slots=True, kw_only=True)(cls)
 
 
 @_frozen

@@ -15,12 +15,19 @@ Progress = Callable[[int, int], None]
 class AccountLike(Protocol):
     """What an adapter needs to know of an account (``bot.campaign`` models provide it)."""
 
-    id: str
-    platform: str
-    base_url: str | None
-    handle: str | None
-    credentials: Mapping[str, str]  # role -> NAME of the env variable (never the value)
-    options: Mapping[str, Any]
+    # Read-only members: the campaign's accounts are frozen, and adapters never change them.
+    @property
+    def id(self) -> str: ...
+    @property
+    def platform(self) -> str: ...
+    @property
+    def base_url(self) -> str | None: ...
+    @property
+    def handle(self) -> str | None: ...
+    @property
+    def credentials(self) -> Mapping[str, str]: ...  # role -> NAME of the env variable (never the value)
+    @property
+    def options(self) -> Mapping[str, Any]: ...
 
 
 @dataclass(frozen=True)
