@@ -4,7 +4,7 @@ tweepy 4.17 hard-codes https://api.twitter.com in ``BaseClient.request`` and set
 timeout (upstream: tweepy/tweepy#1971, a host parameter, and #2024, a timeout; both
 open). tweepy's documented ``Client.session`` is the seam: the client gets an
 ``XSession``, a requests ``Session`` that sends what tweepy addresses to
-api.twitter.com to ``base_url`` instead, before cookies and the OAuth 1.0a signature
+api.twitter.com (or api.x.com) to ``base_url`` instead, before cookies and the OAuth 1.0a signature
 (which covers the host) are prepared, checks the rate gate before each request
 leaves and reports its headers after it returns. Our media upload, which tweepy
 lacks for v2, goes through the same session. Imported lazily: tweepy is only loaded
@@ -32,7 +32,8 @@ from tweepy.errors import (
 
 from bot.platforms.base import environment_read_once
 
-TWEEPY_HOST = "https://api.twitter.com"  # where tweepy 4.17 sends every v2 request
+# Where tweepy sends every v2 request: api.twitter.com in 4.17, api.x.com should it follow X's rename.
+TWEEPY_HOSTS = ("https://api.twitter.com", "https://api.x.com")
 _ID = re.compile(r"(?<!^)/\d+(?=/|$)")  # ids, not the leading API version "/2"
 
 
@@ -65,8 +66,10 @@ class XSession(requests.Session):
 
     def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
         # Readdressed before preparing, so the signature and cookies are made for the host we talk to.
-        if isinstance(request.url, str) and request.url.startswith(TWEEPY_HOST + "/"):
-            request.url = self.base_url + request.url[len(TWEEPY_HOST) :]
+        for host in TWEEPY_HOSTS:
+            if isinstance(request.url, str) and request.url.startswith(host + "/"):
+                request.url = self.base_url + request.url[len(host) :]
+                break
         return super().prepare_request(request)
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
