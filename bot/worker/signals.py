@@ -21,10 +21,13 @@ class Signals:
     """Turns the first stop signal into ``worker.request_stop(<signal name>)``; a second one exits the process.
 
     No exception is raised into whatever the main thread is doing, so a publication being
-    recorded is never interrupted halfway. The handler takes no lock (the main thread may hold
-    the logger's or an Event's when the signal lands): it writes to a pipe, and a thread does
-    the stopping. Install it before the worker starts any work, so no signal finds the default
-    handler (which would end the process without recording what is in flight).
+    recorded is never interrupted halfway. Python runs signal handlers on the main thread between
+    two bytecodes, so a handler can run late: after a long C call (an SQLite query waiting out a
+    lock, a DNS look-up) or a wait that another thread's signal did not interrupt. So the stop does
+    not wait for it: ``signal.set_wakeup_fd`` has the interpreter's C-level handler write the signal
+    number to a pipe the moment the signal arrives, and a thread reads it and stops (or exits). The
+    Python-level handler only keeps the default action (die at once) away. Install it before the
+    worker starts any work.
     """
 
     def __init__(self, worker: Stoppable) -> None:
@@ -33,20 +36,27 @@ class Signals:
         self._read, self._write = os.pipe()
 
     def install(self) -> None:
-        """Start the relay thread and take over SIGTERM and SIGINT (from the main thread only, as Python requires)."""
-        threading.Thread(target=self._relay, name="signals", daemon=True).start()
+        """Take over SIGTERM and SIGINT and start the relay thread (from the main thread, as Python requires)."""
+        os.set_blocking(self._write, False)  # set_wakeup_fd needs it: a signal must never block on a full pipe
         for sig in STOP_SIGNALS:
             signal.signal(sig, self._handle)
+        signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        threading.Thread(target=self._relay, name="signals", daemon=True).start()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.received += 1
-        if self.received > 1:
-            name = signal.Signals(signum).name
-            line = f'{{"event": "worker_killed", "signal": "{name}", "reason": "second signal: exiting without waiting"}}\n'
-            os.write(sys.stdout.fileno(), line.encode())
-            os._exit(128 + signum)
-        os.write(self._write, bytes([signum]))
+        """Nothing to do here: the relay thread has the signal from the wakeup pipe already."""
 
     def _relay(self) -> None:
-        signum = os.read(self._read, 1)[0]
-        self.worker.request_stop(signal.Signals(signum).name)
+        while True:
+            for signum in os.read(self._read, 64):
+                if signum in STOP_SIGNALS:
+                    self._received(signal.Signals(signum))
+
+    def _received(self, sig: signal.Signals) -> None:
+        self.received += 1
+        if self.received > 1:
+            line = f'{{"event": "worker_killed", "signal": "{sig.name}", "reason": "second signal: exiting without waiting"}}\n'
+            os.write(sys.stdout.fileno(), line.encode())
+            os._exit(128 + sig)
+        # On a thread of its own, so that a second signal is acted on even while the stop is under way.
+        threading.Thread(target=self.worker.request_stop, args=(sig.name,), name="stopping", daemon=True).start()

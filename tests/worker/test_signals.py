@@ -89,7 +89,10 @@ def test_sigterm_during_a_slow_upload_finishes_records_and_exits_zero(tmp_path, 
     with engine.connect() as conn:
         [row] = list(conn.execute(sa.select(publications)))
     assert (row.state, row.remote_id) == ("published", post.remote_id)
-    order = [e["event"] for e in events(log) if e["event"] in ("worker_stopping", "post_published", "worker_stopped")]
+    logged = events(log)
+    [stopping] = [e for e in logged if e["event"] == "worker_stopping"]
+    assert stopping["in_flight"] >= 1  # the warm stop began while the publication was still running
+    order = [e["event"] for e in logged if e["event"] in ("worker_stopping", "post_published", "worker_stopped")]
     assert order == ["worker_stopping", "post_published", "worker_stopped"]
 
 
