@@ -100,6 +100,14 @@ class Mention:
     spoiler_text: str = ""
     lang: str | None = None
     ref: Mapping[str, str] = field(default_factory=dict)  # platform extras (Bluesky: uri, cid)
+    # Text beyond the body that readers see with the post, so the blocked-word filter reads it too.
+    alt_texts: tuple[str, ...] = ()  # image and video descriptions
+    card_title: str = ""  # the link preview's title
+    quoted_text: str = ""  # the text of a post this one quotes
+
+    def __post_init__(self) -> None:
+        # A mention read back from the ledger's JSON carries a list here.
+        object.__setattr__(self, "alt_texts", tuple(self.alt_texts))
 
 
 @dataclass(frozen=True)

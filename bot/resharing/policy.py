@@ -17,6 +17,7 @@ from typing import Any, Literal
 import regex
 
 from bot.core.values import Mention
+from bot.resharing.matching import Matcher, matcher
 
 Action = Literal["allow", "skip", "review"]
 SKIP_KINDS = frozenset({"replies", "reshares", "own", "sensitive"})
@@ -132,14 +133,9 @@ class Rules:
         return timedelta(seconds=3600 / max(self.max_per_hour, 1))
 
     @property
-    def blocked_phrases(self) -> tuple[tuple[str, str], ...]:
-        """(as written, folded and padded) for every non-empty blocked word or phrase."""
-        out = []
-        for word in self.blocked_words:
-            folded = " ".join(_WORD.findall(fold(word)))
-            if folded:
-                out.append((word, f" {folded} "))
-        return tuple(out)
+    def blocked(self) -> Matcher:
+        """The blocked words compiled for matching (built once per distinct list, then shared)."""
+        return matcher(self.blocked_words)
 
 
 @dataclass(frozen=True)
@@ -171,20 +167,24 @@ def _listed(author: Handle, entries: Iterable[str], *, loose: bool, instance: st
 
 
 def blocked_word(mention: Mention, rules: Rules) -> str | None:
-    """Where a blocked word or phrase appears (text, warning, display name, handle), or None."""
+    """Where a blocked word or phrase appears (text, warning, alt text, card, quote, display name, handle), or None."""
+    found = rules.blocked
+    if not found.terms:
+        return None
     fields = (
         ("text", mention.text),
         ("content warning", mention.spoiler_text),
+        *(("alt text", alt) for alt in mention.alt_texts),
+        ("link card", mention.card_title),
+        ("quoted post", mention.quoted_text),
         ("display name", mention.author_name),
         ("handle", mention.author_handle),
     )
     for where, value in fields:
-        if not value:
-            continue
-        haystack = words(value)
-        for written, phrase in rules.blocked_phrases:
-            if phrase in haystack:
-                return f"blocked word {written!r} in {where}"
+        hit = found.find(value) if value else None
+        if hit:
+            shown = hit.found if len(hit.found) <= 40 else hit.found[:39] + "…"
+            return f"blocked word {hit.term.written!r} in {where} (as {shown!r})"
     return None
 
 
