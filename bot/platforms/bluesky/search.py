@@ -68,6 +68,12 @@ def to_mention(post: Any, record: dict[str, Any]) -> Mention:
     self_labels = [v.get("val") for v in (record.get("labels") or {}).get("values", [])]
     server_labels = [label.val for label in (post.labels or [])]
     langs = record.get("langs") or []
+    embed = record.get("embed") or {}
+    media = embed.get("media") or embed  # recordWithMedia nests the images, video or link card
+    # A quote's text is only in the view: embed.record (a quote) or embed.record.record (quote with media).
+    view = getattr(post.embed, "record", None)
+    quoted = getattr(getattr(view, "record", None), "value", None) or getattr(view, "value", None)
+    quoted_text = quoted.get("text") if isinstance(quoted, dict) else getattr(quoted, "text", None)
     return Mention(
         remote_id=post.uri,
         url=post_url(post.author.handle, post.uri),
@@ -81,6 +87,9 @@ def to_mention(post: Any, record: dict[str, Any]) -> Mention:
         sensitive=bool(self_labels) or any(v in SENSITIVE_LABELS for v in server_labels),
         lang=langs[0] if langs else None,
         ref={"uri": post.uri, "cid": post.cid},
+        alt_texts=tuple(a for a in [*(i.get("alt") for i in media.get("images") or []), media.get("alt")] if a),
+        card_title=(media.get("external") or {}).get("title") or "",
+        quoted_text=quoted_text or "",
     )
 
 

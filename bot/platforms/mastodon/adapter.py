@@ -259,6 +259,8 @@ class Mastodon(Platform):
         """A status as the tracker sees it (a boost carries its original's text)."""
         shown = status.get("reblog") or status
         account = status["account"]
+        # Mastodon 4.4+ quotes: {"state": ..., "quoted_status": {...}}; older servers have no such field.
+        quoted = (shown.get("quote") or {}).get("quoted_status") or {}
         return Mention(
             remote_id=str(status["id"]),
             url=status.get("url") or shown.get("url") or status.get("uri") or "",
@@ -273,6 +275,9 @@ class Mastodon(Platform):
             spoiler_text=shown.get("spoiler_text") or "",
             lang=shown.get("language"),
             ref={"account_url": account.get("url") or ""},
+            alt_texts=tuple(m["description"] for m in shown.get("media_attachments") or [] if m.get("description")),
+            card_title=(shown.get("card") or {}).get("title") or "",
+            quoted_text=html_to_text(quoted.get("content") or ""),
         )
 
     # ---- streaming ----
