@@ -97,8 +97,13 @@ class CompressedClock:
         if speed <= 0:
             raise ValueError(f"speed must be positive, got: {speed}")
         self.start = start.astimezone(UTC)
-        self.speed = speed
+        self._speed = speed
         self._t0 = time.monotonic()
+
+    @property
+    def speed(self) -> float:
+        """Campaign seconds per wall second."""
+        return self._speed
 
     def anchor(self) -> float:
         """Campaign time is ``start`` again from now; the ``time.monotonic()`` of that instant."""
@@ -106,11 +111,11 @@ class CompressedClock:
         return self._t0
 
     def now(self) -> datetime:
-        return self.start + timedelta(seconds=(time.monotonic() - self._t0) * self.speed)
+        return self.start + timedelta(seconds=(time.monotonic() - self._t0) * self._speed)
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
-            time.sleep(seconds / self.speed)
+            time.sleep(seconds / self._speed)
 
     def wall_seconds(self, clock_seconds: float) -> float:
-        return max(clock_seconds, 0.0) / self.speed
+        return max(clock_seconds, 0.0) / self._speed

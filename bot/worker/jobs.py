@@ -1,10 +1,10 @@
 """The worker's scheduler, whose time is a ``Clock``, and the jobs a campaign's slots become.
 
 Why our own small loop and not an APScheduler 3 scheduler: APScheduler 3.11's schedulers read
-``datetime.now()`` inside their private ``_process_jobs``, and its executors drop a run later than
+``datetime.now()`` inside their private job-processing loop, and its executors drop a run later than
 ``misfire_grace_time`` by the wall clock without telling the job which run time it fires for.
 There is no public seam to give them another time source, and overriding the private loop (as
-this module once did) breaks silently on a minor release. A FakeClock (tests) or a CompressedClock
+this module once did) breaks silently on a minor release. A test's clock, moved by hand, or a CompressedClock
 (the demo) needs that seam, and a slot must keep its run time (part of the publication key).
 
 What we need from APScheduler is its time arithmetic (cron fields, time zones, DST, windows), and

@@ -3,7 +3,7 @@
 Slots become jobs of a clock-driven scheduler (bot.worker.jobs; APScheduler triggers give their times);
 each firing fans out to its accounts on a thread pool, one task per account, through ``Publisher.fire``
 (claim, publish, record).
-``bot run`` (bot.cli.run) drives it; tests drive it directly with a FakeClock.
+``bot run`` (bot.cli.run) drives it; tests drive it directly on a clock they move by hand.
 """
 
 from __future__ import annotations
