@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from bot.core.errors import MissingSecret
 from bot.core.values import AccountLike
-from bot.observability.logs import register_secret
+from bot.observability.redaction import register_secret
 
 
 def missing(account: AccountLike, environ: Mapping[str, str] | None = None) -> list[str]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bot.core.errors import RateLimited
-from bot.observability.logs import register_secret
+from bot.observability.redaction import register_secret, retire_secret
 from bot.platforms.base import RateGate
 from bot.platforms.bluesky.errors import AUTH_ERRORS, xrpc_error
 
@@ -57,11 +57,15 @@ class FileSessionStore:
         except FileNotFoundError:
             return None
         if session:
-            register_secret(session)
+            _register_session(session)
         return session or None
 
     def save(self, account_id: str, session: str) -> None:
-        register_secret(session)
+        previous = self._path(account_id)
+        if previous.exists():
+            # Replaced sessions stay redacted for the registry's retention, then are forgotten.
+            _retire_session(previous.read_text(encoding="utf-8").strip())
+        _register_session(session)
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self._path(account_id)
         partial = path.with_suffix(".tmp")
@@ -184,3 +188,24 @@ class Connection:
             if self._client is not None:
                 self._client.request.close()
                 self._client = None
+
+
+def _tokens(session: str) -> list[str]:
+    """The session string and its access and refresh JWTs: a JWT can appear alone in a header or an error."""
+    from atproto_client.client.session import Session
+
+    try:
+        decoded = Session.decode(session)
+    except ValueError:
+        return [session]
+    return [session, decoded.access_jwt, decoded.refresh_jwt]
+
+
+def _register_session(session: str) -> None:
+    for token in _tokens(session):
+        register_secret(token)
+
+
+def _retire_session(session: str) -> None:
+    for token in _tokens(session) if session else []:
+        retire_secret(token)

@@ -119,12 +119,15 @@ class VideoService:
         return self._pds_did
 
     def _token(self, aud: str, lxm: str) -> str:
-        from bot.observability.logs import register_secret
+        from bot.observability.redaction import register_secret, retire_secret
 
         # The PDS judges expiry by its own (real) clock, whatever clock the worker runs on.
         params = {"aud": aud, "lxm": lxm, "exp": int(time.time()) + TOKEN_LIFE}
         token: str = self._call(lambda client: client.com.atproto.server.get_service_auth(params)).token
-        register_secret(token)  # a bearer credential for half an hour: never in a log line
+        # A bearer credential for half an hour: never in a log line. Retired at once, so it stays redacted for the
+        # registry's retention (a day) after it was last seen, then is forgotten: uploads do not grow the registry.
+        register_secret(token)
+        retire_secret(token)
         return token
 
     def upload(self, data: bytes, name: str, progress: Progress | None, total: int) -> dict[str, Any]:
