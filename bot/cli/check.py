@@ -12,10 +12,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-warnings", action="store_true", help="print errors only (warnings still never fail the check)"
     )
+    parser.add_argument(
+        "--explain-word",
+        metavar="WORD",
+        help='show what a blocked word (or phrase, or ="exact form") matches, with disguises it catches, and stop',
+    )
 
 
 def main(args: argparse.Namespace) -> int:
     """Exit 1 listing every problem when there are errors; 0 with a one-line summary otherwise."""
+    if args.explain_word is not None:
+        from bot.resharing.matching import explain, variants
+
+        print("\n".join(explain(args.explain_word, variants(args.explain_word))))
+        return 0
     result = inspect(args.campaign)
     errors, warnings = result.errors, ([] if args.no_warnings else result.warnings)
     for line in sorted(errors + warnings, key=_order):

@@ -359,8 +359,13 @@ def variants(written: str) -> list[str]:
         base.translate(leet),
         regex.sub(r"([aeiouаеиоуыэюяі])", r"\1\1\1", base, count=1),
     ]
-    if "en" in term.languages and not term.exact:
+    stem = term.keys[0][0][1]  # the first word's stem or prefix: inflections grow from it
+    rest = base[len(first) :]
+    languages = _languages(first)  # an exact form shows the inflections it does not match
+    if "en" in languages:
         out += [base + "s", base + "'s"]
-    elif {"ru", "be"} & set(term.languages) and not term.exact:
-        out += [base + "ами", base + "у"]
+    elif "ru" in languages:
+        out += [stem + "ами" + rest, stem + "ом" + rest]
+    elif "be" in languages:
+        out += [stem + "амі" + rest, stem + "аў" + rest]
     return out

@@ -123,3 +123,12 @@ def test_explain_lists_key_and_caught_variants() -> None:
     assert "English Snowball stem" in lines[2]
     assert [line for line in lines[3:] if "no match" in line] == []
     assert len(lines) >= 9
+
+
+def test_bot_check_explain_word_prints_semantics(capsys: pytest.CaptureFixture[str]) -> None:
+    """`bot check --explain-word` prints the word's key and which disguises and inflections it catches, exit 0."""
+    from bot.cli import main
+
+    assert main(["check", "--explain-word", '="traitor"']) == 0
+    out = capsys.readouterr().out
+    assert "exact form only" in out and "MATCHES: TRAITOR" in out and "no match: traitors" in out
