@@ -42,16 +42,22 @@ class ParseCache:
     def read(self, path: str, rel: str) -> Source:
         """The file's Source: from the cache when its bytes were parsed before, else parsed (YamlProblem)."""
         raw = read_bytes(path)
+        if self.path is None:
+            return parse(decode(raw), rel)
         digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
         entry = self._new.get(digest) or self._old.get(digest)
         if entry is not None:
-            self.hits += 1
-            self._new[digest] = entry
-            data, cut, marked = entry
-            return Later(rel, path, _decoded(data) if marked else data, {tuple(loc): tag for loc, tag in cut})
+            try:
+                data, cut, marked = entry
+                cut_hashtags = {tuple(loc): tag for loc, tag in cut}
+                value = _decoded(data) if marked else data
+            except (TypeError, ValueError, KeyError):
+                pass  # a damaged entry: parsed again below, and replaced
+            else:
+                self.hits += 1
+                self._new[digest] = entry
+                return Later(rel, path, value, cut_hashtags)
         source = parse(decode(raw), rel)
-        if self.path is None:
-            return source
         try:
             marks: list[str] = []
             data = _encoded(source.data, marks)

@@ -157,3 +157,20 @@ def test_unreadable_or_foreign_cache_is_ignored(campaign_dir: Path, content: str
     (campaign_dir / CACHE).write_text(content)
     assert inspect(campaign_dir).errors == []
     assert json.loads((campaign_dir / CACHE).read_text())["version"] == parsecache._STAMP
+
+
+@pytest.mark.parametrize(
+    "damaged", [None, 5, [], ["x"], [{"\x00": ["date", "not a date"]}, [], True], [{}, [[1]], False]]
+)
+def test_damaged_entry_is_parsed_again(tmp_path: Path, damaged: object):
+    """An entry of the right hash but the wrong shape is not used: the file is parsed and the entry replaced."""
+    path = tmp_path / "p.yaml"
+    path.write_text("text: hi #tag\n")
+    (tmp_path / "state").mkdir()
+    digest = hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+    (tmp_path / CACHE).write_text(json.dumps({"version": parsecache._STAMP, "files": {digest: damaged}}))
+    cache = ParseCache(tmp_path / CACHE)
+    source = cache.read(str(path), "p.yaml")
+    assert (source.data, source.cut_hashtags, cache.hits) == ({"text": "hi"}, {("text",): "#tag"}, 0)
+    cache.save()
+    assert ParseCache(tmp_path / CACHE).read(str(path), "p.yaml").data == {"text": "hi"}
