@@ -22,12 +22,12 @@ def network_of(account: Any) -> str:
     """Where a remote id means one post: the platform, or the instance for Mastodon."""
     if account.platform == "mastodon" and account.base_url:
         return f"mastodon:{urlparse(account.base_url).netloc}"
-    return account.platform
+    return str(account.platform)
 
 
 def instance_of(account: Any) -> str | None:
     if account.platform == "mastodon" and account.base_url:
-        return urlparse(account.base_url).hostname
+        return urlparse(str(account.base_url)).hostname
     return None
 
 

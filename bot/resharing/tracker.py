@@ -1,18 +1,26 @@
 """Hashtag tracking: read tagged posts per platform, decide each once, reshare the allowed ones slowly.
 
 The worker starts one ``Tracker`` per campaign and calls ``run(stop)`` in a thread;
-tests and the demo call ``poll_once()`` with a FakeClock. Only the holder of the
-ledger's tracker lease reads and reshares, so overlapping workers never double up.
-Streams are served on lanes of their own (bot.resharing.streams); the loop and the lanes
-decide and reshare for an account only under that account's lock, so caps, spacing and
-the one-reshare-per-post rule hold across threads.
+tests call ``poll_once()`` with a clock they move. Only the holder of the ledger's tracker
+lease reads and reshares, so overlapping workers never double up. One module, top to bottom:
+configuration, the run loop and its polls, deciding (each post judged once, caps counted and
+recorded under the account's lock), and streaming (where a platform pushes tagged posts, each
+stream has a lane: a thread that decides and reshares what it delivers, so a streamed post never
+waits for the loop's polls of other networks). The loop and the lanes decide and reshare for an
+account only under that account's lock, so caps, spacing and the one-reshare-per-post rule hold
+across threads. When a stream fails, or the instance has none, the tracker polls at once and
+tries streaming again later.
 """
 
 from __future__ import annotations
 
+import inspect
+import queue
 import threading
+import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,13 +30,11 @@ from sqlalchemy.engine import Engine
 from bot.core.clock import Clock
 from bot.core.errors import PermanentError, RetryableError
 from bot.core.values import Mention
-from bot.ledger.reshares import ReshareLedger
+from bot.ledger.reshares import NewDecision, ReshareLedger
 from bot.platforms.base import Platform
-from bot.resharing.decide import Deciding
-from bot.resharing.feeds import DEFAULT_INTERVALS, Feed, build_feeds, network_of
-from bot.resharing.policy import Rules
+from bot.resharing.feeds import DEFAULT_INTERVALS, Feed, build_feeds, fair_order, instance_of, network_of
+from bot.resharing.policy import Context, Rules, decide, judge
 from bot.resharing.resharer import Resharer
-from bot.resharing.streams import Streaming
 
 __all__ = ["DEFAULT_INTERVALS", "Tracker", "network_of", "start_tracking", "tracked_adapters"]
 
@@ -39,8 +45,12 @@ PERMANENT_PAUSE = timedelta(hours=1)  # between polls of a feed whose reads are 
 MIN_REAL_PAUSE = 0.1  # real seconds between two passes of the run loop
 LANE_JOIN = 20.0  # real seconds a stopping tracker waits for reshares in flight on its lanes
 
+STREAM_RETRY = timedelta(minutes=5)
+LANE_IDLE = 0.25  # real seconds a lane waits for a post before it looks at stop again
+LANE_MIN_IDLE = 0.01  # so a due time the lane cannot act on (no lease) never spins it hot
 
-class Tracker(Deciding, Streaming):
+
+class Tracker:
     """Polls (or streams) every tracked feed, records a decision per post, and reshares within caps."""
 
     def __init__(
@@ -148,6 +158,7 @@ class Tracker(Deciding, Streaming):
                 self._leader = leader
             if not leader:
                 return dict(outcome)
+            assert self.resharer is not None  # built with the rules
             self.resharer.recover_stuck(now, LEASE_TTL)
             if start_streams:  # before the polls, which may take seconds: a post made meanwhile is streamed
                 for feed in self.feeds:
@@ -167,7 +178,6 @@ class Tracker(Deciding, Streaming):
                     self._drain_all(set(feed.accounts) - drained, now, outcome)
                     drained.update(feed.accounts)
             self._drain_all({a for f in self.feeds for a in f.accounts} - drained, now, outcome)
-            outcome.pop(None, None)
             return dict(outcome)
 
     def _serve_streamed(self, feed: Feed, got: list[Mention]) -> None:
@@ -175,7 +185,7 @@ class Tracker(Deciding, Streaming):
         with self._config_lock:
             now = self.clock.now()
             current = self._current(feed)
-            if self.rules is None or current is None or self._stop.is_set():
+            if self.rules is None or self.resharer is None or current is None or self._stop.is_set():
                 return  # tracking of these tags was removed by a reload, or we are stopping
             if not (self._leader and self._lease_until is not None and now < self._lease_until):
                 # Not ours to act on: the leader's poll finds these, since streamed posts never move the cursor.
@@ -196,17 +206,18 @@ class Tracker(Deciding, Streaming):
         return next((f for f in self.feeds if (f.network, f.key) == (feed.network, feed.key)), None)
 
     def _drain_all(self, accounts: set[str], now: datetime, outcome: Counter[str]) -> None:
+        assert self.resharer is not None  # only called while tracking is configured
         laned = self._laned_accounts()
         for account in sorted(accounts):
             if account in laned:
                 self.resharer.next_due[account] = min(self.resharer.next_due.get(account, now), now)
-            else:
-                outcome[self._drain(account)] += 1
+            elif (drained := self._drain(account)) is not None:
+                outcome[drained] += 1
 
     def _drain(self, account: str) -> str | None:
         # Held across the reshare call: spacing and caps count only finished reshares.
         with self._holding([account]):
-            return self.resharer.drain(account)
+            return self.resharer.drain(account) if self.resharer else None
 
     def _hold_lease(self, now: datetime) -> bool:
         # Renew only when half the lease is gone: a poll every few seconds need not write every time.
@@ -252,6 +263,266 @@ class Tracker(Deciding, Streaming):
         log.info("mentions_fetched", found=len(page.mentions), reads=self.reads[feed.network])
         self._decide(feed, page.mentions, now, outcome, cursor_key, page.cursor or cursor)
 
+    # ---- deciding: judge each post once, caps counted and recorded under the account's lock ----
+
+    _account_locks: dict[str, threading.Lock]
+    _account_locks_guard: threading.Lock
+    _identities: dict[str, Any]
+    _whoami_failed: set[str]
+
+    @contextmanager
+    def _holding(self, accounts: Iterable[str]) -> Iterator[None]:
+        """Hold these accounts' locks (in one order, so a lane and the loop cannot deadlock)."""
+        with self._account_locks_guard:
+            locks = [self._account_locks.setdefault(a, threading.Lock()) for a in sorted(set(accounts))]
+        with ExitStack() as stack:
+            for lock in locks:
+                stack.enter_context(lock)
+            yield
+
+    def _context(self, feed: Feed, account: str, now: datetime, **counts: Any) -> Context:
+        own_ids, own_handles = self._own(feed.platform)
+        assert self.rules is not None  # only called while tracking is configured
+        return Context(
+            rules=self.rules,
+            own_ids=own_ids,
+            own_handles=own_handles,
+            instance=instance_of(self.campaign.accounts[feed.reader]),
+            now=now,
+            **counts,
+        )
+
+    def _own(self, platform: str) -> tuple[frozenset[str], tuple[str, ...]]:
+        ids, handles = set(), []
+        for account in self.campaign.accounts.values():
+            if account.platform != platform:
+                continue
+            who = self._identity(account.id)
+            handle = account.handle or (who.handle if who else None)
+            if who:
+                ids.add(who.id)
+            if handle:
+                domain = instance_of(account)
+                bare = handle.lstrip("@")
+                handles.append(f"{bare}@{domain}" if domain and "@" not in bare else bare)
+        return frozenset(ids), tuple(handles)
+
+    def _identity(self, account_id: str) -> Any:
+        if account_id not in self._identities and account_id in self.adapters and account_id not in self._whoami_failed:
+            try:
+                self._identities[account_id] = self.adapters[account_id].whoami()
+            except Exception as exc:  # noqa: BLE001  (handles in accounts.yaml still identify it)
+                self._whoami_failed.add(account_id)
+                self.log.warning("whoami_failed", account=account_id, error=type(exc).__name__)
+                return None
+        return self._identities.get(account_id)
+
+    def _decide(
+        self,
+        feed: Feed,
+        mentions: list[Mention],
+        now: datetime,
+        outcome: Counter[str],
+        cursor_key: tuple[str, str, str] | None,
+        cursor: str | None,
+    ) -> None:
+        unique = list({m.remote_id: m for m in mentions}.values())
+        base = self._context(feed, feed.reader, now)  # may ask the platform who we are: before the locks
+        with self._holding(feed.accounts):
+            # Counting the caps and recording against them is one step per account: a lane and the
+            # loop deciding for one account at once could otherwise both take its last slot.
+            self._decide_locked(feed, unique, base, now, outcome, cursor_key, cursor)
+
+    def _decide_locked(
+        self,
+        feed: Feed,
+        unique: list[Mention],
+        base: Context,
+        now: datetime,
+        outcome: Counter[str],
+        cursor_key: tuple[str, str, str] | None,
+        cursor: str | None,
+    ) -> None:
+        rules, resharer = self.rules, self.resharer
+        assert rules is not None and resharer is not None  # only called while tracking is configured
+        across = rules.across_accounts
+        scopes = list(feed.accounts) if across else ["*"]
+        known = self.ledger.decided(feed.network, [m.remote_id for m in unique], scopes)
+        items: list[NewDecision] = []
+        candidates = []
+        for m in unique:
+            fresh = [s for s in scopes if (m.remote_id, s) not in known]
+            if not fresh:
+                continue
+            verdict = judge(m, base)
+            if verdict.action == "skip":
+                for scope in fresh:
+                    items.append(self._item(feed, scope, feed.reader if scope == "*" else scope, m, verdict))
+            else:
+                candidates.append((m, fresh))
+        acted = resharer.acted_statuses
+        state: dict[str, list[Any]] = {}
+        authors: dict[tuple[str, str], datetime | None] = {}
+
+        def ctx_for(account: str, m: Mention) -> Context:
+            if account not in state:
+                hour, day, _ = self.ledger.counts(account, now, acted)
+                state[account] = [hour, day]
+            if (account, m.author_id) not in authors:
+                authors[(account, m.author_id)] = self.ledger.author_last(
+                    account, m.author_id, ["pending", "resharing", "queued", *acted]
+                )
+            hour, day = state[account]
+            return self._context(
+                feed, account, now, last_hour=hour, last_day=day, author_last=authors[(account, m.author_id)]
+            )
+
+        for m, fresh in fair_order(candidates):
+            for scope in fresh:
+                tries = [scope] if across else list(feed.accounts)
+                verdicts = [(a, decide(m, ctx_for(a, m))) for a in tries]
+                account, verdict = next(((a, v) for a, v in verdicts if v.action != "skip"), verdicts[0])
+                items.append(self._item(feed, scope, account, m, verdict))
+                if verdict.action == "allow":  # scheduled: counts against the caps from now on
+                    state[account][0] += 1
+                    state[account][1] += 1
+                if verdict.action != "skip":
+                    authors[(account, m.author_id)] = now
+        ids = self.ledger.record(now, items, cursor_key, cursor)
+        for item, row_id in zip(items, ids):
+            if row_id is not None:
+                outcome[item.status] += 1
+                self._log_decision(item, row_id)
+
+    def _item(self, feed: Feed, scope: str, account: str, m: Mention, verdict: Any) -> NewDecision:
+        status = {"skip": "skipped", "review": "queued", "allow": "pending"}[verdict.action]
+        return NewDecision(
+            feed.network, feed.platform, scope, account, m, verdict.action, status, verdict.reason, verdict.detail
+        )
+
+    def _log_decision(self, item: NewDecision, row_id: int) -> None:
+        event = {"skipped": "reshare_skipped", "queued": "reshare_queued", "pending": "reshare_scheduled"}[item.status]
+        m = item.mention
+        self.log.info(
+            event,
+            platform=item.platform,
+            account=item.account,
+            remote_id=m.remote_id,
+            author=m.author_handle,
+            reason=item.reason,
+            detail=item.detail,
+            url=m.url,
+            decision_id=row_id,
+        )
+
+    # ---- streaming: where a platform pushes tagged posts (Mastodon), a lane per stream ----
+
+    stream_connect_timeout = 10.0  # seconds a stream may take to connect before we poll instead
+    _stream_threads: dict[int, threading.Thread]
+    _lanes: list[threading.Thread]
+
+    def _ensure_stream(self, feed: Feed, now: datetime) -> None:
+        adapter = self.adapters[feed.reader]
+        if (
+            self._stop.is_set()
+            or feed.stream.on
+            or not hasattr(adapter, "stream_mentions")
+            or not getattr(adapter, "supports_streaming", False)
+        ):
+            return
+        if self.campaign.accounts[feed.reader].options.get("streaming") is False:
+            return
+        if feed.stream.retry_at and now < feed.stream.retry_at:
+            return
+        feed.stream.on = True
+        thread = threading.Thread(target=self._stream, args=(feed, adapter), name=f"stream-{feed.network}", daemon=True)
+        self._stream_threads[id(feed.stream)] = thread
+        thread.start()
+
+    def _stream(self, feed: Feed, adapter: Any) -> None:
+        state = feed.stream
+        log = self.log.bind(platform=feed.platform, account=feed.reader, tags=list(feed.tags))
+        log.info("stream_started")
+        ended = threading.Event()
+        lane = threading.Thread(target=self._lane, args=(feed, ended), name=f"lane-{feed.network}", daemon=True)
+        self._lanes = [t for t in self._lanes if t.is_alive()] + [lane]
+        lane.start()
+
+        params = inspect.signature(adapter.stream_mentions).parameters
+        options: dict[str, Any] = {}
+        if "on_connected" in params:
+            options["on_connected"] = state.connected.set
+        if "connect_timeout" in params:
+            options["connect_timeout"] = self.stream_connect_timeout
+        try:
+            adapter.stream_mentions(list(feed.tags), state.inbox.put, self._stop, **options)
+            reason = "stream ended"
+        except Exception as exc:  # noqa: BLE001  (any stream failure means: poll instead)
+            reason = f"{type(exc).__name__}: {exc}"
+        ended.set()
+        state.on = False
+        state.connected.clear()
+        if not self._stop.is_set():
+            state.retry_at = self.clock.now() + STREAM_RETRY
+            state.poll_now = True  # catch up by polling at once; the loop also takes what the lane left
+            log.warning("stream_fell_back", reason=reason, retry_in=STREAM_RETRY.total_seconds())
+            self._wake.set()
+
+    def _lane(self, feed: Feed, ended: threading.Event) -> None:
+        """Decide and reshare streamed posts as they arrive, until the stream ends or the tracker stops.
+
+        The lane also reshares its accounts' waiting posts when they fall due (held back by the
+        spacing, or found by the safety poll), so the loop never reshares for them meanwhile.
+        """
+        inbox = feed.stream.inbox
+        while not (ended.is_set() or self._stop.is_set()):
+            try:
+                got = [inbox.get(timeout=self._lane_idle(feed))]
+            except queue.Empty:
+                got = []
+            got += _take_all(inbox)
+            if not got and not self._lane_due(feed):
+                continue
+            try:
+                self._serve_streamed(feed, got)
+            except Exception as exc:  # noqa: BLE001  (a bad batch must not end the lane; the safety poll catches up)
+                self.log.error("stream_lane_failed", platform=feed.platform, error=f"{type(exc).__name__}: {exc}")
+
+    def _lane_due(self, feed: Feed) -> bool:
+        now, due = self.clock.now(), self.resharer.next_due if self.resharer else {}
+        accounts = (self._current(feed) or feed).accounts
+        return any(t <= now for t in (due.get(a) for a in accounts) if t is not None)
+
+    def _lane_idle(self, feed: Feed) -> float:
+        """Real seconds until the lane's next waiting post falls due, at most LANE_IDLE."""
+        due = self.resharer.next_due if self.resharer else {}
+        times = [t for t in (due.get(a) for a in (self._current(feed) or feed).accounts) if t is not None]
+        if not times:
+            return LANE_IDLE
+        ahead = (min(times) - self.clock.now()).total_seconds()
+        # A clock that real time does not move (a test's) gets there only when told: look again at the lane's pace.
+        seconds = self.clock.wall_seconds(ahead) or (LANE_IDLE if ahead > 0 else 0.0)
+        return min(max(seconds, LANE_MIN_IDLE), LANE_IDLE)
+
+    def _laned_accounts(self) -> set[str]:
+        return {a for f in self.feeds if self._lane_running(f) for a in f.accounts}
+
+    def _lane_running(self, feed: Feed) -> bool:
+        return feed.stream.on and not self._stop.is_set()
+
+    def _take_stream(self, feed: Feed, now: datetime, outcome: Counter[str]) -> None:
+        """The loop's share: posts a stream delivered while no lane was there to take them."""
+        got = _take_all(feed.stream.inbox)
+        if got:
+            # Streamed posts do not move the cursor: the slower safety poll does, and skips what is decided.
+            self._decide(feed, got, now, outcome, None, None)
+
+    def _join_lanes(self, timeout: float) -> None:
+        """Let a reshare in flight on a lane finish and be recorded before the tracker lets go of its lease."""
+        deadline = time.monotonic() + timeout
+        for lane in self._lanes:
+            lane.join(max(deadline - time.monotonic(), 0.0))
+
 
 def tracked_adapters(campaign: Any, get_adapter: Callable[[Any], Platform]) -> dict[str, Platform]:
     """Adapters of every tracking account; one whose secrets are missing is logged and left out."""
@@ -284,3 +555,12 @@ def start_tracking(
     thread = threading.Thread(target=tracker.run, args=(stop,), name="tracking", daemon=True)
     thread.start()
     return tracker, thread
+
+
+def _take_all(inbox: queue.Queue[Mention]) -> list[Mention]:
+    got = []
+    while True:
+        try:
+            got.append(inbox.get_nowait())
+        except queue.Empty:
+            return got
