@@ -42,9 +42,12 @@ class Draft:
     sensitive: bool = False
     spoiler_text: str = ""
     reshare_of: str | None = None
+    alt_text: str = ""  # an image with this description (Mastodon)
+    card_title: str = ""  # a link card with this title (Bluesky)
 
 
-FAULTS = ("rate_limited", "unavailable", "auth", "rejected", "duplicate", "timeout")
+# "echo_auth": a 502 whose body quotes the request's Authorization header, as misconfigured proxies and debug pages do.
+FAULTS = ("rate_limited", "unavailable", "auth", "rejected", "duplicate", "timeout", "echo_auth")
 """Faults every sandbox can inject into the next matching request(s)."""
 
 
@@ -156,9 +159,11 @@ class Sandbox(ABC):
         sensitive: bool = False,
         spoiler_text: str = "",
         reshare_of: str | None = None,
+        alt_text: str = "",
+        card_title: str = "",
     ) -> str:
         """Publish as ``account`` directly on the server (not through the bot); return the remote id."""
-        return self._post_as(account, Draft(text, reply_to, sensitive, spoiler_text, reshare_of))
+        return self._post_as(account, Draft(text, reply_to, sensitive, spoiler_text, reshare_of, alt_text, card_title))
 
     def _post_as(self, account: SandboxAccount, draft: Draft) -> str:
         """The platform's half of ``post_as``: a sandbox implements this, or overrides ``post_as`` itself."""

@@ -195,6 +195,11 @@ class BlueskySandbox(Sandbox):
             # Bluesky has no content-warning text: a spoiler becomes a self-label, as the official app does.
             if draft.sensitive or draft.spoiler_text:
                 record["labels"] = {"$type": "com.atproto.label.defs#selfLabels", "values": [{"val": SENSITIVE_LABEL}]}
+            if draft.card_title:
+                record["embed"] = {
+                    "$type": "app.bsky.embed.external",
+                    "external": {"uri": "https://example.org/", "title": draft.card_title, "description": ""},
+                }
             collection = "app.bsky.feed.post"
         made = self.xrpc(
             "POST",
