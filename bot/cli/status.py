@@ -14,6 +14,8 @@ from typing import Any
 from bot.core.clock import Clock, SystemClock
 from bot.core.errors import ConfigError
 from bot.ledger.publications import Ledger
+from bot.observability.redaction import redact
+from bot.platforms.credentials import register_present
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +49,8 @@ def _row(row: Any) -> dict[str, Any]:
         "target": row.target,
         "state": row.state,
         "reason": row.reason,
-        "error": row.last_error,
+        # Stored redacted since the ledger redacts what it records; rows from before are redacted here too.
+        "error": redact(row.last_error) if row.last_error else row.last_error,
         "attempts": row.attempts,
         "remote_id": row.remote_id,
         "url": row.url,
@@ -128,6 +131,7 @@ def render(data: dict[str, Any]) -> str:
         lines += [
             f"  {_t(r['slot'])}  {r['post'] or '-':<24} {r['account']:<20} {r['state']}"
             + (f", next try {_t(r['next_attempt_at'])}" if r["next_attempt_at"] else "")
+            + (f"  (last error: {r['error']})" if r["error"] else "")
             for r in data["in_flight"]
         ]
     lines += ["", "Next:"]
@@ -155,6 +159,8 @@ def main(args: argparse.Namespace, clock: Clock | None = None) -> int:
         campaign = load(args.campaign)
     except ConfigError as err:
         problems = err.problems
+    for account in campaign.accounts.values() if campaign else ():
+        register_present(account)
     engine = open_engine(default_url(args.campaign))
     try:
         data = collect(campaign, Ledger(engine), (clock or SystemClock()).now(), limit=args.limit, days=args.days)

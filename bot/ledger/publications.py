@@ -38,6 +38,7 @@ from bot.ledger.schema import (
     attempts,
     publications,
 )
+from bot.observability.redaction import redact
 
 T = TypeVar("T")
 
@@ -529,6 +530,7 @@ class Ledger:
         attempt_outcome: str = "failed",
         owner: str | None = None,
     ) -> bool:
+        error = None if error is None else redact(error)  # a server may echo a token: never stored, never shown
         return self._finish(
             pub_id,
             dict(state=FAILED, reason=reason, last_error=error, owner=None, lease_until=None, next_attempt_at=None),
@@ -549,6 +551,7 @@ class Ledger:
         owner: str | None = None,
     ) -> bool:
         """Give the row back until ``next_attempt_at``; whoever claims it then (any worker) retries."""
+        error = redact(error)
         return self._finish(
             pub_id,
             dict(

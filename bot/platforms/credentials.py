@@ -26,3 +26,10 @@ def resolve(account: AccountLike, environ: Mapping[str, str] | None = None) -> d
     for value in values.values():
         register_secret(value)
     return values
+
+
+def register_present(account: AccountLike, environ: Mapping[str, str] | None = None) -> None:
+    """Register for redaction whichever of the account's credentials are set (for commands that show stored text)."""
+    environ = os.environ if environ is None else environ
+    for var in account.credentials.values():
+        register_secret(environ.get(var))

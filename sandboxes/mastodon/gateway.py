@@ -131,7 +131,7 @@ class Gateway:
             return
         fault = self.faults.take(path)
         if fault is not None and fault.kind != "timeout":
-            await self._fault(send, entry, fault)
+            await self._fault(send, entry, fault, headers)
             return
 
         if path.startswith(_STREAMING):  # Mastodon's streaming server: neither throttled nor bound to the workers
@@ -169,7 +169,7 @@ class Gateway:
         await send({"type": "http.response.start", "status": status, "headers": resp_headers})
         await send({"type": "http.response.body", "body": resp_body})
 
-    async def _fault(self, send: Send, entry: dict[str, Any], fault: Fault) -> None:
+    async def _fault(self, send: Send, entry: dict[str, Any], fault: Fault, request: dict[str, str]) -> None:
         if fault.kind == "rate_limited":
             wait = 300.0 if fault.retry_after is None else fault.retry_after
             headers = {
@@ -186,6 +186,9 @@ class Gateway:
                 'Bearer realm="Doorkeeper", error="invalid_token", error_description="The access token is invalid"'
             )
             await _answer(send, entry, 401, {"error": "The access token is invalid"}, {"WWW-Authenticate": challenge})
+        elif fault.kind == "echo_auth":
+            auth = request.get("authorization", "")
+            await _answer(send, entry, 502, {"error": f"upstream refused the request (Authorization: {auth})"})
         elif fault.kind in ("rejected", "duplicate"):  # Mastodon has no duplicate check: a plain 422
             await _answer(send, entry, 422, {"error": "Validation failed: Text was refused by the server"})
         else:
