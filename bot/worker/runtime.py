@@ -290,6 +290,7 @@ class Worker:
                 )
                 return False
             added, removed, changed_jobs = jobs_mod.diff(self.slots, new)
+            _retire_dropped_secrets(self.campaign, campaign)
             self.campaign = campaign
             self._prepared = None  # built from the campaign before this one
             self.publisher.campaign = campaign
@@ -380,6 +381,18 @@ class Worker:
         problems = secret_problems(campaign)  # `check` warns about these; `run` cannot publish without them
         if problems:
             raise ConfigError(problems)
+
+
+def _retire_dropped_secrets(old: Any, new: Any) -> None:
+    """Credentials only the old campaign used are retired: redacted a day more, then forgotten (a reload that
+    drops or re-points accounts must not grow the redaction registry for the life of the worker)."""
+    from bot.observability.redaction import retire_secret
+
+    def values(campaign: Any) -> set[str]:
+        return {os.environ.get(var) or "" for a in campaign.accounts.values() for var in a.credentials.values()}
+
+    for value in values(old) - values(new) - {""}:
+        retire_secret(value)
 
 
 def _iso(when: datetime | None) -> str | None:
