@@ -17,13 +17,13 @@ from pydantic import BaseModel
 from bot.campaign import content, posts, window
 from bot.campaign.files import AccountEntry, AccountsFile, ReshareFile, ScheduleFile, SlotEntry
 from bot.campaign.problems import WARNING, Problems, known_list, suggest, validated
+from bot.campaign.secrets import ACCOUNTS, _missing
 from bot.campaign.slots import build_schedule, parse_duration
 from bot.campaign.yamlsrc import Loc, Source, YamlProblem, read
 from bot.core.errors import ConfigError
 from bot.core.model import Account, Campaign, Policy, ReshareConfig, Schedule, Track
 from bot.platforms import REGISTRY
 
-ACCOUNTS = "config/accounts.yaml"
 RESHARE = "config/reshare.yaml"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 M = TypeVar("M", bound=BaseModel)
@@ -294,28 +294,3 @@ class _Loader:
                 )
         policy = Policy(**p.model_dump(exclude={"author_cooldown", "skip"}), skip=set(p.skip), author_cooldown=cooldown)
         return ReshareConfig(track=tracks, policy=policy)
-
-
-def missing_secrets(account: Account, environ: dict[str, str] | None = None) -> list[str]:
-    """One message per credential variable of ``account`` that is not set (values are never read out)."""
-    return [problem for _, problem in _missing(account, environ)]
-
-
-def _missing(account: Account, environ: dict[str, str] | None = None) -> list[tuple[str, str]]:
-    from bot.platforms.credentials import missing
-
-    names = set(missing(account, environ))
-    return [
-        (role, f"accounts.{account.id}.credentials.{role}: environment variable {var} is not set")
-        for role, var in account.credentials.items()
-        if var in names
-    ]
-
-
-def secret_problems(campaign: Campaign, environ: dict[str, str] | None = None) -> list[str]:
-    """``path:line: message`` for every credential variable not set; ``bot run`` treats these as errors."""
-    return [
-        f"{ACCOUNTS}:{account.line}: {problem}"
-        for account in campaign.accounts.values()
-        for problem in missing_secrets(account, environ)
-    ]

@@ -49,7 +49,7 @@ class Worker:
         owner: str | None = None,
         on_progress: Callable[[dict[str, Any], int, int], None] | None = None,
     ) -> None:
-        from bot.campaign import load
+        from bot.campaign.isolated import load_isolated as load
         from bot.ledger.db import open_engine
         from bot.ledger.publications import Ledger
         from bot.publishing.publisher import AdapterPool, Publisher
@@ -277,7 +277,7 @@ class Worker:
 
     def reload_now(self, changed: list[str] | None = None) -> bool:
         """Load the whole campaign again; swap the jobs if it is valid, else keep the last good one."""
-        from bot.campaign import load
+        from bot.campaign.isolated import load_isolated as load
 
         with self._reload_lock:
             try:
@@ -376,7 +376,7 @@ class Worker:
 
     @staticmethod
     def _check_secrets(campaign: Any) -> None:
-        from bot.campaign import secret_problems
+        from bot.campaign.secrets import secret_problems
 
         problems = secret_problems(campaign)  # `check` warns about these; `run` cannot publish without them
         if problems:
