@@ -7,6 +7,8 @@ the migrations that build and change them are alembic's, in ``bot/ledger/migrati
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from bot.ledger import migrations
+from bot.observability.redaction import redact
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -82,8 +85,14 @@ def _ping_when_idle(engine: Engine) -> None:
     event.listen(engine, "checkout", checked_out)
 
 
-def open_engine(url: str) -> Engine:
-    """An engine on ``url`` whose ledger schema is at the newest migration (created when the database is empty)."""
+def open_engine(url: str, *, migrate_in_child: bool = False) -> Engine:
+    """An engine on ``url`` whose ledger schema is at the newest migration (created when the database is empty).
+
+    ``migrate_in_child``: a ledger that needs migrating is migrated by a short-lived child process
+    (``python -m bot.ledger.db``), so a long-running worker never imports alembic (see ``current_revision``).
+    """
+    if migrate_in_child:
+        _migrate_in_child(url)
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -113,6 +122,30 @@ def migrate(engine: Engine) -> None:
         if current_revision(conn) != migrations.HEAD:
             _upgrade(conn)
         conn.commit()
+
+
+def _migrate_in_child(url: str) -> None:
+    probe = sa.create_engine(url)
+    try:
+        with probe.connect() as conn:
+            if current_revision(conn) == migrations.HEAD:
+                return
+    finally:
+        probe.dispose()
+    # The URL travels in the environment, not the command line, where `ps` would show its password.
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.ledger.db"],
+        env={**os.environ, _CHILD_URL: url},
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise RuntimeError(f"migrating the ledger failed: {redact(last)}")
+
+
+_CHILD_URL = "BOT_LEDGER_MIGRATE_URL"
 
 
 def current_revision(conn: Connection) -> str | None:
@@ -149,3 +182,7 @@ def _upgrade(conn: Connection) -> None:
         # Made by the first release, which created its tables with create_all and had no alembic.
         command.stamp(config, migrations.FIRST_RELEASE)
     command.upgrade(config, "head")
+
+
+if __name__ == "__main__":
+    open_engine(os.environ[_CHILD_URL]).dispose()

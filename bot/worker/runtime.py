@@ -62,7 +62,7 @@ class Worker:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.campaign = load(root)  # ConfigError here: refuse to start
         self._check_secrets(self.campaign)
-        self.ledger = Ledger(open_engine(database_url), clock)
+        self.ledger = Ledger(open_engine(database_url, migrate_in_child=True), clock)
         self.stopping = threading.Event()
         # A lease guards wall-time work (an upload), so under a compressed clock it spans more clock time.
         lease_clock = timedelta(seconds=lease * rate)

@@ -204,3 +204,15 @@ def test_downgrades_leave_the_schema_of_their_revision(db_url, revision):
         assert tables(db_url) <= {"alembic_version"}
     else:
         assert differences(db_url, released.metadata) == []
+
+
+def test_a_worker_migrates_a_new_ledger_in_a_child_and_never_imports_alembic(tmp_path):
+    """With ``migrate_in_child`` an empty database reaches head through a child process; the opener stays lean."""
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    code = (
+        "import sys; from bot.ledger.db import open_engine, current_revision; "
+        f"e = open_engine({url!r}, migrate_in_child=True); c = e.connect(); "
+        "print(current_revision(c), 'alembic' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == [migrations.HEAD, "False"]
