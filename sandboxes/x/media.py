@@ -61,6 +61,19 @@ class Media:
         return self.state == "succeeded"
 
 
+ONE_SHOT_FIELDS = frozenset({"media", "media_category", "additional_owners"})  # MediaUploadRequest, spec v2.167
+
+
+def sniff(data: bytes) -> str:
+    """The media type of an upload from its bytes, as X reads it when no media_type is given."""
+    for kind in ("image/png", "image/jpeg", "image/gif", "image/webp", "text/vtt", "video/mp4"):
+        if _looks_like(kind, data):
+            return kind
+    if data[:1].isdigit() and b"-->" in data[:200]:
+        return "text/srt"
+    return "application/octet-stream"
+
+
 def _looks_like(media_type: str, data: bytes) -> bool:
     """A cheap content check standing in for X's transcoder: wrong bytes fail processing."""
     if media_type in ("video/mp4", "video/quicktime"):
@@ -162,8 +175,8 @@ class MediaStore:
             info["progress_percent"] = (
                 100 if done else min(99, round(100 * media.polls / max(1, self.processing_polls)))
             )
-        if media.state == "failed":
-            info["error"] = {"code": 1, "name": "InvalidMedia", "message": "Unsupported video format"}
+        # The spec's processing_info has state, check_after_secs and progress_percent only: a failed
+        # upload says no more than "failed".
         return info
 
     # ---- simple upload (images, subtitles) ----
@@ -172,12 +185,16 @@ class MediaStore:
         blob = fields.get("media")
         if not isinstance(blob, bytes) or not blob:
             raise err.invalid("The media field is required.", "media", "")
-        category = str(fields.get("media_category") or "tweet_image")
+        unknown = sorted(set(fields) - ONE_SHOT_FIELDS)
+        if unknown:
+            # The single-request upload names no media_type (nor anything else beyond its three fields).
+            raise err.invalid(f"Unknown field {unknown[0]!r}: the upload reads the type from the bytes", unknown[0], "")
+        if "media_category" not in fields:
+            raise err.invalid("The media_category field is required.", "media_category", "")
+        category = str(fields["media_category"])
         if category not in ("tweet_image", "dm_image", "subtitles"):
             raise err.invalid(f"{category} needs the chunked upload", "media_category", category)
-        media = self._new(
-            user_id, category, str(fields.get("media_type") or "image/jpeg"), len(blob), fields.get("additional_owners")
-        )
+        media = self._new(user_id, category, sniff(blob), len(blob), fields.get("additional_owners"))
         if not _looks_like(media.media_type, blob):
             raise err.invalid("media type unrecognized.", "media", media.media_type)
         media.data, media.state = blob, "succeeded"

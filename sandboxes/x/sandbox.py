@@ -2,9 +2,14 @@
 
 The server speaks X's documented request and response shapes (see ``x_server``),
 verifies OAuth 1.0a signatures with the keys of accounts created here, keeps
-per-account rate-limit windows, and walks uploaded videos through X's
-processing states. Beyond the interface, tests can shrink a rate limit
-(``set_limit``), make video processing fail (``fail_processing``) and inspect uploads.
+X's published rate limits (per user, per 3 hours for posts and reposts, per app per day:
+see ``sandboxes.x.limits``), and walks uploaded videos through X's processing states. Its
+accounts are users of one app, as a campaign's accounts are. Beyond the interface, tests can
+shrink a rate limit (``set_limit``, ``set_app_limit``), exempt an account that posts more than a
+person could (``lift_limits``), answer with the older field names (``legacy_names``), make
+video processing fail (``fail_processing``) and inspect uploads. Benchmarks that measure the bot
+rather than X start it with ``rate_limits=False``; contract tests with ``record=True`` to see
+every request's and answer's bytes in ``requests()`` (under ``wire``).
 
 Videos pass through pending and in_progress before succeeded (``processing_polls``
 STATUS polls); ``check_after_secs`` defaults to 0 so test suites do not wait, the
@@ -50,9 +55,19 @@ class XSandbox(Sandbox):
         wall: Callable[[], float] = time.time,
         processing_polls: int = 2,
         check_after_secs: int = 0,
+        rate_limits: bool = True,
+        shared_app: bool = True,
+        record: bool = False,
     ) -> None:
         super().__init__(latency=latency, workdir=workdir)
-        self.state = XState(wall, processing_polls=processing_polls, check_after_secs=check_after_secs)
+        self.state = XState(
+            wall,
+            processing_polls=processing_polls,
+            check_after_secs=check_after_secs,
+            rate_limits=rate_limits,
+            shared_app=shared_app,
+        )
+        self.state.record_wire = record
         self._server: XHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -159,6 +174,7 @@ class XSandbox(Sandbox):
         self.state.faults.clear()
         self.state.rates.reset()
         self.state.media.fail_processing = 0
+        self.state.legacy_names = False
 
     def set_limit(self, endpoint: str, limit: int, window: int = WINDOW, account: SandboxAccount | None = None) -> None:
         """Set a rate limit, e.g. ``set_limit("POST /2/tweets", 2)``; for one account, or for all.
@@ -167,6 +183,18 @@ class XSandbox(Sandbox):
         24-hour posting cap sent as ``x-user-limit-24hour-*``.
         """
         self.state.rates.set(endpoint, limit, window, self._user_id(account) if account is not None else None)
+
+    def set_app_limit(self, endpoint: str, limit: int, window: int = 86400) -> None:
+        """Set the per-app cap of an endpoint (every account of this sandbox together), e.g. of POST /2/tweets."""
+        self.state.rates.set_app(endpoint, limit, window)
+
+    def lift_limits(self, account: SandboxAccount) -> None:
+        """Never rate-limit nor count ``account``: for a test that posts for many people from one account."""
+        self.state.rates.exempt(self._user_id(account))
+
+    def legacy_names(self, on: bool = True) -> None:
+        """Answer reads with the names X used before v2.167 (referenced_tweets, edit_history_tweet_ids)."""
+        self.state.legacy_names = on
 
     def requests(self) -> list[dict[str, Any]]:
         with self.state.lock:

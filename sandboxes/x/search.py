@@ -15,6 +15,38 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+# Field and expansion names of X's OpenAPI document v2.167 (August 2026): post.fields and
+# expansions as the spec lists them (author_id and referenced_posts are expansions there) ...
+POST_FIELDS = frozenset(
+    {
+        "attachments",
+        "context_annotations",
+        "conversation_id",
+        "created_at",
+        "edit_controls",
+        "entities",
+        "geo",
+        "id",
+        "lang",
+        "possibly_sensitive",
+        "public_metrics",
+        "reply_settings",
+        "source",
+        "text",
+        "withheld",
+    }
+)
+POST_EXPANSIONS = frozenset(
+    {
+        "attachments.media_keys",
+        "author_id",
+        "edit_history_post_ids",
+        "entities.mentions.username",
+        "in_reply_to_user_id",
+        "referenced_posts",
+    }
+)
+# ... and the older tweet.fields and expansions, which X still answers.
 TWEET_FIELDS = frozenset(
     {
         "attachments",
@@ -56,16 +88,10 @@ USER_FIELDS = frozenset(
         "withheld",
     }
 )
-EXPANSIONS = frozenset(
-    {
-        "author_id",
-        "referenced_tweets.id",
-        "referenced_tweets.id.author_id",
-        "in_reply_to_user_id",
-        "attachments.media_keys",
-        "entities.mentions.username",
-    }
-)
+EXPANSIONS = POST_EXPANSIONS | {
+    "referenced_tweets.id",
+    "referenced_tweets.id.author_id",
+}
 _TOKEN = re.compile(r'\(|\)|"[^"]*"|-?[^\s()"]+')
 
 
@@ -117,23 +143,46 @@ def shown_text(tweet: Tweet, tco: Callable[[str], str]) -> str:
     return text
 
 
-def render_tweet(tweet: Tweet, fields: set[str], tco: Callable[[str], str], media_keys: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": tweet.id, "text": shown_text(tweet, tco), "edit_history_tweet_ids": [tweet.id]}
+@dataclass(frozen=True)
+class Shape:
+    """What a read asked for: fields, expansions, and whether the answer uses the older names."""
+
+    fields: frozenset[str]
+    expansions: frozenset[str]
+    legacy: bool  # tweet.fields / referenced_tweets / edit_history_tweet_ids, as X answered before v2.167
+
+    @property
+    def references(self) -> bool:
+        return bool(
+            {"referenced_posts", "referenced_tweets"} & self.fields
+            or {"referenced_posts", "referenced_tweets.id"} & self.expansions
+        )
+
+    @property
+    def authors(self) -> bool:
+        return "author_id" in self.fields or "author_id" in self.expansions
+
+
+def render_tweet(tweet: Tweet, shape: Shape, tco: Callable[[str], str], media_keys: list[str]) -> dict[str, Any]:
+    history = "edit_history_tweet_ids" if shape.legacy else "edit_history_post_ids"
+    out: dict[str, Any] = {"id": tweet.id, "text": shown_text(tweet, tco), history: [tweet.id]}
     extra = {
-        "author_id": tweet.author_id,
         "created_at": iso(tweet.created_at),
         "lang": tweet.lang,
         "possibly_sensitive": tweet.possibly_sensitive,
         "conversation_id": tweet.conversation_id or tweet.id,
     }
     for name, value in extra.items():
-        if name in fields:
+        if name in shape.fields:
             out[name] = value
-    if "referenced_tweets" in fields and tweet.referenced:
-        out["referenced_tweets"] = [{"type": kind, "id": ref} for kind, ref in tweet.referenced]
-    if "in_reply_to_user_id" in fields and tweet.in_reply_to_user_id:
+    if shape.authors:
+        out["author_id"] = tweet.author_id
+    if shape.references and tweet.referenced:
+        name = "referenced_tweets" if shape.legacy else "referenced_posts"
+        out[name] = [{"type": kind, "id": ref} for kind, ref in tweet.referenced]
+    if tweet.in_reply_to_user_id and ({"in_reply_to_user_id"} & (shape.fields | shape.expansions)):
         out["in_reply_to_user_id"] = tweet.in_reply_to_user_id
-    if "attachments" in fields and media_keys:
+    if "attachments" in shape.fields and media_keys:
         out["attachments"] = {"media_keys": media_keys}
     return out
 

@@ -26,7 +26,7 @@ from sandboxes.x import errors as err
 from sandboxes.x.state import XState
 
 CLOCK_SKEW = 300  # seconds of oauth_timestamp drift X tolerates
-API_VERSION = "2.150"
+API_VERSION = "2.167"  # X's OpenAPI document of August 2026, whose shapes this server speaks
 TIMEOUT_DELAY = 2.0  # how long a "timeout" fault holds the answer back, unless told otherwise
 
 
@@ -105,15 +105,25 @@ class XHandler(BaseHTTPRequestHandler):
                 raise _fault_error(fault.kind, fault.retry_after, state.wall())
             if fault is not None:
                 delay = TIMEOUT_DELAY if fault.retry_after is None else fault.retry_after
-            user_id = self._authenticate(method, body)
+            user_id, app_id = self._authenticate(method, body)
             entry["user"] = state.users[user_id].username
             route = next(
                 ((key, match) for m, pattern, key in ROUTES if m == method and (match := pattern.match(url.path))), None
             )
             if route is None:
-                raise err.ApiError(404, {"errors": [{"message": "Sorry, that page does not exist", "code": 34}]})
+                raise err.problem(
+                    404,
+                    "resource-not-found",
+                    "Not Found Error",
+                    "Sorry, that page does not exist",
+                    resource_type="route",
+                )
             key, match = route
-            headers = {**state.rates.charge(user_id, key), "x-access-level": "read-write", "api-version": API_VERSION}
+            headers = {
+                **state.rates.charge(user_id, key, app_id),
+                "x-access-level": "read-write",
+                "api-version": API_VERSION,
+            }
             status, answer = self._dispatch(key, match.groups(), user_id, query, body)
             if status == 201:
                 headers["location"] = f"http://{self.headers.get('Host')}/2/tweets/{answer['data']['id']}"
@@ -121,16 +131,16 @@ class XHandler(BaseHTTPRequestHandler):
             status, answer, headers = exc.status, exc.body, {**headers, **exc.headers}
         except Exception:  # noqa: BLE001  (a bug here should look like X's 500, not a dropped connection)
             traceback.print_exc()
-            status, answer = (
-                500,
-                {
-                    "title": "Internal Server Error",
-                    "detail": "Internal Server Error",
-                    "type": "about:blank",
-                    "status": 500,
-                },
-            )
+            status, answer = 500, err.internal().body
         entry["status"] = status
+        if state.record_wire:
+            entry["wire"] = {
+                "content_type": self.headers.get("Content-Type") or "",
+                "body": body,
+                "host": self.headers.get("Host") or "",
+                "response_headers": dict(headers),
+                "response_body": answer,
+            }
         with state.lock:
             state.log.append(entry)
         if delay:
@@ -139,7 +149,8 @@ class XHandler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_DELETE = _serve
 
-    def _authenticate(self, method: str, body: bytes) -> str:
+    def _authenticate(self, method: str, body: bytes) -> tuple[str, str]:
+        """The user id and the app (consumer key) of a correctly signed request, else X's 401."""
         state = self.server.state
         header = self.headers.get("Authorization", "")
         if not header.startswith("OAuth "):
@@ -177,7 +188,7 @@ class XHandler(BaseHTTPRequestHandler):
             if nonce in state.seen_nonces:
                 raise err.unauthorized()  # a replayed request
             state.seen_nonces.add(nonce)
-        return creds.user_id
+        return creds.user_id, creds.consumer_key
 
     def _dispatch(
         self, key: str, args: tuple[str, ...], user_id: str, query: dict[str, str], body: bytes
@@ -242,9 +253,10 @@ class XHandler(BaseHTTPRequestHandler):
 
     def _reply(self, status: int, answer: dict, headers: dict[str, str]) -> None:
         payload = b"" if status == 204 else json.dumps(answer).encode()
+        kind = err.PROBLEM_JSON if status >= 400 else "application/json; charset=utf-8"
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(payload)))
             for name, value in headers.items():
                 self.send_header(name, value)

@@ -22,9 +22,11 @@ from sandboxes.x.limits import RateLimits
 from sandboxes.x.media import MediaStore
 from sandboxes.x.search import (
     EXPANSIONS,
+    POST_FIELDS,
     TWEET_FIELDS,
     USER_FIELDS,
     QueryError,
+    Shape,
     Tweet,
     User,
     compile_query,
@@ -34,6 +36,30 @@ from sandboxes.x.search import (
 )
 
 SNOWFLAKE_EPOCH_MS = 1_288_834_974_657  # X ids are snowflakes: milliseconds since this epoch, shifted 22 bits
+# The members of a create-post body (CreatePostsRequest, additionalProperties false, in X's spec v2.167).
+POST_BODY = frozenset(
+    {
+        "card_uri",
+        "community_id",
+        "direct_message_deep_link",
+        "edit_options",
+        "for_super_followers_only",
+        "geo",
+        "made_with_ai",
+        "media",
+        "nullcast",
+        "paid_partnership",
+        "poll",
+        "quote_tweet_id",
+        "reply",
+        "reply_settings",
+        "share_with_followers",
+        "text",
+    }
+)
+MEDIA_BODY = frozenset(
+    {"media_ids", "tagged_user_ids", "call_to_actions", "description", "embeddable", "preview_media_id", "title"}
+)
 
 
 @lru_cache(maxsize=4096)
@@ -54,8 +80,21 @@ class Credentials:
 
 
 class XState:
-    def __init__(self, wall: Callable[[], float], *, processing_polls: int = 2, check_after_secs: int = 1) -> None:
+    def __init__(
+        self,
+        wall: Callable[[], float],
+        *,
+        processing_polls: int = 2,
+        check_after_secs: int = 1,
+        rate_limits: bool = True,
+        shared_app: bool = True,
+    ) -> None:
         self.wall = wall
+        # One developer app for every account (as a campaign's accounts all authorise the campaign's
+        # app), so its per-app caps count them together; shared_app=False gives each account its own.
+        self.app = (secrets.token_urlsafe(18), secrets.token_urlsafe(36)) if shared_app else None
+        self.legacy_names = False  # answer with tweet.fields-era names whatever was asked
+        self.record_wire = False  # keep each request's and answer's bytes in the log (contract tests)
         self.lock = threading.RLock()
         self._last_id = 0
         self.users: dict[str, User] = {}
@@ -66,7 +105,7 @@ class XState:
         self.media = MediaStore(
             self.next_id, wall, processing_polls=processing_polls, check_after_secs=check_after_secs
         )
-        self.rates = RateLimits(wall)
+        self.rates = RateLimits(wall, enabled=rate_limits)
         self.faults = FaultQueue()
         self.log: list[dict[str, Any]] = []
         self.seen_nonces: set[tuple[str, str]] = set()
@@ -90,10 +129,10 @@ class XState:
             user = User(self.next_id(), username, name, self.now())
             self.users[user.id] = user
             # X access tokens start with the user id; tweepy relies on it for retweets.
+            app = self.app or (secrets.token_urlsafe(18), secrets.token_urlsafe(36))
             creds = Credentials(
                 user.id,
-                secrets.token_urlsafe(18),
-                secrets.token_urlsafe(36),
+                *app,
                 f"{user.id}-{secrets.token_urlsafe(30)}",
                 secrets.token_urlsafe(33),
             )
@@ -112,6 +151,9 @@ class XState:
         return "https://t.co/" + hashlib.sha256(url.encode()).hexdigest()[:10]
 
     def create_tweet(self, user_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(body) - POST_BODY) or sorted(set(body.get("media") or {}) - MEDIA_BODY)
+        if unknown:
+            raise err.invalid(f"Unknown member {unknown[0]!r} in the request body", unknown[0], "")
         text = body.get("text")
         media_ids = [str(m) for m in ((body.get("media") or {}).get("media_ids") or [])]
         if text is not None and not isinstance(text, str):
@@ -120,15 +162,13 @@ class XState:
         if not text.strip() and not media_ids:
             raise err.invalid("Tweet text or media is required.", "text", text)
         if weighted_length(text) > 280:
-            raise err.ApiError(
+            raise err.problem(
                 400,
-                {
-                    "detail": "Your Tweet text is too long. For more information on how Twitter determines text length "
-                    "see https://github.com/twitter/twitter-text.",
-                    "type": "about:blank",
-                    "title": "Bad Request",
-                    "status": 400,
-                },
+                "invalid-request",
+                "Invalid Request",
+                "Your Post text is too long. For more information on how X determines text length "
+                "see https://github.com/twitter/twitter-text.",
+                parameter="text",
             )
         self._check_media(user_id, media_ids)
         reply_to = str((body.get("reply") or {}).get("in_reply_to_tweet_id") or "") or None
@@ -140,13 +180,8 @@ class XState:
             if text.strip() and self._texts[(user_id, text.strip())]:
                 raise err.duplicate()
             tweet = self.add_tweet(user_id, text, reply_to=reply_to, quote=quote, media_ids=media_ids)
-        return {
-            "data": {
-                "id": tweet.id,
-                "text": render_tweet(tweet, set(), self.tco, [])["text"],
-                "edit_history_tweet_ids": [tweet.id],
-            }
-        }
+        shape = Shape(frozenset(), frozenset(), self.legacy_names)
+        return {"data": render_tweet(tweet, shape, self.tco, [])}
 
     def _check_media(self, user_id: str, media_ids: list[str]) -> None:
         if not media_ids:
@@ -214,7 +249,8 @@ class XState:
             # A second retweet of the same post changes nothing, as on X.
             if not any(o == target and self.tweets[r].author_id == user_id for r, o in self.retweet_of.items()):
                 self.add_tweet(user_id, "", retweet_of=target)
-        return {"data": {"retweeted": True}}
+        # rest_id: "the ID of the reposted Post" (RepostPostResponseData, required in the spec).
+        return {"data": {"retweeted": True, "rest_id": target}}
 
     # ---- reads ----
 
@@ -270,9 +306,14 @@ class XState:
     def _page(
         self, wanted: Callable[[Tweet], bool], params: dict[str, str], token_name: str, bounds: tuple[int, int]
     ) -> dict[str, Any]:
-        fields = _fields(params, "tweet.fields", TWEET_FIELDS)
+        if "post.fields" in params and "tweet.fields" in params:
+            raise err.invalid("Give post.fields or the older tweet.fields, not both", "tweet.fields", "")
+        old = "tweet.fields" in params
+        fields = _fields(params, "tweet.fields", TWEET_FIELDS) if old else _fields(params, "post.fields", POST_FIELDS)
         user_fields = _fields(params, "user.fields", USER_FIELDS)
         expansions = _fields(params, "expansions", EXPANSIONS)
+        legacy = self.legacy_names or old or "referenced_tweets.id" in expansions
+        shape = Shape(frozenset(fields), frozenset(expansions), legacy)
         size = _int_param(params, "max_results", bounds[0], *bounds)
         since = _int_param(params, "since_id", 0, 0, 2**63)
         until = _int_param(params, "until_id", 2**63, 0, 2**63)
@@ -289,14 +330,23 @@ class XState:
                 reverse=True,
             )
             page, more = matched[:size], len(matched) > size
-            data = [render_tweet(t, fields, self.tco, [self.media.items[m].key for m in t.media_ids]) for t in page]
+            data = [render_tweet(t, shape, self.tco, [self.media.items[m].key for m in t.media_ids]) for t in page]
+            referenced = {ref: self.tweets[ref] for t in page for _, ref in t.referenced if ref in self.tweets}
             authors = {t.author_id: self.users[t.author_id] for t in page}
             users = [render_user(u, user_fields, self._count_by(u.id)) for u in authors.values()]
         if not page:
             return {"meta": {"result_count": 0}}
         answer: dict[str, Any] = {"data": data}
+        includes: dict[str, Any] = {}
         if "author_id" in expansions:
-            answer["includes"] = {"users": users}
+            includes["users"] = users
+        if referenced and shape.references and expansions & {"referenced_posts", "referenced_tweets.id"}:
+            plain = Shape(frozenset(), frozenset({"author_id"}), legacy)
+            includes["tweets" if legacy else "posts"] = [
+                render_tweet(t, plain, self.tco, []) for t in referenced.values()
+            ]
+        if includes:
+            answer["includes"] = includes
         meta: dict[str, Any] = {"newest_id": page[0].id, "oldest_id": page[-1].id, "result_count": len(page)}
         if more:
             meta["next_token"] = format(int(page[-1].id), "x")

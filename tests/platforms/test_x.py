@@ -156,9 +156,9 @@ def test_video_walks_processing_states_with_captions(media: Path) -> None:
 def test_failed_processing_is_rejected_and_nothing_posted(
     x_sandbox: XSandbox, account: SandboxAccount, adapter: X, media: Path
 ) -> None:
-    """A video X fails to process raises ContentRejected with X's reason, and no post is created."""
+    """A video X fails to process raises ContentRejected naming the file (the spec's processing_info has no reason), and no post is created."""
     x_sandbox.fail_processing(1)
-    with pytest.raises(ContentRejected, match="Unsupported video format"):
+    with pytest.raises(ContentRejected, match="X could not process short.mp4: processing failed"):
         adapter.publish(out("Video that will not process", video=VideoAttachment(media / "short.mp4", "A clip")))
     assert x_sandbox.posts(account) == []
 

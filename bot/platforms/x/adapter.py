@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import requests
 
     from bot.platforms.x.client import XClient
+    from bot.platforms.x.search import SearchPacer
 
 MB = 1024 * 1024
 SEARCH_PAGE = 100
@@ -30,7 +31,7 @@ SEARCH_WINDOW = 7 * 86400.0  # recent search reaches back 7 days; an older since
 SEARCH_MARGIN = 300.0
 SNOWFLAKE_EPOCH_MS = 1_288_834_974_657  # X ids: milliseconds since this epoch, shifted left 22 bits
 RECONCILE_PAGES = 10  # X serves an account's latest 3,200 posts; 1,000 is ample for a retry
-TWEET_FIELDS = ["author_id", "created_at", "lang", "possibly_sensitive", "referenced_tweets", "conversation_id"]
+GIF_FORMATS = ("GIF",)
 
 
 def comparable(text: str) -> str:
@@ -42,6 +43,15 @@ def comparable(text: str) -> str:
         start, end = found["indices"]
         text = f"{text[:start]}\x00{text[end:]}"
     return " ".join(text.split())
+
+
+def _image_format(path: Path) -> str:
+    """ "GIF" for a GIF file (by its signature: no image library needed), else ""."""
+    try:
+        with path.open("rb") as file:
+            return "GIF" if file.read(6) in (b"GIF87a", b"GIF89a") else ""
+    except OSError:
+        return ""  # a missing file is reported by the media checks
 
 
 @functools.lru_cache(maxsize=1024)
@@ -79,6 +89,21 @@ class X(Platform):
     def measure_text(cls, text: str) -> int:
         return _weighted_length(text)
 
+    @classmethod
+    def media_refusal(cls, image_formats: Sequence[str]) -> str | None:
+        """Why X refuses a post with images of these (Pillow) formats, or None: a GIF must be a post's only media."""
+        gifs = sum(1 for f in image_formats if f.upper() in GIF_FORMATS)
+        if gifs and len(image_formats) > 1:
+            return f"a GIF must be a post's only media on {cls.name} ({len(image_formats)} images given)"
+        return None
+
+    def validate(self, out: Outgoing) -> None:
+        super().validate(out)
+        if len(out.images) > 1:
+            refusal = self.media_refusal([_image_format(i.path) for i in out.images])
+            if refusal:
+                raise ContentRejected(refusal)
+
     def __init__(
         self,
         account: AccountLike,
@@ -100,6 +125,26 @@ class X(Platform):
             from bot.platforms.x.upload import SHARED
 
             SHARED.join(self.base_url, self._share_as)
+        self._pacer_instance: SearchPacer | None = None
+
+    @property
+    def _pacer(self) -> SearchPacer:
+        if self._pacer_instance is None:
+            from bot.platforms.x.search import DEFAULT_MAX_GAP, SearchPacer
+
+            options = self.account.options
+            budget = options.get("search_daily_reads")
+            self._pacer_instance = SearchPacer(
+                self._wall,
+                daily_reads=int(budget) if budget else None,
+                max_gap=float(options.get("search_backoff_max", DEFAULT_MAX_GAP)),
+                state_file=self.state_dir / f"x-reads-{self.account.id}.json" if self.state_dir else None,
+            )
+        return self._pacer_instance
+
+    def configure_search(self, *, daily_reads: int | None = None, max_interval: float | None = None) -> None:
+        """Tracking settings from config/reshare.yaml: posts X may bill a day, and the back-off's longest gap."""
+        self._pacer.configure(daily_reads=daily_reads, max_gap=max_interval)
 
     def _sharing_id(self) -> str | None:
         """Our user id when this account shares uploads with the process's other X accounts (the default)."""
@@ -222,15 +267,17 @@ class X(Platform):
         # A busy account may have posted many times since the uncertain attempt: read back
         # page by page (newest first), up to a bound, stopping at the first match.
         for _ in range(int(self.account.options.get("reconcile_max_pages", RECONCILE_PAGES))):
-            answer = self._client.get_users_tweets(
-                self._my_id(), max_results=100, pagination_token=token, tweet_fields=["created_at"], user_auth=True
-            )
-            for tweet in answer.data or []:
-                seen = comparable(tweet.text)
+            params = {"max_results": 100, "post.fields": "created_at"}
+            if token:
+                params["pagination_token"] = token
+            # Through our session, not tweepy's get_users_tweets: see _search for why.
+            answer = self._client.send("GET", f"/2/users/{self._my_id()}/tweets", params=params).json()
+            for tweet in answer.get("data") or []:
+                seen = comparable(tweet["text"])
                 # X appends a link to attached media at the end of the text.
                 if seen == wanted or ((out.images or out.video) and seen.removesuffix(" \x00") == wanted):
-                    return self._receipt(str(tweet.id))
-            token = answer.meta.get("next_token")
+                    return self._receipt(str(tweet["id"]))
+            token = (answer.get("meta") or {}).get("next_token")
             if not token:
                 break
         return None
@@ -243,38 +290,76 @@ class X(Platform):
         return Receipt(remote_id=mention.remote_id, url=mention.url)
 
     def _fetch_mentions(self, hashtags: Sequence[str], cursor: str | None) -> MentionPage:
-        tags = " OR ".join(f"#{tag.lstrip('#')}" for tag in hashtags)
-        query = f"({tags}) -is:retweet"
+        from bot.platforms.x.search import join_cursor, queries, split_cursor
+
+        key = tuple(sorted(t.lstrip("#").casefold() for t in hashtags))
+        deferred = self._pacer.defer(key)
+        if deferred is not None:
+            self._deferred(deferred, hashtags)
+            return MentionPage(mentions=[], cursor=cursor)
+        # One query for every tag; several only when the tags make a query longer than X takes.
+        wanted = queries(hashtags)
+        cursors = split_cursor(cursor, len(wanted))
+        mentions: dict[str, Mention] = {}
+        for n, query in enumerate(wanted):
+            found, cursors[n] = self._search(query, cursors[n], hashtags)
+            mentions.update(found)
+        self._pacer.searched(key, found=len(mentions))
+        ordered = sorted(mentions.values(), key=lambda m: int(m.remote_id))
+        return MentionPage(mentions=ordered, cursor=join_cursor(cursors))
+
+    def _deferred(self, why: str, hashtags: Sequence[str]) -> None:
+        if why == "budget_spent" and self._pacer.first_report_of_spent_budget():
+            self.log.warning("mentions_budget_spent", hashtags=list(hashtags), daily_reads=self._pacer.daily_reads)
+        else:
+            self.log.debug("mentions_search_deferred", hashtags=list(hashtags), reason=why)
+
+    def _search(self, query: str, cursor: str | None, hashtags: Sequence[str]) -> tuple[dict[str, Mention], str | None]:
+        """One query's new posts since ``cursor`` and its new cursor; the posts read are billed to the pacer."""
+        import tweepy
+
+        from bot.platforms.x.search import EXPANSIONS, PAGE_MAX, PAGE_MIN, POST_FIELDS, USER_FIELDS, as_tweepy_post
+
         pages_left = int(self.account.options.get("search_max_pages", 5))
         mentions: dict[str, Mention] = {}
         newest, token = cursor, None
         since_id, start_time = self._search_from(cursor, hashtags)
         while pages_left > 0:
             pages_left -= 1
-            # One query for every tag; more pages only when more than a full page arrived since the cursor.
-            answer = self._client.search_recent_tweets(
-                query,
-                since_id=since_id,
-                start_time=start_time,
-                max_results=SEARCH_PAGE,
-                next_token=token,
-                tweet_fields=TWEET_FIELDS,
-                expansions=["author_id"],
-                user_fields=["username", "name"],
-                user_auth=True,  # the account's own OAuth 1.0a context: the bot holds no app bearer token
-            )
-            users = {str(u.id): u for u in (answer.includes or {}).get("users", [])}
-            for tweet in answer.data or []:
+            remaining = self._pacer.remaining()
+            if remaining is not None and remaining <= 0:
+                break
+            params: dict[str, Any] = {
+                "query": query,
+                # X bills per post returned: a page no larger than the budget left (X's minimum is 10).
+                "max_results": PAGE_MAX if remaining is None else max(PAGE_MIN, min(PAGE_MAX, remaining)),
+                "post.fields": ",".join(POST_FIELDS),
+                "expansions": ",".join(EXPANSIONS),
+                "user.fields": ",".join(USER_FIELDS),
+            }
+            for name, value in (("since_id", since_id), ("start_time", start_time), ("next_token", token)):
+                if value:
+                    params[name] = value
+            # tweepy 4.17's search_recent_tweets sends only the names of its own parameter list
+            # (tweet.fields, referenced_tweets.id) and its Tweet model expects edit_history_tweet_ids:
+            # X's current spec (v2.167) names them post.fields, referenced_posts and edit_history_post_ids.
+            # So the request goes through the same tweepy-owned session (signed, gated, observed) as our
+            # media upload, and tweepy's public Tweet and User models read the answer.
+            answer = self._client.send("GET", "/2/tweets/search/recent", params=params).json()
+            users = {str(u["id"]): tweepy.User(u) for u in (answer.get("includes") or {}).get("users", [])}
+            meta = answer.get("meta") or {}
+            for data in answer.get("data") or []:
+                tweet = tweepy.Tweet(as_tweepy_post(data))
                 mentions[str(tweet.id)] = self._mention(tweet, users.get(str(tweet.author_id)))
-            if newest is None or (answer.meta.get("newest_id") and int(answer.meta["newest_id"]) > int(newest)):
-                newest = answer.meta.get("newest_id", newest)
-            token = answer.meta.get("next_token")
+            self._pacer.billed(int(meta.get("result_count") or len(answer.get("data") or [])))
+            if meta.get("newest_id") and (newest is None or int(meta["newest_id"]) > int(newest)):
+                newest = str(meta["newest_id"])
+            token = meta.get("next_token")
             if not token:
                 break
         if token:
             self.log.warning("mentions_truncated", hashtags=list(hashtags), kept=len(mentions))
-        ordered = sorted(mentions.values(), key=lambda m: int(m.remote_id))
-        return MentionPage(mentions=ordered, cursor=newest)
+        return mentions, newest
 
     def _search_from(self, cursor: str | None, hashtags: Sequence[str]) -> tuple[str | None, str | None]:
         """``since_id`` and ``start_time`` for a search: X refuses a since_id older than its 7-day window."""

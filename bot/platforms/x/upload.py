@@ -147,7 +147,9 @@ class Uploader:
                 "POST",
                 "/2/media/upload",
                 files={"media": (path.name, blob, kind)},
-                data={"media_category": "tweet_image", "media_type": kind},
+                # The single-request upload takes no media_type (X's spec v2.167, MediaUploadRequest):
+                # X reads the type from the bytes; the part's Content-Type still names it.
+                data={"media_category": "tweet_image"},
             ).json()
             media_id = str(answer["data"]["id"])
             self._advance(len(blob))
@@ -193,7 +195,8 @@ class Uploader:
             if state == "succeeded":
                 break
             if state == "failed":
-                reason = (info.get("error") or {}).get("message") or "no reason given"
+                # X's spec (v2.167) gives processing_info no reason; older answers carried an error object.
+                reason = (info.get("error") or {}).get("message") or "processing failed"
                 raise ContentRejected(f"X could not process {path.name}: {reason}")
             delay = float(info.get("check_after_secs", 1))
             if waited + delay > MAX_WAIT:
@@ -220,7 +223,7 @@ class Uploader:
             "POST",
             "/2/media/upload",
             files={"media": (captions.name, blob, kind)},
-            data={"media_category": "subtitles", "media_type": kind},
+            data={"media_category": "subtitles"},  # no media_type here either (see ``image``)
         ).json()
         code = (lang or "en").split("-")[0].lower()
         self.client.send(
