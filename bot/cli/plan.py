@@ -2,6 +2,8 @@
 
 Queue slots are expanded per account: each account gets the next post of the
 queue it has not used yet, counting what the ledger says is already published.
+After the calendar, the X searches a month that the tracking settings will cost
+(X bills reads): from the poll interval, the back-off cap and the daily read budget.
 """
 
 from __future__ import annotations
@@ -51,7 +53,56 @@ def main(args: argparse.Namespace) -> int:
         print(json.dumps([_as_json(e) for e in entries], indent=2))
     else:
         print(render(entries) or f"nothing scheduled from {first} for {args.days} days")
+        reads = x_reads(campaign)
+        if reads:
+            print("\n".join(["", *reads]))
     return 0
+
+
+def x_reads(campaign: Campaign) -> list[str]:
+    """Lines estimating the X recent searches a month (30 days) of each tracked tag set, and the posts billed."""
+    from bot.platforms.x.search import DEFAULT_MAX_GAP, PAGE_MAX, estimate_month, queries
+    from bot.resharing.feeds import DEFAULT_INTERVALS
+
+    lines = []
+    for track in campaign.reshare.track if campaign.reshare else []:
+        reader = next(
+            (
+                campaign.accounts[a]
+                for a in track.accounts
+                if a in campaign.accounts and campaign.accounts[a].platform == "x"
+            ),
+            None,
+        )
+        if reader is None:
+            continue
+        options = reader.options
+        interval = track.interval or DEFAULT_INTERVALS["x"]
+        max_gap = track.max_interval or float(options.get("search_backoff_max", DEFAULT_MAX_GAP))
+        raw = track.daily_reads if track.daily_reads is not None else options.get("search_daily_reads")
+        budget = int(raw) if raw else None
+        count = len(queries(track.hashtags))
+        guess = estimate_month(interval, queries=count, max_gap=max_gap, daily_reads=budget)
+        tags = " ".join(f"#{t}" for t in track.hashtags)
+        billed = (
+            f"at most {guess['posts_at_most']:,} posts billed (daily_reads {budget:,})"
+            if budget
+            else f"up to {PAGE_MAX} posts billed a search (no daily_reads budget)"
+        )
+        lines.append(
+            f"  {tags} via {reader.id}: every {_duration(interval)}, {count} quer{'y' if count == 1 else 'ies'} a poll: "
+            f"{guess['searches_busy']:,} searches if every poll finds posts, {guess['searches_quiet']:,} when quiet "
+            f"(back-off up to {_duration(max_gap)}); {billed}"
+        )
+    return ["X reads a month (estimated from the tracking settings):", *lines] if lines else []
+
+
+def _duration(seconds: float) -> str:
+    if seconds % 3600 == 0:
+        return f"{seconds / 3600:.0f} h"
+    if seconds % 60 == 0:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
 
 
 def build(campaign: Campaign, first: date, days: int, now: datetime, used: UsedPosts | None) -> list[Entry]:

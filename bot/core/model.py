@@ -197,6 +197,10 @@ class Track:
     hashtags: list[str]  # without '#'
     accounts: list[str]
     interval: float | None = None  # seconds between polls; None: the platform's default
+    # Cost-aware search (X bills reads per post returned): posts a day the reading account may be
+    # billed for (None: no budget), and the longest gap back-off stretches a quiet poll to (None: 30 min).
+    daily_reads: int | None = None
+    max_interval: float | None = None
 
 
 @_frozen

@@ -360,3 +360,38 @@ def test_monthly_estimate() -> None:
     assert estimate_month(300, queries=2, daily_reads=1000)["searches_busy"] == 17280
     assert estimate_month(300, daily_reads=1000)["posts_at_most"] == 30000
     assert estimate_month(3600)["searches_quiet"] == 720  # a cap below the interval changes nothing
+
+
+def test_plan_prints_the_x_reads_a_month(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`bot plan` ends with the estimated X searches a month of each tracked tag set, and the posts a budget allows."""
+    import dataclasses
+    import shutil
+
+    from bot import cli
+    from bot.campaign import load
+    from bot.cli import plan
+    from bot.core.model import Track
+    from tests.cases.casefiles import BASE
+
+    root = tmp_path / "campaign"
+    shutil.copytree(BASE, root)
+    assert cli.main(["--campaign", str(root), "plan", "--from", "2022-01-12", "--days", "1"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-2:] == [
+        "X reads a month (estimated from the tracking settings):",
+        "  #FreeAndreiandIrina via x-index: every 5 min, 1 query a poll: 8,640 searches if every poll finds posts, "
+        "1,440 when quiet (back-off up to 30 min); up to 100 posts billed a search (no daily_reads budget)",
+    ]
+    campaign = load(root)
+    assert campaign.reshare is not None
+    first = campaign.reshare.track[0]
+    budgeted = Track(
+        hashtags=first.hashtags, accounts=first.accounts, interval=600.0, daily_reads=1000, max_interval=3600.0
+    )
+    changed = dataclasses.replace(campaign, reshare=dataclasses.replace(campaign.reshare, track=[budgeted]))
+    (line,) = plan.x_reads(changed)[1:]
+    assert (
+        "every 10 min, 1 query a poll: 4,320 searches if every poll finds posts, 720 when quiet (back-off up to 1 h)"
+        in line
+    )
+    assert line.endswith("at most 30,000 posts billed (daily_reads 1,000)")
