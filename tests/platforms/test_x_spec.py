@@ -284,7 +284,10 @@ def timed(now: list[float]) -> Iterator[XSandbox]:
 
 
 def test_search_backs_off_when_nothing_is_new_and_resets_on_a_hit(timed: XSandbox, now: list[float]) -> None:
-    """Polled every 5 minutes with nothing new, searches go out after 5, 10, 20, then every 30 minutes; a hit resets."""
+    """Polled every 5 minutes with nothing new, searches go out after 5, 10, 20, then every 30 minutes; a hit resets.
+
+    The gaps are counted in polls: the wall clock here moves a second a poll (as under a fast demo clock).
+    """
     recorded = timed
     me, supporter = recorded.create_account(fresh()), recorded.create_account(fresh("sup"))
     platform = adapter_for(me, wall=lambda: now[0])
@@ -296,16 +299,15 @@ def test_search_backs_off_when_nothing_is_new_and_resets_on_a_hit(timed: XSandbo
         cursor = platform.fetch_mentions([tag], cursor).cursor
         if len(recorded.requests()) > mark:
             searched_at.append(poll * 5)
-        now[0] += 300
+        now[0] += 1
     assert searched_at == [0, 5, 15, 35, 65, 95]
     recorded.post_as(supporter, f"At last #{tag}")
     polls_to_hit = 0
     while not platform.fetch_mentions([tag], cursor).mentions:
         polls_to_hit += 1
-        now[0] += 300
+        now[0] += 1
     assert polls_to_hit <= 6  # found within the 30-minute cap
     mark = len(recorded.requests())
-    now[0] += 300
     platform.fetch_mentions([tag], cursor)
     assert len(recorded.requests()) == mark + 1  # after a hit the next poll searches again
     platform.close()
@@ -348,8 +350,11 @@ def test_daily_read_budget_stops_searching_until_the_next_day(
 def test_configure_search_takes_the_tracking_settings() -> None:
     """The tracker's settings from config/reshare.yaml override the account options; 0 means no budget."""
     pacer = SearchPacer(lambda: 0.0, daily_reads=10)
-    pacer.configure(daily_reads=500, max_gap=600)
-    assert (pacer.daily_reads, pacer.max_gap, pacer.remaining()) == (500, 600, 500)
+    pacer.configure(daily_reads=500, max_gap=600, poll_interval=60)
+    assert (pacer.daily_reads, pacer.max_gap, pacer.poll_interval, pacer.remaining()) == (500, 600, 60, 500)
+    for _ in range(12):  # a quiet tag polled every minute with a 10-minute cap: a search every 10th poll at most
+        pacer.searched(("tag",), found=0)
+    assert [pacer.defer(("tag",)) for _ in range(10)] == ["backing_off"] * 9 + [None]
     pacer.configure(daily_reads=0)
     assert pacer.remaining() is None
 

@@ -142,9 +142,11 @@ class X(Platform):
             )
         return self._pacer_instance
 
-    def configure_search(self, *, daily_reads: int | None = None, max_interval: float | None = None) -> None:
-        """Tracking settings from config/reshare.yaml: posts X may bill a day, and the back-off's longest gap."""
-        self._pacer.configure(daily_reads=daily_reads, max_gap=max_interval)
+    def configure_search(
+        self, *, daily_reads: int | None = None, max_interval: float | None = None, interval: float | None = None
+    ) -> None:
+        """Tracking settings from config/reshare.yaml: posts X may bill a day, the back-off's longest gap, the poll interval."""
+        self._pacer.configure(daily_reads=daily_reads, max_gap=max_interval, poll_interval=interval)
 
     def _sharing_id(self) -> str | None:
         """Our user id when this account shares uploads with the process's other X accounts (the default)."""

@@ -2,8 +2,10 @@
 
 X bills reads per post returned, so a poller that searches every few seconds for nothing,
 or pages through a flood, costs money. ``SearchPacer`` decides before each poll whether a
-search goes out: after polls that found nothing the gap to the next search doubles (from
-the gap between polls: 1, 2, 4 ... polls, up to ``max_gap``) and a hit resets it; the posts read in a UTC day
+search goes out: after polls that found nothing the gap to the next search doubles (1, 2, 4 ...
+polls, up to ``max_gap`` seconds of polls every ``poll_interval``) and a hit resets it. The gap is
+counted in polls, not in the adapter's wall time: the tracker's clock decides when it polls (a
+demo's clock runs faster than the wall), so the back-off follows that clock; the posts read in a UTC day
 stop at ``daily_reads``. Names follow X's OpenAPI document v2.167 (August 2026):
 ``post.fields`` selects fields, ``referenced_posts`` lists references, ``edit_history_post_ids``
 the edit chain; answers may still carry the older ``referenced_tweets`` /
@@ -13,6 +15,7 @@ the edit chain; answers may still carry the older ``referenced_tweets`` /
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +31,7 @@ POST_FIELDS = ("created_at", "lang", "possibly_sensitive", "conversation_id")
 EXPANSIONS = ("author_id", "referenced_posts")
 USER_FIELDS = ("username", "name")
 DEFAULT_MAX_GAP = 1800.0  # seconds: a quiet tag is still searched at least every 30 minutes
+DEFAULT_POLL_INTERVAL = 300.0  # the tracker's default for X, until it tells its own
 CURSOR_SEPARATOR = ","
 
 
@@ -82,10 +86,8 @@ def as_tweepy_post(data: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class _Quiet:
-    streak: int = 0  # polls in a row that found nothing
-    last_search: float | None = None
-    last_poll: float | None = None
-    gap: float = 0.0  # seconds between the last two polls: the unit the back-off grows from
+    streak: int = 0  # searches in a row that found nothing
+    skipped: int = 0  # polls left out since the last search
 
 
 class SearchPacer:
@@ -101,24 +103,30 @@ class SearchPacer:
         *,
         daily_reads: int | None = None,
         max_gap: float = DEFAULT_MAX_GAP,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
         state_file: Path | None = None,
     ) -> None:
         self._wall = wall
         self.daily_reads = daily_reads or None
         self.max_gap = max_gap
+        self.poll_interval = poll_interval
         self._state_file = state_file
         self._lock = threading.Lock()
         self._quiet: dict[tuple[str, ...], _Quiet] = {}
         self._day, self.read_today = self._load()
         self._spent_reported: str | None = None
 
-    def configure(self, *, daily_reads: int | None = None, max_gap: float | None = None) -> None:
+    def configure(
+        self, *, daily_reads: int | None = None, max_gap: float | None = None, poll_interval: float | None = None
+    ) -> None:
         """Take the tracking settings of config/reshare.yaml (None keeps the current value)."""
         with self._lock:
             if daily_reads is not None:
                 self.daily_reads = daily_reads or None
             if max_gap is not None:
                 self.max_gap = max_gap
+            if poll_interval:
+                self.poll_interval = poll_interval
 
     def _today(self) -> str:
         return datetime.fromtimestamp(self._wall(), UTC).date().isoformat()
@@ -147,21 +155,18 @@ class SearchPacer:
 
     def defer(self, key: tuple[str, ...]) -> str | None:
         """Why this poll sends no search ("backing_off", "budget_spent"), or None to search now."""
-        now = self._wall()
         with self._lock:
             self._roll()
-            quiet = self._quiet.setdefault(key, _Quiet())
-            if quiet.last_poll is not None:
-                quiet.gap = max(0.0, now - quiet.last_poll)
-            quiet.last_poll = now
             if self.daily_reads is not None and self.read_today >= self.daily_reads:
                 return "budget_spent"
-            if quiet.streak > 1 and quiet.last_search is not None:
-                # One empty poll changes nothing; each further one doubles the gap, up to max_gap.
-                wait = min(quiet.gap * 2 ** (quiet.streak - 1), self.max_gap)
-                if now - quiet.last_search < wait:
-                    return "backing_off"
-            quiet.last_search = now  # when this poll's search starts, the unit the gaps are measured in
+            quiet = self._quiet.setdefault(key, _Quiet())
+            # One empty search changes nothing; each further one doubles the polls left out, up to max_gap.
+            most = max(0, math.ceil(self.max_gap / max(self.poll_interval, 1.0)) - 1)
+            wanted = min(2 ** (quiet.streak - 1) - 1, most) if quiet.streak > 1 else 0
+            if quiet.skipped < wanted:
+                quiet.skipped += 1
+                return "backing_off"
+            quiet.skipped = 0
             return None
 
     def first_report_of_spent_budget(self) -> bool:
