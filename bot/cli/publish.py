@@ -1,7 +1,9 @@
 """``bot publish POST --account ACCOUNT``: staff send one post now, through the same claim and ledger.
 
-The publication is keyed to the current second with target ``post:<id>`` and marked manual, so
-``bot status`` lists it with the rest and a second run in the same second cannot post twice.
+The publication is keyed to the post, the account and the (UTC) day, and marked manual: running
+the command twice (a double click, a retried script) publishes once, and says where the first went.
+``--again`` keys it to the current second instead, for a deliberate second publication that day.
+``bot status`` lists manual publications with the rest.
 Exit status: 0 published, 75 rate-limited or unavailable (recorded; a running worker retries it),
 1 anything else (failed, skipped, unknown post or account, invalid campaign).
 """
@@ -24,6 +26,11 @@ EX_TEMPFAIL = 75
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("post", metavar="POST", help="post id: the file name under posts/ without .yaml")
     parser.add_argument("--account", required=True, metavar="ACCOUNT", help="account id from config/accounts.yaml")
+    parser.add_argument(
+        "--again",
+        action="store_true",
+        help="publish even if this post already went to this account today (a new publication, on purpose)",
+    )
 
 
 def _unknown(kind: str, name: str, known: list[str]) -> str:
@@ -33,7 +40,15 @@ def _unknown(kind: str, name: str, known: list[str]) -> str:
 
 
 def publish(
-    campaign: Any, ledger: Any, post: str, account: str, *, clock: Clock, adapters: Any = None, owner: str | None = None
+    campaign: Any,
+    ledger: Any,
+    post: str,
+    account: str,
+    *,
+    clock: Clock,
+    adapters: Any = None,
+    owner: str | None = None,
+    again: bool = False,
 ) -> Any:
     """Publish ``post`` to ``account`` now; the Publisher's Result."""
     from bot.publishing.publisher import AdapterPool, Publisher
@@ -42,7 +57,7 @@ def publish(
     adapters = adapters or AdapterPool(state_dir=campaign.root / "state")  # Bluesky sessions outlive the command
     publisher = Publisher(campaign, ledger, adapters, clock, owner)
     try:
-        return publisher.publish_now(post, account)
+        return publisher.publish_now(post, account, again=again)
     finally:
         publisher.adapters.close()
 
@@ -70,19 +85,17 @@ def main(args: argparse.Namespace, clock: Clock | None = None, adapters: Any = N
         print("\n".join(f"bot publish: {p}" for p in problems), file=sys.stderr)
         return 1
     engine = open_engine(default_url(args.campaign))
+    ledger = Ledger(engine, clock or SystemClock())
     try:
         result = publish(
-            campaign,
-            Ledger(engine, clock or SystemClock()),
-            args.post,
-            args.account,
-            clock=clock or SystemClock(),
-            adapters=adapters,
+            campaign, ledger, args.post, args.account, clock=clock or SystemClock(), adapters=adapters, again=args.again
         )
+        earlier = None if result.outcome is not Outcome.not_mine else _todays(campaign, ledger, args, clock)
     finally:
         engine.dispose()
     if result.outcome is Outcome.published:
-        print(f"published {args.post} on {args.account}: {result.url}")
+        again = " again (a new publication, as --again asked)" if args.again else ""
+        print(f"published {args.post} on {args.account}{again}: {result.url}")
         return 0
     if result.outcome is Outcome.retry_later:
         print(
@@ -92,7 +105,27 @@ def main(args: argparse.Namespace, clock: Clock | None = None, adapters: Any = N
         )
         return EX_TEMPFAIL
     if result.outcome is Outcome.not_mine:
-        print(f"{args.post} on {args.account} was already sent this second; nothing done", file=sys.stderr)
+        if earlier is not None and earlier.state == "published":
+            print(
+                f"{args.post} was already published on {args.account} today: {earlier.url}; nothing done "
+                "(use --again to publish it once more)"
+            )
+            return 0
+        state = earlier.state if earlier is not None else "claimed"
+        print(
+            f"{args.post} on {args.account} is already under way today ({state}); nothing done "
+            "(`bot status` shows it; use --again for a second publication)",
+            file=sys.stderr,
+        )
         return 1
     print(f"{args.post} was not published on {args.account}: {result.outcome.value} ({result.reason})", file=sys.stderr)
     return 1
+
+
+def _todays(campaign: Any, ledger: Any, args: argparse.Namespace, clock: Clock | None) -> Any:
+    """The ledger row of today's manual publication of the post on the account, if there is one."""
+    from bot.ledger.publications import PublicationKey
+    from bot.publishing.results import manual_slot
+
+    slot = manual_slot(args.post, args.account, (clock or SystemClock()).now(), again=args.again)
+    return ledger.get(PublicationKey(campaign.name, slot.at, slot.target, args.account))

@@ -50,7 +50,14 @@ from bot.core.values import Outgoing, Receipt
 from bot.ledger.publications import Ledger, PublicationKey
 from bot.platforms.base import Platform
 from bot.publishing.adapters import AdapterPool, auth_message
-from bot.publishing.results import Outcome, Result, RetryPolicy, SlotRef, manual_slot, target_parts
+from bot.publishing.results import (
+    Outcome,
+    Result,
+    RetryPolicy,
+    SlotRef,
+    manual_slot,
+    slot_ref_of,
+)
 
 __all__ = ["AdapterPool", "Outcome", "Publisher", "Result", "RetryPolicy", "SlotRef"]
 
@@ -96,26 +103,13 @@ class Publisher:
     def paused_accounts(self) -> dict[str, str]:
         return dict(self.adapters.paused)
 
-    def publish_now(self, post_id: str, account_id: str) -> Result:
-        return self.fire(manual_slot(post_id, account_id, self.clock.now()), account_id)
+    def publish_now(self, post_id: str, account_id: str, *, again: bool = False) -> Result:
+        """``bot publish``: once per post, account and day; ``again`` makes a new publication on purpose."""
+        return self.fire(manual_slot(post_id, account_id, self.clock.now(), again=again), account_id)
 
     def resume(self, row: Any) -> Result:
         """Fire a ledger row again (a due retry, or a claim whose worker died)."""
-        post, queue = target_parts(row.target)
-        schedule = self._schedule(row.schedule)
-        grace = schedule.grace if schedule is not None else timedelta(hours=1)
-        ref = SlotRef(
-            at=row.slot_at,
-            schedule=row.schedule,
-            slot=row.slot,
-            target=row.target,
-            post=post,
-            queue=queue,
-            accounts=(row.account,),
-            grace=grace,
-            manual=bool(row.manual),
-        )
-        return self.fire(ref, row.account)
+        return self.fire(slot_ref_of(row, getattr(self.campaign, "schedules", [])), row.account)
 
     def fire(self, occ: Any, account_id: str) -> Result:
         """Publish ``occ`` to ``account_id`` unless another worker has it or it is already done."""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import enum
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 
 class Outcome(enum.Enum):
@@ -44,6 +46,27 @@ class SlotRef:
     manual: bool = False
 
 
+def slot_ref_of(row: Any, schedules: Iterable[Any]) -> SlotRef:
+    """The slot a ledger row stands for (a due retry, a dead worker's claim), with its schedule's grace.
+
+    A manual row keeps a manual publication's grace; a row whose schedule is gone gets an hour.
+    """
+    post, queue = target_parts(row.target)
+    fallback = MANUAL_GRACE if row.manual else timedelta(hours=1)
+    grace = next((s.grace for s in schedules if s.name == row.schedule), fallback)
+    return SlotRef(
+        at=row.slot_at,
+        schedule=row.schedule,
+        slot=row.slot,
+        target=row.target,
+        post=post,
+        queue=queue,
+        accounts=(row.account,),
+        grace=grace,
+        manual=bool(row.manual),
+    )
+
+
 def target_parts(target: str) -> tuple[str | None, str | None]:
     """``"post:x"`` -> ("x", None); ``"queue:q"`` -> (None, "q")."""
     kind, _, name = target.partition(":")
@@ -54,9 +77,17 @@ def target_parts(target: str) -> tuple[str | None, str | None]:
     raise ValueError(f"target must be post:<id> or queue:<name>, got: {target!r}")
 
 
-def manual_slot(post: str, account: str, now: datetime) -> SlotRef:
-    """A slot for ``bot publish``: now, to the second, targeting one post."""
-    at = now.astimezone(UTC).replace(microsecond=0)
+MANUAL_GRACE = timedelta(days=1)
+"""A manual publication may be retried until a day after its key's time (the end of its day, or a day after --again)."""
+
+
+def manual_slot(post: str, account: str, now: datetime, *, again: bool = False) -> SlotRef:
+    """A slot for ``bot publish``: one per post, account and (UTC) day, so running it twice publishes once.
+
+    ``again`` (``bot publish --again``): keyed to the current second instead, a new publication on purpose.
+    """
+    now = now.astimezone(UTC).replace(microsecond=0)
+    at = now if again else now.replace(hour=0, minute=0, second=0)
     return SlotRef(
         at=at,
         schedule="manual",
@@ -65,6 +96,7 @@ def manual_slot(post: str, account: str, now: datetime) -> SlotRef:
         post=post,
         queue=None,
         accounts=(account,),
+        grace=MANUAL_GRACE,
         manual=True,
     )
 

@@ -46,19 +46,7 @@ def resume(campaign: Any, ledger: Any, active: Container[tuple[Any, ...]], submi
 
 
 def slot_ref(row: Any, campaign: Any) -> Any:
-    """The occurrence a ledger row stands for, with its schedule's grace (an hour if the schedule is gone)."""
-    from bot.publishing.results import SlotRef, target_parts
+    """The occurrence a ledger row stands for (see ``bot.publishing.results.slot_ref_of``)."""
+    from bot.publishing.results import slot_ref_of
 
-    post, queue = target_parts(row.target)
-    grace = next((s.grace for s in campaign.schedules if s.name == row.schedule), timedelta(hours=1))
-    return SlotRef(
-        at=row.slot_at,
-        schedule=row.schedule,
-        slot=row.slot,
-        target=row.target,
-        post=post,
-        queue=queue,
-        accounts=(row.account,),
-        grace=grace,
-        manual=bool(row.manual),
-    )
+    return slot_ref_of(row, campaign.schedules)

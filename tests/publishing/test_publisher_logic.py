@@ -293,13 +293,20 @@ def test_dead_worker_claim_is_taken_over_and_reconciled(setup, clock):
 
 
 def test_manual_publish_goes_through_the_ledger(setup, clock):
-    """publish_now records a manual publication keyed to the second, outside any schedule window."""
+    """publish_now records one manual publication per post, account and day; ``again`` keys a new one to the second."""
     publisher, adapters = setup
     clock.set(datetime(2023, 5, 1, 12, 0, 0, 750000, tzinfo=UTC))
     result = publisher.publish_now("launch", "acct-b")
     assert result.outcome is Outcome.published
-    row = publisher.ledger.get(PublicationKey("free", datetime(2023, 5, 1, 12, tzinfo=UTC), "post:launch", "acct-b"))
+    row = publisher.ledger.get(PublicationKey("free", datetime(2023, 5, 1, tzinfo=UTC), "post:launch", "acct-b"))
     assert (row.manual, row.schedule, row.state) == (True, "manual", "published")
+    clock.set(datetime(2023, 5, 1, 18, 30, tzinfo=UTC))
+    assert publisher.publish_now("launch", "acct-b").outcome is Outcome.not_mine  # the same day: already done
+    assert publisher.publish_now("launch", "acct-b", again=True).outcome is Outcome.published
+    again = publisher.ledger.get(
+        PublicationKey("free", datetime(2023, 5, 1, 18, 30, tzinfo=UTC), "post:launch", "acct-b")
+    )
+    assert (again.manual, again.state) == (True, "published")
 
 
 def test_two_publishers_in_threads_publish_each_slot_once(tmp_path, sqlite_ledger, clock):

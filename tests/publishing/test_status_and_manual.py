@@ -101,3 +101,20 @@ def test_publish_command_names_unknown_posts_and_accounts(folder, capsys):
     engine = open_engine(default_url(root))
     assert sum(Ledger(engine).counts().values()) == 0
     engine.dispose()
+
+
+def test_publish_command_twice_publishes_once_and_again_makes_a_new_publication(folder, x_sandbox, capsys):
+    """A second `bot publish` the same day posts nothing and names the first post; `--again` is a new publication."""
+    root, account, remote = folder
+    assert cli.main(["--campaign", str(root), "publish", "launch", "--account", account]) == 0
+    capsys.readouterr()
+    assert cli.main(["--campaign", str(root), "publish", "launch", "--account", account]) == 0
+    [post] = x_sandbox.posts(remote)
+    assert f"already published on {account} today: {post.url}" in capsys.readouterr().out
+    # --again: a second publication on purpose (X then refuses the same text as a duplicate, as it would).
+    assert cli.main(["--campaign", str(root), "publish", "launch", "--account", account, "--again"]) == 1
+    capsys.readouterr()
+    assert cli.main(["--campaign", str(root), "status", "--json", "--limit", "5"]) == 0
+    failures = json.loads(capsys.readouterr().out)["failures"]
+    assert [(f["post"], f["manual"], f["reason"]) for f in failures] == [("launch", True, "duplicate")]
+    assert len(x_sandbox.posts(remote)) == 1
