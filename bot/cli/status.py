@@ -102,6 +102,34 @@ def collect(
         "failures": [_row(r) for r in ledger.failures(limit, name)],
         "in_flight": [_row(r) for r in ledger.in_flight(name)][:limit],
         "next": upcoming(campaign, ledger, now, days, limit) if campaign is not None else None,
+        "reshares": reshares(ledger, name, limit),
+    }
+
+
+def reshares(ledger: Ledger, campaign: str | None, limit: int) -> dict[str, Any]:
+    """Resharing at a glance: counts by status, reason and account; latest done, waiting for review, failed."""
+    from bot.ledger.reshares import ReshareLedger
+
+    summary = ReshareLedger(ledger.engine, campaign or "").summary(limit, every_campaign=campaign is None)
+
+    def row(r: Any) -> dict[str, Any]:
+        return {
+            "id": r.id,
+            "platform": r.platform,
+            "account": r.account,
+            "author": r.author,
+            "url": r.url,
+            "status": r.status,
+            "reason": r.reason,
+            "detail": r.detail or None,
+            "reshare_url": r.reshare_url,
+            "error": redact(r.error) if r.error else None,
+            "decided": r.decided_at.isoformat(),
+        }
+
+    return {
+        key: [row(r) for r in value] if key in ("done", "waiting_review", "failed") else value
+        for key, value in summary.items()
     }
 
 
@@ -134,6 +162,7 @@ def render(data: dict[str, Any]) -> str:
             + (f"  (last error: {r['error']})" if r["error"] else "")
             for r in data["in_flight"]
         ]
+    lines += _render_reshares(data["reshares"])
     lines += ["", "Next:"]
     if data["next"] is None:
         lines.append("  unknown: the campaign files have errors (run `bot check`)")
@@ -144,6 +173,28 @@ def render(data: dict[str, Any]) -> str:
             for n in data["next"]
         ] or ["  nothing scheduled"]
     return "\n".join(lines)
+
+
+def _render_reshares(r: dict[str, Any]) -> list[str]:
+    counts = r["counts"]
+    if not counts:
+        return ["", "Reshares: none decided yet"]
+    lines = ["", "Reshares: " + ", ".join(f"{status} {n}" for status, n in sorted(counts.items()))]
+    for account, by_status in r["by_account"].items():
+        lines.append(f"  {account:<20} " + ", ".join(f"{s} {n}" for s, n in sorted(by_status.items())))
+    why = [f"{reason} {n}" for reason, n in r["reasons"].items() if not reason.startswith("done:")]
+    if why:
+        lines.append("  not reshared, why: " + ", ".join(why))
+    if r["waiting_review"]:
+        lines.append("  waiting for review (`bot review`):")
+        lines += [f"    #{x['id']:<5} {x['account']:<20} {x['author']:<20} {x['url']}" for x in r["waiting_review"]]
+    if r["failed"]:
+        lines.append("  failed:")
+        lines += [f"    {x['account']:<20} {x['url']}  {x['reason']}: {x['error'] or ''}" for x in r["failed"]]
+    if r["done"]:
+        lines.append("  latest reshared:")
+        lines += [f"    {x['account']:<20} {x['author']:<20} {x['reshare_url'] or x['url']}" for x in r["done"]]
+    return lines
 
 
 def _t(iso: str) -> str:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 
 from bot.core.values import Mention
 from bot.ledger.schema import RESERVED, cursors, decisions, leases
+from bot.observability.redaction import redact
 
 
 @overload
@@ -213,6 +214,8 @@ class ReshareLedger:
 
     def transition(self, row_id: int, frm: Sequence[str], **values: Any) -> bool:
         """Move a row out of one of the ``frm`` statuses; False when someone else moved it first."""
+        if values.get("error"):
+            values["error"] = redact(values["error"])  # a server may quote a token in its error
         with self.engine.begin() as conn:
             result = conn.execute(
                 sa.update(decisions).where(decisions.c.id == row_id, decisions.c.status.in_(list(frm))).values(**values)
@@ -239,6 +242,45 @@ class ReshareLedger:
             query = query.where(decisions.c.id.in_(list(ids)))
         with self.engine.connect() as conn:
             return conn.execute(query.order_by(decisions.c.id)).all()
+
+    def summary(self, limit: int, *, every_campaign: bool = False) -> dict[str, Any]:
+        """What ``bot status`` shows of resharing: counts by status, by status and reason, and by account,
+        the latest reshares done, the posts waiting for review and the failures."""
+        scope = [] if every_campaign else [decisions.c.campaign == self.campaign]
+        grouped = (
+            sa.select(decisions.c.account, decisions.c.status, decisions.c.reason, sa.func.count())
+            .where(*scope)
+            .group_by(decisions.c.account, decisions.c.status, decisions.c.reason)
+        )
+
+        def latest(*statuses: str) -> sa.Select[Any]:
+            return (
+                sa.select(decisions)
+                .where(*scope, decisions.c.status.in_(statuses))
+                .order_by(sa.func.coalesce(decisions.c.acted_at, decisions.c.decided_at).desc(), decisions.c.id.desc())
+                .limit(limit)
+            )
+
+        counts: dict[str, int] = {}
+        reasons: dict[str, int] = {}
+        by_account: dict[str, dict[str, int]] = {}
+        with self.engine.connect() as conn:
+            for account, status, reason, n in conn.execute(grouped):
+                counts[status] = counts.get(status, 0) + n
+                reasons[f"{status}:{reason}"] = reasons.get(f"{status}:{reason}", 0) + n
+                mine = by_account.setdefault(account, {})
+                mine[status] = mine.get(status, 0) + n
+            done = conn.execute(latest("done", "would_have")).all()
+            review = conn.execute(latest("queued")).all()
+            failed = conn.execute(latest("failed")).all()
+        return {
+            "counts": counts,
+            "reasons": dict(sorted(reasons.items())),
+            "by_account": dict(sorted(by_account.items())),
+            "done": done,
+            "waiting_review": review,
+            "failed": failed,
+        }
 
     # ---- the tracker lease ----
 

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from bot import cli
 from bot.core.model import Account
 from bot.ledger.schema import attempts, publications
+from bot.observability import redaction
 from bot.publishing.publisher import AdapterPool, Outcome, Publisher
 from tests.publishing.support import make_campaign, occurrence, unique
 
@@ -49,4 +50,5 @@ def test_token_echoed_by_the_server_is_stored_and_shown_redacted(
         assert cli.main(["--campaign", str(campaign.root), "status", *extra]) == 0
         shown = capsys.readouterr().out
         assert "Authorization" in shown and token not in shown
-    assert json.loads(shown)["recent"][0]["error"].count("[REDACTED]") >= 1
+    [waiting] = json.loads(shown)["in_flight"]
+    assert redaction.REDACTED in waiting["error"]
