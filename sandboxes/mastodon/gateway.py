@@ -15,6 +15,11 @@ adds what the bot's tests need and the mock does not do as Mastodon does:
 - injected faults, including a timeout where the server does the work but holds
   the answer until the client has given up;
 - a request log, and switching streaming off to test the polling fallback;
+- switches that make it answer as Mastodon-API servers that are not Mastodon do
+  (Takahē, GoToSocial, Akkoma; ``impersonate``): no ``/api/v2/instance``, their
+  version string, a narrower ``supported_mime_types``, 500 to a video upload,
+  ``Idempotency-Key`` ignored, ``acct`` with the server's domain and port for local
+  accounts, a reblog answered with the original status;
 - a bound on the requests the app serves at once, the rest waiting their turn as
   at a Mastodon's Puma threads (the mock's sync routes would otherwise take all of
   anyio's 40 threads, each wanting a database connection, and time out at 30 s).
@@ -41,6 +46,8 @@ Send = Callable[[dict[str, Any]], Any]
 
 SANDBOX_AGENT = "campaign-bot-sandbox"  # post_as traffic: exempt from faults, throttles and the log
 _MEDIA_ID = re.compile(r"^/api/v1/media/(\d+)$")
+_REBLOG = re.compile(r"^/api/v1/statuses/\d+/reblog$")
+_VIDEO_PART = re.compile(rb"content-type:\s*video/", re.IGNORECASE)
 _INSTANCE = ("/api/v1/instance", "/api/v2/instance")
 _QUIET = ("/api/v1/_mock", "/health", "/media/", "/avatars/", "/headers/")
 _STREAMING = "/api/v1/streaming"
@@ -80,6 +87,37 @@ class Gateway:
         self.max_characters = 500
         self.processing_polls = {"video": 2, "gifv": 2, "audio": 2, "image": 0}
         self.streaming = True
+        self.instance_v2 = True  # False: 404 on /api/v2/instance, with and without the trailing slash
+        self.version: str | None = None  # the version string the instance reports; None: the mock's own
+        self.mime_types: list[str] | None = None  # configuration.media_attachments.supported_mime_types
+        self.video_size_limit = True  # False: no video_size_limit advertised (Takahē)
+        self.video_upload_status: int | None = None  # answer every video upload with this status (Takahē: 500)
+        self.idempotency = True  # False: Idempotency-Key is ignored (Takahē)
+        self.acct_with_domain = False  # True: local accounts' acct is user@domain:port (Takahē)
+        self.reblog_returns_original = False  # True: a reblog is answered with the original status (Takahē)
+
+    def impersonate(self, family: str) -> None:
+        """Answer as a Mastodon-API server of another family does, as far as the bot can tell."""
+        self.restore_defaults()
+        if family == "takahe":
+            # Seen with Takahē 0.11, run locally in December 2026.
+            self.instance_v2 = False
+            self.version = "4.0.0 (compatible; Takahe 0.11)"
+            self.mime_types = ["image/jpeg", "image/png", "image/gif", "image/webp"]
+            self.video_size_limit = False
+            self.video_upload_status = 500
+            self.idempotency = False
+            self.streaming = False
+            self.acct_with_domain = True
+            self.reblog_returns_original = True
+        elif family == "gotosocial":
+            self.version = "4.3.0 (compatible; GoToSocial 0.17.3)"
+            self.streaming = False
+        elif family == "akkoma":
+            self.instance_v2 = False
+            self.version = "2.7.2 (compatible; Akkoma 3.13.2)"
+        elif family != "mastodon":
+            raise ValueError(f"unknown server family {family!r}")
 
     def clear(self) -> None:
         self.faults.clear()
@@ -129,6 +167,11 @@ class Gateway:
         if path.startswith(_STREAMING) and path != f"{_STREAMING}/health" and not self.streaming:
             await _answer(send, entry, 404, {"error": "Not Found"})
             return
+        if path.rstrip("/") == "/api/v2/instance" and not self.instance_v2:
+            await _answer(send, entry, 404, b"<html><title>Not Found</title></html>")
+            return
+        if not self.idempotency:
+            scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k.lower() != b"idempotency-key"]}
         fault = self.faults.take(path)
         if fault is not None and fault.kind != "timeout":
             await self._fault(send, entry, fault, headers)
@@ -155,9 +198,18 @@ class Gateway:
             if refusal:
                 await _answer(send, entry, 422, {"error": refusal}, rate)
                 return
+        if (
+            method == "POST"
+            and path in ("/api/v1/media", "/api/v2/media")
+            and self.video_upload_status is not None
+            and _VIDEO_PART.search(body[:65536])
+        ):
+            page = b"<html><head><title>Server Error (500)</title></head></html>"
+            await _answer(send, entry, self.video_upload_status, page, rate)
+            return
         async with self._workers:
             status, resp_headers, resp_body = await _call(self.app, scope, body)
-        status, resp_body = self._rewrite(method, path, status, resp_body)
+        status, resp_body = self._rewrite(method, path, status, resp_body, headers.get("host", ""))
         resp_headers = [(k, v) for k, v in resp_headers if k.lower() != b"content-length"]
         resp_headers.append((b"content-length", str(len(resp_body)).encode()))
         resp_headers += [(k.encode(), v.encode()) for k, v in rate.items()]
@@ -206,13 +258,28 @@ class Gateway:
             return "Cannot attach files that have not finished processing. Try again in a moment!"
         return None
 
-    def _rewrite(self, method: str, path: str, status: int, body: bytes) -> tuple[int, bytes]:
-        if status != 200 or not body.startswith(b"{"):
+    def _rewrite(self, method: str, path: str, status: int, body: bytes, host: str) -> tuple[int, bytes]:
+        if status != 200 or not body.startswith((b"{", b"[")):
             return status, body
         data = json.loads(body)
-        if method == "GET" and path.rstrip("/") in _INSTANCE:
-            data.setdefault("configuration", {}).setdefault("statuses", {})["max_characters"] = self.max_characters
+        if self.acct_with_domain:
+            _qualify_accts(data, host)
+        if not isinstance(data, dict):
             return status, json.dumps(data).encode()
+        if method == "GET" and path.rstrip("/") in _INSTANCE:
+            configuration = data.setdefault("configuration", {})
+            configuration.setdefault("statuses", {})["max_characters"] = self.max_characters
+            media = configuration.setdefault("media_attachments", {})
+            if self.mime_types is not None:
+                media["supported_mime_types"] = list(self.mime_types)
+            if not self.video_size_limit:
+                media.pop("video_size_limit", None)
+            if self.version is not None:
+                data["version"] = self.version
+                data.pop("api_versions", None)
+            return status, json.dumps(data).encode()
+        if method == "POST" and self.reblog_returns_original and _REBLOG.match(path) and data.get("reblog"):
+            return status, json.dumps({**data["reblog"], "reblogged": True}).encode()
         if method == "POST" and path == "/api/v2/media":
             polls = self.processing_polls.get(data.get("type", ""), 0)
             if polls > 0:
@@ -230,7 +297,21 @@ class Gateway:
             if left > 1:
                 data["url"] = None
                 return 206, json.dumps(data).encode()
-        return status, body
+        return status, json.dumps(data).encode() if self.acct_with_domain else body
+
+
+def _qualify_accts(data: Any, host: str) -> None:
+    """Give local accounts' ``acct`` the server's domain and port, as Takahē shows every handle."""
+    if isinstance(data, list):
+        for item in data:
+            _qualify_accts(item, host)
+    elif isinstance(data, dict):
+        acct = data.get("acct")
+        if isinstance(acct, str) and "@" not in acct and "username" in data and host:
+            data["acct"] = f"{acct}@{host}"
+        for value in data.values():
+            if isinstance(value, (dict, list)):
+                _qualify_accts(value, host)
 
 
 def _iso(moment: datetime) -> str:

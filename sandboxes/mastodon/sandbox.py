@@ -143,6 +143,16 @@ class MastodonSandbox(Sandbox):
         """How many ``GET /api/v1/media/:id`` a fresh upload of ``kind`` answers 206 to before it is ready."""
         self.gateway.processing_polls[kind] = polls
 
+    def impersonate(self, family: str) -> None:
+        """Answer as a server of ``family`` does ("takahe", "gotosocial", "akkoma"; "mastodon" is the default).
+
+        Takahē: 404 on ``/api/v2/instance`` (with and without the trailing slash), version
+        ``4.0.0 (compatible; Takahe 0.11)``, image types only and no video size, 500 to a video
+        upload, no streaming, ``Idempotency-Key`` ignored, local handles with domain and port,
+        a reblog answered with the original status. ``restore_defaults`` undoes it.
+        """
+        self.gateway.impersonate(family)
+
     def restore_defaults(self) -> None:
         """Drop pending faults and rate-limit counters, and restore the default knobs."""
         self.gateway.clear()

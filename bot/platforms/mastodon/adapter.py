@@ -34,6 +34,8 @@ from bot.core.values import (
     VideoAttachment,
 )
 from bot.platforms.base import Platform, environment_read_once
+from bot.platforms.mastodon.server import ServerInfo, parse_instance
+from bot.platforms.mastodon.uploads import UploadMemo, fingerprint
 from bot.platforms.mastodon.wire import (
     api_message,
     api_status,
@@ -47,8 +49,13 @@ from bot.platforms.mastodon.wire import (
 MB = 1024 * 1024
 _URL = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
 _REMOTE_MENTION = re.compile(r"(?<![\w@])(@\w+)@[\w.-]+\w", re.UNICODE)
-# Mastodon.py checks endpoint versions against this instead of probing the server.
+# Mastodon.py checks endpoint versions against this instead of probing the server: with an explicit
+# version it never asks ``/api/v1/instance/`` itself, so a server of another family (or one that
+# answers 404 there) costs no probe, let alone one per call.
 _ASSUMED_VERSION = "4.3.0"
+# 502/503/504 say the server is briefly away; another 5xx on the same upload, again and again,
+# says it cannot take the file (Takahē answers a video with 500).
+_PASSING = frozenset({502, 503, 504})
 
 
 class Mastodon(Platform):
@@ -95,6 +102,8 @@ class Mastodon(Platform):
         processing_wait: float = 600.0,
         stream_reconnect_wait: float = 5.0,
         state_dir: Path | None = None,
+        upload_tries: int = 3,
+        server_retry: float = 600.0,
     ) -> None:
         super().__init__(account, secrets, timeout=timeout, wall=wall, state_dir=state_dir)
         import requests
@@ -109,7 +118,14 @@ class Mastodon(Platform):
         self._session.hooks["response"].append(self._observe)
         self._last_wait: float | None = None
         self._me: Identity | None = None
-        self._max_chars: int | None = None
+        self._server: ServerInfo | None = None
+        self._server_at = 0.0  # when defaults were taken for an unanswered lookup (asked again after server_retry)
+        self._server_lock = threading.Lock()
+        self.server_retry = server_retry
+        self.upload_tries = upload_tries  # server errors on one file before it counts as refused
+        self._upload_failures: dict[tuple[str, str], int] = {}
+        folder = state_dir / "mastodon-uploads" if state_dir is not None else None
+        self._uploads = UploadMemo(folder)
         self.client = Client(
             access_token=self._secret("access_token"),
             api_base_url=self.base_url,
@@ -144,11 +160,65 @@ class Mastodon(Platform):
         self.gate.observe("post" if upload else "*", left, self._wall() + wait)
 
     def validate(self, out: Outgoing) -> None:
-        """The base checks, with the text measured against the instance's own limit once it is known."""
+        """The base checks, with the text and media measured against the instance's own limits once known."""
         super().validate(replace(out, text=""))
-        limit = self._max_chars  # unknown before the first publish: _publish reads it from the instance
+        known = self._server  # unknown before the first publish: _publish reads it from the instance
+        if known is None:
+            return
+        limit = known.max_characters
         if limit is not None and self.measure_text(out.text) > limit:
             raise ContentRejected(f"text is {self.measure_text(out.text)} characters, the instance takes {limit}")
+        refusal = known.refusal([*out.images, *([out.video] if out.video else [])])
+        if refusal:
+            raise ContentRejected(refusal)
+
+    # ---- the instance: optional knowledge, never a reason to fail ----
+
+    def server(self) -> ServerInfo:
+        """What the instance says about itself (read once); documented defaults when it says nothing."""
+        with self._server_lock:
+            known = self._server
+            if known is not None and (known.source != "defaults" or self._wall() < self._server_at + self.server_retry):
+                return known
+            info, problems = self._ask_instance()
+            first = known is None
+            self._server, self._server_at = info, self._wall()
+        if info.source == "defaults":
+            if first:  # once, not at every retry of the lookup
+                self.log.warning("instance_lookup_failed", problems=problems, fallback="defaults")
+        else:
+            self.log.info("instance_detected", family=info.family, version=info.version, source=info.source)
+        return info
+
+    def know_server(self, info: ServerInfo) -> None:
+        """Take what another account's adapter read from the same instance (one look-up per server)."""
+        with self._server_lock:
+            if self._server is None or self._server.source == "defaults":
+                self._server, self._server_at = info, self._wall()
+
+    def _ask_instance(self) -> tuple[ServerInfo, list[str]]:
+        # Mastodon.py 2.3.3 asks for "/api/v2/instance/" and "/api/v1/instance/" with a trailing
+        # slash, which Takahē answers 404; the documented paths have none, so the client's own
+        # session asks them directly. No answer here may fail a publication.
+        problems: list[str] = []
+        headers = {"Authorization": f"Bearer {self._secret('access_token')}"}
+        for source, path in (("v2", "/api/v2/instance"), ("v1", "/api/v1/instance")):
+            try:
+                response = self._session.get(f"{self.base_url}{path}", headers=headers, timeout=self.timeout)
+                if response.status_code == 200:
+                    data = response.json()
+                    if isinstance(data, dict):
+                        return parse_instance(data, source), problems
+                problems.append(f"{path}: HTTP {response.status_code}")
+            except ValueError:
+                problems.append(f"{path}: not JSON")
+            except Exception as exc:  # noqa: BLE001  (network or anything else: the defaults still publish)
+                problems.append(f"{path}: {type(exc).__name__}")
+        return ServerInfo(), problems
+
+    def media_refusal(self, out: Outgoing) -> str | None:
+        """Why this account's server will refuse ``out``'s media (reads the instance), or None."""
+        return self.server().refusal([*out.images, *([out.video] if out.video else [])])
 
     # ---- hooks ----
 
@@ -158,28 +228,70 @@ class Mastodon(Platform):
         if length > limit:
             raise ContentRejected(f"text is {length} characters as mastodon counts them, the instance takes {limit}")
         items: list[ImageAttachment | VideoAttachment] = [*out.images, *([out.video] if out.video else [])]
+        refusal = self.server().refusal(items)
+        if refusal:
+            self._uploads.forget(out.key)
+            raise ContentRejected(refusal)
         if out.video is not None and out.video.captions is not None:
             # Mastodon takes no captions track; the alt text carries the description instead.
             self.log.info("captions_skipped", reason="mastodon has no captions upload", video=out.video.path.name)
         total = sum(item.path.stat().st_size for item in items)
         sent, media_ids = 0, []
+        earlier = self._uploads.recall(out.key) if items else {}
         for item in items:
-            mime = mimetypes.guess_type(item.path.name)[0]
-            media = self.client.media_post(
-                str(item.path), mime_type=mime, description=item.alt, file_name=item.path.name
-            )
-            media_ids.append(self._processed(media)["id"])
+            media_ids.append(self._upload(out.key, item, earlier))
             sent += item.path.stat().st_size
             if progress is not None:
                 progress(sent, total)
-        status = self.client.status_post(
-            out.text,
-            media_ids=media_ids or None,
-            language=out.language,
-            visibility="public",
-            idempotency_key=out.key,
-        )
+        try:
+            status = self.client.status_post(
+                out.text,
+                media_ids=media_ids or None,
+                language=out.language,
+                visibility="public",
+                idempotency_key=out.key,
+            )
+        except Exception as exc:
+            if isinstance(self._map_error(exc), ContentRejected):
+                self._uploads.forget(out.key)  # refused for good: no retry will want the media
+            raise
+        self._uploads.forget(out.key)
         return Receipt(str(status["id"]), status.get("url") or status.get("uri") or "")
+
+    def _upload(self, key: str, item: ImageAttachment | VideoAttachment, earlier: Mapping[str, str]) -> str:
+        """The processed media id of ``item``: an earlier attempt's upload if the server still holds it unattached."""
+        from mastodon import errors as m
+
+        print_ = fingerprint(item)
+        if print_ in earlier:
+            try:
+                media = self._processed(self.client.media(earlier[print_]))
+                self.log.info("media_reused", media_id=str(media["id"]), file=item.path.name)
+                return str(media["id"])
+            except m.MastodonNotFoundError:
+                pass  # attached, expired or removed: upload it again
+        mime = mimetypes.guess_type(item.path.name)[0]
+        try:
+            media = self.client.media_post(
+                str(item.path), mime_type=mime, description=item.alt, file_name=item.path.name
+            )
+        except m.MastodonServerError as exc:
+            status = api_status(exc)
+            if status in _PASSING:
+                raise
+            tries = self._upload_failures.get((key, print_), 0) + 1
+            self._upload_failures[(key, print_)] = tries
+            if tries < self.upload_tries:
+                raise
+            self._upload_failures.pop((key, print_), None)
+            raise ContentRejected(
+                f"{self.base_url} failed the upload of {item.path.name} {tries} times "
+                f"(HTTP {status} {api_message(exc)}): the server does not take this file"
+            ) from exc
+        self._upload_failures.pop((key, print_), None)
+        # Written before the wait for processing: a crash while a video transcodes leaves its id here.
+        self._uploads.remember(key, print_, str(media["id"]))
+        return str(self._processed(media)["id"])
 
     def _processed(self, media: Any) -> Any:
         """Wait, boundedly, until the instance has processed an upload (202/206 -> 200)."""
@@ -195,11 +307,7 @@ class Mastodon(Platform):
         return media
 
     def _instance_limit(self) -> int:
-        if self._max_chars is None:
-            info = self.client.instance_v2()
-            limit = (info.get("configuration") or {}).get("statuses", {}).get("max_characters")
-            self._max_chars = int(limit) if limit else self.max_text_for(self.account)
-        return self._max_chars
+        return self.server().max_characters or self.max_text_for(self.account)
 
     def _find_published(self, out: Outgoing) -> Receipt | None:
         me = self._whoami()
@@ -220,8 +328,19 @@ class Mastodon(Platform):
 
     def _reshare(self, mention: Mention) -> Receipt:
         status = self.client.status_reblog(mention.remote_id)
+        if status.get("reblog") is None and str(status["id"]) == mention.remote_id:
+            # Takahē answers a reblog with the original status: the boost's own id is on our timeline.
+            status = self._own_boost(mention.remote_id) or status
         original = status.get("reblog") or {}
-        return Receipt(str(status["id"]), status.get("url") or original.get("url") or mention.url)
+        return Receipt(str(status["id"]), status.get("url") or status.get("uri") or original.get("url") or mention.url)
+
+    def _own_boost(self, remote_id: str) -> Any:
+        me = self._whoami()
+        for status in self.client.account_statuses(me.id, limit=self.page_limit):
+            if str((status.get("reblog") or {}).get("id")) == remote_id:
+                return status
+        self.log.warning("reshare_id_unknown", remote_id=remote_id, reason="the boost is not on the account's timeline")
+        return None
 
     def _fetch_mentions(self, hashtags: Sequence[str], cursor: str | None) -> MentionPage:
         positions: dict[str, str] = json.loads(cursor) if cursor else {}
@@ -298,6 +417,9 @@ class Mastodon(Platform):
         Dropped connections reconnect on their own; posts made during a gap are
         found by the caller's regular, slower poll with its persisted cursor.
         """
+        info = self.server()
+        if not info.streams:
+            raise PlatformUnavailable(f"{self.base_url} ({info.label}) does not stream over HTTP: poll it")
         _stream_hashtags(self, hashtags, on_mention, stop, connect_timeout, on_connected)
 
     # ---- errors ----
