@@ -27,7 +27,7 @@ def network_of(account: Any) -> str:
 
 def instance_of(account: Any) -> str | None:
     if account.platform == "mastodon" and account.base_url:
-        return urlparse(str(account.base_url)).hostname
+        return urlparse(str(account.base_url)).netloc  # with its port: handles name it (policy.Handle)
     return None
 
 

@@ -64,6 +64,19 @@ def words(text: str) -> str:
     return " " + " ".join(plain) + " | " + " ".join(split) + " "
 
 
+def server_domain(netloc: str | None) -> str | None:
+    """A server's ``host[:port]`` as handles compare it: any case, no default port, no trailing dot."""
+    if not netloc:
+        return None
+    host = unicodedata.normalize("NFKC", netloc).strip().casefold().rpartition("@")[2]
+    for default in (":443", ":80"):
+        host = host.removesuffix(default)
+    name, colon, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+    if colon and port.isdigit():
+        return f"{name.rstrip('.')}:{port}"
+    return host.rstrip(".") or None
+
+
 @dataclass(frozen=True)
 class Handle:
     """A handle compared the way people mean it: no leading @, any case, Mastodon user@domain aware."""
@@ -73,10 +86,14 @@ class Handle:
 
     @classmethod
     def parse(cls, raw: str, instance: str | None = None) -> Handle:
-        """``instance`` qualifies a bare Mastodon handle (local accounts are shown without a domain)."""
+        """``instance`` qualifies a bare Mastodon handle (local accounts are shown without a domain).
+
+        The domain keeps its port (``partner@127.0.0.1:8765`` is another server than port 3000);
+        a scheme's default port and a trailing dot are dropped, as they name the same server.
+        """
         text = unicodedata.normalize("NFKC", raw).strip().lstrip("@").casefold()
         local, _, domain = text.partition("@")
-        return cls(local, domain or instance)
+        return cls(local, server_domain(domain) or server_domain(instance))
 
     def matches(self, entry: Handle, *, loose: bool, instance: str | None = None) -> bool:
         """Whether this author is the one ``entry`` names.
