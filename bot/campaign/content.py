@@ -221,6 +221,9 @@ def _media(
                 ("media", i, "file"),
                 f"'{item.file}' is {_mb(info.bytes)}, too big for {who} (expected {cap} {_mb(limits.image_max_bytes)})",
             )
+    refusal = REGISTRY[platform].media_mix_refusal([infos[m.path].format for m in post.media if m.path in infos])
+    if refusal:
+        problems.add(src, ("media",), f"{refusal}, for {who}")
     video = post.video
     info = infos.get(video.path) if video else None
     if video is None or info is None:

@@ -115,6 +115,15 @@ class Platform(ABC):
         """The text limit for this account (instances may configure their own)."""
         return cls.limits.max_text
 
+    @classmethod
+    def media_mix_refusal(cls, image_formats: Sequence[str]) -> str | None:
+        """Why the platform refuses a post with images of these (Pillow) formats together, or None.
+
+        ``bot check`` asks before the slot; ``validate`` asks again before sending. Most platforms take
+        any mix of the formats in their ``limits``; X refuses a GIF beside other media.
+        """
+        return None
+
     def validate(self, out: Outgoing) -> None:
         """Refuse what the platform would refuse, before sending anything. Never cuts text."""
         length, limit = self.measure_text(out.text), self.max_text_for(self.account)

@@ -225,7 +225,7 @@ def test_adapter_reads_answers_in_the_older_names(media: Path) -> None:
 
 
 def test_a_gif_must_be_the_only_media(media: Path, recorded: XSandbox) -> None:
-    """A GIF beside another image is refused before anything is sent; media_refusal gives bot check the same rule."""
+    """A GIF beside another image is refused before anything is sent; media_mix_refusal gives bot check the same rule."""
     platform = adapter_for(recorded.create_account(fresh()))
     mixed = out(
         "GIF and banner",
@@ -234,8 +234,8 @@ def test_a_gif_must_be_the_only_media(media: Path, recorded: XSandbox) -> None:
     with pytest.raises(ContentRejected, match="a GIF must be a post's only media"):
         platform.publish(mixed)
     assert recorded.requests() == []
-    assert X.media_refusal(["GIF", "PNG"]) and X.media_refusal(["GIF"]) is None
-    assert X.media_refusal(["PNG", "JPEG", "PNG"]) is None
+    assert X.media_mix_refusal(["GIF", "PNG"]) and X.media_mix_refusal(["GIF"]) is None
+    assert X.media_mix_refusal(["PNG", "JPEG", "PNG"]) is None
     platform.close()
 
 

@@ -90,7 +90,7 @@ class X(Platform):
         return _weighted_length(text)
 
     @classmethod
-    def media_refusal(cls, image_formats: Sequence[str]) -> str | None:
+    def media_mix_refusal(cls, image_formats: Sequence[str]) -> str | None:
         """Why X refuses a post with images of these (Pillow) formats, or None: a GIF must be a post's only media."""
         gifs = sum(1 for f in image_formats if f.upper() in GIF_FORMATS)
         if gifs and len(image_formats) > 1:
@@ -100,7 +100,7 @@ class X(Platform):
     def validate(self, out: Outgoing) -> None:
         super().validate(out)
         if len(out.images) > 1:
-            refusal = self.media_refusal([_image_format(i.path) for i in out.images])
+            refusal = self.media_mix_refusal([_image_format(i.path) for i in out.images])
             if refusal:
                 raise ContentRejected(refusal)
 
