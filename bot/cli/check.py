@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from bot.campaign import Inspection, inspect
 
@@ -11,6 +12,12 @@ from bot.campaign import Inspection, inspect
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-warnings", action="store_true", help="print errors only (warnings still never fail the check)"
+    )
+    parser.add_argument(
+        "--online",
+        action="store_true",
+        help="also ask each Mastodon account's server (credentials from the environment, as the worker reads them) "
+        "which posts' media it will refuse",
     )
     parser.add_argument(
         "--explain-word",
@@ -28,6 +35,9 @@ def main(args: argparse.Namespace) -> int:
         return 0
     result = inspect(args.campaign)
     errors, warnings = result.errors, ([] if args.no_warnings else result.warnings)
+    if args.online and result.campaign is not None:
+        refused, unasked = online(result.campaign)
+        errors, warnings = errors + refused, warnings + ([] if args.no_warnings else unasked)
     for line in sorted(errors + warnings, key=_order):
         print(line)
     if errors:
@@ -35,6 +45,26 @@ def main(args: argparse.Namespace) -> int:
         return 1
     print(summary(result))
     return 0
+
+
+def online(campaign: Any) -> tuple[list[str], list[str]]:
+    """(errors, warnings) from the accounts' servers: media they will refuse, servers that did not answer."""
+    from bot.observability.logs import configure
+    from bot.platforms.mastodon.online import refused_media
+    from bot.publishing.adapters import build_adapter
+
+    configure(stream=sys.stderr, level="warning")  # the adapters' own notes, redacted, apart from the report
+    built: list[Any] = []
+
+    def adapter_for(account: Any) -> Any:
+        built.append(build_adapter(account, timeout=15.0))
+        return built[-1]
+
+    try:
+        return refused_media(campaign, adapter_for)
+    finally:
+        for adapter in built:
+            adapter.close()
 
 
 def summary(result: Inspection) -> str:
