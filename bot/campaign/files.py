@@ -96,6 +96,8 @@ class TrackEntry(_File):
     hashtags: list[str]
     accounts: list[str]
     interval: Any = None
+    daily_reads: int | None = Field(default=None, ge=0)  # X bills reads per post returned
+    max_interval: Any = None  # the longest gap back-off may stretch a quiet poll to
 
 
 class PolicyEntry(_File):

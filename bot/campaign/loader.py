@@ -269,13 +269,23 @@ class _Loader:
                         (*loc, "accounts", j),
                         f"unknown account '{account}' (known: {known_list(known_accounts)})",
                     )
-            interval = None
-            if t.interval is not None:
-                try:
-                    interval = parse_duration(t.interval, numbers_are_seconds=True).total_seconds()
-                except ValueError as exc:
-                    self.problems.add(source, (*loc, "interval"), str(exc))
-            tracks.append(Track(hashtags=tags, accounts=t.accounts, interval=interval))
+            seconds: dict[str, float | None] = {"interval": None, "max_interval": None}
+            for name in seconds:
+                value = getattr(t, name)
+                if value is not None:
+                    try:
+                        seconds[name] = parse_duration(value, numbers_are_seconds=True).total_seconds()
+                    except ValueError as exc:
+                        self.problems.add(source, (*loc, name), str(exc))
+            tracks.append(
+                Track(
+                    hashtags=tags,
+                    accounts=t.accounts,
+                    interval=seconds["interval"],
+                    daily_reads=t.daily_reads,
+                    max_interval=seconds["max_interval"],
+                )
+            )
         p = raw.policy
         cooldown = Policy().author_cooldown
         if p.author_cooldown is not None:

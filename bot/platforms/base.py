@@ -164,6 +164,12 @@ class Platform(ABC):
     def whoami(self) -> Identity:
         return self._guarded("whoami", ("read",), self._whoami)
 
+    def configure_search(
+        self, *, daily_reads: int | None = None, max_interval: float | None = None, interval: float | None = None
+    ) -> None:
+        """Tracking settings from config/reshare.yaml: posts a day the reader may be billed for, the longest gap
+        back-off may stretch a quiet poll to, the poll interval. Platforms whose reads cost nothing ignore them."""
+
     def close(self) -> None:
         """Release connections; adapters with sessions override."""
 

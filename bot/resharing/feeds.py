@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from bot.core.values import Mention
@@ -51,6 +51,8 @@ class Feed:
     tags: tuple[str, ...]
     accounts: list[str]
     interval: float
+    daily_reads: int | None = None  # posts the reader may be billed for a day (X), the tightest of its tracks
+    max_interval: float | None = None  # the longest gap back-off may stretch a quiet poll to
     next_at: datetime | None = None
     stream: StreamState = field(default_factory=StreamState)
     failing: bool = False  # reads refused for good (auth): reported once
@@ -87,6 +89,13 @@ def fair_order(items: list[tuple[Mention, Any]]) -> list[tuple[Mention, Any]]:
     return [item for _, _, item in sorted(keyed, key=lambda k: (k[0], k[1]))]
 
 
+N = TypeVar("N", int, float)
+
+
+def _tightest(a: N | None, b: N | None) -> N | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
 def build_feeds(campaign: Any, adapters: Mapping[str, Any], log: Any) -> list[Feed]:
     """One feed per (network, tag set), read by its first account; accounts without an adapter are left out."""
     config = campaign.reshare
@@ -105,9 +114,13 @@ def build_feeds(campaign: Any, adapters: Mapping[str, Any], log: Any) -> list[Fe
             interval = track.interval or DEFAULT_INTERVALS.get(account.platform, 60.0)
             feed = feeds.get(key)
             if feed is None:
-                feeds[key] = Feed(key[0], account.platform, tags, [account_id], interval)
+                feeds[key] = Feed(
+                    key[0], account.platform, tags, [account_id], interval, track.daily_reads, track.max_interval
+                )
             else:
                 feed.interval = min(feed.interval, interval)
+                feed.daily_reads = _tightest(feed.daily_reads, track.daily_reads)
+                feed.max_interval = _tightest(feed.max_interval, track.max_interval)
                 if account_id not in feed.accounts:
                     feed.accounts.append(account_id)
     return list(feeds.values())

@@ -89,6 +89,10 @@ class Tracker:
             self.rules = Rules.from_policy(config.policy) if config else None
             old = {(f.network, f.key): f for f in getattr(self, "feeds", [])}
             self.feeds = build_feeds(campaign, self.adapters, self.log)
+            for feed in self.feeds:  # what a read costs is the reader's adapter's business (X bills per post)
+                self.adapters[feed.reader].configure_search(
+                    daily_reads=feed.daily_reads, max_interval=feed.max_interval, interval=feed.interval
+                )
             for feed in self.feeds:  # keep poll times and stream state across reloads
                 prev = old.get((feed.network, feed.key))
                 if prev:
