@@ -167,9 +167,24 @@ class Worker:
             prepare = getattr(adapter, "prepare", None)  # builds its client now, where a platform offers it
             if prepare is not None:
                 prepare()
+        self.check_servers()
         self._start_threads(max((len(s.accounts) for sch in self.campaign.schedules for s in sch.slots), default=1))
         # The slots' triggers too (a quarter of a second for 1,000 slots): start() then only schedules them.
         self._prepared = jobs_mod.slot_jobs(self.campaign)
+
+    def check_servers(self) -> None:
+        """Log, before the first slot, the posts whose media their server will refuse (as `bot check --online`)."""
+        from bot.platforms.mastodon.online import refused_media
+
+        try:
+            refused, unasked = refused_media(self.campaign, self.publisher.adapters.get)
+        except Exception as exc:  # noqa: BLE001  (a look-up that failed must not stop the worker)
+            log.warning("server_check_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        for line in refused:
+            log.warning("media_refused_by_server", problem=line)
+        for line in unasked:
+            log.info("server_not_checked", problem=line)
 
     def _start_threads(self, count: int) -> None:
         """Start the pool's threads a fan-out will need (at most its size) now, not one per task at the slot."""
