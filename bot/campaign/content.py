@@ -16,6 +16,7 @@ from bot.campaign.problems import Problems
 from bot.campaign.yamlsrc import Loc, Source
 from bot.core.model import Account, Campaign, Post, Schedule
 from bot.platforms import REGISTRY
+from bot.platforms.base import surely_fits
 
 if TYPE_CHECKING:
     from bot.campaign.probing import Prober, Result
@@ -152,18 +153,6 @@ def _files(post: Post) -> list[tuple[Loc, str, Path, str]]:
         if post.video.captions_path is not None:
             wanted.append((("captions",), post.video.captions_path.name, post.video.captions_path, "captions"))
     return wanted
-
-
-def surely_fits(text: str, limit: int) -> bool:
-    """Whether ``text`` fits ``limit`` however a platform counts it, without counting exactly.
-
-    X's exact count (twitter-text) costs milliseconds a text and a second to import,
-    and most campaign texts are far below their limit. Upper bound: a character
-    counts at most 2 (exactly 1 when ASCII), a URL at most 23 more than its
-    characters, and every URL holds a dot or a scheme.
-    """
-    per_char = 1 if text.isascii() else 2
-    return per_char * len(text) + 23 * (text.count(".") + text.count("://")) <= limit
 
 
 def _text(post: Post, src: Source, problems: Problems, platform: str, by_limit: dict[int, list[str]]) -> None:

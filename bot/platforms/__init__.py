@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable
 
-from bot.platforms.base import Platform
+from bot.platforms.base import Platform, surely_fits
 from bot.platforms.bluesky import Bluesky
 from bot.platforms.mastodon import Mastodon
 from bot.platforms.x import X
@@ -29,17 +29,23 @@ def platform_class(name: str) -> type[Platform]:
         raise KeyError(f"unknown platform {name!r} (known: {known})") from None
 
 
-# What each adapter imports on first use. Together they take seconds (atproto about 5 s,
-# twitter_text compiles its regexes in about 2 s): paid inside a slot, the first post is late.
+# What each adapter imports on first use. Together they take seconds (atproto about 5 s): paid inside a
+# slot, the first post is late. twitter-text (2 s, 10 MB) is not here: ``warm_up`` counts the texts that
+# need it, which imports it only for a campaign with texts near X's limit.
 CLIENT_MODULES: dict[str, tuple[str, ...]] = {
-    "x": ("bot.platforms.x.text", "bot.platforms.x.client", "bot.platforms.x.upload"),
+    "x": ("bot.platforms.x.client", "bot.platforms.x.upload"),
     "mastodon": ("mastodon", "mastodon.streaming"),
     "bluesky": ("atproto", "atproto_client", "bot.platforms.bluesky.media", "bot.platforms.bluesky.search"),
 }
 
 
-def warm_up(platforms: Iterable[str]) -> None:
-    """Import these platforms' client libraries now (the worker calls it at start, off the slot path)."""
+def warm_up(platforms: Iterable[str], texts: Iterable[tuple[str, str]] = ()) -> None:
+    """Import these platforms' client libraries now (the worker calls it at start, off the slot path),
+    and count the (platform, text) pairs a slot would have to count exactly, so none pays for it late."""
     for name in sorted(set(platforms)):
         for module in CLIENT_MODULES.get(name, ()):
             importlib.import_module(module)
+    for platform, text in texts:
+        cls = REGISTRY[platform]
+        if not surely_fits(text, cls.limits.max_text):
+            cls.measure_text(text)

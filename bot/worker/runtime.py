@@ -162,7 +162,8 @@ class Worker:
         from bot.platforms import warm_up
 
         # Adapters import their client libraries on first use, not when built: import them here.
-        warm_up({account.platform for account in self.campaign.accounts.values()})
+        platforms = {account.platform for account in self.campaign.accounts.values()}
+        warm_up(platforms, {(p, post.text_for(p)) for post in self.campaign.posts.values() for p in platforms})
         for adapter in self._adapters(self.campaign).values():
             prepare = getattr(adapter, "prepare", None)  # builds its client now, where a platform offers it
             if prepare is not None:
