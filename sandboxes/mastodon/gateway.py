@@ -72,7 +72,9 @@ class Gateway:
         self.restore_defaults()
         self.hold_max = 35.0  # longest a "timeout" answer is held if the client never hangs up
         self._lock = threading.Lock()
-        self.faults = FaultQueue(spare=(_STREAMING,))  # a stream must not swallow a fault meant for a call
+        # A stream, or the adapter's optional instance look-up, must not swallow a fault meant for a call
+        # (a fault given the instance's path still hits it).
+        self.faults = FaultQueue(spare=(_STREAMING, *_INSTANCE))
         self._counts: dict[tuple[str, str, int], int] = {}
         self._processing: dict[str, int] = {}
         self._log: list[dict[str, Any]] = []

@@ -119,7 +119,7 @@ class Mastodon(Platform):
         self._last_wait: float | None = None
         self._me: Identity | None = None
         self._server: ServerInfo | None = None
-        self._server_at = 0.0  # when defaults were taken for an unanswered lookup (asked again after server_retry)
+        self._server_until = 0.0  # defaults taken for an unanswered look-up stand until then
         self._server_lock = threading.Lock()
         self.server_retry = server_retry
         self.upload_tries = upload_tries  # server errors on one file before it counts as refused
@@ -178,11 +178,13 @@ class Mastodon(Platform):
         """What the instance says about itself (read once); documented defaults when it says nothing."""
         with self._server_lock:
             known = self._server
-            if known is not None and (known.source != "defaults" or self._wall() < self._server_at + self.server_retry):
+            if known is not None and (known.source != "defaults" or self._wall() < self._server_until):
                 return known
             info, problems = self._ask_instance()
             first = known is None
-            self._server, self._server_at = info, self._wall()
+            # A server without the documents is asked again now and then; one briefly away, at the next call.
+            absent = all(" HTTP 404" in p or " HTTP 410" in p or "not JSON" in p for p in problems)
+            self._server, self._server_until = info, self._wall() + (self.server_retry if absent else 0.0)
         if info.source == "defaults":
             if first:  # once, not at every retry of the lookup
                 self.log.warning("instance_lookup_failed", problems=problems, fallback="defaults")
@@ -194,7 +196,7 @@ class Mastodon(Platform):
         """Take what another account's adapter read from the same instance (one look-up per server)."""
         with self._server_lock:
             if self._server is None or self._server.source == "defaults":
-                self._server, self._server_at = info, self._wall()
+                self._server = info
 
     def _ask_instance(self) -> tuple[ServerInfo, list[str]]:
         # Mastodon.py 2.3.3 asks for "/api/v2/instance/" and "/api/v1/instance/" with a trailing
