@@ -145,8 +145,16 @@ class ClockScheduler:
     # ---- jobs ----
 
     def add_timed(self, func: Callable[..., Any], trigger: Any, job_id: str, args: tuple[Any, ...] = ()) -> Job | None:
-        """Add (or replace) a job, its first run time computed by the Clock; ``None`` when the trigger never fires."""
-        first: datetime | None = trigger.get_next_fire_time(None, self._clock.now())
+        """Add (or replace) a job at its first run time from the Clock's now on; ``None`` when it never fires again.
+
+        A trigger may give a first time already past (APScheduler's DateTrigger gives its date whatever
+        ``now`` is): such run times are not the job's to run. Slots missed while no worker ran are
+        handed over at start (bot.worker.recovery), and a slot that only exists since an edit has no past.
+        """
+        now = self._clock.now()
+        first: datetime | None = trigger.get_next_fire_time(None, now)
+        while first is not None and first < now:
+            first = self._next(Job(job_id, func, trigger, args, False, None), first, now)
         if first is None:
             return None
         return self._add(Job(job_id, func, trigger, args, coalesce=False, next_run_time=first))

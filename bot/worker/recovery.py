@@ -3,7 +3,9 @@ and claims whose worker died. The Publisher decides each one (publish late, or r
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Container
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,10 +17,64 @@ LOOKBACK = timedelta(days=30)
 Submit = Callable[[Any, str], None]
 
 
-def missed(campaign: Any, ledger: Any, now: datetime, submit: Submit) -> tuple[int, datetime]:
-    """Submit every (slot, account) due since the last one the ledger knows and not taken; (count, since)."""
+SPACING = 120.0
+"""Clock seconds between two catch-up publications of one account (``BOT_CATCH_UP_SPACING``)."""
+
+LIMIT = 10
+"""Catch-up publications per platform at one start (``BOT_CATCH_UP_LIMIT``); older missed slots are recorded ``missed``."""
+
+
+def spacing_seconds() -> float:
+    return float(os.environ.get("BOT_CATCH_UP_SPACING") or SPACING)
+
+
+def limit_per_platform() -> int:
+    return int(os.environ.get("BOT_CATCH_UP_LIMIT") or LIMIT)
+
+
+@dataclass
+class CatchUp:
+    """Slots missed while no worker ran: when each is handed over, and those left ``missed`` over the limit."""
+
+    since: datetime
+    runs: list[tuple[datetime, Any, str]] = field(default_factory=list)  # (when, occurrence, account), by when
+    dropped: list[tuple[Any, str]] = field(default_factory=list)  # (occurrence, account) over the platform's limit
+
+    def counts(self, campaign: Any) -> dict[str, Any]:
+        """Per platform: how many go out and how many are dropped; and when the last goes out."""
+
+        def per_platform(pairs: list[tuple[Any, str]]) -> dict[str, int]:
+            counted: dict[str, int] = {}
+            for _, account in pairs:
+                platform = _platform(campaign, account)
+                counted[platform] = counted.get(platform, 0) + 1
+            return counted
+
+        return dict(
+            count=len(self.runs),
+            per_platform=per_platform([(occ, account) for _, occ, account in self.runs]),
+            dropped=per_platform(self.dropped),
+            last_at=self.runs[-1][0].isoformat() if self.runs else None,
+        )
+
+
+def _platform(campaign: Any, account: str) -> str:
+    found = campaign.accounts.get(account)
+    return str(found.platform) if found is not None else "unknown"
+
+
+def plan_catch_up(
+    campaign: Any, ledger: Any, now: datetime, *, spacing: float | None = None, limit: int | None = None
+) -> CatchUp:
+    """What start-up hands over: every (slot, account) due since the last one the ledger knows and not taken.
+
+    The newest ``limit`` per platform go out, one account's ``spacing`` clock seconds apart (the
+    first at once), oldest first: never a burst after an outage. The Publisher still skips any past its grace.
+    """
     from bot.schedule.occurrences import occurrences
 
+    spacing = spacing_seconds() if spacing is None else spacing
+    limit = limit_per_platform() if limit is None else limit
     grace = max((s.grace for s in campaign.schedules), default=timedelta(hours=1))
     taken = ledger.keys_taken(campaign.name, now - LOOKBACK, now + timedelta(seconds=1))
     last = max((slot_at for slot_at, _, _ in taken), default=None)
@@ -26,15 +82,30 @@ def missed(campaign: Any, ledger: Any, now: datetime, submit: Submit) -> tuple[i
     since = now - grace if last is None else min(last, now - grace)
     zones = {s.name: s.timezone for s in campaign.schedules}
     due = [
-        o for o in occurrences(campaign, since, now) if o.at <= now and not repeated_wall_time(o.at, zones[o.schedule])
+        (o, account)
+        for o in occurrences(campaign, since, now)
+        if o.at <= now and not repeated_wall_time(o.at, zones[o.schedule])
+        for account in o.accounts
+        if (o.at, o.target, account) not in taken
     ]
-    handed = 0
-    for occurrence in due:
-        for account in occurrence.accounts:
-            if (occurrence.at, occurrence.target, account) not in taken:
-                submit(occurrence, account)
-                handed += 1
-    return handed, since
+    plan = CatchUp(since)
+    kept: dict[str, int] = {}
+    chosen: list[tuple[Any, str]] = []
+    for occurrence, account in reversed(due):  # the newest first: they are the ones still worth sending
+        platform = _platform(campaign, account)
+        if kept.get(platform, 0) >= limit:
+            plan.dropped.append((occurrence, account))
+        else:
+            kept[platform] = kept.get(platform, 0) + 1
+            chosen.append((occurrence, account))
+    plan.dropped.reverse()
+    turns: dict[str, int] = {}
+    for occurrence, account in reversed(chosen):
+        turn = turns.get(account, 0)
+        turns[account] = turn + 1
+        plan.runs.append((now + timedelta(seconds=spacing * turn), occurrence, account))
+    plan.runs.sort(key=lambda run: run[0])
+    return plan
 
 
 def resume(campaign: Any, ledger: Any, active: Container[tuple[Any, ...]], submit: Submit) -> None:

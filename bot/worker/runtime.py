@@ -8,7 +8,9 @@ each firing fans out to its accounts on a thread pool, one task per account, thr
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import socket
 import threading
 import uuid
@@ -48,10 +50,13 @@ class Worker:
         lease: float = 600.0,
         owner: str | None = None,
         on_progress: Callable[[dict[str, Any], int, int], None] | None = None,
+        catch_up_spacing: float | None = None,
+        catch_up_limit: int | None = None,
+        ledger_check: float = 5.0,
     ) -> None:
         from bot.campaign.isolated import load_isolated as load
         from bot.ledger.db import open_engine
-        from bot.ledger.publications import Ledger
+        from bot.ledger.publications import UNRECORDED, Ledger, Unrecorded
         from bot.publishing.publisher import AdapterPool, Publisher
 
         self.root = root
@@ -63,6 +68,14 @@ class Worker:
         self.campaign = load(root)  # ConfigError here: refuse to start
         self._check_secrets(self.campaign)
         self.ledger = Ledger(open_engine(database_url, migrate_in_child=True), clock)
+        (root / "state").mkdir(parents=True, exist_ok=True)
+        self.ledger.unrecorded = Unrecorded(root / "state" / UNRECORDED)
+        self.catch_up_spacing = recovery.spacing_seconds() if catch_up_spacing is None else catch_up_spacing
+        self.catch_up_limit = recovery.limit_per_platform() if catch_up_limit is None else catch_up_limit
+        # Like the heartbeat, at most one look per wall second under a fast demo clock.
+        self.ledger_check_every = max(ledger_check, rate)
+        self.exit_code = 0  # non-zero once the worker stopped because it could not go on (the ledger was lost)
+        self._rejected: set[str] = set()  # files the last refused reload named: slots keep their last good version
         self.stopping = threading.Event()
         # A lease guards wall-time work (an upload), so under a compressed clock it spans more clock time.
         lease_clock = timedelta(seconds=lease * rate)
@@ -109,24 +122,72 @@ class Worker:
         self.scheduler.add_every(self._heartbeat, self.heartbeat_every, "heartbeat")
         self.scheduler.add_every(lambda at: self.resume_from_ledger(), self.sweep_every, "sweep")
         self.scheduler.add_every(lambda at: self.stage_upcoming(), self.stager.every, "stage")
+        if self.ledger.guard is not None:
+            self.scheduler.add_every(lambda at: self.check_ledger(), self.ledger_check_every, "ledger")
         # Dead workers' claims first: reconciling them before new posts keeps the platform look-up short.
         self.resume_from_ledger()
         self.recover_missed()
         self.stage_upcoming()
+        now = self.clock.now()
         log.info(
             "worker_started",
             campaign=self.campaign.name,
             owner=self.owner,
             jobs=len(self.slots),
-            now=self.clock.now().isoformat(),
+            now=now.isoformat(),
             next_slot_at=_iso(self.scheduler.next_run_at(jobs_mod.SLOT_PREFIX)),
         )
 
     def recover_missed(self) -> None:
-        """Hand the Publisher every slot that fell due while no worker ran; it publishes or records ``missed``."""
-        handed, since = recovery.missed(self.campaign, self.ledger, self.clock.now(), self.submit)
-        if handed:
-            log.info("missed_slots_found", count=handed, since=since.isoformat())
+        """Hand over the slots that fell due while no worker ran, spaced per account and limited per platform.
+
+        Those over a platform's limit are recorded ``missed`` (the Publisher does, with no grace);
+        the others go out ``catch_up_spacing`` apart per account, and the Publisher skips any past its grace.
+        """
+        now = self.clock.now()
+        plan = recovery.plan_catch_up(
+            self.campaign, self.ledger, now, spacing=self.catch_up_spacing, limit=self.catch_up_limit
+        )
+        if not plan.runs and not plan.dropped:
+            return
+        log.info("catch_up_planned", since=plan.since.isoformat(), **plan.counts(self.campaign))
+        for occurrence, account in plan.dropped:
+            self.submit(dataclasses.replace(occurrence, grace=timedelta(0)), account)
+        for when, occurrence, account in plan.runs:
+            if when <= now:
+                self.submit(occurrence, account)
+            else:
+                job_id = f"catch-up:{occurrence.target}@{occurrence.at.isoformat()}:{account}"
+                self.scheduler.add_once(self._retry, when, job_id, args=(occurrence, account))
+
+    def check_ledger(self) -> bool:
+        """Stop publishing, for good, once the SQLite ledger file is deleted or replaced; False then."""
+        from bot.ledger.db import LedgerUnavailable
+
+        try:
+            if self.ledger.guard is not None:
+                self.ledger.guard.check()
+        except LedgerUnavailable as err:
+            self._ledger_lost(err)
+            return False
+        return True
+
+    def _ledger_lost(self, err: Exception) -> None:
+        from bot.ledger.db import lost_marker
+
+        with self._idle:
+            first, self.exit_code = self.exit_code == 0, LEDGER_LOST
+        if not first:
+            return
+        log.error("ledger_lost", campaign=self.campaign.name, error=str(err))
+        guard = self.ledger.guard
+        if guard is not None:
+            # The next start must not make a new, empty ledger and publish the grace window again.
+            try:
+                lost_marker(guard.path).write_text(f"{self.clock.now().isoformat()} {err}\n", encoding="utf-8")
+            except OSError as exc:
+                log.error("ledger_lost_marker_failed", error=f"{type(exc).__name__}: {exc}")
+        self.request_stop("ledger_lost")
 
     def resume_from_ledger(self) -> None:
         """Take over retries whose time has come and claims whose worker died."""
@@ -211,10 +272,16 @@ class Worker:
 
     # ---- jobs ----
 
-    def _install(self, new: dict[str, SlotJob], removed: list[str]) -> None:
+    def _install(self, new: dict[str, SlotJob], removed: list[str], added: list[str] | None = None) -> None:
+        """Swap in ``new``; only ``added`` jobs (all when None) are scheduled anew, from now on.
+
+        A job kept keeps its next run time: a reload at the instant a slot falls due never loses it.
+        """
+
         def add() -> None:
             self.slots = new
-            for job in new.values():
+            for job_id in new if added is None else added:
+                job = new[job_id]
                 self.scheduler.add_timed(self._fire_slot, job.trigger, job.id, args=(job.id,))
 
         self.scheduler.swap(removed, add)
@@ -227,12 +294,43 @@ class Worker:
         if slot is None:
             return
         occurrence = jobs_mod.occurrence_at(slot, run_time)
+        self._edit_too_late(occurrence)
         accounts = occurrence.accounts
         # Workers sharing a ledger start a fan-out at different accounts (an offset from the owner's
         # name), so they claim different rows instead of racing for the same key one by one.
         start = zlib.crc32(self.owner.encode()) % len(accounts) if accounts else 0
         for account in (*accounts[start:], *accounts[:start]):
             self.submit(occurrence, account)
+
+    def _edit_too_late(self, occurrence: Any) -> None:
+        """Log ``post_edit_too_late`` when the slot's post file is being edited or was left broken."""
+        edited = self._rejected | (self.watcher.settling.pending() if self.watcher is not None else set())
+        if not edited:
+            return
+        campaign = self.campaign
+        ids = [occurrence.post] if occurrence.post else list(campaign.queues.get(occurrence.queue, []))
+        files = {self._relative(campaign.posts[i].where): i for i in ids if i in campaign.posts}
+        late = sorted(set(files) & edited)
+        if late:
+            log.warning(
+                "post_edit_too_late",
+                campaign=campaign.name,
+                schedule=occurrence.schedule,
+                slot_at=occurrence.at.isoformat(),
+                target=occurrence.target,
+                posts=[files[f] for f in late],
+                files=late,
+                using="the last good version",
+            )
+
+    def _relative(self, where: str) -> str:
+        try:
+            return str(Path(where).relative_to(self.root))
+        except ValueError:
+            try:
+                return str(Path(where).resolve().relative_to(self.root.resolve()))
+            except ValueError:
+                return where
 
     def submit(self, occurrence: Any, account: str) -> None:
         """Run one (slot, account) publication on the pool; a slow account never holds up the others."""
@@ -268,8 +366,14 @@ class Worker:
             target=occurrence.target,
             account=account,
         )
+        from bot.ledger.db import LedgerUnavailable
+
         try:
             result = self.publisher.fire(occurrence, account)
+        except LedgerUnavailable as err:  # checked before each claim: nothing was sent
+            self._count("failed")
+            self._ledger_lost(err)
+            return
         except Exception as exc:  # noqa: BLE001  (one failing publication never stops the worker)
             self._count("failed")
             log.error("job_failed", error=f"{type(exc).__name__}: {exc}", **context)
@@ -304,7 +408,9 @@ class Worker:
                 log.error(
                     "schedule_rejected", campaign=self.campaign.name, changed=changed or [], problems=exc.problems
                 )
+                self._rejected = {m.group(1) for m in map(_LOCATED.match, exc.problems) if m} | set(changed or [])
                 return False
+            self._rejected = set()
             added, removed, changed_jobs = jobs_mod.diff(self.slots, new)
             _retire_dropped_secrets(self.campaign, campaign)
             self.campaign = campaign
@@ -314,7 +420,8 @@ class Worker:
                 from bot.resharing.tracker import tracked_adapters
 
                 self.tracker.reload(campaign, tracked_adapters(campaign, self.publisher.adapters.get))
-            self._install(new, removed=[*removed, *changed_jobs])
+            # Slots added or moved by the edit start from now: they were never missed, so they have no past to publish.
+            self._install(new, removed=[*removed, *changed_jobs], added=[*added, *changed_jobs])
             self.stage_upcoming()
             log.info(
                 "schedule_reloaded",
@@ -324,8 +431,6 @@ class Worker:
                 changed=changed_jobs,
                 files=changed or [],
             )
-        # A slot added or moved to a time just past is handed over like one missed while down.
-        self.recover_missed()
         return True
 
     # ---- running ----
@@ -369,6 +474,8 @@ class Worker:
         # Tasks not started yet are dropped: no claim was made, so the next start finds them again.
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.publisher.adapters.close()  # connections, and X accounts leave the process's upload sharing
+        if self.ledger.unrecorded is not None:
+            self.ledger.unrecorded.close()
         log.info("worker_stopped", owner=self.owner, **self._counts)
 
     def watch(self) -> None:
@@ -397,6 +504,12 @@ class Worker:
         problems = secret_problems(campaign)  # `check` warns about these; `run` cannot publish without them
         if problems:
             raise ConfigError(problems)
+
+
+LEDGER_LOST = 3
+"""The worker's exit code when it stopped because its ledger file was deleted or replaced."""
+
+_LOCATED = re.compile(r"^([^:\s]+\.ya?ml):\d+: ")
 
 
 def _retire_dropped_secrets(old: Any, new: Any) -> None:

@@ -187,9 +187,10 @@ def test_editing_published_post_text_does_not_publish_it_again(running, tmp_path
     assert sorted(texts) == sorted([f"Launch {tag} #FreeAndreiandIrina", f"Hour 1 {tag} #FreeAndreiandIrina"])
 
 
-def test_real_file_watcher_reloads_on_save(running, tmp_path) -> None:
+def test_real_file_watcher_reloads_on_save(running, tmp_path, monkeypatch) -> None:
     """With watchfiles running, saving a schedule file logs schedule_reloaded without any call from the test."""
     worker, clock, account, tag = running
+    monkeypatch.setenv("BOT_RELOAD_SETTLE", "0.2")  # saved again every half second: it must settle in between
     with capture_logs() as logs:
         worker.watch()
         text = SCHEDULE.format(acc=account.id).replace("08:00", "08:40")
