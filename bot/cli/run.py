@@ -95,7 +95,7 @@ def limit_malloc_arenas() -> bool:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bot.ledger.db import default_url
+    from bot.ledger.db import LedgerUnavailable, default_url
     from bot.observability import logs, progress
 
     limit_malloc_arenas()  # before the pool's threads exist: each takes its arena on its first malloc
@@ -118,6 +118,9 @@ def main(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         log.error("worker_refused", campaign=str(root), problems=exc.problems)
         return 1
+    except LedgerUnavailable as exc:  # corrupt, unreadable, or seen lost by an earlier worker: one readable line
+        log.error("worker_refused", campaign=str(root), problems=[str(exc)])
+        return 2
     Signals(worker).install()  # before any work starts: a stop signal must always find the warm stop
     worker.warm_up()
     if isinstance(clock, CompressedClock):
@@ -142,4 +145,4 @@ def main(args: argparse.Namespace) -> int:
         worker.close()
         if bars is not None:
             bars.close()
-    return 0
+    return worker.exit_code

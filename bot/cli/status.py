@@ -59,6 +59,10 @@ def _row(row: Any) -> dict[str, Any]:
     }
 
 
+def _redacted(item: dict[str, Any]) -> dict[str, Any]:
+    return {**item, "error": redact(str(item.get("error") or "")) or None}
+
+
 def upcoming(campaign: Any, ledger: Ledger, now: datetime, days: int, limit: int) -> list[dict[str, Any]]:
     """The next publications the schedules promise, per account, leaving out what the ledger already has."""
     from bot.schedule.occurrences import expand, occurrences
@@ -163,6 +167,14 @@ def render(data: dict[str, Any]) -> str:
             for r in data["in_flight"]
         ]
     lines += _render_reshares(data["reshares"])
+    if data.get("unrecorded"):
+        lines += ["", "Failed, the ledger had no space (nothing was sent; retried when space returns):"]
+        lines += [
+            f"  {_t(u['slot'].replace('Z', '+00:00'))}  {u['target']:<24} {u['account']:<20} ({u['error']})"
+            for u in data["unrecorded"]
+        ]
+        if data.get("unrecorded_more"):
+            lines.append(f"  and {data['unrecorded_more']} more")
     lines += ["", "Next:"]
     if data["next"] is None:
         lines.append("  unknown: the campaign files have errors (run `bot check`)")
@@ -203,7 +215,8 @@ def _t(iso: str) -> str:
 
 def main(args: argparse.Namespace, clock: Clock | None = None) -> int:
     from bot.campaign import load
-    from bot.ledger.db import default_url, open_engine
+    from bot.ledger.db import LedgerUnavailable, default_url, open_engine
+    from bot.ledger.publications import UNRECORDED, read_unrecorded
 
     campaign, problems = None, []
     try:
@@ -212,11 +225,18 @@ def main(args: argparse.Namespace, clock: Clock | None = None) -> int:
         problems = err.problems
     for account in campaign.accounts.values() if campaign else ():
         register_present(account)
-    engine = open_engine(default_url(args.campaign))
+    try:
+        engine = open_engine(default_url(args.campaign))
+    except LedgerUnavailable as err:  # corrupt, unreadable or lost: one readable line, not a driver's traceback
+        print(f"bot status: {err}", file=sys.stderr)
+        return 2
     try:
         data = collect(campaign, Ledger(engine), (clock or SystemClock()).now(), limit=args.limit, days=args.days)
     finally:
         engine.dispose()
+    unrecorded, more = read_unrecorded(args.campaign / "state" / UNRECORDED)
+    data["unrecorded"] = [_redacted(item) for item in unrecorded]
+    data["unrecorded_more"] = more
     if problems:
         data["problems"] = problems
     if args.json:

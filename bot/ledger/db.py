@@ -28,6 +28,75 @@ SCHEMA_LOCK = 0x626F7401  # PostgreSQL advisory lock key held while the schema i
 MIGRATIONS = Path(migrations.__file__).parent
 
 
+class LedgerUnavailable(RuntimeError):
+    """The ledger cannot be used (corrupt, unreadable, deleted or replaced): the message names it and what to do."""
+
+
+class LedgerFull(RuntimeError):
+    """A ledger write failed for lack of space (SQLite's "database or disk is full", PostgreSQL's disk_full)."""
+
+
+SQLITE_FULL = 13  # sqlite3.SQLITE_FULL (sqlite3's constants are only exported from Python 3.11's C module)
+PG_DISK_FULL = "53100"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether a SQLAlchemy error is the database's "no space left" (SQLite, PostgreSQL)."""
+    orig = getattr(exc, "orig", exc)
+    return getattr(orig, "sqlite_errorcode", None) == SQLITE_FULL or getattr(orig, "sqlstate", None) == PG_DISK_FULL
+
+
+def sqlite_file(url: str | sa.URL) -> Path | None:
+    """The file of a SQLite ledger URL (None for PostgreSQL or an in-memory database)."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def lost_marker(path: Path) -> Path:
+    """The file a worker leaves beside a SQLite ledger it saw deleted or replaced: no new ledger is made silently."""
+    return path.with_name(path.name + ".lost")
+
+
+class FileGuard:
+    """The SQLite file a ledger was opened on, to notice it deleted or replaced under a running worker.
+
+    SQLite keeps writing to a file unlinked under it, and a new file at the path is a new, empty
+    ledger: either way publications would no longer be recorded where the next start looks.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        st = os.stat(path)
+        self.identity = (st.st_dev, st.st_ino)
+
+    def problem(self) -> str | None:
+        """What happened to the file, or None while it is the one opened (one stat: about 1 microsecond)."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return "was deleted"
+        except OSError as exc:
+            return f"cannot be checked ({exc.strerror})"
+        if (st.st_dev, st.st_ino) != self.identity:
+            return "was replaced by another file"
+        return None
+
+    def check(self) -> None:
+        """Raise ``LedgerUnavailable`` once the file is not the one opened."""
+        problem = self.problem()
+        if problem is not None:
+            raise LedgerUnavailable(lost_message(self.path, problem))
+
+
+def lost_message(path: Path, problem: str) -> str:
+    return (
+        f"{path}: the ledger {problem} while the worker ran; publishing stopped so that nothing goes out twice. "
+        f"Restore the file from a backup, then delete {lost_marker(path).name} and start the worker again"
+    )
+
+
 def default_url(campaign_root: Path) -> str:
     """``BOT_DATABASE_URL`` when set (``postgres://`` forms accepted), else SQLite in ``state/bot.db``."""
     url = os.environ.get("BOT_DATABASE_URL")
@@ -91,6 +160,49 @@ def open_engine(url: str, *, migrate_in_child: bool = False) -> Engine:
     ``migrate_in_child``: a ledger that needs migrating is migrated by a short-lived child process
     (``python -m bot.ledger.db``), so a long-running worker never imports alembic (see ``current_revision``).
     """
+    file = sqlite_file(url)
+    if file is not None:
+        marker = lost_marker(file)
+        if marker.exists():
+            raise LedgerUnavailable(
+                f"{file}: a worker saw this ledger deleted or replaced ({_first_line(marker)}); "
+                f"a new or restored ledger is not used silently. Restore the file from a backup, "
+                f"then delete {marker} to use it (publications it does not hold may go out again)"
+            )
+    try:
+        return _open_engine(url, migrate_in_child)
+    except sa.exc.DBAPIError as exc:
+        raise LedgerUnavailable(_unreadable(url, file, exc)) from None
+
+
+def _first_line(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[0][:200]
+    except (OSError, IndexError):
+        return "no details"
+
+
+def _unreadable(url: str, file: Path | None, exc: sa.exc.DBAPIError) -> str:
+    """One readable message naming the ledger and what to do, instead of a driver's traceback."""
+    detail = redact(str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__)
+    if file is None:
+        where = sa.make_url(url).render_as_string(hide_password=True)
+        return (
+            f"{where}: the ledger cannot be used ({detail}); check that the database server runs and the URL is right"
+        )
+    if is_disk_full(exc):
+        remedy = "free space on its disk, then start again"
+    elif "unable to open" in detail:
+        remedy = "check that its folder exists and the worker's user may read and write it"
+    else:
+        remedy = (
+            f"it is damaged or not a ledger: move it aside and restore {file.name} from a backup "
+            "(starting without one makes a new, empty ledger, and publications it held may go out again)"
+        )
+    return f"{file}: the ledger cannot be read ({detail}); {remedy}"
+
+
+def _open_engine(url: str, migrate_in_child: bool) -> Engine:
     if migrate_in_child:
         _migrate_in_child(url)
     if url.startswith("sqlite"):

@@ -13,9 +13,13 @@ are in ``bot.ledger.schema``.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -24,6 +28,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.core.clock import Clock, SystemClock
+from bot.ledger.db import FileGuard, LedgerFull, is_disk_full, sqlite_file
 from bot.ledger.group_commit import GroupCommit
 from bot.ledger.schema import (
     CLAIMED,
@@ -295,6 +300,10 @@ class Ledger:
         # When each attempt we began started, so that ending it needs no look-up; a miss (an attempt
         # begun by another process, or forgotten below) reads the attempt's row instead.
         self._started: dict[tuple[int, int], datetime] = {}
+        file = sqlite_file(engine.url)
+        # Checked before every claim: no publication starts once the SQLite file is deleted or replaced.
+        self.guard = FileGuard(file) if file is not None and file.exists() else None
+        self.unrecorded: Unrecorded | None = None  # set by the worker: what a full disk kept out of the ledger
 
     def _write(self, work: Callable[[Connection], T], *, each_atomic: bool = False) -> T:
         """``work(conn)`` in a write transaction (on SQLite, with the write lock taken up front).
@@ -303,13 +312,18 @@ class Ledger:
         own would run it under PostgreSQL's READ COMMITTED (which is what the statements of one
         transaction see anyway); PostgreSQL then runs them in autocommit mode, two round trips fewer.
         """
-        if self._group is not None:
-            return self._group.run(work)
-        if each_atomic:
-            with self._autocommit.connect() as conn:
+        try:
+            if self._group is not None:
+                return self._group.run(work)
+            if each_atomic:
+                with self._autocommit.connect() as conn:
+                    return work(conn)
+            with self.engine.begin() as conn:
                 return work(conn)
-        with self.engine.begin() as conn:
-            return work(conn)
+        except sa.exc.OperationalError as exc:
+            if is_disk_full(exc):
+                raise LedgerFull(f"the ledger is full: {str(exc.orig).strip()}") from exc
+            raise
 
     # ---- claiming ----
 
@@ -331,6 +345,8 @@ class Ledger:
         For a queue slot pass ``choose``: it runs inside the claim, under a per-account lock, with
         the posts already used on the account, so the post is chosen exactly once per slot.
         """
+        if self.guard is not None:
+            self.guard.check()
         now = self.clock.now()
         extra = dict(schedule=schedule, slot=slot, platform=platform, manual=manual)
         return self._write(lambda conn: self._claim_in(conn, key, owner, now, now + lease, post, choose, extra))
@@ -355,6 +371,8 @@ class Ledger:
         SQLite, the upsert and the attempt's insert in one transaction. A take-over then asks
         whether an earlier attempt calls for a reconcile.
         """
+        if self.guard is not None:
+            self.guard.check()
         now = self.clock.now()
         sql = self._sql
         params = dict(
@@ -712,3 +730,85 @@ class Ledger:
     def _rows(self, query: sa.Select[Any]) -> list[Row[Any]]:
         with self.engine.connect() as conn:
             return list(conn.execute(query))
+
+
+UNRECORDED = "ledger-unrecorded.json"
+"""In the campaign's state/: publications a full ledger could not take, for ``bot status`` (``Unrecorded``)."""
+
+
+class Unrecorded:
+    """Publications a full disk kept out of the ledger, in a small file ``bot status`` reads.
+
+    The file is allocated once, at its full size, when the worker starts, and then overwritten in
+    place: writing it needs no new blocks, so it works on the full disk whose lack of space it reports.
+    """
+
+    SIZE = 64 * 1024
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._items: dict[tuple[str, str, str, str], dict[str, str]] = {}
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            return
+        try:
+            os.posix_fallocate(fd, 0, self.SIZE)
+        except OSError:
+            os.close(fd)
+            return
+        self._fd = fd
+        self._write()
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def add(self, key: PublicationKey, error: str) -> bool:
+        """Note ``key`` as failed for lack of space; True when it is new."""
+        ident = (key.campaign, key.slot_iso, key.target, key.account)
+        with self._lock:
+            if ident in self._items:
+                return False
+            self._items[ident] = dict(
+                campaign=key.campaign, slot=key.slot_iso, target=key.target, account=key.account, error=redact(error)
+            )
+            self._write()
+            return True
+
+    def discard(self, key: PublicationKey) -> None:
+        """``key`` is in the ledger now (claimed or recorded)."""
+        ident = (key.campaign, key.slot_iso, key.target, key.account)
+        with self._lock:
+            if self._items.pop(ident, None) is not None:
+                self._write()
+
+    def _write(self) -> None:
+        if self._fd is None:
+            return
+        items = list(self._items.values())
+        while True:
+            data = json.dumps({"unrecorded": items, "more": len(self._items) - len(items)}).encode()
+            if len(data) <= self.SIZE or not items:
+                break
+            items = items[: len(items) // 2]
+        try:
+            os.pwrite(self._fd, data.ljust(self.SIZE), 0)
+        except OSError:
+            pass  # status then shows the last list written; the worker's log has every failure
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def read_unrecorded(path: Path) -> tuple[list[dict[str, str]], int]:
+    """What ``Unrecorded`` last wrote at ``path``: (publications, how many more did not fit); empty when none."""
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+        data = json.loads(text) if text else {}
+    except (OSError, ValueError):
+        return [], 0
+    return list(data.get("unrecorded", [])), int(data.get("more", 0))

@@ -47,6 +47,7 @@ from bot.core.errors import (
     UncertainOutcome,
 )
 from bot.core.values import Outgoing, Receipt
+from bot.ledger.db import LedgerFull
 from bot.ledger.publications import Ledger, PublicationKey
 from bot.platforms.base import Platform
 from bot.publishing.adapters import AdapterPool, auth_message
@@ -62,6 +63,9 @@ from bot.publishing.results import (
 __all__ = ["AdapterPool", "Outcome", "Publisher", "Result", "RetryPolicy", "SlotRef"]
 
 log = structlog.get_logger("bot.publishing.publisher")
+
+LEDGER_FULL_RETRY = timedelta(seconds=30)
+"""How often a publication the ledger had no space to claim is tried again (nothing is sent until it is claimed)."""
 
 FAILURE_REASONS: list[tuple[type[PermanentError], str]] = [
     (AuthFailed, "auth"),
@@ -135,34 +139,44 @@ class Publisher:
         ready = None if skip is not None or choose is not None else self._ready(account, occ.post, key)
         if ready is not None:
             # Everything the attempt needs is known: claim and record the attempt in one transaction.
-            claimed = self.ledger.claim_and_begin(
+            try:
+                claimed = self.ledger.claim_and_begin(
+                    key,
+                    self.owner,
+                    self.lease,
+                    post=occ.post,
+                    schedule=occ.schedule,
+                    slot=occ.slot,
+                    platform=ctx["platform"],
+                    manual=manual,
+                )
+            except LedgerFull as err:
+                return self._ledger_full(key, occ, err, ctx)
+            if claimed is None:
+                return Result(Outcome.not_mine)
+            if self.ledger.unrecorded:
+                self.ledger.unrecorded.discard(key)
+            begun, n, reconcile = claimed
+            ctx["post"] = begun.post
+            return self._run(begun, n, reconcile, *ready, account, occ, ctx)
+        try:
+            row = self.ledger.claim(
                 key,
                 self.owner,
                 self.lease,
                 post=occ.post,
+                choose=choose,
                 schedule=occ.schedule,
                 slot=occ.slot,
                 platform=ctx["platform"],
                 manual=manual,
             )
-            if claimed is None:
-                return Result(Outcome.not_mine)
-            begun, n, reconcile = claimed
-            ctx["post"] = begun.post
-            return self._run(begun, n, reconcile, *ready, account, occ, ctx)
-        row = self.ledger.claim(
-            key,
-            self.owner,
-            self.lease,
-            post=occ.post,
-            choose=choose,
-            schedule=occ.schedule,
-            slot=occ.slot,
-            platform=ctx["platform"],
-            manual=manual,
-        )
+        except LedgerFull as err:
+            return self._ledger_full(key, occ, err, ctx)
         if row is None:
             return Result(Outcome.not_mine)
+        if self.ledger.unrecorded:
+            self.ledger.unrecorded.discard(key)
         ctx["post"] = row.post
         if row.attempts == 0:
             skip = skip or (None if row.post else "queue_empty")
@@ -175,6 +189,22 @@ class Publisher:
         elif account_id in self.adapters.paused:
             return self._failed(row.id, None, "auth", self.adapters.paused[account_id], ctx, quiet=True)
         return self._attempt(row, key, account, occ, ctx)
+
+    def _ledger_full(self, key: PublicationKey, occ: Any, err: LedgerFull, ctx: dict[str, Any]) -> Result:
+        """Nothing was claimed nor sent: try again until the ledger has space (``bot status`` lists it meanwhile)."""
+        first = self.ledger.unrecorded.add(key, str(err)) if self.ledger.unrecorded is not None else True
+        when = self.clock.now() + LEDGER_FULL_RETRY
+        # Once per publication at error level, not at every retry while the disk stays full.
+        _emit(
+            log.error if first else log.info,
+            "publish_failed",
+            ctx,
+            outcome="retry_later",
+            reason="ledger_full",
+            error=str(err),
+            retry_at=when.isoformat(),
+        )
+        return Result(Outcome.retry_later, None, occ.post, "ledger_full", retry_at=when)
 
     def _skip_reason(self, occ: Any, account_id: str, manual: bool) -> str | None:
         if account_id not in self.campaign.accounts:
@@ -375,7 +405,12 @@ class Publisher:
         return Result(Outcome.skipped, pub_id, ctx.get("post"), reason)
 
     def _published(self, pub_id: int, n: int, receipt: Receipt, ctx: dict[str, Any], started: float) -> Result:
-        self.ledger.record_published(pub_id, receipt.remote_id, receipt.url, attempt=n)
+        try:
+            self.ledger.record_published(pub_id, receipt.remote_id, receipt.url, attempt=n)
+        except LedgerFull as err:
+            # The post is live; the row stays claimed with its attempt open, so once the lease runs out
+            # a sweep takes it over and reconciles it with the platform instead of sending it again.
+            log.error("ledger_write_failed", **ctx, remote_id=receipt.remote_id, error=str(err))
         _emit(
             log.info,
             "post_published",
