@@ -1,5 +1,5 @@
 # The two commands a newcomer needs (see README.md). Both set up what they need first.
-.PHONY: setup demo test test-fast lint bench
+.PHONY: setup demo test test-fast lint bench conformance
 
 # `make demo DEMO_ARGS="--days 1 --seconds 20"` plays a shorter campaign.
 DEMO_ARGS ?=
@@ -26,3 +26,8 @@ lint: setup
 
 bench: setup
 	@.venv/bin/python bench/run_all.py
+
+# The adapter contract against a real Mastodon-API server (CONFORMANCE_BASE_URL, CONFORMANCE_TOKEN), or against
+# our sandbox answering as another server family (`make conformance SANDBOX=takahe`). See README.md.
+conformance: setup
+	@.venv/bin/python bench/conformance.py $(if $(SANDBOX),--sandbox $(SANDBOX))
