@@ -7,6 +7,7 @@ one mistake neither hides the others nor makes correct references look wrong.
 from __future__ import annotations
 
 import gc
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +17,9 @@ from pydantic import BaseModel
 
 from bot.campaign import content, posts, window
 from bot.campaign.files import AccountEntry, AccountsFile, ReshareFile, ScheduleFile, SlotEntry
+from bot.campaign.paths import link_out
 from bot.campaign.problems import WARNING, Problems, known_list, suggest, validated
-from bot.campaign.secrets import ACCOUNTS, _missing
+from bot.campaign.secrets import ACCOUNTS, _missing, looks_like_secret
 from bot.campaign.slots import build_schedule, parse_duration
 from bot.campaign.yamlsrc import Loc, Source, YamlProblem, read
 from bot.core.errors import ConfigError
@@ -26,6 +28,7 @@ from bot.platforms import REGISTRY
 
 RESHARE = "config/reshare.yaml"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_A_FOLDER = "expected a folder holding config/accounts.yaml, posts/ and schedules/; see --campaign or BOT_CAMPAIGN_DIR"
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -73,6 +76,12 @@ def inspect(root: Path, *, warnings: bool = True) -> Inspection:
     """Every error (and, with ``warnings``, every warning) of the campaign in ``root``."""
     # Loading allocates many small objects and frees none of them: the cyclic
     # collector would rescan the growing heap again and again for nothing.
+    if not Path(root).is_dir():
+        # Named as given: the accounts file it lacks is not what staff should be told about.
+        problems = Problems()
+        what = "is a file, not a campaign folder" if Path(root).exists() else "the campaign folder does not exist"
+        problems.at(str(root), 0, f"{what} ({_A_FOLDER})")
+        return Inspection(None, problems)
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -89,16 +98,35 @@ class _Loader:
         self.accounts_source: Source | None = None
 
     def read(self, rel: str, required: bool = True) -> Source | None:
+        if self.leaves(rel):
+            return None
         path = self.root / rel
         if not path.is_file():
-            if required:
+            if path.is_symlink() and not path.exists():
+                self.problems.at(rel, 1, "is a broken symbolic link")
+            elif os.path.lexists(path):
+                self.problems.at(rel, 1, "is not a file (expected YAML text)")
+            elif required:
                 self.problems.at(rel, 1, "file is missing (expected the campaign's accounts)")
             return None
         try:
             return read(path, rel)
         except YamlProblem as exc:
             self.problems.at(rel, exc.line, exc.message)
-            return None
+        except OSError as exc:
+            self.problems.at(rel, 1, f"cannot be read ({exc.strerror})")
+        return None
+
+    def leaves(self, rel: str) -> bool:
+        """Whether ``rel`` is reached through a link out of the campaign (reported once): never read, never quoted."""
+        out = link_out(self.root, rel)
+        if out is None:
+            return False
+        kind = "folder" if (self.root / out).is_dir() else "file"
+        problem = f"is a symbolic link to a {kind} outside the campaign folder"
+        if not any(p.rel == out and p.message == problem for p in self.problems.items):
+            self.problems.at(out, 1, problem)
+        return True
 
     def validate(self, source: Source, model: type[M], data: Any, prefix: Loc = ()) -> M | None:
         return validated(self.problems, source, model, data, prefix)
@@ -180,6 +208,14 @@ class _Loader:
             if role not in cls.required_credentials:
                 hint = suggest(role, cls.required_credentials) or f" (expected: {known_list(cls.required_credentials)})"
                 self.problems.add(source, (*loc, "credentials", role), f"unknown credential role '{role}'{hint}")
+            elif looks_like_secret(var):
+                # Never echo the value. Checked before the name's form: a token in capitals is also a valid name.
+                self.problems.add(
+                    source,
+                    (*loc, "credentials", role),
+                    "a secret written in the file (expected the NAME of an environment variable that holds it, "
+                    "like MASTODON_A19_TOKEN; the value is not shown)",
+                )
             elif not _ENV_NAME.match(var):
                 # Never echo the value: staff may have pasted the secret itself here.
                 self.problems.add(
@@ -206,7 +242,8 @@ class _Loader:
 
     def schedules(self, found: posts.Found, known_accounts: list[str] | None) -> list[tuple[Schedule, Source]]:
         folder = self.root / "schedules"
-        files = sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")) if folder.is_dir() else []
+        listed = folder.is_dir() and not self.leaves("schedules")
+        files = sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")) if listed else []
         out = []
         for path in files:
             source = self.read(f"schedules/{path.name}")

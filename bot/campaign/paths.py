@@ -20,6 +20,16 @@ def inside(path: str | Path, root: Path) -> bool:
         return False
 
 
+def link_out(root: Path, rel: str) -> str | None:
+    """The first part of ``rel`` (``a/b/c``, under the resolved ``root``) that is a symbolic link out of ``root``."""
+    parts = rel.split("/")
+    for end in range(1, len(parts) + 1):
+        here = root.joinpath(*parts[:end])
+        if here.is_symlink() and not inside(here.resolve(), root):
+            return "/".join(parts[:end])
+    return None
+
+
 def resolve_inside(root: Path, base: Path, written: str) -> Path:
     """The real file that ``written`` (relative to ``base``) names, or PathProblem.
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot.campaign import parsecache
 from bot.campaign.files import PostFile, SupporterEntry
-from bot.campaign.paths import PathProblem, inside, resolve_inside
+from bot.campaign.paths import PathProblem, inside, link_out, resolve_inside
 from bot.campaign.probing import CACHE, Prober
 from bot.campaign.problems import WARNING, Problems, known_list, validated
 from bot.campaign.yamlsrc import Later, Loc, Source, YamlProblem
@@ -68,6 +68,9 @@ def scan(root: Path, problems: Problems) -> Found:
     found = Found()
     folder = root / "posts"
     if not folder.is_dir():
+        return found
+    if link_out(root, "posts"):  # its files would all be outside: none is read
+        problems.at("posts", 1, "is a symbolic link to a folder outside the campaign folder")
         return found
     paths: list[tuple[str, bool]] = []
     escaped: list[str] = []

@@ -30,7 +30,8 @@ class Problem:
 
     def __str__(self) -> str:
         prefix = "warning: " if self.severity == WARNING else ""
-        return f"{self.rel}:{self.line}: {prefix}{self.message}"
+        where = f"{self.rel}:{self.line}" if self.line else self.rel  # line 0: the whole folder, not a file
+        return f"{where}: {prefix}{self.message}"
 
 
 @dataclass

@@ -75,13 +75,15 @@ def build_schedule(
 ) -> Schedule | None:
     """The schedule, or None when its time zone is unusable (every slot depends on it).
 
-    ``entries`` are the slots that passed validation, with their place in the file.
+    ``entries`` are the slots that passed validation, with their place in the file. With an
+    unusable time zone the rest of the file is still checked (in UTC), so one typo hides nothing.
     """
+    zone_ok = True
     try:
         tz = parse_zone(raw.timezone)
     except ValueError as exc:
         problems.add(source, ("timezone",), str(exc))
-        return None
+        tz, zone_ok = zoneinfo.ZoneInfo("UTC"), False
     start = raw.window.start if raw.window else None
     end = raw.window.end if raw.window else None
     if start and end and end < start:
@@ -93,6 +95,8 @@ def build_schedule(
         except ValueError as exc:
             problems.add(source, ("grace",), str(exc))
     slots = [s for i, entry in entries if (s := _slot(problems, source, tz, i, entry))]
+    if not zone_ok:
+        return None
     return Schedule(
         name=path.stem, path=path, timezone=tz, window_start=start, window_end=end, grace=grace, slots=slots
     )

@@ -4,6 +4,11 @@ Staff-facing problems must point at the offending line, so documents are
 composed into nodes by libyaml (PyYAML's ``CSafeLoader``), turned into plain
 Python values here, and kept so that the line of any location can be found
 when needed. Only the safe loaders are ever used: no tag builds an object.
+
+A hostile file costs little (issue 13): a file over ``MAX_BYTES`` is refused before it is read,
+anchors and aliases are refused before anything is built (an alias bomb of a few hundred bytes
+expands to billions of values), nesting deeper than ``MAX_DEPTH`` and a second document are
+problems with their line. ``bot check`` and the worker's reloads read through here alike.
 """
 
 from __future__ import annotations
@@ -27,6 +32,22 @@ _CUT_TAG = re.compile(r"^\s+(#\w+)")
 _COLLECTIONS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
 Loc = tuple[str | int, ...]
+
+MAX_BYTES = 1 << 20
+"""Largest campaign YAML file read: posts and settings are a few kilobytes, 1,000 slots about 100 KB.
+The worst file under it (half a million one-character items) takes about 3 s and 200 MB to read."""
+MAX_DEPTH = 20
+"""Deepest nesting read: campaign files need about 5 levels (accounts, an account, its options, a list)."""
+
+_ALIASES = (
+    "anchors and aliases (&name, *name) are not supported in campaign files (they are not needed there: "
+    "write each value out in full, and put a text that starts with & or * in quotes)"
+)
+_TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep (campaign files need about 5; check the indentation)"
+_SECOND_DOCUMENT = (
+    "a second YAML document starts here (a campaign file holds one: remove this --- "
+    "or move what follows to a file of its own)"
+)
 
 
 @dataclass
@@ -105,18 +126,36 @@ def decode(raw: bytes) -> str:
 
 
 def read_bytes(path: Path | str) -> bytes:
+    """The file's bytes; YamlProblem when it holds more than ``MAX_BYTES`` (then it is never read whole)."""
     # os.read takes three system calls where open().read() takes nine: a third of the time for small files.
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         chunks = [os.read(fd, 1 << 16)]
+        total = len(chunks[0])
         while len(chunks[-1]) == 1 << 16:
+            if total > MAX_BYTES:  # stop here: a 50 MB file costs 17 reads, not 50 MB
+                raise YamlProblem(1, _too_big(max(total, os.fstat(fd).st_size)))
             chunks.append(os.read(fd, 1 << 16))
+            total += len(chunks[-1])
     finally:
         os.close(fd)
+    if total > MAX_BYTES:
+        raise YamlProblem(1, _too_big(total))
     return b"".join(chunks) if len(chunks) > 1 else chunks[0]
 
 
+def _too_big(size: int) -> str:
+    return (
+        f"the file is {size:,} bytes, over the limit of {MAX_BYTES:,} "
+        "(a post or settings file is a few kilobytes; split a long schedule into several files)"
+    )
+
+
 def parse(text: str, rel: str) -> Source:
+    """``text`` as a Source; YamlProblem with a line for a syntax error or a limit passed."""
+    # Only a document holding & or * can have an anchor or an alias: most files skip this second pass.
+    if "&" in text or "*" in text:
+        _refuse_anchors(text)
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -128,9 +167,37 @@ def parse(text: str, rel: str) -> Source:
                 _find_cut_hashtags(node, (), text.splitlines(), source.cut_hashtags)
         return source
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        raise YamlProblem(line, f"YAML syntax error: {exc.problem or exc.context}") from None
+        raise _problem(exc) from None
+    except yaml.YAMLError as exc:
+        raise YamlProblem(1, f"YAML syntax error: {exc}") from None
+    except RecursionError:
+        # PyYAML without libyaml composes recursively: Python's stack ends before libyaml's depth limit would.
+        raise YamlProblem(getattr(loader, "line", 0) + 1, _TOO_DEEP) from None
+    finally:
+        loader.dispose()
+
+
+def _problem(exc: yaml.MarkedYAMLError) -> YamlProblem:
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark else 1
+    if exc.context == "expected a single document in the stream":
+        return YamlProblem(line, _SECOND_DOCUMENT)
+    if exc.problem and "maximum nesting depth" in exc.problem:  # libyaml's own limit (1,000 levels)
+        return YamlProblem(line, _TOO_DEEP)
+    return YamlProblem(line, f"YAML syntax error: {exc.problem or exc.context}")
+
+
+def _refuse_anchors(text: str) -> None:
+    """YamlProblem at the first anchor or alias, found in the event stream before any node is composed."""
+    loader = _Loader(text)
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+                mark = event.start_mark if event is not None else None
+                raise YamlProblem(mark.line + 1 if mark else 1, _ALIASES)
+    except yaml.MarkedYAMLError as exc:
+        raise _problem(exc) from None
     except yaml.YAMLError as exc:
         raise YamlProblem(1, f"YAML syntax error: {exc}") from None
     finally:
@@ -143,7 +210,7 @@ class _Builder:
     def __init__(self, loader: yaml.CSafeLoader | yaml.SafeLoader) -> None:
         self.loader = loader
 
-    def value(self, node: yaml.Node) -> Any:
+    def value(self, node: yaml.Node, depth: int = 1) -> Any:
         if isinstance(node, yaml.ScalarNode):
             if node.tag == _STR:
                 return node.value
@@ -151,8 +218,11 @@ class _Builder:
         if node.tag not in _COLLECTIONS:
             # Safe loading: a tag such as !!python/object never builds anything.
             raise yaml.MarkedYAMLError(problem=f"unsupported tag {node.tag!r}", problem_mark=node.start_mark)
+        if depth > MAX_DEPTH:
+            raise YamlProblem(node.start_mark.line + 1, _TOO_DEEP)
+        depth += 1
         if isinstance(node, yaml.SequenceNode):
-            return [self.value(item) for item in node.value]
+            return [self.value(item, depth) for item in node.value]
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
@@ -167,7 +237,7 @@ class _Builder:
             key = key if isinstance(key, (str, int)) else str(key)
             if key in out:
                 raise yaml.MarkedYAMLError(problem=f"duplicate key {key!r}", problem_mark=key_node.start_mark)
-            out[key] = self.value(value_node)
+            out[key] = self.value(value_node, depth)
         return out
 
     def scalar(self, node: yaml.ScalarNode) -> Any:

@@ -34,9 +34,23 @@ class Entry:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--days", type=int, default=14, help="how many days to show (default 14)")
+    parser.add_argument("--days", type=_days, default=14, help=f"how many days to show, 1 to {MOST_DAYS} (default 14)")
     parser.add_argument("--from", dest="start", type=date.fromisoformat, help="first day, YYYY-MM-DD (default today)")
     parser.add_argument("--json", action="store_true", help="print JSON for tools")
+
+
+MOST_DAYS = 3660
+"""Ten years: a longer period is a typo (and a big enough one would pass the year 9999)."""
+
+
+def _days(text: str) -> int:
+    try:
+        days = int(text)
+    except ValueError:
+        days = 0
+    if not 1 <= days <= MOST_DAYS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days from 1 to {MOST_DAYS}")
+    return days
 
 
 def main(args: argparse.Namespace) -> int:

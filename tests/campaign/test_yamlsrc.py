@@ -117,7 +117,11 @@ def test_hashtag_after_unquoted_text_is_found_as_cut():
 
 def test_merge_keys_and_non_scalar_keys_are_refused():
     """``<<`` merges and list or mapping keys are errors with their line, not silently built."""
-    for doc, line in (("a: &x {b: 1}\nc:\n  <<: *x\n", 3), ("text: hi\n? [a, b]\n: c\n", 2)):
+    for doc, line in (
+        ("a: 1\nc:\n  <<: {b: 1}\n", 3),
+        ("a: &x {b: 1}\nc:\n  <<: *x\n", 1),
+        ("text: hi\n? [a, b]\n: c\n", 2),
+    ):
         with pytest.raises(YamlProblem) as info:
             parse(doc, "x")
         assert info.value.line == line, doc
