@@ -222,6 +222,36 @@ class ReshareLedger:
             )
             return result.rowcount == 1
 
+    def standing(
+        self, *, network: str | None = None, remote_id: str | None = None, url: str | None = None
+    ) -> Sequence[Row[Any]]:
+        """Reshares standing (done) or still to take back (withdrawing), by post id or by URL of the post or reshare."""
+        query = sa.select(decisions).where(
+            decisions.c.campaign == self.campaign, decisions.c.status.in_(["done", "withdrawing"])
+        )
+        if network is not None:
+            query = query.where(decisions.c.network == network)
+        if remote_id is not None:
+            query = query.where(decisions.c.remote_id == remote_id)
+        if url is not None:
+            query = query.where(
+                sa.or_(decisions.c.url == url, decisions.c.reshare_url == url, decisions.c.remote_id == url)
+            )
+        with self.engine.connect() as conn:
+            return conn.execute(query.order_by(decisions.c.id)).all()
+
+    def waiting(self, network: str, remote_id: str) -> Sequence[Row[Any]]:
+        """Rows of this post not yet reshared (scheduled or waiting for review)."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(decisions).where(
+                    decisions.c.campaign == self.campaign,
+                    decisions.c.network == network,
+                    decisions.c.remote_id == remote_id,
+                    decisions.c.status.in_(["pending", "queued"]),
+                )
+            ).all()
+
     def stuck(self) -> Sequence[Row[Any]]:
         """Reshares started but never recorded (the worker died mid-call)."""
         with self.engine.connect() as conn:
@@ -247,10 +277,15 @@ class ReshareLedger:
         """What ``bot status`` shows of resharing: counts by status, by status and reason, and by account,
         the latest reshares done, the posts waiting for review and the failures."""
         scope = [] if every_campaign else [decisions.c.campaign == self.campaign]
+        # A withdrawn reshare is counted by why it was withdrawn (edited, deleted, never_from, staff).
+        reason = sa.case(
+            (decisions.c.status.in_(["withdrawn", "withdrawing"]), sa.func.coalesce(decisions.c.withdrawn_reason, "")),
+            else_=decisions.c.reason,
+        )
         grouped = (
-            sa.select(decisions.c.account, decisions.c.status, decisions.c.reason, sa.func.count())
+            sa.select(decisions.c.account, decisions.c.status, reason, sa.func.count())
             .where(*scope)
-            .group_by(decisions.c.account, decisions.c.status, decisions.c.reason)
+            .group_by(decisions.c.account, decisions.c.status, reason)
         )
 
         def latest(*statuses: str) -> sa.Select[Any]:
@@ -273,6 +308,7 @@ class ReshareLedger:
             done = conn.execute(latest("done", "would_have")).all()
             review = conn.execute(latest("queued")).all()
             failed = conn.execute(latest("failed")).all()
+            withdrawn = conn.execute(latest("withdrawn", "withdrawing")).all()
         return {
             "counts": counts,
             "reasons": dict(sorted(reasons.items())),
@@ -280,6 +316,7 @@ class ReshareLedger:
             "done": done,
             "waiting_review": review,
             "failed": failed,
+            "withdrawn": withdrawn,
         }
 
     # ---- the tracker lease ----

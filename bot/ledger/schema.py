@@ -87,7 +87,18 @@ attempts = sa.Table(
 
 # ---- hashtag tracking and resharing ----
 
-RESHARE_STATUSES = ("pending", "resharing", "done", "skipped", "queued", "rejected", "failed", "would_have")
+RESHARE_STATUSES = (
+    "pending",
+    "resharing",
+    "done",
+    "skipped",
+    "queued",
+    "rejected",
+    "failed",
+    "would_have",
+    "withdrawing",  # a reshare to take back: recorded before the platform call, retried until it is gone
+    "withdrawn",
+)
 RESERVED = ("pending", "resharing")
 """Reshare statuses that count against the caps before they happen."""
 
@@ -128,6 +139,10 @@ decisions = sa.Table(
     sa.Column("reshare_url", sa.Text),
     sa.Column("error", sa.Text),
     sa.Column("mention", sa.Text, nullable=False),  # the post as read, to reshare it later
+    # A reshare taken back: why (edited, deleted, never_from, staff), what the edit showed, and when.
+    sa.Column("withdrawn_reason", sa.String(100)),
+    sa.Column("withdrawn_detail", sa.Text),
+    sa.Column("withdrawn_at", sa.DateTime(timezone=True)),
     sa.UniqueConstraint("campaign", "network", "remote_id", "scope", name="uq_reshare_post"),
     sa.Index("ix_reshare_account_status", "campaign", "account", "status"),
 )
