@@ -34,26 +34,62 @@ class Problem:
         return f"{where}: {prefix}{self.message}"
 
 
+MOST_PER_FILE = 50
+"""Problems shown for one file; past them one line counts the rest (a hostile file could hold 100,000)."""
+_FROM_HERE = "in this file from here on are not shown (fix the ones above and check again)"
+
+
 @dataclass
 class Problems:
-    """Collects every problem of every file so that all are reported at once."""
+    """Collects every problem of every file so that all are reported at once.
+
+    ``count`` counts every problem found, shown or not: compare it before and after a check.
+    """
 
     items: list[Problem] = field(default_factory=list)
+    count: int = 0
+    _shown: dict[str, int] = field(default_factory=dict)
+    _hidden: dict[str, tuple[int, int, str]] = field(default_factory=dict)  # rel: how many, first line, severity
 
     def add(self, source: Source, loc: Loc, message: str, severity: str = ERROR) -> None:
+        if self.full(source.rel):
+            self.count += 1
+            # Locating costs: only the first problem not shown is located.
+            self._hide(source.rel, 0 if source.rel in self._hidden else source.line(loc), severity)
+            return
         text = f"{dotted(loc)}: {message}" if loc else message
-        self.items.append(Problem(source.rel, source.line(loc), text, severity))
+        self.at(source.rel, source.line(loc), text, severity)
 
     def at(self, rel: str, line: int, message: str, severity: str = ERROR) -> None:
+        self.count += 1
+        if self.full(rel):
+            self._hide(rel, line, severity)
+            return
+        self._shown[rel] = self._shown.get(rel, 0) + 1
         self.items.append(Problem(rel, line, message, severity))
+
+    def full(self, rel: str) -> bool:
+        """Whether ``rel`` has as many problems shown as a file gets (more are only counted)."""
+        return self._shown.get(rel, 0) >= MOST_PER_FILE
+
+    def _hide(self, rel: str, line: int, severity: str) -> None:
+        many, first, worst = self._hidden.get(rel, (0, line, severity))
+        self._hidden[rel] = (many + 1, first, ERROR if ERROR in (worst, severity) else WARNING)
 
     @property
     def errors(self) -> list[Problem]:
-        return sorted(p for p in self.items if p.severity == ERROR)
+        return sorted(p for p in self._all() if p.severity == ERROR)
 
     @property
     def warnings(self) -> list[Problem]:
-        return sorted(p for p in self.items if p.severity == WARNING)
+        return sorted(p for p in self._all() if p.severity == WARNING)
+
+    def _all(self) -> list[Problem]:
+        more = [
+            Problem(rel, first, f"{many:,} more problem{'' if many == 1 else 's'} {_FROM_HERE}", worst)
+            for rel, (many, first, worst) in self._hidden.items()
+        ]
+        return self.items + more
 
 
 def dotted(loc: Loc) -> str:
@@ -107,6 +143,9 @@ def add_validation_errors(
     """
     for err in exc.errors(include_url=False):
         loc = (*prefix, *err["loc"])
+        if problems.full(source.rel):  # only counted: no wording, no "did you mean" to compute
+            problems.add(source, loc, "")
+            continue
         kind, value = err["type"], err.get("input")
         if kind == "extra_forbidden":
             key, parent = loc[-1], loc[:-1]

@@ -107,7 +107,7 @@ _KINDS: tuple[Literal["at", "every", "cron"], ...] = ("at", "every", "cron")  # 
 
 def _slot(problems: Problems, source: Source, tz: zoneinfo.ZoneInfo, i: int, entry: SlotEntry) -> Slot | None:
     loc = ("slots", i)
-    before = len(problems.items)
+    before = problems.count
     kinds = [k for k in _KINDS if getattr(entry, k) is not None]
     if len(kinds) != 1:
         got = "none" if not kinds else " and ".join(kinds)
@@ -135,7 +135,7 @@ def _slot(problems: Problems, source: Source, tz: zoneinfo.ZoneInfo, i: int, ent
     for j, account in enumerate(entry.accounts):
         if account in entry.accounts[:j]:
             problems.add(source, (*loc, "accounts", j), f"'{account}' is listed twice")
-    if len(problems.items) != before:
+    if problems.count != before:
         return None
     return Slot(
         index=i,

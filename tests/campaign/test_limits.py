@@ -13,6 +13,7 @@ import pytest
 from bot import cli
 from bot.campaign import inspect, load
 from bot.campaign.isolated import load_isolated
+from bot.campaign.problems import MOST_PER_FILE
 from bot.campaign.yamlsrc import MAX_BYTES, MAX_DEPTH, YamlProblem, parse, read
 from bot.core.errors import ConfigError
 
@@ -342,3 +343,32 @@ def test_a_value_that_is_neither_name_nor_secret_keeps_its_message(campaign_dir:
         "config/accounts.yaml:15: accounts.bluesky-index.credentials.app_password: must be the NAME of an "
         "environment variable (like MASTODON_A19_TOKEN), not the secret itself"
     ]
+
+
+def test_a_file_with_tens_of_thousands_of_problems_shows_fifty_and_counts_the_rest(campaign_dir: Path):
+    """60,000 unknown keys in one post give 50 problems and one line counting the rest, in seconds (minutes before)."""
+    (campaign_dir / "posts" / "keys.yaml").write_text("text: hi\n" + "".join(f"k{i}: 1\n" for i in range(60_000)))
+    started = time.perf_counter()
+    errors = inspect(campaign_dir).errors
+    assert time.perf_counter() - started < 10
+    assert len(errors) == MOST_PER_FILE + 1
+    assert errors[0].startswith("posts/keys.yaml:2: unknown key 'k0'")
+    assert errors[-1] == (
+        f"posts/keys.yaml:{MOST_PER_FILE + 2}: 59,950 more problems in this file from here on are not shown "
+        "(fix the ones above and check again)"
+    )
+
+
+def test_problems_not_shown_still_make_their_part_invalid(campaign_dir: Path):
+    """Slots whose problems come after a file's first fifty are still refused, and the campaign does not load."""
+    slots = "".join(
+        f"  - at: 2022-01-12T09:{i:02d}\n    post: launch\n    accounts: [x-index, x-index]\n" for i in range(60)
+    )
+    (campaign_dir / "schedules" / "many.yaml").write_text(f"timezone: UTC\nslots:\n{slots}")
+    result = inspect(campaign_dir)
+    assert result.campaign is not None
+    assert [len(s.slots) for s in result.campaign.schedules if s.name == "many"] == [0]
+    assert len(result.errors) == MOST_PER_FILE + 1
+    assert result.errors[-1].startswith("schedules/many.yaml:155: 10 more problems")
+    with pytest.raises(ConfigError):
+        load(campaign_dir)
