@@ -38,7 +38,7 @@ class CatchUp:
 
     since: datetime
     runs: list[tuple[datetime, Any, str]] = field(default_factory=list)  # (when, occurrence, account), by when
-    dropped: list[tuple[Any, str]] = field(default_factory=list)  # (occurrence, account) over the platform's limit
+    dropped: list[tuple[Any, str]] = field(default_factory=list)  # (occurrence, account) past grace or over the limit
 
     def counts(self, campaign: Any) -> dict[str, Any]:
         """Per platform: how many go out and how many are dropped; and when the last goes out."""
@@ -68,7 +68,7 @@ def plan_catch_up(
 ) -> CatchUp:
     """What start-up hands over: every (slot, account) due since the last one the ledger knows and not taken.
 
-    The newest ``limit`` per platform go out, one account's ``spacing`` clock seconds apart (the
+    Those past their grace are recorded missed at once; of the others, the newest ``limit`` per platform go out, one account's ``spacing`` clock seconds apart (the
     first at once), oldest first: never a burst after an outage. The Publisher still skips any past its grace.
     """
     from bot.schedule.occurrences import occurrences
@@ -93,7 +93,8 @@ def plan_catch_up(
     chosen: list[tuple[Any, str]] = []
     for occurrence, account in reversed(due):  # the newest first: they are the ones still worth sending
         platform = _platform(campaign, account)
-        if kept.get(platform, 0) >= limit:
+        if now > occurrence.at + occurrence.grace or kept.get(platform, 0) >= limit:
+            # Past its grace already (the Publisher records it missed), or over the limit: neither waits a turn.
             plan.dropped.append((occurrence, account))
         else:
             kept[platform] = kept.get(platform, 0) + 1

@@ -301,8 +301,9 @@ def test_restart_picks_up_a_pending_retry_from_the_ledger(tmp_path, x_sandbox, a
         worker.close()
 
 
-def test_slot_moved_to_a_time_just_past_is_published_late_on_reload(tmp_path, x_sandbox, account) -> None:
-    """Editing a future slot to a time 10 minutes ago publishes it at once (within grace) after the reload."""
+def test_slot_moved_to_a_time_just_past_is_not_published_on_reload(tmp_path, x_sandbox, account) -> None:
+    """Editing a future slot to a time 10 minutes ago publishes nothing: a slot that only exists since an edit
+    was never missed (issue 13.5: no retroactive publications)."""
     tag = uuid.uuid4().hex[:6]
     schedule = {"timezone": "UTC", "slots": [{"at": "2022-01-12T11:00", "post": "p", "accounts": [account.id]}]}
     write_campaign(tmp_path, [account], posts={"p": f"moved {tag}"}, schedules={"s": schedule})
@@ -313,8 +314,10 @@ def test_slot_moved_to_a_time_just_past_is_published_late_on_reload(tmp_path, x_
         write_campaign(tmp_path, [account], posts={"p": f"moved {tag}"}, schedules={"s": schedule})
         assert worker.reload_now() is True
         worker.run_pending()
-        assert _texts(x_sandbox, account) == [f"moved {tag}"]
-        assert [(r.slot_at.hour, r.slot_at.minute, r.state) for r in _ledger(worker)] == [(9, 20, "published")]
+        clock.advance(3600)
+        worker.run_pending()
+        assert _texts(x_sandbox, account) == []
+        assert _ledger(worker) == []
     finally:
         worker.close()
 
