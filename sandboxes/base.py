@@ -169,6 +169,14 @@ class Sandbox(ABC):
         """The platform's half of ``post_as``: a sandbox implements this, or overrides ``post_as`` itself."""
         raise NotImplementedError(f"{self.platform} sandbox implements neither post_as nor _post_as")
 
+    def edit_as(self, account: SandboxAccount, remote_id: str, text: str) -> None:
+        """Edit ``account``'s post to say ``text``, as its author would (the server streams the edit)."""
+        raise NotImplementedError(f"{self.platform} sandbox cannot edit posts")
+
+    def delete_as(self, account: SandboxAccount, remote_id: str) -> None:
+        """Delete ``account``'s post, as its author would (the server streams the deletion)."""
+        raise NotImplementedError(f"{self.platform} sandbox cannot delete posts")
+
     @abstractmethod
     def posts(self, account: SandboxAccount | None = None) -> list[ServerPost]:
         """Every post on the server, or only those by ``account``, oldest first."""

@@ -1,7 +1,7 @@
 """A small fault-injecting HTTP reverse proxy on 127.0.0.1, in front of a sandbox server.
 
 It forwards every request to ``upstream`` (bodies streamed both ways, so large
-uploads and long answers pass through untouched), keeps a request log, adds an
+uploads and long answers pass through untouched; a WebSocket upgrade is tunnelled as it is), keeps a request log, adds an
 optional latency, and answers the next matching requests with an injected fault
 instead. Fault answers come from a ``responder`` so each platform can give them
 its own shape; the default speaks XRPC (AT Protocol) errors.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -141,9 +142,52 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 self._answer(status, headers, body)
                 return
             try:
-                self._forward(fault)
+                if self.headers.get("upgrade", "").lower() == "websocket":
+                    self._tunnel()  # the firehose (com.atproto.sync.subscribeRepos) is a WebSocket
+                else:
+                    self._forward(fault)
             except (ConnectionError, OSError):
                 self.close_connection = True  # the client went away (e.g. its timeout fired)
+
+        def _tunnel(self) -> None:
+            """Pass an upgraded connection through byte for byte, both ways, until either side closes."""
+            assert proxy.upstream, "proxy upstream not set"
+            target = urlsplit(proxy.upstream)
+            self.close_connection = True
+            try:
+                upstream = socket.create_connection((target.hostname, target.port), timeout=10)
+            except OSError:
+                proxy._record(self.command, self.path, 502, None)
+                self._answer(502, {"content-type": "text/plain"}, b"upstream unreachable")
+                return
+            proxy._record(self.command, self.path, 101, None)
+            upstream.settimeout(None)
+            lines = [f"{self.command} {self.path} HTTP/1.1", f"Host: {target.netloc}"]
+            lines += [f"{k}: {v}" for k, v in self.headers.items() if k.lower() != "host"]
+            upstream.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+            client = self.connection
+            client.settimeout(None)
+            # A WebSocket client sends nothing before the handshake's answer, so no request bytes wait in rfile.
+            self.wfile.flush()
+
+            def pump(src: socket.socket, dst: socket.socket) -> None:
+                try:
+                    while data := src.recv(CHUNK):
+                        dst.sendall(data)
+                except OSError:
+                    pass
+                finally:
+                    for end in (src, dst):
+                        try:
+                            end.shutdown(socket.SHUT_RDWR)
+                        except OSError:
+                            pass
+
+            back = threading.Thread(target=pump, args=(upstream, client), daemon=True)
+            back.start()
+            pump(client, upstream)
+            back.join()
+            upstream.close()
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _any
 

@@ -129,10 +129,13 @@ def reshares(ledger: Ledger, campaign: str | None, limit: int) -> dict[str, Any]
             "reshare_url": r.reshare_url,
             "error": redact(r.error) if r.error else None,
             "decided": r.decided_at.isoformat(),
+            "withdrawn_reason": r.withdrawn_reason,
+            "withdrawn_detail": r.withdrawn_detail,
+            "withdrawn": r.withdrawn_at.isoformat() if r.withdrawn_at else None,
         }
 
     return {
-        key: [row(r) for r in value] if key in ("done", "waiting_review", "failed") else value
+        key: [row(r) for r in value] if key in ("done", "waiting_review", "failed", "withdrawn") else value
         for key, value in summary.items()
     }
 
@@ -203,6 +206,13 @@ def _render_reshares(r: dict[str, Any]) -> list[str]:
     if r["failed"]:
         lines.append("  failed:")
         lines += [f"    {x['account']:<20} {x['url']}  {x['reason']}: {x['error'] or ''}" for x in r["failed"]]
+    if r.get("withdrawn"):
+        lines.append("  withdrawn (reshares taken back):")
+        lines += [
+            f"    {x['account']:<20} {x['url']}  {x['withdrawn_reason']}"
+            + ("" if x["status"] == "withdrawn" else f" (still to do: {x['error'] or 'pending'})")
+            for x in r["withdrawn"]
+        ]
     if r["done"]:
         lines.append("  latest reshared:")
         lines += [f"    {x['account']:<20} {x['author']:<20} {x['reshare_url'] or x['url']}" for x in r["done"]]

@@ -14,13 +14,15 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from bot.core.errors import (
     BotError,
     ContentRejected,
     LeaseLost,
+    PermanentError,
     PlatformUnavailable,
     RateLimited,
 )
@@ -38,6 +40,15 @@ from bot.core.values import (
 )
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PostChange:
+    """A stream's news about a post already published: ``edited`` (with the new version) or ``deleted``."""
+
+    kind: Literal["edited", "deleted"]
+    remote_id: str
+    mention: Mention | None = None  # the edited post as it reads now
 
 
 def surely_fits(text: str, limit: int) -> bool:
@@ -170,6 +181,13 @@ class Platform(ABC):
     def reshare(self, mention: Mention) -> Receipt:
         return self._guarded("reshare", ("reshare",), lambda: self._reshare(mention))
 
+    def withdraw_reshare(self, mention: Mention, reshare_id: str | None) -> None:
+        """Take back our reshare of ``mention`` (``reshare_id``: the reshare's own id from its receipt, if any).
+
+        Idempotent: a reshare already gone (or a post the platform deleted, with its reshares) is no error.
+        """
+        self._guarded("withdraw_reshare", ("reshare",), lambda: self._withdraw_reshare(mention, reshare_id))
+
     def fetch_mentions(self, hashtags: Sequence[str], cursor: str | None) -> MentionPage:
         return self._guarded("fetch_mentions", ("search",), lambda: self._fetch_mentions(hashtags, cursor))
 
@@ -198,6 +216,9 @@ class Platform(ABC):
 
     @abstractmethod
     def _reshare(self, mention: Mention) -> Receipt: ...
+
+    def _withdraw_reshare(self, mention: Mention, reshare_id: str | None) -> None:
+        raise PermanentError(f"{self.name} adapter cannot withdraw a reshare")
 
     @abstractmethod
     def _fetch_mentions(self, hashtags: Sequence[str], cursor: str | None) -> MentionPage: ...

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from bot.core.values import Mention
+from bot.platforms.base import PostChange
 
 # Seconds between polls when config/reshare.yaml gives no interval: inside each platform's read
 # limits with room for publishing; X bills every read, so it is polled least.
@@ -35,7 +36,7 @@ def instance_of(account: Any) -> str | None:
 class StreamState:
     """A feed's stream; kept by the feed that replaces it on reload, so the stream's threads see the new one."""
 
-    inbox: queue.Queue[Mention] = field(default_factory=queue.Queue)
+    inbox: queue.Queue[Mention | PostChange] = field(default_factory=queue.Queue)  # new posts, edits, deletions
     on: bool = False  # a stream thread is running (connected or connecting)
     retry_at: datetime | None = None
     connected: threading.Event = field(default_factory=threading.Event)
@@ -58,7 +59,7 @@ class Feed:
     failing: bool = False  # reads refused for good (auth): reported once
 
     @property
-    def inbox(self) -> queue.Queue[Mention]:
+    def inbox(self) -> queue.Queue[Mention | PostChange]:
         return self.stream.inbox
 
     @property

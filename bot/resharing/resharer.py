@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot.core.clock import Clock
-from bot.core.errors import AuthFailed, PermanentError, RetryableError
+from bot.core.errors import AuthFailed, BotError, PermanentError, RetryableError
 from bot.ledger.reshares import ReshareLedger, mention_from_json
 from bot.platforms.base import Platform
 from bot.resharing.policy import Rules
@@ -180,6 +180,28 @@ class Resharer:
         self._log("reshare_done", row, reshare_url=receipt.url, reshare_id=receipt.remote_id)
         return "done"
 
+    # ---- taking a reshare back ----
+
+    def withdraw(self, row: Any, reason: str, detail: str = "") -> str | None:
+        """Record that this standing reshare must go, then take it back now; the resulting status."""
+        now = self.clock.now()
+        if not mark_withdrawing(self.ledger, row, reason, detail, not_before=now + WITHDRAW_GRACE):
+            return None  # withdrawn already, or another thread took it
+        return self.finish_withdrawal(self.ledger.rows(ids=[row.id])[0])
+
+    def withdraw_due(self, now: datetime) -> int:
+        """Take back reshares recorded as to withdraw whose last try failed (or was never made); how many went."""
+        gone = 0
+        for row in self.ledger.rows(status=["withdrawing"]):
+            if row.not_before is not None and _aware(row.not_before, now) > now:
+                continue
+            if self.finish_withdrawal(row) == "withdrawn":
+                gone += 1
+        return gone
+
+    def finish_withdrawal(self, row: Any) -> str:
+        return perform_withdrawal(self.ledger, self.adapters.get(row.account), row, self.clock, self._log)
+
     def _failed(self, row: Any, err: Exception) -> str:
         reason = _snake(type(err).__name__)
         self.ledger.transition(row.id, ["resharing"], status="failed", reason=reason, error=str(err))
@@ -198,6 +220,58 @@ class Resharer:
         )
         fields.update(extra)
         getattr(self.log, level)(event, **fields)
+
+
+WITHDRAW_GRACE = timedelta(minutes=2)  # a withdrawal just marked is its marker's to make; others retry after this
+
+
+def mark_withdrawing(ledger: ReshareLedger, row: Any, reason: str, detail: str, *, not_before: datetime) -> bool:
+    """Record the intent before the platform call, so a withdrawal survives a crash and is retried."""
+    return ledger.transition(
+        row.id,
+        ["done", "withdrawing"] if row.status == "withdrawing" else ["done"],
+        status="withdrawing",
+        withdrawn_reason=reason,
+        withdrawn_detail=detail,
+        not_before=not_before,
+    )
+
+
+def perform_withdrawal(
+    ledger: ReshareLedger, adapter: Platform | None, row: Any, clock: Clock, log: Callable[..., None]
+) -> str:
+    """Take back the reshare of a ``withdrawing`` row on its platform and record the outcome.
+
+    ``log(event, row, level=..., **fields)``. A failure keeps the row ``withdrawing`` with its error,
+    to be tried again after a pause: a reshare the campaign no longer stands behind must not stay up.
+    """
+    try:
+        if adapter is None:
+            raise PermanentError(f"no adapter for account {row.account} (missing secrets?)")
+        adapter.withdraw_reshare(mention_from_json(row.mention), row.reshare_id)
+    except BotError as err:
+        now = clock.now()
+        wait = getattr(err, "retry_after", None)
+        delay = timedelta(seconds=wait) if wait else AUTH_PAUSE if isinstance(err, PermanentError) else BACKOFF
+        ledger.transition(row.id, ["withdrawing"], not_before=now + delay, error=str(err))
+        log(
+            "reshare_withdraw_failed",
+            row,
+            level="error",
+            reason=row.withdrawn_reason,
+            error=str(err),
+            retry_in=delay.total_seconds(),
+        )
+        return "withdrawing"
+    ledger.transition(row.id, ["withdrawing"], status="withdrawn", withdrawn_at=clock.now(), error=None)
+    log(
+        "reshare_withdrawn",
+        row,
+        reason=row.withdrawn_reason,
+        detail=row.withdrawn_detail or "",
+        reshare_id=row.reshare_id,
+    )
+    return "withdrawn"
 
 
 def _aware(value: datetime, like: datetime) -> datetime:

@@ -30,11 +30,11 @@ from sqlalchemy.engine import Engine
 from bot.core.clock import Clock
 from bot.core.errors import PermanentError, RetryableError
 from bot.core.values import Mention
-from bot.ledger.reshares import NewDecision, ReshareLedger
-from bot.platforms.base import Platform
+from bot.ledger.reshares import NewDecision, ReshareLedger, mention_from_json
+from bot.platforms.base import Platform, PostChange
 from bot.resharing.feeds import DEFAULT_INTERVALS, Feed, build_feeds, fair_order, instance_of, network_of
 from bot.resharing.policy import Context, Rules, decide, judge
-from bot.resharing.resharer import Resharer
+from bot.resharing.resharer import Resharer, mark_withdrawing
 
 __all__ = ["DEFAULT_INTERVALS", "Tracker", "network_of", "start_tracking", "tracked_adapters"]
 
@@ -83,6 +83,8 @@ class Tracker:
             if adapters is not None:
                 self.adapters = dict(adapters)
                 self._identities.clear()
+            previous: Rules | None = getattr(self, "rules", None)
+            previous_never = previous.never_from if previous is not None else ()
             self.campaign = campaign
             self.log = structlog.get_logger("bot.resharing.tracker").bind(campaign=campaign.name)
             config = campaign.reshare
@@ -100,6 +102,8 @@ class Tracker:
             self.resharer = (
                 Resharer(self.ledger, self.adapters, self.clock, self.rules, self.log) if self.rules else None
             )
+            if self.rules is not None and self.rules.never_from and self.rules.never_from != previous_never:
+                self._withdraw_never_from()
 
     # ---- the loop ----
 
@@ -164,6 +168,7 @@ class Tracker:
                 return dict(outcome)
             assert self.resharer is not None  # built with the rules
             self.resharer.recover_stuck(now, LEASE_TTL)
+            outcome["withdrawn"] += self.resharer.withdraw_due(now)
             if start_streams:  # before the polls, which may take seconds: a post made meanwhile is streamed
                 for feed in self.feeds:
                     self._ensure_stream(feed, now)
@@ -184,7 +189,7 @@ class Tracker:
             self._drain_all({a for f in self.feeds for a in f.accounts} - drained, now, outcome)
             return dict(outcome)
 
-    def _serve_streamed(self, feed: Feed, got: list[Mention]) -> None:
+    def _serve_streamed(self, feed: Feed, got: list[Mention | PostChange]) -> None:
         """A lane's batch: decide the streamed posts and reshare what may go now, as the loop would."""
         with self._config_lock:
             now = self.clock.now()
@@ -198,8 +203,9 @@ class Tracker:
                     self.resharer.next_due.pop(account, None)
                 return
             outcome: Counter[str] = Counter()
-            if got:
-                self._decide(current, got, now, outcome, None, None)
+            posts = self._changes_first(current, got, now)
+            if posts:
+                self._decide(current, posts, now, outcome, None, None)
             for account in sorted(current.accounts):
                 if self._stop.is_set():
                     return  # what was decided stays pending in the ledger for the next start
@@ -438,6 +444,12 @@ class Tracker:
             return
         if feed.stream.retry_at and now < feed.stream.retry_at:
             return
+        warm = getattr(adapter, "warm_stream", None)
+        if warm is not None:
+            try:  # here, in the loop's thread: two threads importing one client library at once can deadlock
+                warm()
+            except Exception as exc:  # noqa: BLE001  (the stream then fails and falls back to polling)
+                self.log.warning("stream_warm_up_failed", platform=feed.platform, error=f"{type(exc).__name__}: {exc}")
         feed.stream.on = True
         thread = threading.Thread(target=self._stream, args=(feed, adapter), name=f"stream-{feed.network}", daemon=True)
         self._stream_threads[id(feed.stream)] = thread
@@ -458,6 +470,8 @@ class Tracker:
             options["on_connected"] = state.connected.set
         if "connect_timeout" in params:
             options["connect_timeout"] = self.stream_connect_timeout
+        if "on_change" in params:
+            options["on_change"] = state.inbox.put
         try:
             adapter.stream_mentions(list(feed.tags), state.inbox.put, self._stop, **options)
             reason = "stream ended"
@@ -480,6 +494,7 @@ class Tracker:
         """
         inbox = feed.stream.inbox
         while not (ended.is_set() or self._stop.is_set()):
+            got: list[Mention | PostChange]
             try:
                 got = [inbox.get(timeout=self._lane_idle(feed))]
             except queue.Empty:
@@ -516,16 +531,65 @@ class Tracker:
 
     def _take_stream(self, feed: Feed, now: datetime, outcome: Counter[str]) -> None:
         """The loop's share: posts a stream delivered while no lane was there to take them."""
-        got = _take_all(feed.stream.inbox)
-        if got:
+        posts = self._changes_first(feed, _take_all(feed.stream.inbox), now)
+        if posts:
             # Streamed posts do not move the cursor: the slower safety poll does, and skips what is decided.
-            self._decide(feed, got, now, outcome, None, None)
+            self._decide(feed, posts, now, outcome, None, None)
 
     def _join_lanes(self, timeout: float) -> None:
         """Let a reshare in flight on a lane finish and be recorded before the tracker lets go of its lease."""
         deadline = time.monotonic() + timeout
         for lane in self._lanes:
             lane.join(max(deadline - time.monotonic(), 0.0))
+
+    # ---- undo: reshares the campaign no longer stands behind ----
+
+    def _changes_first(self, feed: Feed, got: list[Mention | PostChange], now: datetime) -> list[Mention]:
+        """Act on the edits and deletions a stream told of; the new posts, for deciding."""
+        posts = [m for m in got if isinstance(m, Mention)]
+        for change in (c for c in got if isinstance(c, PostChange)):
+            # A post deleted (or spoiled by an edit) before its reshare is not decided again when a poll meets it.
+            posts = [m for m in posts if m.remote_id != change.remote_id]
+            self._on_change(feed, change, now)
+        return posts
+
+    def _on_change(self, feed: Feed, change: PostChange, now: datetime) -> None:
+        if change.kind == "deleted":
+            self._take_back(feed.network, change.remote_id, "deleted", "the post was deleted")
+            return
+        if change.mention is None:
+            return
+        verdict = judge(change.mention, self._context(feed, feed.reader, now))
+        if verdict.action == "skip" and verdict.reason != "own":
+            self._take_back(feed.network, change.remote_id, "edited", f"after an edit: {verdict.detail}")
+
+    def _take_back(self, network: str, remote_id: str, reason: str, detail: str) -> None:
+        """Withdraw every standing reshare of this post, and skip the ones not made yet."""
+        assert self.resharer is not None  # only called while tracking is configured
+        for row in self.ledger.waiting(network, remote_id):
+            if self.ledger.transition(row.id, ["pending", "queued"], status="skipped", reason=reason, detail=detail):
+                self.log.info(
+                    "reshare_skipped", platform=row.platform, account=row.account, remote_id=remote_id, reason=reason
+                )
+        for row in self.ledger.standing(network=network, remote_id=remote_id):
+            if row.status == "done":
+                self.resharer.withdraw(row, reason, detail)
+
+    def _withdraw_never_from(self) -> None:
+        """After a reload that changed never_from: mark the listed authors' standing reshares for withdrawal.
+
+        Only recorded here (reload must stay quick); the loop's next pass takes them back on the platforms.
+        """
+        assert self.rules is not None  # only called while tracking is configured
+        now = self.clock.now()
+        for row in self.ledger.standing():
+            account = self.campaign.accounts.get(row.account)
+            ctx = Context(rules=self.rules, instance=instance_of(account) if account is not None else None, now=now)
+            verdict = judge(mention_from_json(row.mention), ctx)
+            if verdict.reason == "never_from" and row.status == "done":
+                if mark_withdrawing(self.ledger, row, "never_from", verdict.detail, not_before=now):
+                    self.log.info("reshare_withdrawal_planned", account=row.account, url=row.url, reason="never_from")
+        self._wake.set()
 
 
 def tracked_adapters(campaign: Any, get_adapter: Callable[[Any], Platform]) -> dict[str, Platform]:
@@ -561,8 +625,8 @@ def start_tracking(
     return tracker, thread
 
 
-def _take_all(inbox: queue.Queue[Mention]) -> list[Mention]:
-    got = []
+def _take_all(inbox: queue.Queue[Mention | PostChange]) -> list[Mention | PostChange]:
+    got: list[Mention | PostChange] = []
     while True:
         try:
             got.append(inbox.get_nowait())

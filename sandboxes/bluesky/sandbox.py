@@ -209,6 +209,13 @@ class BlueskySandbox(Sandbox):
         )
         return made["uri"]
 
+    def delete_as(self, account: SandboxAccount, remote_id: str) -> None:
+        me = self._accounts[account.handle]
+        _, _, rest = remote_id.partition("at://")
+        did, collection, rkey = rest.split("/", 2)
+        body = {"repo": did, "collection": collection, "rkey": rkey}
+        self.xrpc("POST", "com.atproto.repo.deleteRecord", jwt=me["jwt"], body=body)
+
     def _resolve_handle(self, handle: str) -> str | None:
         try:
             return self.xrpc("GET", "com.atproto.identity.resolveHandle", params={"handle": handle})["did"]

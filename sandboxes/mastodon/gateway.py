@@ -14,7 +14,9 @@ adds what the bot's tests need and the mock does not do as Mastodon does:
   counting (a URL is 23 characters);
 - injected faults, including a timeout where the server does the work but holds
   the answer until the client has given up;
-- a request log, and switching streaming off to test the polling fallback;
+- a request log, and switching streaming off to test the polling fallback; an edit streamed as
+  ``status.update``, as Mastodon names it (the mock says ``status_update``); a deleted status's
+  boosts deleted with it, as Mastodon does;
 - switches that make it answer as Mastodon-API servers that are not Mastodon do
   (Takahē, GoToSocial, Akkoma; ``impersonate``): no ``/api/v2/instance``, their
   version string, a narrower ``supported_mime_types``, 500 to a video upload,
@@ -47,6 +49,7 @@ Send = Callable[[dict[str, Any]], Any]
 SANDBOX_AGENT = "campaign-bot-sandbox"  # post_as traffic: exempt from faults, throttles and the log
 _MEDIA_ID = re.compile(r"^/api/v1/media/(\d+)$")
 _REBLOG = re.compile(r"^/api/v1/statuses/\d+/reblog$")
+_STATUS_ID = re.compile(r"^/api/v1/statuses/(\d+)$")
 _VIDEO_PART = re.compile(rb"content-type:\s*video/", re.IGNORECASE)
 _INSTANCE = ("/api/v1/instance", "/api/v2/instance")
 _QUIET = ("/api/v1/_mock", "/health", "/media/", "/avatars/", "/headers/")
@@ -157,6 +160,8 @@ class Gateway:
         if path.startswith(_QUIET) or headers.get("user-agent") == SANDBOX_AGENT:
             async with self._workers:
                 await self.app(scope, receive, send)
+            if method == "DELETE" and (deleted := _STATUS_ID.match(path)):
+                self._drop_boosts_of(int(deleted.group(1)))
             return
         if self.latency:
             await asyncio.sleep(self.latency)
@@ -212,6 +217,8 @@ class Gateway:
         async with self._workers:
             status, resp_headers, resp_body = await _call(self.app, scope, body)
         status, resp_body = self._rewrite(method, path, status, resp_body, headers.get("host", ""))
+        if method == "DELETE" and status == 200 and (deleted := _STATUS_ID.match(path)):
+            self._drop_boosts_of(int(deleted.group(1)))
         resp_headers = [(k, v) for k, v in resp_headers if k.lower() != b"content-length"]
         resp_headers.append((b"content-length", str(len(resp_body)).encode()))
         resp_headers += [(k.encode(), v.encode()) for k, v in rate.items()]
@@ -222,6 +229,16 @@ class Gateway:
         entry["status"] = status
         await send({"type": "http.response.start", "status": status, "headers": resp_headers})
         await send({"type": "http.response.body", "body": resp_body})
+
+    def _drop_boosts_of(self, status_id: int) -> None:
+        """Mastodon deletes a status's boosts with it; mastodon-mock 0.6.1 leaves them behind."""
+        from mastodon_mock.db.models import Status
+        from sqlalchemy import delete
+
+        with self.app.state.session_factory() as db:
+            if db.get(Status, status_id) is None:  # only once the status is really gone
+                db.execute(delete(Status).where(Status.reblog_of_id == status_id))
+                db.commit()
 
     async def _fault(self, send: Send, entry: dict[str, Any], fault: Fault, request: dict[str, str]) -> None:
         if fault.kind == "rate_limited":
@@ -380,6 +397,9 @@ def _noting_status(send: Send, entry: dict[str, Any]) -> Send:
     async def wrapped(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
             entry["status"] = message["status"]
+        elif message["type"] == "http.response.body" and b"event: status_update\n" in message.get("body", b""):
+            # mastodon-mock 0.6.1 names an edit ``status_update``; Mastodon's streaming server says ``status.update``.
+            message = {**message, "body": message["body"].replace(b"event: status_update\n", b"event: status.update\n")}
         await send(message)
 
     return wrapped

@@ -225,6 +225,18 @@ class MastodonSandbox(Sandbox):
         )
         return str(status["id"])
 
+    def _poster(self, account: SandboxAccount) -> Any:
+        client = self._posters.get(account.handle)
+        if client is None:
+            client = self._posters[account.handle] = self._client(self._tokens[account.handle])
+        return client
+
+    def edit_as(self, account: SandboxAccount, remote_id: str, text: str) -> None:
+        self._poster(account).status_update(remote_id, status=text)
+
+    def delete_as(self, account: SandboxAccount, remote_id: str) -> None:
+        self._poster(account).status_delete(remote_id)
+
     def posts(self, account: SandboxAccount | None = None) -> list[ServerPost]:
         from mastodon_mock.db.models import Account, MediaAttachment, Status
         from sqlalchemy import select

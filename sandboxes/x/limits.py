@@ -33,6 +33,7 @@ USER_LIMITS: dict[str, int] = {
     "GET /2/users/me": 75,
     "GET /2/users/:id/tweets": 900,
     "POST /2/users/:id/retweets": 50,
+    "DELETE /2/users/:id/retweets/:tweet_id": 50,
     "GET /2/tweets/search/recent": 300,
     "POST /2/media/upload": 500,
     "GET /2/media/upload": 1000,

@@ -33,7 +33,7 @@ TIMEOUT_DELAY = 2.0  # how long a "timeout" fault holds the answer back, unless 
 def _route(name: str) -> tuple[str, re.Pattern[str], str]:
     """An endpoint named as in X's docs ("POST /2/users/:id/retweets") -> (method, path pattern, name)."""
     method, path = name.split(" ", 1)
-    return method, re.compile(path.replace(":id", r"(\d+)") + "$"), name
+    return method, re.compile(path.replace(":tweet_id", r"(\d+)").replace(":id", r"(\d+)") + "$"), name
 
 
 ROUTES = [
@@ -45,6 +45,7 @@ ROUTES = [
         "GET /2/users/me",
         "GET /2/users/:id/tweets",
         "POST /2/users/:id/retweets",
+        "DELETE /2/users/:id/retweets/:tweet_id",
         "POST /2/media/upload",
         "GET /2/media/upload",
         "POST /2/media/upload/initialize",
@@ -206,6 +207,8 @@ class XHandler(BaseHTTPRequestHandler):
             return 200, state.user_tweets(args[0], query)
         if key == "POST /2/users/:id/retweets":
             return 200, state.retweet(user_id, args[0], self._json(body))
+        if key == "DELETE /2/users/:id/retweets/:tweet_id":
+            return 200, state.unretweet(user_id, args[0], args[1])
         if key == "GET /2/media/upload":
             if query.get("command", "STATUS") != "STATUS":
                 raise err.invalid("command must be STATUS", "command", query.get("command"))

@@ -252,6 +252,17 @@ class XState:
         # rest_id: "the ID of the reposted Post" (RepostPostResponseData, required in the spec).
         return {"data": {"retweeted": True, "rest_id": target}}
 
+    def unretweet(self, user_id: str, path_id: str, target: str) -> dict[str, Any]:
+        if path_id != user_id:
+            raise err.forbidden("You are not allowed to undo a retweet on behalf of another user.")
+        with self.lock:
+            # Undoing a retweet that is not there changes nothing, as on X.
+            for own in [r for r, o in self.retweet_of.items() if o == target and self.tweets[r].author_id == user_id]:
+                self._texts[(user_id, self.tweets[own].text.strip())] -= 1
+                del self.tweets[own]
+                self.retweet_of.pop(own, None)
+        return {"data": {"retweeted": False}}
+
     # ---- reads ----
 
     def me(self, user_id: str, params: dict[str, str]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from bot.core.errors import BotError, ConfigError, NotFound, UncertainOutcome
 from bot.core.values import AccountLike, Identity, Limits, Mention, MentionPage, Outgoing, Progress, Receipt
-from bot.platforms.base import Platform
+from bot.platforms.base import Platform, PostChange
 from bot.platforms.bluesky.errors import map_error, maybe_sent, xrpc_error
 from bot.platforms.bluesky.session import Connection, FileSessionStore, SessionStore
 from bot.platforms.bluesky.text import build_facets, patterns, post_url, tid_for
@@ -35,6 +35,7 @@ class Bluesky(Platform):
     default_base_url: ClassVar[str] = "https://bsky.social"
     required_credentials: ClassVar[tuple[str, ...]] = ("app_password",)
     needs_handle: ClassVar[bool] = True
+    supports_streaming: ClassVar[bool] = True  # the repository firehose, or a Jetstream (bluesky.stream)
     limits: ClassVar[Limits] = Limits(
         max_text=300,  # graphemes
         max_images=4,
@@ -221,10 +222,57 @@ class Bluesky(Platform):
         # A repost has no page of its own: the receipt links the reposted post.
         return Receipt(remote_id=made, url=mention.url or post_url(uri.split("/")[2], uri))
 
+    def _withdraw_reshare(self, mention: Mention, reshare_id: str | None) -> None:
+        session = self._session()
+        uri = mention.ref.get("uri") or mention.remote_id
+        # The repost's record key is derived from the post, so it is known even without the receipt.
+        rkey = reshare_id.rsplit("/", 1)[-1] if reshare_id else tid_for(f"repost|{session.did}|{uri}")
+        # deleteRecord of a record that is not there succeeds: withdrawing twice is harmless.
+        data = {"repo": session.did, "collection": REPOST, "rkey": rkey}
+        self._call(lambda client: client.com.atproto.repo.delete_record(data))
+
     def _fetch_mentions(self, hashtags: Sequence[str], cursor: str | None) -> MentionPage:
         from bot.platforms.bluesky.search import search_tags
 
         return search_tags(lambda params: self._call(lambda c: c.app.bsky.feed.search_posts(params)), hashtags, cursor)
+
+    # ---- streaming ----
+
+    def warm_stream(self) -> None:
+        """Import the stream's libraries and log in, in the caller's thread (the tracker's, before the stream's)."""
+        import atproto  # noqa: F401  (the firehose client and CAR decoding)
+
+        import bot.platforms.bluesky.stream  # noqa: F401
+
+        self._session()  # profile look-ups for the stream's authors need the session
+
+    def stream_mentions(
+        self,
+        hashtags: Sequence[str],
+        on_mention: Callable[[Mention], None],
+        stop: threading.Event,
+        *,
+        connect_timeout: float = 10.0,
+        on_connected: Callable[[], None] | None = None,
+        on_change: Callable[[PostChange], None] | None = None,
+    ) -> None:
+        """Deliver tagged posts from the network's event stream until ``stop``; deletions and edits to ``on_change``.
+
+        Raises PlatformUnavailable when no stream answers within ``connect_timeout`` or it ends:
+        the caller then polls ``fetch_mentions``. See ``bluesky.stream`` for which stream.
+        """
+        from bot.platforms.bluesky.stream import follow
+
+        self.warm_stream()
+        follow(
+            self,
+            hashtags,
+            on_mention,
+            stop,
+            connect_timeout=connect_timeout,
+            on_connected=on_connected,
+            on_change=on_change,
+        )
 
     def _resolve_handle(self, handle: str) -> str | None:
         from atproto_client.exceptions import BadRequestError

@@ -33,7 +33,7 @@ from bot.core.values import (
     Receipt,
     VideoAttachment,
 )
-from bot.platforms.base import Platform, environment_read_once
+from bot.platforms.base import Platform, PostChange, environment_read_once
 from bot.platforms.mastodon.server import ServerInfo, parse_instance
 from bot.platforms.mastodon.uploads import UploadMemo, fingerprint
 from bot.platforms.mastodon.wire import (
@@ -344,6 +344,15 @@ class Mastodon(Platform):
         self.log.warning("reshare_id_unknown", remote_id=remote_id, reason="the boost is not on the account's timeline")
         return None
 
+    def _withdraw_reshare(self, mention: Mention, reshare_id: str | None) -> None:
+        from mastodon.errors import MastodonNotFoundError
+
+        try:
+            self.client.status_unreblog(mention.remote_id)
+        except MastodonNotFoundError:
+            # The original was deleted, and Mastodon deletes its boosts with it.
+            self.log.info("reshare_already_gone", remote_id=mention.remote_id)
+
     def _fetch_mentions(self, hashtags: Sequence[str], cursor: str | None) -> MentionPage:
         positions: dict[str, str] = json.loads(cursor) if cursor else {}
         found: dict[str, Mention] = {}
@@ -411,8 +420,9 @@ class Mastodon(Platform):
         *,
         connect_timeout: float = 10.0,
         on_connected: Callable[[], None] | None = None,
+        on_change: Callable[[PostChange], None] | None = None,
     ) -> None:
-        """Deliver tagged posts as they arrive until ``stop`` is set.
+        """Deliver tagged posts as they arrive until ``stop`` is set; edits and deletions to ``on_change``.
 
         Raises PlatformUnavailable when the instance does not stream a tag (no answer
         within ``connect_timeout``): the caller then polls ``fetch_mentions`` instead.
@@ -422,7 +432,7 @@ class Mastodon(Platform):
         info = self.server()
         if not info.streams:
             raise PlatformUnavailable(f"{self.base_url} ({info.label}) does not stream over HTTP: poll it")
-        _stream_hashtags(self, hashtags, on_mention, stop, connect_timeout, on_connected)
+        _stream_hashtags(self, hashtags, on_mention, stop, connect_timeout, on_connected, on_change)
 
     # ---- errors ----
 
@@ -466,11 +476,13 @@ def _stream_hashtags(
     stop: threading.Event,
     connect_timeout: float,
     on_connected: Callable[[], None] | None,
+    on_change: Callable[[PostChange], None] | None = None,
 ) -> None:
     """Block until ``stop``; see ``Mastodon.stream_mentions``."""
     from mastodon.streaming import StreamListener
 
     seen: set[str] = set()
+    seen_changes: set[tuple[str, str, str]] = set()
     lock = threading.Lock()
 
     class Listener(StreamListener):
@@ -491,8 +503,28 @@ def _stream_hashtags(
             except Exception as exc:  # noqa: BLE001  (one bad callback must not end the stream)
                 adapter.log.error("mention_handler_failed", remote_id=str(status["id"]), error=repr(exc))
 
+        def on_status_update(self, status: Any) -> None:
+            # status.update: the post was edited; the tracker judges the new version against its reshare.
+            changed(PostChange("edited", str(status["id"]), adapter._mention(status)))
+
+        def on_delete(self, status_id: Any) -> None:
+            changed(PostChange("deleted", str(status_id)))
+
         def on_unknown_event(self, name: str, unknown_event: Any = None) -> None:
-            pass  # newer event kinds (status.update, notifications) are not ours to track
+            pass  # newer event kinds (notifications, ...) are not ours to track
+
+    def changed(change: PostChange) -> None:
+        with lock:
+            key = (change.kind, change.remote_id, change.mention.text if change.mention else "")
+            if key in seen_changes:  # each tag's stream tells the same change once
+                return
+            seen_changes.add(key)
+        if on_change is None:
+            return
+        try:
+            on_change(change)
+        except Exception as exc:  # noqa: BLE001  (one bad callback must not end the stream)
+            adapter.log.error("change_handler_failed", remote_id=change.remote_id, error=repr(exc))
 
     tags = [t.lstrip("#") for t in hashtags]
     listeners = [Listener() for _ in tags]

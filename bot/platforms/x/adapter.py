@@ -291,6 +291,15 @@ class X(Platform):
         # X's answer names no id for the retweet itself; the receipt points at what was reshared.
         return Receipt(remote_id=mention.remote_id, url=mention.url)
 
+    def _withdraw_reshare(self, mention: Mention, reshare_id: str | None) -> None:
+        import tweepy
+
+        # DELETE /2/users/:id/retweets/:source_tweet_id; undoing a retweet that is gone answers retweeted: false.
+        try:
+            self._client.unretweet(mention.remote_id, user_auth=True)
+        except tweepy.NotFound:
+            self.log.info("reshare_already_gone", remote_id=mention.remote_id)
+
     def _fetch_mentions(self, hashtags: Sequence[str], cursor: str | None) -> MentionPage:
         from bot.platforms.x.search import join_cursor, queries, split_cursor
 
