@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, Row
 
 from bot.core.values import Mention
-from bot.ledger.schema import RESERVED, cursors, decisions, leases
+from bot.ledger.schema import RESERVED, cursors, decisions, leases, reviews
 from bot.observability.redaction import redact
 
 
@@ -32,17 +32,23 @@ def _utc(value: datetime | None) -> datetime | None:
     return value
 
 
+_TIMES = ("created_at", "author_created_at")
+
+
 def mention_to_json(mention: Mention) -> str:
     data = asdict(mention)
-    data["created_at"] = mention.created_at.isoformat() if mention.created_at else None
+    for name in _TIMES:
+        moment = getattr(mention, name)
+        data[name] = moment.isoformat() if moment else None
     data["ref"] = dict(mention.ref)
     return json.dumps(data, ensure_ascii=False)
 
 
 def mention_from_json(text: str) -> Mention:
     data = json.loads(text)
-    if data.get("created_at"):
-        data["created_at"] = datetime.fromisoformat(data["created_at"])
+    for name in _TIMES:
+        if data.get(name):
+            data[name] = datetime.fromisoformat(data[name])
     return Mention(**data)
 
 
@@ -59,6 +65,23 @@ class NewDecision:
     status: str
     reason: str
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class AuthorRecord:
+    last: datetime | None  # this account's latest row for the author
+    day: int  # this account's rows for the author in the last 24 hours
+    reshared_before: bool  # by any account of the campaign, on this network
+
+
+@dataclass(frozen=True)
+class Review:
+    """A staff decision on a candidate that waited for review."""
+
+    decision_id: int
+    action: str  # approved | rejected
+    reviewer: str
+    note: str = ""
 
 
 class ReshareLedger:
@@ -198,6 +221,27 @@ class ReshareLedger:
         times = [_utc(r.acted_at) or _utc(r.decided_at) for r in rows]
         return max(times) if times else None
 
+    def author_record(
+        self, network: str, account: str, author_id: str, now: datetime, counted: Sequence[str], reshared: Sequence[str]
+    ) -> AuthorRecord:
+        """What the per-author rules need: this account's last and 24-hour count of ``counted`` rows for the
+        author, and whether any account of the campaign has a ``reshared`` row for them on ``network``."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(decisions.c.account, decisions.c.status, decisions.c.acted_at, decisions.c.decided_at).where(
+                    decisions.c.campaign == self.campaign,
+                    decisions.c.network == network,
+                    decisions.c.author_id == author_id,
+                    decisions.c.status.in_(list({*counted, *reshared})),
+                )
+            ).all()
+        mine = [_utc(r.acted_at) or _utc(r.decided_at) for r in rows if r.account == account and r.status in counted]
+        return AuthorRecord(
+            last=max(mine) if mine else None,
+            day=sum(1 for t in mine if t > now - timedelta(days=1)),
+            reshared_before=any(r.status in reshared for r in rows),
+        )
+
     # ---- the reshare queue ----
 
     def pending(self, account: str) -> Sequence[Row[Any]]:
@@ -251,6 +295,58 @@ class ReshareLedger:
                     decisions.c.status.in_(["pending", "queued"]),
                 )
             ).all()
+
+    def review(self, review: Review, now: datetime, **values: Any) -> bool:
+        """Move a queued row as staff decided and record who, when, why and the rule it waited for, atomically.
+
+        False when the row was not waiting (decided already, or never queued).
+        """
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(decisions.c.campaign, decisions.c.reason, decisions.c.detail).where(
+                    decisions.c.id == review.decision_id, decisions.c.status == "queued"
+                )
+            ).first()
+            if row is None:
+                return False
+            moved = conn.execute(
+                sa.update(decisions)
+                .where(decisions.c.id == review.decision_id, decisions.c.status == "queued")
+                .values(**values)
+            ).rowcount
+            if moved != 1:
+                return False
+            conn.execute(
+                sa.insert(reviews).values(
+                    decision_id=review.decision_id,
+                    campaign=row.campaign,
+                    action=review.action,
+                    reviewer=review.reviewer[:200],
+                    decided_at=now,
+                    note=review.note,
+                    waited_for=row.reason,
+                    waited_detail=row.detail or "",
+                )
+            )
+            return True
+
+    def reviews(self, *, limit: int | None = None, every_campaign: bool = False) -> Sequence[Row[Any]]:
+        """Staff review decisions, newest first, with the decision row's platform, account, author and url."""
+        query = sa.select(
+            reviews,
+            decisions.c.platform,
+            decisions.c.account,
+            decisions.c.author,
+            decisions.c.url,
+            decisions.c.status,
+        ).join(decisions, decisions.c.id == reviews.c.decision_id)
+        if not every_campaign:
+            query = query.where(reviews.c.campaign == self.campaign)
+        query = query.order_by(reviews.c.decided_at.desc(), reviews.c.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return conn.execute(query).all()
 
     def stuck(self) -> Sequence[Row[Any]]:
         """Reshares started but never recorded (the worker died mid-call)."""
@@ -316,6 +412,21 @@ class ReshareLedger:
             "done": done,
             "waiting_review": review,
             "failed": failed,
+            "reviewed": [
+                {
+                    "id": r.decision_id,
+                    "action": r.action,
+                    "reviewer": r.reviewer,
+                    "at": _utc(r.decided_at).isoformat(),
+                    "note": r.note or None,
+                    "waited_for": r.waited_for,
+                    "status": r.status,
+                    "account": r.account,
+                    "author": r.author,
+                    "url": r.url,
+                }
+                for r in self.reviews(limit=limit, every_campaign=every_campaign)
+            ],
             "withdrawn": withdrawn,
         }
 

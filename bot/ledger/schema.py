@@ -147,6 +147,21 @@ decisions = sa.Table(
     sa.Index("ix_reshare_account_status", "campaign", "account", "status"),
 )
 
+reviews = sa.Table(
+    "reshare_reviews",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("decision_id", sa.Integer, sa.ForeignKey("reshare_decisions.id"), nullable=False, index=True),
+    sa.Column("campaign", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(20), nullable=False),  # approved | rejected
+    sa.Column("reviewer", sa.String(200), nullable=False),  # BOT_REVIEWER, else the OS user
+    sa.Column("decided_at", UTCDateTime, nullable=False),
+    sa.Column("note", sa.Text, nullable=False, default=""),
+    sa.Column("waited_for", sa.String(100), nullable=False),  # the rule that routed it to review
+    sa.Column("waited_detail", sa.Text, nullable=False, default=""),
+)
+"""Staff decisions on reshare candidates (``bot review``): who, when, why; the decision row moves on."""
+
 leases = sa.Table(
     "tracker_leases",
     metadata,
