@@ -110,6 +110,13 @@ class PolicyEntry(_File):
     mode: Literal["auto", "review", "dry-run"] = "review"
     author_cooldown: Any = None
     across_accounts: bool = False
+    # Trust signals: a mapping platform -> value, or one value for every platform; parsed by the loader.
+    min_account_age: Any = None
+    min_followers: Any = None
+    new_accounts: Literal["review", "skip", "allow"] = "review"
+    unknown_signals: Literal["new", "ignore"] = "new"
+    first_time_authors: Literal["allow", "review"] = "allow"
+    max_per_author_per_day: int | None = Field(default=None, ge=1)
 
 
 class ReshareFile(_File):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,6 +31,7 @@ RESHARE = "config/reshare.yaml"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _A_FOLDER = "expected a folder holding config/accounts.yaml, posts/ and schedules/; see --campaign or BOT_CAMPAIGN_DIR"
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 @dataclass
@@ -339,5 +341,38 @@ class _Loader:
                 self.problems.add(
                     source, ("policy", "never_from", j), f"'{who}' is also in always_from (expected one or the other)"
                 )
-        policy = Policy(**p.model_dump(exclude={"author_cooldown", "skip"}), skip=set(p.skip), author_cooldown=cooldown)
+        ages = self.per_platform(source, "min_account_age", p.min_account_age, parse_duration)
+        followers = self.per_platform(source, "min_followers", p.min_followers, _count)
+        policy = Policy(
+            **p.model_dump(exclude={"author_cooldown", "skip", "min_account_age", "min_followers"}),
+            skip=set(p.skip),
+            author_cooldown=cooldown,
+            min_account_age=ages,
+            min_followers=followers,
+        )
         return ReshareConfig(track=tracks, policy=policy)
+
+    def per_platform(self, source: Source, name: str, value: Any, parse: Callable[[Any], T]) -> dict[str, T]:
+        """A trust minimum: ``{x: 30d, mastodon: 7d}``, or one value for every platform; each problem at its line."""
+        if value is None:
+            return {}
+        loc: Loc = ("policy", name)
+        items = value.items() if isinstance(value, dict) else [(p, value) for p in REGISTRY]
+        out: dict[str, T] = {}
+        for platform, raw in items:
+            here = (*loc, platform) if isinstance(value, dict) else loc
+            if str(platform) not in REGISTRY:
+                hint = suggest(str(platform), REGISTRY) or f" (known: {known_list(REGISTRY)})"
+                self.problems.add(source, here, f"unknown platform '{platform}'{hint}")
+                continue
+            try:
+                out[str(platform)] = parse(raw)
+            except ValueError as exc:
+                self.problems.add(source, here, str(exc))
+        return out
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"got {value!r} (expected a whole number of followers, like 10)")
+    return value

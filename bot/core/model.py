@@ -214,6 +214,13 @@ class Policy:
     mode: Literal["auto", "review", "dry-run"] = "review"
     author_cooldown: timedelta = timedelta(hours=6)
     across_accounts: bool = False
+    # Trust signals (issue 15.4): per platform name; a platform not named has no minimum.
+    min_account_age: dict[str, timedelta] = field(default_factory=dict)
+    min_followers: dict[str, int] = field(default_factory=dict)
+    new_accounts: Literal["review", "skip", "allow"] = "review"  # a post whose author is below a minimum
+    unknown_signals: Literal["new", "ignore"] = "new"  # the platform did not say the age or followers
+    first_time_authors: Literal["allow", "review"] = "allow"  # authors this campaign never reshared
+    max_per_author_per_day: int | None = None  # per account; None: only the cooldown limits an author
 
 
 @_frozen

@@ -104,6 +104,9 @@ class Mention:
     alt_texts: tuple[str, ...] = ()  # image and video descriptions
     card_title: str = ""  # the link preview's title
     quoted_text: str = ""  # the text of a post this one quotes
+    # Trust signals, None where the platform did not say (the policy decides what unknown means).
+    author_created_at: datetime | None = None  # when the author's account was made
+    author_followers: int | None = None
 
     def __post_init__(self) -> None:
         # A mention read back from the ledger's JSON carries a list here.

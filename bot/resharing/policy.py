@@ -9,10 +9,10 @@ It reads no clock and no database; the tracker passes both in through ``Context`
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import regex
 
@@ -122,6 +122,12 @@ class Rules:
     author_cooldown: timedelta = timedelta(hours=6)
     across_accounts: bool = False
     min_spacing: timedelta | None = None
+    min_account_age: Mapping[str, timedelta] = field(default_factory=dict)  # platform -> least account age
+    min_followers: Mapping[str, int] = field(default_factory=dict)
+    new_accounts: str = "review"  # review | skip | allow: an author below a minimum
+    unknown_signals: str = "new"  # new | ignore: an age or follower count the platform did not give
+    first_time_authors: str = "allow"  # allow | review: an author this campaign has never reshared
+    max_per_author_per_day: int | None = None
 
     @classmethod
     def from_policy(cls, policy: Any) -> Rules:
@@ -140,6 +146,12 @@ class Rules:
             author_cooldown=getattr(policy, "author_cooldown", None) or timedelta(hours=6),
             across_accounts=bool(getattr(policy, "across_accounts", False)),
             min_spacing=spacing,
+            min_account_age=dict(getattr(policy, "min_account_age", None) or {}),
+            min_followers=dict(getattr(policy, "min_followers", None) or {}),
+            new_accounts=str(getattr(policy, "new_accounts", "review")),
+            unknown_signals=str(getattr(policy, "unknown_signals", "new")),
+            first_time_authors=str(getattr(policy, "first_time_authors", "allow")),
+            max_per_author_per_day=getattr(policy, "max_per_author_per_day", None),
         )
 
     @property
@@ -167,6 +179,9 @@ class Context:
     last_day: int = 0
     author_last: datetime | None = None  # last reshare (or scheduled one) of this author by this account
     now: datetime | None = None
+    platform: str = ""  # names the trust minimums that apply
+    author_day: int = 0  # this author's reshares (done, scheduled or queued) by this account in 24 hours
+    author_known: bool = True  # this campaign has reshared (or scheduled) this author before
 
 
 @dataclass(frozen=True)
@@ -233,14 +248,70 @@ def judge(mention: Mention, ctx: Context) -> Decision:
     return Decision("allow", "tagged", "tagged post that passed the policy")
 
 
+def untrusted(mention: Mention, ctx: Context) -> Decision | None:
+    """The first trust minimum the author falls below (reason new_account, few_followers, unknown_account)."""
+    rules = ctx.rules
+    age_min, followers_min = rules.min_account_age.get(ctx.platform), rules.min_followers.get(ctx.platform)
+    unknown: list[str] = []
+    if age_min is not None:
+        made = mention.author_created_at
+        if made is None:
+            unknown.append("account age")
+        elif ctx.now is not None and ctx.now - made < age_min:
+            # A creation time ahead of our clock is a new account too, never an old one.
+            days = max((ctx.now - made).total_seconds(), 0) / 86400
+            return Decision(
+                "review",
+                "new_account",
+                f"account made {made.date().isoformat()}, {days:.1f} days old "
+                f"(min_account_age {ctx.platform} {_duration(age_min)})",
+            )
+    if followers_min is not None:
+        if mention.author_followers is None:
+            unknown.append("follower count")
+        elif mention.author_followers < followers_min:
+            return Decision(
+                "review",
+                "few_followers",
+                f"{mention.author_followers} followers (min_followers {ctx.platform} {followers_min})",
+            )
+    if unknown and rules.unknown_signals == "new":
+        return Decision("review", "unknown_account", f"{ctx.platform} did not say the author's {' or '.join(unknown)}")
+    return None
+
+
+def _duration(value: timedelta) -> str:
+    days, seconds = value.days, value.seconds
+    if seconds == 0:
+        return f"{days}d"
+    return f"{days}d{seconds // 3600}h" if days else f"{seconds // 3600}h{(seconds % 3600) // 60}m"
+
+
 def decide(mention: Mention, ctx: Context) -> Decision:
-    """Allow, skip or review ``mention``; caps apply to what the policy would otherwise allow."""
+    """Allow, skip or review ``mention``; caps apply to what the policy would otherwise allow.
+
+    Partners (always_from) pass the trust signals and first-time routing: staff named them.
+    The per-author limits (cooldown, max_per_author_per_day) and the caps hold for everyone.
+    """
     verdict = judge(mention, ctx)
     if verdict.action == "skip":
         return verdict
     rules = ctx.rules
     if ctx.author_last is not None and ctx.now is not None and ctx.now - ctx.author_last < rules.author_cooldown:
         return Decision("skip", "author_cooldown", f"this author was reshared at {ctx.author_last.isoformat()}")
+    cap = rules.max_per_author_per_day
+    if cap is not None and ctx.author_day >= cap:
+        return Decision(
+            "skip",
+            "cap_author_day",
+            f"{ctx.author_day} of this author's posts in 24 hours (max_per_author_per_day {cap})",
+        )
+    if verdict.reason != "partner":
+        routed = untrusted(mention, ctx)
+        if routed is not None and rules.new_accounts != "allow":
+            return Decision(cast(Action, rules.new_accounts), routed.reason, routed.detail)
+        if not ctx.author_known and rules.first_time_authors == "review":
+            return Decision("review", "first_time_author", "this campaign has not reshared this author before")
     if rules.mode == "review" and verdict.reason != "partner":
         # Staff decide; hour and day caps apply when approved posts are reshared. Partners are
         # already vouched for by staff (always_from), so they go straight to the caps below.

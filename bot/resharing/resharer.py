@@ -2,7 +2,7 @@
 
 X forbids bulk or aggressive automated retweets, so a backlog never becomes a burst:
 each call to ``drain`` reshares at most one post per account, and only once the
-account's spacing, hourly and daily caps and the author cooldown allow it.
+account's spacing, hourly and daily caps, the author cooldown and the author's daily cap allow it.
 """
 
 from __future__ import annotations
@@ -97,8 +97,11 @@ class Resharer:
                 ):
                     self._log("reshare_skipped", row, reason="stale")
                 continue
-            author_last = self.ledger.author_last(account, row.author_id, acted)
-            if author_last is not None and now - author_last < self.rules.author_cooldown:
+            author = self.ledger.author_record(row.network, account, row.author_id, now, acted, acted)
+            if author.last is not None and now - author.last < self.rules.author_cooldown:
+                continue
+            cap = self.rules.max_per_author_per_day
+            if cap is not None and author.day >= cap:  # approved by staff or not, an author's day is capped
                 continue
             return self._reshare(row, now)
         return None

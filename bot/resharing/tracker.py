@@ -299,6 +299,7 @@ class Tracker:
             own_handles=own_handles,
             instance=instance_of(self.campaign.accounts[feed.reader]),
             now=now,
+            platform=feed.platform,
             **counts,
         )
 
@@ -372,19 +373,28 @@ class Tracker:
                 candidates.append((m, fresh))
         acted = resharer.acted_statuses
         state: dict[str, list[Any]] = {}
-        authors: dict[tuple[str, str], datetime | None] = {}
+        # Per (account, author): [last row, rows in 24 hours, reshared before by the campaign].
+        authors: dict[tuple[str, str], list[Any]] = {}
+        counted, reshared = ["pending", "resharing", "queued", *acted], ["pending", "resharing", *acted]
 
         def ctx_for(account: str, m: Mention) -> Context:
             if account not in state:
                 hour, day, _ = self.ledger.counts(account, now, acted)
                 state[account] = [hour, day]
             if (account, m.author_id) not in authors:
-                authors[(account, m.author_id)] = self.ledger.author_last(
-                    account, m.author_id, ["pending", "resharing", "queued", *acted]
-                )
+                got = self.ledger.author_record(feed.network, account, m.author_id, now, counted, reshared)
+                authors[(account, m.author_id)] = [got.last, got.day, got.reshared_before]
             hour, day = state[account]
+            last, author_day, known = authors[(account, m.author_id)]
             return self._context(
-                feed, account, now, last_hour=hour, last_day=day, author_last=authors[(account, m.author_id)]
+                feed,
+                account,
+                now,
+                last_hour=hour,
+                last_day=day,
+                author_last=last,
+                author_day=author_day,
+                author_known=known,
             )
 
         for m, fresh in fair_order(candidates):
@@ -397,7 +407,12 @@ class Tracker:
                     state[account][0] += 1
                     state[account][1] += 1
                 if verdict.action != "skip":
-                    authors[(account, m.author_id)] = now
+                    record = authors[(account, m.author_id)]
+                    record[0], record[1] = now, record[1] + 1
+                    if verdict.action == "allow":
+                        for key, other in authors.items():  # reshared by the campaign now, whichever account
+                            if key[1] == m.author_id:
+                                other[2] = True
         ids = self.ledger.record(now, items, cursor_key, cursor)
         for item, row_id in zip(items, ids):
             if row_id is not None:

@@ -234,7 +234,21 @@ class Bluesky(Platform):
     def _fetch_mentions(self, hashtags: Sequence[str], cursor: str | None) -> MentionPage:
         from bot.platforms.bluesky.search import search_tags
 
-        return search_tags(lambda params: self._call(lambda c: c.app.bsky.feed.search_posts(params)), hashtags, cursor)
+        return search_tags(
+            lambda params: self._call(lambda c: c.app.bsky.feed.search_posts(params)),
+            hashtags,
+            cursor,
+            self._profiles,
+        )
+
+    def _profiles(self, dids: list[str]) -> Sequence[Any]:
+        """Authors' profiles (follower counts, creation times) for the trust signals; none when the AppView fails."""
+        try:
+            got: Sequence[Any] = self._call(lambda c: c.app.bsky.actor.get_profiles({"actors": dids})).profiles
+            return got
+        except Exception as exc:  # noqa: BLE001  (unknown counts are the policy's to judge, not a failed poll)
+            self.log.warning("author_profiles_failed", count=len(dids), error=type(exc).__name__)
+            return []
 
     # ---- streaming ----
 

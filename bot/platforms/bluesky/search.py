@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -90,11 +91,45 @@ def to_mention(post: Any, record: dict[str, Any]) -> Mention:
         alt_texts=tuple(a for a in [*(i.get("alt") for i in media.get("images") or []), media.get("alt")] if a),
         card_title=(media.get("external") or {}).get("title") or "",
         quoted_text=quoted_text or "",
+        author_created_at=_parse_time(getattr(post.author, "created_at", None)),
     )
 
 
-def search_tags(search: Search, hashtags: Sequence[str], cursor: str | None) -> MentionPage:
-    """New posts carrying any of ``hashtags`` since ``cursor``, oldest first, and the next cursor."""
+PROFILES_MAX = 25  # actors per app.bsky.actor.getProfiles call
+
+Profiles = Callable[[list[str]], Sequence[Any]]  # DIDs -> ProfileViewDetailed models
+
+
+def with_profiles(mentions: list[Mention], profiles: Profiles) -> list[Mention]:
+    """``mentions`` with their authors' follower counts and creation times from the AppView's profiles.
+
+    A post's view names its author without counts (ProfileViewBasic); an author the AppView
+    does not describe keeps what the post view said (None: unknown, for the policy to judge).
+    """
+    dids = sorted({m.author_id for m in mentions})
+    known: dict[str, Any] = {}
+    for start in range(0, len(dids), PROFILES_MAX):
+        for profile in profiles(dids[start : start + PROFILES_MAX]):
+            known[profile.did] = profile
+    out = []
+    for m in mentions:
+        profile = known.get(m.author_id)
+        if profile is None:
+            out.append(m)
+            continue
+        count = getattr(profile, "followers_count", None)
+        made = _parse_time(getattr(profile, "created_at", None)) or m.author_created_at
+        out.append(replace(m, author_followers=count if isinstance(count, int) else None, author_created_at=made))
+    return out
+
+
+def search_tags(
+    search: Search, hashtags: Sequence[str], cursor: str | None, profiles: Profiles | None = None
+) -> MentionPage:
+    """New posts carrying any of ``hashtags`` since ``cursor``, oldest first, and the next cursor.
+
+    With ``profiles``, each author's follower count and account age come from their profile.
+    """
     marks = decode_cursor(cursor)
     found: dict[str, tuple[str, Mention]] = {}
     for raw in hashtags:
@@ -130,4 +165,6 @@ def search_tags(search: Search, hashtags: Sequence[str], cursor: str | None) -> 
         if newest:
             marks[tag.lower()] = {"t": newest, "seen": sorted(newest_uris)}
     ordered = [mention for _, mention in sorted(found.values(), key=lambda item: (item[0], item[1].remote_id))]
+    if profiles is not None and ordered:
+        ordered = with_profiles(ordered, profiles)
     return MentionPage(mentions=ordered, cursor=encode_cursor(marks) if marks else cursor)

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlparse
@@ -408,6 +409,8 @@ class Mastodon(Platform):
             alt_texts=tuple(m["description"] for m in shown.get("media_attachments") or [] if m.get("description")),
             card_title=(shown.get("card") or {}).get("title") or "",
             quoted_text=html_to_text(quoted.get("content") or ""),
+            author_created_at=_when(account.get("created_at")),
+            author_followers=_count(account.get("followers_count")),
         )
 
     # ---- streaming ----
@@ -551,3 +554,16 @@ def _stream_hashtags(
     finally:
         for handle in handles:
             handle.close()
+
+
+def _when(value: Any) -> datetime | None:
+    """An account's creation time (Mastodon gives the day, at midnight UTC); None where absent or unreadable."""
+    try:
+        return aware(value)
+    except ValueError:
+        return None
+
+
+def _count(value: Any) -> int | None:
+    # Some servers send a negative count for a hidden follower list: unknown, not few.
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None

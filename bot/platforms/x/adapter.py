@@ -409,6 +409,8 @@ class X(Platform):
             sensitive=bool(tweet.possibly_sensitive),
             lang=tweet.lang,
             ref={f"{kind}_id": ref for kind, ref in kinds.items()},
+            author_created_at=user.created_at if user is not None else None,
+            author_followers=_followers(user),
         )
 
     def _whoami(self) -> Identity:
@@ -419,3 +421,9 @@ class X(Platform):
 
     def _map_error(self, exc: Exception) -> BotError:
         return map_error(exc, self.account, wall=self._wall) or self._unavailable(exc)
+
+
+def _followers(user: Any) -> int | None:
+    """The author's follower count from ``public_metrics``, None where X did not send it."""
+    count = ((user.public_metrics if user is not None else None) or {}).get("followers_count")
+    return int(count) if isinstance(count, int) else None

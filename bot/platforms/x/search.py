@@ -29,7 +29,8 @@ PAGE_MIN, PAGE_MAX = 10, 100  # max_results bounds of recent search
 # Fields the spec's post.fields takes (author_id and referenced_posts come with their expansions).
 POST_FIELDS = ("created_at", "lang", "possibly_sensitive", "conversation_id")
 EXPANSIONS = ("author_id", "referenced_posts")
-USER_FIELDS = ("username", "name")
+# created_at and public_metrics (followers_count) are the author's trust signals for the reshare policy.
+USER_FIELDS = ("username", "name", "created_at", "public_metrics")
 DEFAULT_MAX_GAP = 1800.0  # seconds: a quiet tag is still searched at least every 30 minutes
 DEFAULT_POLL_INTERVAL = 300.0  # the tracker's default for X, until it tells its own
 CURSOR_SEPARATOR = ","
