@@ -202,7 +202,18 @@ def _render_reshares(r: dict[str, Any]) -> list[str]:
         lines.append("  not reshared, why: " + ", ".join(why))
     if r["waiting_review"]:
         lines.append("  waiting for review (`bot review`):")
-        lines += [f"    #{x['id']:<5} {x['account']:<20} {x['author']:<20} {x['url']}" for x in r["waiting_review"]]
+        lines += [
+            f"    #{x['id']:<5} {x['account']:<20} {x['author']:<20} {x['url']}  ({x['reason']})"
+            for x in r["waiting_review"]
+        ]
+    if r.get("reviewed"):
+        lines.append("  reviewed by staff:")
+        lines += [
+            f"    #{x['id']:<5} {x['action']:<8} by {x['reviewer']} at {_t(x['at'])} (waited for {x['waited_for']})"
+            + (f": {x['note']}" if x["note"] else "")
+            + f"  {x['url']}"
+            for x in r["reviewed"]
+        ]
     if r["failed"]:
         lines.append("  failed:")
         lines += [f"    {x['account']:<20} {x['url']}  {x['reason']}: {x['error'] or ''}" for x in r["failed"]]

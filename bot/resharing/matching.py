@@ -258,21 +258,51 @@ class Hit:
     found: str  # the post's words that matched, normalized
 
 
-def streams(text: str) -> Iterator[list[str]]:
-    """The word sequences ``text`` may be read as: plain, camelCase split, with @/$ as letters, spelled-out joined."""
-    norm = normalize(text)
-    readings = [norm]
+Token = tuple[str, int, int]  # a word and where it is in the normalized text: [start, end)
+
+
+def _joined(norm: str, pattern: regex.Pattern[str]) -> tuple[str, list[int]]:
+    """``norm`` with each ``pattern`` match's separators removed, and each kept character's index in ``norm``."""
+    out: list[str] = []
+    where: list[int] = []
+    last = 0
+    for m in pattern.finditer(norm):
+        out.append(norm[last : m.start()])
+        where.extend(range(last, m.start()))
+        for i in range(m.start(), m.end()):
+            if not NOT_WORD.match(norm[i]):
+                out.append(norm[i])
+                where.append(i)
+        last = m.end()
+    out.append(norm[last:])
+    where.extend(range(last, len(norm)))
+    return "".join(out), where
+
+
+def readings(norm: str) -> Iterator[list[Token]]:
+    """The word sequences normalized text may be read as, with positions: plain, camelCase split,
+    with @/$ as letters, spelled-out joined (the plain reading first)."""
+    plain = [(m.group(), m.start(), m.end()) for m in WORD.finditer(norm)]
+    yield plain
     if CAMEL.search(norm):
-        readings.append(CAMEL.sub(" ", norm))
-    words = WORD.findall(norm)
-    yield words
-    seen = {tuple(words)}
-    joined = [norm] if "@" in norm or "$" in norm else []
+        split: list[Token] = []
+        for word, start, _ in plain:
+            cuts = [0, *(m.start() for m in CAMEL.finditer(word)), len(word)]
+            split += [(word[a:b], start + a, start + b) for a, b in zip(cuts, cuts[1:]) if b > a]
+        yield split
+    joined = [(norm, list(range(len(norm))))] if "@" in norm or "$" in norm else []
     for pattern in (SPELLED, GLUED):
         if pattern.search(norm):
-            joined.append(pattern.sub(lambda m: NOT_WORD.sub("", m.group()), norm))
-    found = [WORD.findall(r) for r in readings[1:]] + [LEET_WORD.findall(j) for j in joined]
-    for words in found:
+            joined.append(_joined(norm, pattern))
+    for text, where in joined:
+        yield [(m.group(), where[m.start()], where[m.end() - 1] + 1) for m in LEET_WORD.finditer(text)]
+
+
+def streams(text: str) -> Iterator[list[str]]:
+    """The word sequences ``text`` may be read as: plain, camelCase split, with @/$ as letters, spelled-out joined."""
+    seen: set[tuple[str, ...]] = set()
+    for tokens in readings(normalize(text)):
+        words = [word for word, _, _ in tokens]
         if tuple(words) not in seen:
             seen.add(tuple(words))
             yield words
@@ -303,6 +333,33 @@ class Matcher:
                         if i + n <= len(keys) and all(keys[i + j].intersection(term.keys[j]) for j in range(1, n)):
                             return Hit(term, " ".join(words[i : i + n]))
         return None
+
+    def locate(self, text: str) -> list[tuple[int, int, Term]]:
+        """Where in ``text`` (as written) each blocked term matches: (start, end, term), in order, for showing.
+
+        ``find`` decides; this reads the same words at the same keys and maps them back through a
+        normalization done character by character, so a highlight falls on the characters the reader sees.
+        """
+        if not self.first or not text:
+            return []
+        pieces = [normalize(ch) for ch in text]
+        norm = "".join(pieces)
+        origin = [i for i, piece in enumerate(pieces) for _ in piece]
+        spans: dict[tuple[int, int], Term] = {}
+        for tokens in readings(norm):
+            keys = [token_keys(word) for word, _, _ in tokens]
+            for i, here in enumerate(keys):
+                for key in here & self.first.keys():
+                    for term in self.first[key]:
+                        n = len(term.keys)
+                        if i + n <= len(keys) and all(keys[i + j].intersection(term.keys[j]) for j in range(1, n)):
+                            start, end = origin[tokens[i][1]], origin[tokens[i + n - 1][2] - 1] + 1
+                            spans.setdefault((start, end), term)
+        kept: list[tuple[int, int, Term]] = []
+        for (start, end), term in sorted(spans.items(), key=lambda item: (item[0][0], -item[0][1])):
+            if not kept or start >= kept[-1][1]:  # overlapping readings of one place: the longest wins
+                kept.append((start, end, term))
+        return kept
 
 
 @lru_cache(maxsize=64)
