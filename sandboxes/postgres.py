@@ -73,9 +73,17 @@ class Postgres:
     def start(self) -> Postgres:
         bin_dir = pg_bin()
         self._run(bin_dir / "initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
-        opts = f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.dir} -c fsync=off -c max_connections=200"
-        self._run(bin_dir / "pg_ctl", "-D", self.data, "-o", opts, "-w", "-l", self.dir / "log", "start")
+        self.resume()
         return self
+
+    def resume(self) -> None:
+        """Start the server on its data (again, after ``pause``)."""
+        opts = f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.dir} -c fsync=off -c max_connections=200"
+        self._run(pg_bin() / "pg_ctl", "-D", self.data, "-o", opts, "-w", "-l", self.dir / "log", "start")
+
+    def pause(self) -> None:
+        """Stop the server, keeping its data: a database outage for tests (``resume`` ends it)."""
+        self._run(pg_bin() / "pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
 
     def stop(self) -> None:
         if self.data.exists():

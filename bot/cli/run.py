@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 from datetime import UTC, datetime
-from typing import TextIO, cast
+from typing import Any, TextIO, cast
 
 import structlog
 
@@ -122,6 +122,7 @@ def main(args: argparse.Namespace) -> int:
         log.error("worker_refused", campaign=str(root), problems=[str(exc)])
         return 2
     Signals(worker).install()  # before any work starts: a stop signal must always find the warm stop
+    http = _start_http(worker)
     worker.warm_up()
     if isinstance(clock, CompressedClock):
         clock.anchor()  # demo time starts now that the worker is ready, not while it loaded
@@ -142,7 +143,22 @@ def main(args: argparse.Namespace) -> int:
             if not worker.stopping.is_set():
                 worker.wait_idle(timeout=None)  # --until: what fell due before it still goes out
     finally:
+        if http is not None:
+            http.close()
         worker.close()
         if bars is not None:
             bars.close()
     return worker.exit_code
+
+
+def _start_http(worker: Worker) -> Any:
+    """``/healthz``, ``/metrics`` and the status page when ``BOT_HTTP_PORT`` is set (bot.web)."""
+    from bot.cli import review, status
+    from bot.ledger.reshares import ReshareLedger
+    from bot.worker.ops import start_http
+
+    def decide(action: str, ids: list[int]) -> list[str]:
+        ledger = ReshareLedger(worker.ledger.engine, worker.campaign.name)
+        return review.decide(ledger, action, ids, worker.clock.now())
+
+    return start_http(worker, status.collect, decide)

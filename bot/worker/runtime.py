@@ -30,6 +30,7 @@ from bot.publishing import faults, staging
 from bot.worker import jobs as jobs_mod
 from bot.worker import recovery
 from bot.worker.jobs import ClockScheduler, Job, SlotJob
+from bot.worker.ops import Operations
 from bot.worker.reload import Watcher
 
 log = structlog.get_logger()
@@ -111,6 +112,7 @@ class Worker:
         self._prepared: dict[str, SlotJob] | None = None  # slot jobs built by warm_up for start
         self.tracker: Any = None
         self._tracking: threading.Thread | None = None
+        self.ops = Operations(self)  # alerts, metrics, health (BOT_ALERT_*, BOT_HTTP_*)
 
     # ---- start-up ----
 
@@ -124,6 +126,8 @@ class Worker:
         self.scheduler.add_every(lambda at: self.stage_upcoming(), self.stager.every, "stage")
         if self.ledger.guard is not None:
             self.scheduler.add_every(lambda at: self.check_ledger(), self.ledger_check_every, "ledger")
+        self.scheduler.add_every(lambda at: self.ops.check(), max(60.0, clock_rate(self.clock)), "ops")
+        self.ops.started()
         # Dead workers' claims first: reconciling them before new posts keeps the platform look-up short.
         self.resume_from_ledger()
         self.recover_missed()
@@ -378,6 +382,7 @@ class Worker:
             self._count("failed")
             log.error("job_failed", error=f"{type(exc).__name__}: {exc}", **context)
             return
+        self.ops.publication(occurrence, account, result)
         outcome = result.outcome
         if outcome is Outcome.retry_later and result.retry_at is not None:
             self._count("retries")
@@ -476,10 +481,11 @@ class Worker:
         self.publisher.adapters.close()  # connections, and X accounts leave the process's upload sharing
         if self.ledger.unrecorded is not None:
             self.ledger.unrecorded.close()
+        self.ops.close()  # what alerts are still grouped go out now
         log.info("worker_stopped", owner=self.owner, **self._counts)
 
     def watch(self) -> None:
-        self.watcher = Watcher(self.root, lambda changed: self.reload_now(changed))
+        self.watcher = Watcher(self.root, lambda changed: self.ops.reloaded(self.reload_now(changed)))
         self.watcher.start()
 
     # ---- helpers ----
