@@ -13,6 +13,7 @@ import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 from bot.campaign import Campaign, load
@@ -37,6 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=_days, default=14, help=f"how many days to show, 1 to {MOST_DAYS} (default 14)")
     parser.add_argument("--from", dest="start", type=date.fromisoformat, help="first day, YYYY-MM-DD (default today)")
     parser.add_argument("--json", action="store_true", help="print JSON for tools")
+    parser.add_argument(
+        "--ics",
+        type=Path,
+        metavar="FILE",
+        help="also write the calendar as iCalendar (one event per slot and platform)",
+    )
 
 
 MOST_DAYS = 3660
@@ -63,6 +70,11 @@ def main(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     first = args.start or now.date()
     entries = build(campaign, first, args.days, now, _ledger_used(campaign))
+    if args.ics:
+        from bot.cli.ics import write_ics
+
+        count = write_ics(campaign, entries, args.ics, now)
+        print(f"wrote {count} events to {args.ics}")
     if args.json:
         print(json.dumps([_as_json(e) for e in entries], indent=2))
     else:
