@@ -2,8 +2,10 @@
 
 Run: ``.venv/bin/python bench/reshare_latency.py [--posts 20] [--interval 5] [--platforms x,mastodon,bluesky]``.
 One campaign account per platform tracks #FreeAndreiandIrina through the worker's own tracking
-(``Worker.start_tracking``), with ``interval`` seconds between polls for X and Bluesky; Mastodon
-streams (its poll is only the safety net). Supporters (a new author each time, so no cooldown
+(``Worker.start_tracking``), with ``interval`` seconds between polls for X; Mastodon streams
+(hashtag SSE) and Bluesky streams (the PDS's repository firehose, ``com.atproto.sync.subscribeRepos``),
+their polls only the safety net. Bluesky is then measured a second time with its stream switched
+off (``options: {streaming: false}``), so its stream and polling figures print side by side. Supporters (a new author each time, so no cooldown
 applies) post every ``--gap`` seconds on every platform; the latency is from ``post_as``
 returning (the post is on the server and indexed) to the adapter's ``reshare`` call starting
 (a timing wrapper). The naive baseline polls every platform one after another with the same
@@ -47,8 +49,14 @@ class _TimedReshare:
         return getattr(self._adapter, name)
 
 
-def campaign_for(root: Path, accounts: list, interval: float) -> Path:
+STREAMING = {"mastodon", "bluesky"}  # platforms the worker follows in real time
+
+
+def campaign_for(root: Path, accounts: list, interval: float, *, polling: bool = False) -> Path:
     entries = export(accounts)
+    if polling:  # streams off: the tracker polls every ``interval`` seconds
+        for entry in entries.values():
+            entry["options"] = {**(entry.get("options") or {}), "streaming": False}
     far = {"timezone": "UTC", "slots": [{"at": "2100-01-12T09:00", "post": "launch", "accounts": list(entries)}]}
     reshare = {
         "track": [{"hashtags": TAGS, "accounts": list(entries), "interval": interval}],
@@ -159,10 +167,19 @@ def main() -> None:
         authors = {p: hosts[p].create_accounts([f"fan{i:03d}" for i in range(2 * args.posts)]) for p in platforms}
         ours_authors = {p: a[: args.posts] for p, a in authors.items()}
         naive_authors = {p: a[args.posts :] for p, a in authors.items()}
+        polled: dict[str, list[float]] = {}
         with tempfile.TemporaryDirectory(prefix="bench-reshare-") as tmp:
             root = campaign_for(Path(tmp) / "campaign", campaign_accounts, args.interval)
             appeared, started = run_worker(root, hosts, ours_authors, args.posts, args.gap, args.interval * 2 + 10)
             n_appeared, n_started = run_naive(root, hosts, naive_authors, args.posts, args.gap, args.interval)
+            if "bluesky" in platforms:  # the same worker with Bluesky's stream off: the polling figure
+                k = platforms.index("bluesky")
+                poll_root = campaign_for(Path(tmp) / "polling", [campaign_accounts[k]], args.interval, polling=True)
+                poll_authors = {"bluesky": hosts["bluesky"].create_accounts([f"pol{i:03d}" for i in range(args.posts)])}
+                p_appeared, p_started = run_worker(
+                    poll_root, {"bluesky": hosts["bluesky"]}, poll_authors, args.posts, args.gap, args.interval * 2 + 10
+                )
+                polled["bluesky"] = [p_started[r] - p_appeared[r] for r in p_appeared if r in p_started]
         # Remote ids are per platform; the posting order says which platform each belongs to.
         order = list(appeared)
         n_order = list(n_appeared)
@@ -171,9 +188,9 @@ def main() -> None:
             naive_mine = n_order[k :: len(platforms)]
             lat = [started[r] - appeared[r] for r in mine if r in started]
             naive_lat = [n_started[r] - n_appeared[r] for r in naive_mine if r in n_started]
-            streaming = platform == "mastodon"
+            streaming = platform in STREAMING
             goal = 1.0 if streaming else args.interval + 1.0
-            how = "streaming" if streaming else f"polling every {args.interval:g} s"
+            how = "stream" if streaming else f"polling every {args.interval:g} s"
             met = bool(lat) and len(lat) == len(mine) and pct(lat, 95) <= goal
             report.add(f"{platform} ({how}): median", f"{pct(lat, 50):.2f} s", f"{pct(naive_lat, 50):.2f} s")
             report.add(
@@ -184,6 +201,16 @@ def main() -> None:
                 met,
                 note="" if len(lat) == len(mine) else f"reshared {len(lat)} of {len(mine)}",
             )
+            if platform in polled:
+                p_lat = polled[platform]
+                report.add(
+                    f"{platform} (polling every {args.interval:g} s, stream off): p95",
+                    f"{pct(p_lat, 95):.2f} s",
+                    "",
+                    f"<= {args.interval + 1.0:g} s",
+                    bool(p_lat) and len(p_lat) == args.posts and pct(p_lat, 95) <= args.interval + 1.0,
+                    note="" if len(p_lat) == args.posts else f"reshared {len(p_lat)} of {args.posts}",
+                )
     finally:
         servers.shutdown()
     report.emit(args.json)
