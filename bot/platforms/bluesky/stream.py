@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from bot.core.errors import PlatformUnavailable
@@ -30,8 +30,8 @@ from bot.platforms.base import PostChange
 from bot.platforms.bluesky.search import to_mention
 from bot.platforms.bluesky.text import tags_in
 
-if TYPE_CHECKING:
-    from bot.platforms.bluesky.adapter import Bluesky
+# The adapter is typed loosely here: importing its class, even for type checking, makes an import cycle.
+Bluesky = Any
 
 POST = "app.bsky.feed.post"
 RELAY = "wss://bsky.network/xrpc"  # the network's relay: every repository's events, for bsky.social accounts
