@@ -108,6 +108,10 @@ def run_demo(
     later = threading.Timer(seconds / 3, lambda: post_live_mentions(sandboxes, cast))
     later.daemon = True
     later.start()
+    # The status page while the demo plays, on a free port: the worker's http_started line gives its address.
+    own_port = "BOT_HTTP_PORT" not in os.environ
+    if own_port:
+        os.environ["BOT_HTTP_PORT"] = "0"
     try:
         from bot.cli import main as cli_main
 
@@ -130,6 +134,8 @@ def run_demo(
         )
     finally:
         later.cancel()
+        if own_port:
+            os.environ.pop("BOT_HTTP_PORT", None)
     from sandboxes.demo_summary import print_summary
 
     return code, print_summary(workdir, sandboxes, elapsed=time.monotonic() - started)

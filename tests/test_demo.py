@@ -110,3 +110,9 @@ def test_no_secret_in_the_whole_log(demo) -> None:
     assert values and all(len(v) >= 6 for v in values)
     for value in values:
         assert value not in demo["raw"]
+
+
+def test_demo_prints_the_status_page_address(demo) -> None:
+    """While the demo plays, the worker serves the status page on loopback and logs its address (issue 18)."""
+    [started] = by_event(demo, "http_started")
+    assert started["url"].startswith("http://127.0.0.1:") and started["url"].endswith("/")
