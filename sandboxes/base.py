@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -49,6 +50,14 @@ class Draft:
 # "echo_auth": a 502 whose body quotes the request's Authorization header, as misconfigured proxies and debug pages do.
 FAULTS = ("rate_limited", "unavailable", "auth", "rejected", "duplicate", "timeout", "echo_auth")
 """Faults every sandbox can inject into the next matching request(s)."""
+
+
+def env_name(*parts: str) -> str:
+    """An environment variable name made of words: ``env_name("x", "fast7da0fa", "consumer_key")`` is
+    ``X_FAST_7_DA_0_FA_CONSUMER_KEY``. Test accounts carry random suffixes; run together, those read as
+    a token to ``bot check``, which refuses a secret pasted where a variable's name belongs."""
+    words = re.sub(r"[^A-Z0-9]+", "_", "_".join(parts).upper())
+    return re.sub(r"(?<=[A-Z])(?=[0-9])|(?<=[0-9])(?=[A-Z])", "_", words).strip("_")
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import Any
 import requests
 
 from bot.platforms.bluesky.text import build_facets, post_url
-from sandboxes.base import Draft, Sandbox, SandboxAccount, ServerPost
+from sandboxes.base import Draft, Sandbox, SandboxAccount, ServerPost, env_name
 from sandboxes.bluesky.network import BlueskyNetwork
 from sandboxes.bluesky.video import VideoService
 from sandboxes.proxy import FaultProxy
@@ -150,16 +150,16 @@ class BlueskySandbox(Sandbox):
         with self._lock:
             self._accounts[handle] = {"did": did, "jwt": jwt}
             self._handles[did] = handle
-        env_name = "BLUESKY_" + re.sub(r"[^A-Z0-9]+", "_", handle.removesuffix(".test").upper()) + "_APP_PASSWORD"
+        variable = env_name("bluesky", handle.removesuffix(".test"), "app_password")
         entry = {
             "platform": "bluesky",
             "base_url": self.base_url,
             "handle": handle,
-            "credentials": {"app_password": env_name},
+            "credentials": {"app_password": variable},
         }
         if self.video is not None:
             entry["options"] = {"video_service": self.video.url}
-        return SandboxAccount(id=name, handle=handle, entry=entry, env={env_name: app["password"]})
+        return SandboxAccount(id=name, handle=handle, entry=entry, env={variable: app["password"]})
 
     def did_of(self, account: SandboxAccount) -> str:
         return self._accounts[account.handle]["did"]

@@ -25,7 +25,7 @@ import uuid
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sandboxes.base import Draft, Sandbox, SandboxAccount, ServerPost
+from sandboxes.base import Draft, Sandbox, SandboxAccount, ServerPost, env_name
 from sandboxes.mastodon.gateway import SANDBOX_AGENT, WORKERS, Gateway, Throttle
 
 
@@ -197,8 +197,7 @@ class MastodonSandbox(Sandbox):
         if display_name:
             self._client(token).account_update_credentials(display_name=display_name)
         self._tokens[username] = token
-        var = re.sub(r"\W", "_", name.upper(), flags=re.ASCII)
-        var = f"{var if var.startswith('MASTODON') else 'MASTODON_' + var}_ACCESS_TOKEN"
+        var = env_name(*([] if name.upper().startswith("MASTODON") else ["mastodon"]), name, "access_token")
         entry = {
             "platform": "mastodon",
             "base_url": self._base_url,

@@ -18,13 +18,12 @@ demo and benchmarks pass X's usual 1 or more.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from sandboxes.base import Draft, Sandbox, SandboxAccount, ServerPost
+from sandboxes.base import Draft, Sandbox, SandboxAccount, ServerPost, env_name
 from sandboxes.x.limits import WINDOW
 from sandboxes.x.server import XHTTPServer
 from sandboxes.x.state import XState
@@ -98,7 +97,7 @@ class XSandbox(Sandbox):
 
     def create_account(self, name: str, *, display_name: str | None = None) -> SandboxAccount:
         creds = self.state.create_user(name, display_name or name)
-        prefix = "X_" + re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_")
+        prefix = env_name("x", name)
         values = dict(zip(ROLES, (creds.consumer_key, creds.consumer_secret, creds.token, creds.token_secret)))
         env_names = {role: f"{prefix}_{role.upper()}" for role in ROLES}
         entry = {"platform": "x", "base_url": self.base_url, "handle": name, "credentials": env_names}

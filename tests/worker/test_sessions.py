@@ -87,7 +87,7 @@ def test_bot_publish_reuses_the_session_the_worker_stored(tmp_path, bluesky_sand
     _campaign(tmp_path, account, tag)
     since = len(bluesky_sandbox.requests())
     _run_until(tmp_path, datetime(2022, 1, 12, 9, 0, tzinfo=UTC))
-    args = argparse.Namespace(campaign=tmp_path, post="two", account=account.id)
+    args = argparse.Namespace(campaign=tmp_path, post="two", account=account.id, again=False)
     try:
         assert manual.main(args) == 0
     finally:
