@@ -169,3 +169,14 @@ leases = sa.Table(
     sa.Column("owner", sa.String(300), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+
+workers = sa.Table(
+    "workers",
+    metadata,
+    # Which workers are alive: each beats every few seconds; one unseen for long is dead, and its
+    # claims and tracker lease are released for the others at once instead of at the lease's end.
+    sa.Column("owner", sa.String(300), primary_key=True),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("seen_at", UTCDateTime, nullable=False),  # wall time, whatever clock the worker runs on
+)

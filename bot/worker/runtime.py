@@ -112,6 +112,10 @@ class Worker:
         self._prepared: dict[str, SlotJob] | None = None  # slot jobs built by warm_up for start
         self.tracker: Any = None
         self._tracking: threading.Thread | None = None
+        from bot.ledger.workers import Workers
+
+        self.workers = Workers(self.ledger.engine)  # heartbeats: a dead worker's claims are taken over in seconds
+        self._liveness: threading.Thread | None = None
         self.ops = Operations(self)  # alerts, metrics, health (BOT_ALERT_*, BOT_HTTP_*)
 
     # ---- start-up ----
@@ -129,6 +133,9 @@ class Worker:
         self.scheduler.add_every(lambda at: self.ops.check(), max(60.0, clock_rate(self.clock)), "ops")
         self.ops.started()
         # Dead workers' claims first: reconciling them before new posts keeps the platform look-up short.
+        self.beat()
+        self._liveness = threading.Thread(target=self._beat_until_stopped, name="liveness", daemon=True)
+        self._liveness.start()
         self.resume_from_ledger()
         self.recover_missed()
         self.stage_upcoming()
@@ -192,6 +199,25 @@ class Worker:
             except OSError as exc:
                 log.error("ledger_lost_marker_failed", error=f"{type(exc).__name__}: {exc}")
         self.request_stop("ledger_lost")
+
+    def beat(self) -> int:
+        """Say this worker is alive; release what workers that stopped beating held. Claims released."""
+        wall = datetime.now(UTC)  # liveness is real time, whatever clock the campaign runs on
+        self.workers.beat(self.owner, wall)
+        dead = [owner for owner in self.workers.dead(wall) if owner != self.owner]
+        if not dead:
+            return 0
+        released = self.workers.release(dead, self.clock.now())
+        log.warning("worker_lost", owners=dead, **released)
+        return released["claims"]
+
+    def _beat_until_stopped(self) -> None:
+        while not self.stopping.wait(BEAT_EVERY):
+            try:
+                if self.beat():
+                    self.resume_from_ledger()  # take the dead worker's publications over now
+            except Exception as exc:  # noqa: BLE001  (a missed beat is retried; a lost ledger is check_ledger's)
+                log.warning("worker_beat_failed", error=f"{type(exc).__name__}: {exc}")
 
     def resume_from_ledger(self) -> None:
         """Take over retries whose time has come and claims whose worker died."""
@@ -478,6 +504,11 @@ class Worker:
             self._tracking.join(timeout=30)  # a reshare in flight is finished and recorded, like a publication
         # Tasks not started yet are dropped: no claim was made, so the next start finds them again.
         self.pool.shutdown(wait=True, cancel_futures=True)
+        if self._liveness is not None:
+            try:  # a clean stop hands what it still holds to the others at once, and leaves the list
+                self.workers.leave(self.owner, self.clock.now())
+            except Exception as exc:  # noqa: BLE001  (the others take it over when this worker stops beating)
+                log.warning("worker_leave_failed", error=f"{type(exc).__name__}: {exc}")
         self.publisher.adapters.close()  # connections, and X accounts leave the process's upload sharing
         if self.ledger.unrecorded is not None:
             self.ledger.unrecorded.close()
@@ -511,6 +542,9 @@ class Worker:
         if problems:
             raise ConfigError(problems)
 
+
+BEAT_EVERY = 5.0
+"""Wall seconds between a worker's heartbeats (bot.ledger.workers.DEAD_AFTER says when one is dead)."""
 
 LEDGER_LOST = 3
 """The worker's exit code when it stopped because its ledger file was deleted or replaced."""

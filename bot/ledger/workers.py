@@ -1,0 +1,63 @@
+"""Which workers are alive: heartbeats in the ledger, and the release of a dead worker's claims.
+
+Every worker beats (``beat``) every few wall seconds. One not seen for ``DEAD_AFTER`` is dead
+(killed, its host gone): its claimed publications get a lease that ends now and its tracker lease
+ends now, so a live worker takes them over at its next look (within seconds), instead of waiting
+for the lease (ten minutes for a publication). Taking over is the lease protocol's ordinary path:
+the new owner reconciles with the platform before it publishes, so a worker that was only slow,
+not dead, cannot make a post go out twice. A worker that stops cleanly releases its own (``leave``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from bot.ledger.schema import CLAIMED, leases, publications, workers
+
+DEAD_AFTER = timedelta(seconds=30)
+"""A worker unseen this long is dead (it beats every few seconds; a slow host may miss a few beats)."""
+
+
+class Workers:
+    """The ``workers`` table of one ledger."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def beat(self, owner: str, wall: datetime) -> None:
+        """``owner`` is alive at ``wall`` (real time)."""
+        with self.engine.begin() as conn:
+            seen = conn.execute(sa.update(workers).where(workers.c.owner == owner).values(seen_at=wall)).rowcount
+            if not seen:
+                conn.execute(sa.insert(workers).values(owner=owner, started_at=wall, seen_at=wall))
+
+    def dead(self, wall: datetime, *, after: timedelta = DEAD_AFTER) -> list[str]:
+        """Owners not seen since ``wall - after``."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(workers.c.owner).where(workers.c.seen_at < wall - after))
+            return [owner for (owner,) in rows]
+
+    def release(self, owners: Sequence[str], now: datetime) -> dict[str, int]:
+        """End the leases of ``owners`` at ``now`` (the releasing worker's clock) and forget them; counts released."""
+        if not owners:
+            return {"claims": 0, "tracker_leases": 0}
+        owned = list(owners)
+        with self.engine.begin() as conn:
+            claims = conn.execute(
+                sa.update(publications)
+                .where(publications.c.state == CLAIMED, publications.c.owner.in_(owned))
+                .values(lease_until=now)
+            ).rowcount
+            # A tracker lease is free once it ended before ``now`` (strictly): end it a second ago.
+            ended = now - timedelta(seconds=1)
+            tracker = conn.execute(sa.update(leases).where(leases.c.owner.in_(owned)).values(expires_at=ended)).rowcount
+            conn.execute(sa.delete(workers).where(workers.c.owner.in_(owned)))
+        return {"claims": claims, "tracker_leases": tracker}
+
+    def leave(self, owner: str, now: datetime) -> dict[str, int]:
+        """A clean stop: what ``owner`` still holds is released now, and it is no longer listed."""
+        return self.release([owner], now)
