@@ -6,6 +6,7 @@ Every problem reads ``path:line: location: what is wrong (what was expected)``.
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from collections.abc import Iterable
@@ -19,6 +20,16 @@ from bot.campaign.yamlsrc import Loc, Source
 M = TypeVar("M", bound=BaseModel)
 WARNING = "warning"
 ERROR = "error"
+
+
+# Characters that would break a problem's one line or disguise it on a terminal (a key or a file name may
+# hold any of them):
+# controls, line and paragraph separators, bidirectional overrides and isolates.
+_UNSEEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
 
 
 @dataclass(frozen=True, order=True)
@@ -66,7 +77,7 @@ class Problems:
             self._hide(rel, line, severity)
             return
         self._shown[rel] = self._shown.get(rel, 0) + 1
-        self.items.append(Problem(rel, line, message, severity))
+        self.items.append(Problem(_UNSEEN.sub(_escaped, rel), line, _UNSEEN.sub(_escaped, message), severity))
 
     def full(self, rel: str) -> bool:
         """Whether ``rel`` has as many problems shown as a file gets (more are only counted)."""
