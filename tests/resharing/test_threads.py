@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-from tests.tracking.harness import World, base_policy, fresh, reshared, rows
+from tests.resharing.harness import World, base_policy, fresh, reshared, rows
 
 THREADS = 6
 

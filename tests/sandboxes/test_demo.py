@@ -14,7 +14,7 @@ import yaml
 from bot.observability import logs
 from sandboxes.demo import run_demo
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 

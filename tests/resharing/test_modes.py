@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 from bot.cli import review
 from bot.ledger.reshares import ReshareLedger
 from tests.ledger.databases import DATABASES, fresh_url
-from tests.tracking.harness import fresh, make_world, reshared, rows, supporters_post
+from tests.resharing.harness import fresh, make_world, reshared, rows, supporters_post
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.tracking.harness import World, fresh, reshared, rows
+from tests.resharing.harness import World, fresh, reshared, rows
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

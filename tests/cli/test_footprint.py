@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BASE = REPO / "tests/cases/base"
 TEXTS = [
     "Free Andrei and Irina #FreeAndreiandIrina",

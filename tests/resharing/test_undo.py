@@ -10,8 +10,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from bot.cli.reshare import withdraw
-from tests.tracking.harness import World, base_policy, fresh, reshared, rows
-from tests.tracking.test_streaming import eventually
+from tests.resharing.harness import World, base_policy, fresh, reshared, rows
+from tests.resharing.test_streaming import eventually
 
 pytestmark = pytest.mark.slow
 

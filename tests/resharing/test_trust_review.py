@@ -11,7 +11,7 @@ from bot.cli.status import collect, render
 from bot.core.clock import FakeClock
 from bot.ledger.publications import Ledger
 from bot.ledger.reshares import ReshareLedger
-from tests.tracking.harness import fresh, make_world, reshared, rows
+from tests.resharing.harness import fresh, make_world, reshared, rows
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 
 from bot.ledger.reshares import _utc
 from bot.ledger.schema import decisions
-from tests.tracking.harness import GOOD, World, adversarial_plan, fresh, make_people
+from tests.resharing.harness import GOOD, World, adversarial_plan, fresh, make_people
 
 pytestmark = pytest.mark.slow
 CAP_REASONS = {"cap_hour", "cap_day", "author_cooldown"}

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from structlog.testing import capture_logs
 
-from tests.tracking.harness import World, base_policy, fresh, reshared, rows
+from tests.resharing.harness import World, base_policy, fresh, reshared, rows
 
 pytestmark = pytest.mark.slow
 
@@ -96,7 +96,7 @@ def test_start_tracking_runs_in_a_thread_and_skips_accounts_without_secrets(x_sa
     """The worker's entry point starts a tracking thread for accounts it can build and logs the others once."""
     from bot.core.errors import MissingSecret
     from bot.resharing.tracker import start_tracking
-    from tests.tracking.harness import adapter_for
+    from tests.resharing.harness import adapter_for
 
     ours = [x_sandbox.create_account(fresh("index")), x_sandbox.create_account(fresh("nosecret"))]
     world = World(x_sandbox, tmp_path, clock, fresh("Free"), ours, base_policy())
