@@ -16,6 +16,7 @@ ever unpickled as code.
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import subprocess
@@ -62,15 +63,23 @@ def load_isolated(root: Path) -> Campaign:
 
 _OUT_OF_MEMORY = 3
 # How running out of address space shows when it strikes outside ``load`` (an import, a shared library).
-_OUT_OF_MEMORY_SIGNS = (b"MemoryError", b"failed to map segment", b"Cannot allocate memory")
+_OUT_OF_MEMORY_SIGNS = (
+    b"MemoryError",
+    b"failed to map segment",
+    b"Cannot allocate memory",
+    b"memory allocation of",  # Rust's allocation failure (pydantic-core), then an abort
+)
 
 
 def _child(root: Path, memory_mb: int, cpu_seconds: int) -> int:
     import resource
 
-    resource.setrlimit(resource.RLIMIT_AS, (memory_mb * 2**20, memory_mb * 2**20))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
-    from bot.campaign import load
+    # Our own code is imported before the memory cap: out of memory inside an import can end in ways that
+    # do not say so (a SystemError, a Rust abort), and only what staff wrote needs capping.
+    from bot.campaign.loader import load
+
+    resource.setrlimit(resource.RLIMIT_AS, (memory_mb * 2**20, memory_mb * 2**20))
 
     try:
         result: tuple[str, object] = ("campaign", load(root))
@@ -78,6 +87,10 @@ def _child(root: Path, memory_mb: int, cpu_seconds: int) -> int:
         result = ("problems", err.problems)
     except MemoryError:
         return _OUT_OF_MEMORY
+    except OSError as exc:  # a module imported on first use (cron's) could not be mapped
+        if exc.errno == errno.ENOMEM:
+            return _OUT_OF_MEMORY
+        raise
     sys.stdout.buffer.write(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
     sys.stdout.flush()
     return 0
