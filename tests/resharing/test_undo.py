@@ -164,8 +164,9 @@ def test_staff_withdraw_by_url(mastodon_sandbox, tmp_path, clock) -> None:
     world.close()
 
 
-def bluesky_searches(sandbox) -> int:
-    return sum(1 for r in sandbox.requests() if "app.bsky.feed.searchPosts" in r["path"])
+def bluesky_searches(sandbox, tag: str) -> int:
+    """Searches for ``tag`` (the sandbox is shared by the session: other tests' searches do not count)."""
+    return sum(1 for r in sandbox.requests() if "app.bsky.feed.searchPosts" in r["path"] and tag in r["query"])
 
 
 def test_bluesky_stream_finds_a_tagged_post_without_a_poll_and_a_delete_withdraws_it(
@@ -177,13 +178,15 @@ def test_bluesky_stream_finds_a_tagged_post_without_a_poll_and_a_delete_withdraw
     author = sandbox.create_account(fresh("fan"))
     tracker, stop, thread = running(world)
     try:
-        eventually(lambda: tracker.feeds[0].connected.is_set() and bluesky_searches(sandbox) >= 1, timeout=30)
-        polls = bluesky_searches(sandbox)
+        eventually(
+            lambda: tracker.feeds[0].connected.is_set() and bluesky_searches(sandbox, world.tag) >= 1, timeout=30
+        )
+        polls = bluesky_searches(sandbox, world.tag)
         sandbox.post_as(author, f"Untagged, about #{world.tag}x only")
         remote_id = sandbox.post_as(author, f"Journalism is not a crime #{world.tag}")
         eventually(lambda: [r.status for r in rows(world)] == ["done"], timeout=30)
         assert reshared(world) == [remote_id]
-        assert bluesky_searches(sandbox) == polls
+        assert bluesky_searches(sandbox, world.tag) == polls
         assert rows(world)[0].remote_id == remote_id and rows(world)[0].author == author.handle
         sandbox.delete_as(author, remote_id)
         eventually(lambda: [r.status for r in rows(world)] == ["withdrawn"], timeout=30)
