@@ -1,5 +1,5 @@
 # The two commands a newcomer needs (see README.md). Both set up what they need first.
-.PHONY: setup demo test test-fast lint bench conformance
+.PHONY: setup demo test test-fast lint bench conformance fuzz-long
 
 # `make demo DEMO_ARGS="--days 1 --seconds 20"` plays a shorter campaign.
 DEMO_ARGS ?=
@@ -31,3 +31,7 @@ bench: setup
 # our sandbox answering as another server family (`make conformance SANDBOX=takahe`). See README.md.
 conformance: setup
 	@.venv/bin/python bench/conformance.py $(if $(SANDBOX),--sandbox $(SANDBOX))
+
+# A longer random run of the bot check fuzz test than the suite's 600 fixed examples.
+fuzz-long: setup
+	@BOT_FUZZ_EXAMPLES=5000 .venv/bin/python -m pytest -q -p no:cacheprovider tests/campaign/test_fuzz_check.py
