@@ -68,8 +68,9 @@ def plan_catch_up(
 ) -> CatchUp:
     """What start-up hands over: every (slot, account) due since the last one the ledger knows and not taken.
 
-    Those past their grace are recorded missed at once; of the others, the newest ``limit`` per platform go out, one account's ``spacing`` clock seconds apart (the
-    first at once), oldest first: never a burst after an outage. The Publisher still skips any past its grace.
+    Those past their grace are recorded missed at once; of the others, the newest ``limit`` slots per platform
+    go out (to all their accounts), one account's ``spacing`` clock seconds apart (the first at once), oldest
+    first: never a burst after an outage. The Publisher still skips any past its grace.
     """
     from bot.schedule.occurrences import occurrences
 
@@ -89,15 +90,18 @@ def plan_catch_up(
         if (o.at, o.target, account) not in taken
     ]
     plan = CatchUp(since)
-    kept: dict[str, int] = {}
+    # The limit counts slots, not publications: one slot to 500 accounts is one slot to catch up (a worker
+    # restarted at a fan-out's minute must not record 490 of its accounts missed).
+    kept: dict[str, set[tuple[Any, ...]]] = {}
     chosen: list[tuple[Any, str]] = []
     for occurrence, account in reversed(due):  # the newest first: they are the ones still worth sending
-        platform = _platform(campaign, account)
-        if now > occurrence.at + occurrence.grace or kept.get(platform, 0) >= limit:
+        slots = kept.setdefault(_platform(campaign, account), set())
+        slot = (occurrence.at, occurrence.schedule, occurrence.slot)
+        if now > occurrence.at + occurrence.grace or (slot not in slots and len(slots) >= limit):
             # Past its grace already (the Publisher records it missed), or over the limit: neither waits a turn.
             plan.dropped.append((occurrence, account))
         else:
-            kept[platform] = kept.get(platform, 0) + 1
+            slots.add(slot)
             chosen.append((occurrence, account))
     plan.dropped.reverse()
     turns: dict[str, int] = {}

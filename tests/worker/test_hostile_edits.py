@@ -230,6 +230,35 @@ def test_catch_up_after_downtime_is_spaced_per_account_and_limited_per_platform(
         worker.close()
 
 
+def test_catch_up_limit_counts_slots_so_a_fan_out_due_at_start_goes_to_every_account(
+    tmp_path, x_sandbox, monkeypatch
+) -> None:
+    """A worker started in the minute of a slot to five accounts, with a limit of one slot, publishes all five."""
+    accounts = [x_sandbox.create_account(f"c{uuid.uuid4().hex[:6]}") for _ in range(5)]
+    for acc in accounts:
+        for name, value in acc.env.items():
+            monkeypatch.setenv(name, value)
+    write_campaign(
+        tmp_path,
+        accounts,
+        posts={"launch": f"Launch {uuid.uuid4().hex[:6]} #FreeAndreiandIrina"},
+        schedules={
+            "main": {
+                "timezone": "UTC",
+                "slots": [{"at": "2022-01-12T09:00", "post": "launch", "accounts": [a.id for a in accounts]}],
+            }
+        },
+    )
+    clock = FakeClock(datetime(2022, 1, 12, 9, 0, 20, tzinfo=UTC))
+    worker = _worker(tmp_path, clock, catch_up_spacing=120, catch_up_limit=1)
+    try:
+        assert worker.wait_idle(timeout=30)
+        assert [len(x_sandbox.posts(a)) for a in accounts] == [1] * 5
+        assert _states(worker) == [("published", None)] * 5
+    finally:
+        worker.close()
+
+
 # ---- 10. worker_started ----
 
 
