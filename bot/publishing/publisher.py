@@ -137,19 +137,13 @@ class Publisher:
             order = list(campaign.queues.get(queue, []))
             choose = lambda used: next((p for p in order if p not in used), None)
         ready = None if skip is not None or choose is not None else self._ready(account, occ.post, key)
+        slot_of: dict[str, Any] = dict(
+            post=occ.post, schedule=occ.schedule, slot=occ.slot, platform=ctx["platform"], manual=manual
+        )
         if ready is not None:
             # Everything the attempt needs is known: claim and record the attempt in one transaction.
             try:
-                claimed = self.ledger.claim_and_begin(
-                    key,
-                    self.owner,
-                    self.lease,
-                    post=occ.post,
-                    schedule=occ.schedule,
-                    slot=occ.slot,
-                    platform=ctx["platform"],
-                    manual=manual,
-                )
+                claimed = self.ledger.claim_and_begin(key, self.owner, self.lease, **slot_of)
             except LedgerFull as err:
                 return self._ledger_full(key, occ, err, ctx)
             if claimed is None:
@@ -160,17 +154,7 @@ class Publisher:
             ctx["post"] = begun.post
             return self._run(begun, n, reconcile, *ready, account, occ, ctx)
         try:
-            row = self.ledger.claim(
-                key,
-                self.owner,
-                self.lease,
-                post=occ.post,
-                choose=choose,
-                schedule=occ.schedule,
-                slot=occ.slot,
-                platform=ctx["platform"],
-                manual=manual,
-            )
+            row = self.ledger.claim(key, self.owner, self.lease, choose=choose, **slot_of)
         except LedgerFull as err:
             return self._ledger_full(key, occ, err, ctx)
         if row is None:
