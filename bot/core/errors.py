@@ -38,6 +38,16 @@ class UncertainOutcome(RetryableError):
     """
 
 
+class OutcomeUnknown(BotError):
+    """Nobody can tell whether the post went out: the platform has no idempotency key and no way to read it back.
+
+    Raised by an adapter's ``_publish`` (a timeout or dropped connection after the request was sent) or its
+    ``_find_published`` (asked to reconcile, it cannot look). The publisher never guesses: the publication
+    goes to ``needs_attention``, an alert goes out, and it stays on ``bot status`` until a person resolves it
+    (``bot attention``). The message says what is known (what was sent, when, what came back).
+    """
+
+
 class LeaseLost(BotError):
     """This worker's claim on a publication ran out and another worker took it over mid-attempt.
 

@@ -30,6 +30,22 @@ class AccountLike(Protocol):
     def options(self) -> Mapping[str, Any]: ...
 
 
+class MediaHost(Protocol):
+    """Public, expiring URLs for media files, for platforms that fetch media themselves (Instagram, Threads,
+    Facebook's large videos) instead of taking an upload. ``bot.mediahost`` implements it over an
+    S3-compatible bucket; tests may serve files from any loopback HTTP server behind the same calls.
+    """
+
+    def url_for(self, path: Path, *, publication: str) -> str:
+        """A URL the platform can GET ``path`` from now (uploading it first if the host lacks it); ``publication``
+        (an ``Outgoing.key``) holds the file until ``release``. Each call may return a fresh URL."""
+        ...
+
+    def release(self, publication: str) -> None:
+        """The publication is confirmed (or given up): the host may delete files no other publication holds."""
+        ...
+
+
 @dataclass(frozen=True)
 class Limits:
     """What a platform accepts; ``bot check`` compares campaign files against it offline."""

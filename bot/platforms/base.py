@@ -31,6 +31,7 @@ from bot.core.values import (
     Identity,
     ImageAttachment,
     Limits,
+    MediaHost,
     Mention,
     MentionPage,
     Outgoing,
@@ -112,6 +113,7 @@ class Platform(ABC):
         timeout: float = 30.0,
         wall: Callable[[], float] = time.time,
         state_dir: Path | None = None,
+        media_host: MediaHost | None = None,
     ) -> None:
         self.account = account
         self._secrets = dict(secrets)  # role -> value; never logged
@@ -119,6 +121,8 @@ class Platform(ABC):
         # The campaign's private state folder (``<campaign>/state``): adapters that keep something
         # between runs (Bluesky sessions) put it there; None keeps everything in memory.
         self.state_dir = state_dir
+        # Where platforms that fetch media from a URL get one (None: not configured; such adapters say so).
+        self.media_host = media_host
         self.base_url = (account.base_url or self.default_base_url or "").rstrip("/")
         self.gate = RateGate(wall)
         import structlog  # here, not at the top: `bot check` reads Limits and must start fast

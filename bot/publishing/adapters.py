@@ -8,19 +8,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bot.core.values import AccountLike
+from bot.core.values import AccountLike, MediaHost
 from bot.platforms.base import Platform
 
 
 def build_adapter(
-    account: AccountLike, *, timeout: float = 30.0, wall: Callable[[], float] = time.time, state_dir: Path | None = None
+    account: AccountLike,
+    *,
+    timeout: float = 30.0,
+    wall: Callable[[], float] = time.time,
+    state_dir: Path | None = None,
+    media_host: MediaHost | None = None,
 ) -> Platform:
     """The account's adapter with its secrets from the environment (MissingSecret when one is unset)."""
     from bot.platforms import credentials as secrets
     from bot.platforms import platform_class
 
     return platform_class(account.platform)(
-        account, secrets.resolve(account), timeout=timeout, wall=wall, state_dir=state_dir
+        account, secrets.resolve(account), timeout=timeout, wall=wall, state_dir=state_dir, media_host=media_host
     )
 
 
@@ -39,11 +44,16 @@ class AdapterPool:
         timeout: float = 30.0,
         wall: Callable[[], float] = time.time,
         state_dir: Path | None = None,
+        media_host: MediaHost | None = None,
     ) -> None:
         # ``wall`` must be the time base of the platform's rate-limit reset epochs: real time, except
         # against a sandbox that runs on a test clock. ``state_dir`` is the campaign's ``state`` folder,
         # where adapters keep what must outlive the process (Bluesky sessions: logins are rate limited).
-        self._build = build or (lambda account: build_adapter(account, timeout=timeout, wall=wall, state_dir=state_dir))
+        self._build = build or (
+            lambda account: build_adapter(
+                account, timeout=timeout, wall=wall, state_dir=state_dir, media_host=media_host
+            )
+        )
         self._adapters: dict[str, tuple[tuple[Any, ...], Platform]] = {}
         self._lock = threading.Lock()
         self.paused: dict[str, str] = {}  # account id -> why (shown by the worker and in logs)
