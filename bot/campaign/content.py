@@ -16,7 +16,7 @@ from bot.campaign.problems import Problems
 from bot.campaign.yamlsrc import Loc, Source
 from bot.core.model import Account, Campaign, Post, Schedule
 from bot.platforms import REGISTRY
-from bot.platforms.base import surely_fits
+from bot.platforms.base import Platform, surely_fits
 
 if TYPE_CHECKING:
     from bot.campaign.probing import Prober, Result
@@ -97,6 +97,12 @@ class Checker:
     def text(self, post: Post, src: Source) -> bool:
         """Check the text for every platform; whether the post's source is still needed (for its media)."""
         groups, smallest = self._grouped(post.id)
+        for platform, ids, _ in groups:
+            cls = REGISTRY[platform]
+            if cls.text_refusals.__func__ is not Platform.text_refusals.__func__:  # type: ignore[attr-defined]
+                loc = ("variants", platform) if platform in post.variants else ("text",)
+                for refusal in cls.text_refusals(post.text_for(platform)):
+                    self.problems.add(src, loc, f"{refusal}, for {', '.join(ids)}")
         # Without variants every platform gets the same text: one bound check clears them all.
         if groups and not post.variants and surely_fits(post.text_for(""), smallest):
             return bool(post.media or post.video)
@@ -213,6 +219,9 @@ def _media(
     refusal = REGISTRY[platform].media_mix_refusal([infos[m.path].format for m in post.media if m.path in infos])
     if refusal:
         problems.add(src, ("media",), f"{refusal}, for {who}")
+    video_info = infos.get(post.video.path) if post.video else None
+    for loc, message in REGISTRY[platform].media_refusals([infos.get(m.path) for m in post.media], video_info):
+        problems.add(src, loc, f"{message}, for {who}")
     video = post.video
     info = infos.get(video.path) if video else None
     if video is None or info is None:

@@ -150,6 +150,22 @@ class Platform(ABC):
         """
         return None
 
+    @classmethod
+    def text_refusals(cls, text: str) -> list[str]:
+        """What the platform refuses in a text beyond its length (Instagram: more than 30 hashtags), for ``bot check``.
+
+        Each item reads as the rest of a sentence: "has 31 hashtags (expected at most 30)".
+        """
+        return []
+
+    @classmethod
+    def media_refusals(cls, images: Sequence[Any], video: Any | None) -> list[tuple[tuple[str | int, ...], str]]:
+        """What the platform refuses in probed media (``bot.media.MediaInfo``) beyond ``limits``: aspect ratios,
+        codecs, frame sizes, for ``bot check``. ``images`` holds None for a file that could not be probed.
+        Each refusal is (where in the post: ``("media", i, "file")`` or ``("video",)``, message).
+        """
+        return []
+
     def validate(self, out: Outgoing) -> None:
         """Refuse what the platform would refuse, before sending anything. Never cuts text."""
         limit = self.max_text_for(self.account)
