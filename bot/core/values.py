@@ -76,6 +76,28 @@ class VideoAttachment:
     captions_lang: str = "en"
 
 
+class Notes(Protocol):
+    """A publication's durable scratchpad: what an adapter must remember across a crash to reconcile
+    without an idempotency key (Instagram's container id before ``media_publish``). ``put`` returns once
+    the value is stored (in the ledger, for the worker), so write it before the call it protects."""
+
+    def get(self, key: str) -> str | None: ...
+    def put(self, key: str, value: str) -> None: ...
+
+
+class MemoryNotes:
+    """Notes that live as long as the process: for ``bot publish`` without a ledger row, and tests."""
+
+    def __init__(self, initial: Mapping[str, str] | None = None) -> None:
+        self._values = dict(initial or {})
+
+    def get(self, key: str) -> str | None:
+        return self._values.get(key)
+
+    def put(self, key: str, value: str) -> None:
+        self._values[key] = value
+
+
 @dataclass(frozen=True)
 class Outgoing:
     """One post as it goes to one account: text already chosen for this platform."""
@@ -85,6 +107,8 @@ class Outgoing:
     images: tuple[ImageAttachment, ...] = ()
     video: VideoAttachment | None = None
     language: str | None = None
+    # The publisher passes ledger-backed notes; the same object reaches ``find_published`` after a crash.
+    notes: Notes = field(default_factory=MemoryNotes, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -219,6 +220,14 @@ class Platform(ABC):
     ) -> None:
         """Tracking settings from config/reshare.yaml: posts a day the reader may be billed for, the longest gap
         back-off may stretch a quiet poll to, the poll interval. Platforms whose reads cost nothing ignore them."""
+
+    def credentials_expire_at(self) -> datetime | None:
+        """When this account's token stops working, if the platform says (Graph and LinkedIn tokens live 60 days).
+
+        The worker asks once a day and warns 7 days ahead in the log, the alerts and ``bot status``; adapters
+        that can refresh their token do so here (before answering) when it is close to expiry.
+        """
+        return None
 
     def close(self) -> None:
         """Release connections; adapters with sessions override."""
