@@ -11,7 +11,7 @@ from bot.core.clock import FakeClock
 from sandboxes import Sandbox, sandbox_class
 from sandboxes.postgres import Postgres
 
-PLATFORMS = ("x", "mastodon", "bluesky")
+PLATFORMS = ("x", "mastodon", "bluesky", "linkedin")
 
 
 def _started(platform: str) -> Iterator[Sandbox]:
@@ -36,6 +36,11 @@ def mastodon_sandbox() -> Iterator[Sandbox]:
 @pytest.fixture(scope="session")
 def bluesky_sandbox() -> Iterator[Sandbox]:
     yield from _started("bluesky")
+
+
+@pytest.fixture(scope="session")
+def linkedin_sandbox() -> Iterator[Sandbox]:
+    yield from _started("linkedin")
 
 
 @pytest.fixture(params=PLATFORMS)

@@ -107,6 +107,8 @@ class Outgoing:
     images: tuple[ImageAttachment, ...] = ()
     video: VideoAttachment | None = None
     language: str | None = None
+    # A partner's post this one reshares (LinkedIn: a share or ugcPost URN or URL); the text is our commentary.
+    reshare_of: str | None = None
     # The publisher passes ledger-backed notes; the same object reaches ``find_published`` after a crash.
     notes: Notes = field(default_factory=MemoryNotes, compare=False, repr=False)
 

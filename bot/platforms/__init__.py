@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from bot.platforms.base import Platform, surely_fits
 from bot.platforms.bluesky import Bluesky
+from bot.platforms.linkedin import LinkedIn
 from bot.platforms.mastodon import Mastodon
 from bot.platforms.x import X
 
@@ -18,6 +19,7 @@ REGISTRY: dict[str, type[Platform]] = {
     "x": X,
     "mastodon": Mastodon,
     "bluesky": Bluesky,
+    "linkedin": LinkedIn,
 }
 
 
@@ -36,6 +38,7 @@ CLIENT_MODULES: dict[str, tuple[str, ...]] = {
     "x": ("bot.platforms.x.client", "bot.platforms.x.upload"),
     "mastodon": ("mastodon", "mastodon.streaming"),
     "bluesky": ("atproto", "atproto_client", "bot.platforms.bluesky.media", "bot.platforms.bluesky.search"),
+    "linkedin": ("requests", "bot.platforms.linkedin.client"),
 }
 
 

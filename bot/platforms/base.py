@@ -103,6 +103,9 @@ class Platform(ABC):
     needs_handle: ClassVar[bool] = False
     default_base_url: ClassVar[str | None] = None
     supports_streaming: ClassVar[bool] = False
+    # Whether the platform can find posts by hashtag, so an account of it may appear under ``track:`` in
+    # config/reshare.yaml (LinkedIn has no hashtag search; a Threads account without keyword search neither).
+    supports_tracking: ClassVar[bool] = True
     # How many accounts of one fan-out a ``stage`` call prepares for (0: the platform stages nothing).
     stage_group: ClassVar[int] = 0
 

@@ -101,7 +101,7 @@ def test_text_over_limit_is_refused_before_sending(sandbox: Sandbox, adapter: Pl
     """Text the platform would refuse raises ContentRejected and nothing is posted; text is never cut."""
     before = len(sandbox.posts(campaign_account))
     with pytest.raises(ContentRejected):
-        adapter.publish(outgoing("Free Andrei and Irina! " * 40))
+        adapter.publish(outgoing("Free Andrei and Irina! " * (adapter.max_text_for(adapter.account) // 23 + 1)))
     assert len(sandbox.posts(campaign_account)) == before
 
 
@@ -117,6 +117,8 @@ def test_find_published_returns_the_post(sandbox: Sandbox, adapter: Platform) ->
 
 def test_reads_hashtag_posts_and_reshares_one(sandbox: Sandbox, adapter: Platform, campaign_account) -> None:
     """A supporter's tagged post is found, the cursor moves past it, and a reshare lands on the server."""
+    if not adapter.supports_tracking:
+        pytest.skip(f"{adapter.name} has no hashtag search (its reshares are scheduled by reference)")
     tag = f"Free{uuid.uuid4().hex[:6]}"
     first = adapter.fetch_mentions([tag], None)
     supporter = sandbox.create_account(fresh_name("supporter"))
