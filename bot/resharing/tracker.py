@@ -48,6 +48,8 @@ LANE_JOIN = 20.0  # real seconds a stopping tracker waits for reshares in flight
 STREAM_RETRY = timedelta(minutes=5)
 LANE_IDLE = 0.25  # real seconds a lane waits for a post before it looks at stop again
 LANE_MIN_IDLE = 0.01  # so a due time the lane cannot act on (no lease) never spins it hot
+# Mention.ref key of a platform whose edit makes a new post with a new id (X): the ids it replaces, comma-joined.
+EARLIER_VERSIONS = "earlier_versions"
 
 
 class Tracker:
@@ -271,7 +273,8 @@ class Tracker:
             return
         feed.failing = False
         log.info("mentions_fetched", found=len(page.mentions), reads=self.reads[feed.network])
-        self._decide(feed, page.mentions, now, outcome, cursor_key, page.cursor or cursor)
+        posts = self._new_versions_as_edits(feed, page.mentions, now)
+        self._decide(feed, posts, now, outcome, cursor_key, page.cursor or cursor)
 
     # ---- deciding: judge each post once, caps counted and recorded under the account's lock ----
 
@@ -567,6 +570,27 @@ class Tracker:
             posts = [m for m in posts if m.remote_id != change.remote_id]
             self._on_change(feed, change, now)
         return posts
+
+    def _new_versions_as_edits(self, feed: Feed, found: list[Mention], now: datetime) -> list[Mention]:
+        """Where an edit is a new post (X: a new id listing the earlier ones), a poll that meets a new version of
+        a post already decided acts on it as on a stream's edit of that post; the rest, for deciding.
+
+        The new version is not decided again: its earlier version's decision stands unless the edit spoils it
+        (then the reshare is withdrawn), so an edit can take a reshare back but never win one.
+        """
+        earlier = {m.remote_id: m.ref[EARLIER_VERSIONS].split(",") for m in found if m.ref.get(EARLIER_VERSIONS)}
+        if not earlier or self.rules is None:
+            return found
+        scopes = list(feed.accounts) if self.rules.across_accounts else ["*"]
+        decided = {
+            rid for rid, _ in self.ledger.decided(feed.network, [v for vs in earlier.values() for v in vs], scopes)
+        }
+        replaced = set()
+        for m in found:
+            for version in (v for v in earlier.get(m.remote_id, []) if v in decided):
+                self._on_change(feed, PostChange("edited", version, m), now)
+                replaced.add(m.remote_id)
+        return [m for m in found if m.remote_id not in replaced]
 
     def _on_change(self, feed: Feed, change: PostChange, now: datetime) -> None:
         if change.kind == "deleted":

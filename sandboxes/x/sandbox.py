@@ -28,6 +28,13 @@ from sandboxes.x.limits import WINDOW
 from sandboxes.x.server import XHTTPServer
 from sandboxes.x.state import XState
 
+# Where a post_as card points: a link twitter-text recognises (a real top-level domain).
+CARD_LINK = "https://news.example.org/story"
+TINY_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
+)
+
 
 def warm_up_text() -> None:
     """Import twitter-text and compile its patterns (counting, links, emoji) once per process."""
@@ -108,16 +115,65 @@ class XSandbox(Sandbox):
     def _user_id(self, account: SandboxAccount) -> str:
         return self.state.user_by_name(account.handle).id
 
+    def post_as(
+        self,
+        account: SandboxAccount,
+        text: str,
+        *,
+        reply_to: str | None = None,
+        sensitive: bool = False,
+        spoiler_text: str = "",
+        reshare_of: str | None = None,
+        alt_text: str = "",
+        card_title: str = "",
+        quote_of: str | None = None,
+    ) -> str:
+        """``Sandbox.post_as``, and ``quote_of``: a quote post of that remote id (the quoted text travels in
+        ``includes.posts``, as on X)."""
+        draft = Draft(text, reply_to, sensitive, spoiler_text, reshare_of, alt_text, card_title)
+        return self._publish(account, draft, quote_of)
+
     def _post_as(self, account: SandboxAccount, draft: Draft) -> str:
+        return self._publish(account, draft, None)
+
+    def _publish(self, account: SandboxAccount, draft: Draft, quote_of: str | None) -> str:
+        user_id = self._user_id(account)
+        text, titles = draft.text, {}
+        if draft.card_title:
+            # X makes a card only from a link in the text, and readers get its title in entities.urls.
+            text, titles = f"{text} {CARD_LINK}", {CARD_LINK: draft.card_title}
+        media_ids = [self._described_image(user_id, draft.alt_text)] if draft.alt_text else []
         # X has no content warnings: a spoiler marks the post possibly_sensitive, as the closest equivalent.
         tweet = self.state.add_tweet(
-            self._user_id(account),
-            draft.text,
+            user_id,
+            text,
             reply_to=draft.reply_to,
+            quote=quote_of,
+            media_ids=media_ids,
             sensitive=draft.sensitive or bool(draft.spoiler_text),
             retweet_of=draft.reshare_of,
+            link_titles=titles,
         )
         return tweet.id
+
+    def _described_image(self, user_id: str, alt: str) -> str:
+        """An uploaded image with ``alt`` as its description, as the X app's upload and metadata calls leave it."""
+        uploaded = self.state.media.upload(user_id, {"media": TINY_PNG, "media_category": "tweet_image"})
+        media_id = uploaded["data"]["id"]
+        self.state.media.set_alt(user_id, {"id": media_id, "metadata": {"alt_text": {"text": alt}}})
+        return str(media_id)
+
+    def edit_as(self, account: SandboxAccount, remote_id: str, text: str) -> None:
+        """Edit as X does: a new version with a new id; search then finds only that one (see ``latest_id``)."""
+        self.state.edit_tweet(self._user_id(account), remote_id, text)
+
+    def latest_id(self, remote_id: str) -> str:
+        """The id of the newest version of the post ``remote_id`` (itself when never edited)."""
+        with self.state.lock:
+            return self.state.tweets[remote_id].versions()[-1]
+
+    def delete_as(self, account: SandboxAccount, remote_id: str) -> None:
+        self.state.delete_tweet(self._user_id(account), remote_id)
 
     def posts(self, account: SandboxAccount | None = None) -> list[ServerPost]:
         state = self.state
@@ -136,7 +192,7 @@ class XSandbox(Sandbox):
                     sensitive=t.possibly_sensitive,
                 )
                 for t in tweets
-                if author is None or t.author_id == author
+                if (author is None or t.author_id == author) and t.latest
             ]
 
     def _media_view(self, media_id: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import html
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 # Field and expansion names of X's OpenAPI document v2.167 (August 2026): post.fields and
@@ -91,7 +91,29 @@ USER_FIELDS = frozenset(
 EXPANSIONS = POST_EXPANSIONS | {
     "referenced_tweets.id",
     "referenced_tweets.id.author_id",
+    "edit_history_tweet_ids",
 }
+# media.fields of the spec (MediaFieldsParameter); media_key and type are sent whatever is asked, as X does.
+MEDIA_FIELDS = frozenset(
+    {
+        "alt_text",
+        "duration_ms",
+        "height",
+        "media_key",
+        "non_public_metrics",
+        "organic_metrics",
+        "preview_image_url",
+        "promoted_metrics",
+        "public_metrics",
+        "type",
+        "url",
+        "variants",
+        "width",
+    }
+)
+# X's edit rules (docs, x-api/fundamentals/edit-posts): 30 minutes from the original post, at most 5 edits.
+EDIT_WINDOW_SECONDS = 30 * 60
+EDITS_MAX = 5
 _TOKEN = re.compile(r'\(|\)|"[^"]*"|-?[^\s()"]+')
 
 
@@ -107,9 +129,24 @@ class Tweet:
     in_reply_to_user_id: str | None = None
     conversation_id: str = ""
     media_ids: list[str] = field(default_factory=list)
+    link_titles: dict[str, str] = field(default_factory=dict)  # URL as written -> its page's title (the card)
+    # Every version's id, oldest first, shared by the versions of one post; empty for a post never edited.
+    history: list[str] = field(default_factory=list)
+    first_created_at: datetime | None = None  # the original version's, which the edit window counts from
+
+    def editable_until(self) -> datetime:
+        return (self.first_created_at or self.created_at) + timedelta(seconds=EDIT_WINDOW_SECONDS)
 
     def kinds(self) -> set[str]:
         return {kind for kind, _ in self.referenced}
+
+    def versions(self) -> list[str]:
+        return self.history or [self.id]
+
+    @property
+    def latest(self) -> bool:
+        """Whether this is the version X shows: reads return the most recent version of an edited post."""
+        return self.versions()[-1] == self.id
 
 
 @dataclass
@@ -126,12 +163,24 @@ def iso(moment: datetime) -> str:
 
 def wrap_links(text: str, tco: Callable[[str], str]) -> str:
     """Every link X recognises (with or without a scheme, by twitter-text's rules) replaced by its t.co form."""
+    return _wrapped(text, tco)[0]
+
+
+def _wrapped(text: str, tco: Callable[[str], str]) -> tuple[str, list[tuple[int, int, str, str]]]:
+    """The text with its links in t.co form, and each link's (start, end, t.co URL, URL as written) in it."""
     from twitter_text.extract_urls import extract_urls_with_indices
 
-    for found in reversed(extract_urls_with_indices(text)):
+    out, links, last = [], [], 0
+    for found in extract_urls_with_indices(text):
         start, end = found["indices"]
-        text = text[:start] + tco(found["url"]) + text[end:]
-    return text
+        short = tco(found["url"])
+        out.append(text[last:start])
+        at = sum(len(part) for part in out)
+        links.append((at, at + len(short), short, found["url"]))
+        out.append(short)
+        last = end
+    out.append(text[last:])
+    return "".join(out), links
 
 
 def shown_text(tweet: Tweet, tco: Callable[[str], str]) -> str:
@@ -143,6 +192,26 @@ def shown_text(tweet: Tweet, tco: Callable[[str], str]) -> str:
     return text
 
 
+def url_entities(tweet: Tweet, tco: Callable[[str], str]) -> list[dict[str, Any]]:
+    """``entities.urls`` as the spec's PostEntities gives them: t.co, expanded and display forms, and the
+    linked page's ``title`` where X fetched one (a card). Indices count the unescaped text, as X's do."""
+    out = []
+    for start, end, short, written in _wrapped(tweet.text, tco)[1]:
+        expanded = written if "://" in written else f"https://{written}"
+        entity: dict[str, Any] = {
+            "start": start,
+            "end": end,
+            "url": short,
+            "expanded_url": expanded,
+            "display_url": expanded.split("://", 1)[1][:26],
+            "unwound_url": expanded,
+        }
+        if tweet.link_titles.get(written):
+            entity["title"] = tweet.link_titles[written]
+        out.append(entity)
+    return out
+
+
 @dataclass(frozen=True)
 class Shape:
     """What a read asked for: fields, expansions, and whether the answer uses the older names."""
@@ -150,6 +219,7 @@ class Shape:
     fields: frozenset[str]
     expansions: frozenset[str]
     legacy: bool  # tweet.fields / referenced_tweets / edit_history_tweet_ids, as X answered before v2.167
+    media_fields: frozenset[str] = frozenset()
 
     @property
     def references(self) -> bool:
@@ -162,10 +232,21 @@ class Shape:
     def authors(self) -> bool:
         return "author_id" in self.fields or "author_id" in self.expansions
 
+    @property
+    def media(self) -> bool:
+        return "attachments.media_keys" in self.expansions
 
-def render_tweet(tweet: Tweet, shape: Shape, tco: Callable[[str], str], media_keys: list[str]) -> dict[str, Any]:
+    @property
+    def earlier_versions(self) -> bool:
+        return bool({"edit_history_post_ids", "edit_history_tweet_ids"} & self.expansions)
+
+
+def render_tweet(
+    tweet: Tweet, shape: Shape, tco: Callable[[str], str], media_keys: list[str], now: datetime | None = None
+) -> dict[str, Any]:
+    # The edit history is a default field: every post carries it, a single id when never edited.
     history = "edit_history_tweet_ids" if shape.legacy else "edit_history_post_ids"
-    out: dict[str, Any] = {"id": tweet.id, "text": shown_text(tweet, tco), history: [tweet.id]}
+    out: dict[str, Any] = {"id": tweet.id, "text": shown_text(tweet, tco), history: list(tweet.versions())}
     extra = {
         "created_at": iso(tweet.created_at),
         "lang": tweet.lang,
@@ -182,8 +263,34 @@ def render_tweet(tweet: Tweet, shape: Shape, tco: Callable[[str], str], media_ke
         out[name] = [{"type": kind, "id": ref} for kind, ref in tweet.referenced]
     if tweet.in_reply_to_user_id and ({"in_reply_to_user_id"} & (shape.fields | shape.expansions)):
         out["in_reply_to_user_id"] = tweet.in_reply_to_user_id
-    if "attachments" in shape.fields and media_keys:
+    # The media expansion brings the keys along, as X does, so includes.media can be matched to posts.
+    if ("attachments" in shape.fields or shape.media) and media_keys:
         out["attachments"] = {"media_keys": media_keys}
+    if "entities" in shape.fields and (urls := url_entities(tweet, tco)):
+        out["entities"] = {"urls": urls}
+    if "edit_controls" in shape.fields and now is not None:
+        out["edit_controls"] = edit_controls(tweet, now)
+    return out
+
+
+def edit_controls(tweet: Tweet, now: datetime) -> dict[str, Any]:
+    """The spec's PostEditControls: until when, and how many more times, the post can be edited."""
+    until = tweet.editable_until()
+    remaining = max(0, EDITS_MAX - (len(tweet.versions()) - 1))
+    editable = not ({"retweeted"} & tweet.kinds()) and tweet.latest
+    return {
+        "edits_remaining": remaining if editable else 0,
+        "editable_until": iso(until),
+        "is_edit_eligible": editable and remaining > 0 and now < until,
+    }
+
+
+def render_media(media: Any, fields: frozenset[str]) -> dict[str, Any]:
+    """An ``includes.media`` item (the spec's Media): media_key and type always, alt_text when asked and set."""
+    kind = {"video": "video", "gif": "animated_gif"}.get(media.kind, "photo")
+    out: dict[str, Any] = {"media_key": media.key, "type": kind}
+    if "alt_text" in fields and media.alt:
+        out["alt_text"] = media.alt
     return out
 
 

@@ -21,7 +21,9 @@ from sandboxes.x import errors as err
 from sandboxes.x.limits import RateLimits
 from sandboxes.x.media import MediaStore
 from sandboxes.x.search import (
+    EDITS_MAX,
     EXPANSIONS,
+    MEDIA_FIELDS,
     POST_FIELDS,
     TWEET_FIELDS,
     USER_FIELDS,
@@ -31,6 +33,7 @@ from sandboxes.x.search import (
     User,
     compile_query,
     iso,
+    render_media,
     render_tweet,
     render_user,
 )
@@ -171,6 +174,12 @@ class XState:
                 parameter="text",
             )
         self._check_media(user_id, media_ids)
+        edit_of = body.get("edit_options")
+        if edit_of is not None:
+            previous = str((edit_of or {}).get("previous_post_id") or "") if isinstance(edit_of, dict) else ""
+            with self.lock:
+                tweet = self.edit_tweet(user_id, previous, text, media_ids=media_ids or None)
+            return {"data": render_tweet(tweet, Shape(frozenset(), frozenset(), self.legacy_names), self.tco, [])}
         reply_to = str((body.get("reply") or {}).get("in_reply_to_tweet_id") or "") or None
         quote = str(body.get("quote_tweet_id") or "") or None
         for ref in (reply_to, quote):
@@ -206,10 +215,17 @@ class XState:
         media_ids: list[str] | None = None,
         sensitive: bool = False,
         retweet_of: str | None = None,
+        link_titles: dict[str, str] | None = None,
     ) -> Tweet:
         with self.lock:
             tweet = Tweet(
-                self.next_id(), user_id, text, self.now(), possibly_sensitive=sensitive, media_ids=media_ids or []
+                self.next_id(),
+                user_id,
+                text,
+                self.now(),
+                possibly_sensitive=sensitive,
+                media_ids=media_ids or [],
+                link_titles=dict(link_titles or {}),
             )
             if reply_to:
                 parent = self.tweets[reply_to]
@@ -227,6 +243,46 @@ class XState:
             self._texts[(user_id, tweet.text.strip())] += 1
             return tweet
 
+    def edit_tweet(self, user_id: str, tweet_id: str, text: str, *, media_ids: list[str] | None = None) -> Tweet:
+        """A new version of a post, as X edits (docs, x-api/fundamentals/edit-posts): a new id, the history
+        list on every version, within 30 minutes of the original and at most 5 times; reposts and replies
+        to others cannot be edited. Reads then show the new version; the earlier ones stay readable by id."""
+        with self.lock:
+            old = self.tweets.get(tweet_id)
+            if old is None:
+                raise err.not_found("tweet", tweet_id)
+            if old.author_id != user_id:
+                raise err.forbidden("You are not authorized to edit this Tweet.")
+            replied = next((ref for kind, ref in old.referenced if kind == "replied_to"), None)
+            others = replied is not None and old.in_reply_to_user_id != user_id
+            if not old.latest or "retweeted" in old.kinds() or others:
+                raise err.invalid(f"Tweet {tweet_id} is not eligible for editing", "edit_options", tweet_id)
+            if self.now() >= old.editable_until() or len(old.versions()) > EDITS_MAX:
+                raise err.invalid(f"Tweet {tweet_id} can no longer be edited", "edit_options", tweet_id)
+            if weighted_length(text) > 280:
+                raise err.invalid("Your Post text is too long.", "text", len(text))
+            new = Tweet(
+                self.next_id(),
+                user_id,
+                text,
+                self.now(),
+                lang=old.lang,
+                possibly_sensitive=old.possibly_sensitive,
+                referenced=list(old.referenced),
+                in_reply_to_user_id=old.in_reply_to_user_id,
+                conversation_id=old.conversation_id,
+                media_ids=list(old.media_ids if media_ids is None else media_ids),
+                link_titles=dict(old.link_titles),
+                first_created_at=old.first_created_at or old.created_at,
+            )
+            history = old.history or [old.id]
+            history.append(new.id)  # one list shared by every version, so each reads the whole chain
+            old.history = new.history = history
+            self.tweets[new.id] = new
+            self._texts[(user_id, old.text.strip())] -= 1
+            self._texts[(user_id, text.strip())] += 1
+            return new
+
     def delete_tweet(self, user_id: str, tweet_id: str) -> dict[str, Any]:
         with self.lock:
             tweet = self.tweets.get(tweet_id)
@@ -234,9 +290,13 @@ class XState:
                 raise err.not_found("tweet", tweet_id)
             if tweet.author_id != user_id:
                 raise err.forbidden("You are not authorized to delete this Tweet.")
-            del self.tweets[tweet_id]
-            self._texts[(user_id, tweet.text.strip())] -= 1
-            self.retweet_of.pop(tweet_id, None)
+            # Deleting any version of an edited post deletes the whole chain (X's edit rules); only the
+            # latest version's text counts for the duplicate rule.
+            shown = self.tweets.get(tweet.versions()[-1], tweet)
+            self._texts[(user_id, shown.text.strip())] -= 1
+            for version in tweet.versions():
+                self.tweets.pop(version, None)
+                self.retweet_of.pop(version, None)
         return {"data": {"deleted": True}}
 
     def retweet(self, user_id: str, path_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -271,7 +331,7 @@ class XState:
 
     def _count_by(self, user_id: str) -> int:
         with self.lock:
-            return sum(1 for t in self.tweets.values() if t.author_id == user_id)
+            return sum(1 for t in self.tweets.values() if t.author_id == user_id and t.latest)
 
     def user_tweets(self, user_id: str, params: dict[str, str]) -> dict[str, Any]:
         if user_id not in self.users:
@@ -323,8 +383,9 @@ class XState:
         fields = _fields(params, "tweet.fields", TWEET_FIELDS) if old else _fields(params, "post.fields", POST_FIELDS)
         user_fields = _fields(params, "user.fields", USER_FIELDS)
         expansions = _fields(params, "expansions", EXPANSIONS)
-        legacy = self.legacy_names or old or "referenced_tweets.id" in expansions
-        shape = Shape(frozenset(fields), frozenset(expansions), legacy)
+        legacy = self.legacy_names or old or bool({"referenced_tweets.id", "edit_history_tweet_ids"} & expansions)
+        media_fields = frozenset(_fields(params, "media.fields", MEDIA_FIELDS))
+        shape = Shape(frozenset(fields), frozenset(expansions), legacy, media_fields)
         size = _int_param(params, "max_results", bounds[0], *bounds)
         since = _int_param(params, "since_id", 0, 0, 2**63)
         until = _int_param(params, "until_id", 2**63, 0, 2**63)
@@ -334,15 +395,21 @@ class XState:
                 until = min(until, int(token, 16))
             except ValueError:
                 raise err.invalid(f"The `{token_name}` query parameter value is not valid", token_name, token) from None
+        now = self.now()
         with self.lock:
+            # Reads show the latest version of an edited post (X's edit rules), which has the newest id.
             matched = sorted(
-                (t for t in self.tweets.values() if since < int(t.id) < until and wanted(t)),
+                (t for t in self.tweets.values() if t.latest and since < int(t.id) < until and wanted(t)),
                 key=lambda t: int(t.id),
                 reverse=True,
             )
             page, more = matched[:size], len(matched) > size
-            data = [render_tweet(t, shape, self.tco, [self.media.items[m].key for m in t.media_ids]) for t in page]
+            keys = {t.id: [self.media.items[m].key for m in t.media_ids] for t in page}
+            data = [render_tweet(t, shape, self.tco, keys[t.id], now) for t in page]
             referenced = {ref: self.tweets[ref] for t in page for _, ref in t.referenced if ref in self.tweets}
+            if shape.earlier_versions:
+                referenced.update({v: self.tweets[v] for t in page for v in t.versions()[:-1] if v in self.tweets})
+            attached = [self.media.items[m] for t in page for m in t.media_ids] if shape.media else []
             authors = {t.author_id: self.users[t.author_id] for t in page}
             users = [render_user(u, user_fields, self._count_by(u.id)) for u in authors.values()]
         if not page:
@@ -351,11 +418,16 @@ class XState:
         includes: dict[str, Any] = {}
         if "author_id" in expansions:
             includes["users"] = users
-        if referenced and shape.references and expansions & {"referenced_posts", "referenced_tweets.id"}:
-            plain = Shape(frozenset(), frozenset({"author_id"}), legacy)
+        expanded = shape.earlier_versions or expansions & {"referenced_posts", "referenced_tweets.id"}
+        if referenced and (shape.references or shape.earlier_versions) and expanded:
+            # Included posts carry the fields asked of the page's posts (X applies post.fields to includes too),
+            # so a quoted post's links and card titles come along.
+            plain = Shape(frozenset(fields), frozenset({"author_id"}), legacy, media_fields)
             includes["tweets" if legacy else "posts"] = [
-                render_tweet(t, plain, self.tco, []) for t in referenced.values()
+                render_tweet(t, plain, self.tco, [], now) for t in referenced.values()
             ]
+        if attached:
+            includes["media"] = [render_media(m, media_fields) for m in attached]
         if includes:
             answer["includes"] = includes
         meta: dict[str, Any] = {"newest_id": page[0].id, "oldest_id": page[-1].id, "result_count": len(page)}

@@ -214,13 +214,18 @@ def test_adapter_reads_answers_in_the_older_names(media: Path) -> None:
         tag = f"Old{uuid.uuid4().hex[:6]}"
         root = sandbox.post_as(supporter, f"Root #{tag}")
         reply = sandbox.post_as(supporter, f"Reply #{tag}", reply_to=root)
+        quote = sandbox.post_as(supporter, f"Quote #{tag}", quote_of=root)
+        sandbox.edit_as(supporter, quote, f"Quote, edited #{tag}")
         mark = len(sandbox.requests())
         page = platform.fetch_mentions([tag], None)
-        assert [(m.remote_id, m.is_reply) for m in page.mentions] == [(root, False), (reply, True)]
+        assert [(m.remote_id, m.is_reply) for m in page.mentions[:2]] == [(root, False), (reply, True)]
         assert page.mentions[1].ref == {"replied_to_id": root}
+        # includes.tweets and edit_history_tweet_ids, the older names, are read as the new ones are.
+        assert (page.mentions[2].quoted_text, page.mentions[2].ref["earlier_versions"]) == (f"Root #{tag}", quote)
         (search,) = sandbox.requests()[mark:]
         assert search["query"]["post.fields"] and "tweet.fields" not in search["query"]
-        assert set(search["query"]["expansions"].split(",")) == {"author_id", "referenced_posts"}
+        expansions = set(search["query"]["expansions"].split(","))
+        assert expansions == {"author_id", "referenced_posts", "attachments.media_keys"}
         platform.close()
 
 
@@ -400,3 +405,88 @@ def test_plan_prints_the_x_reads_a_month(tmp_path: Path, capsys: pytest.CaptureF
         in line
     )
     assert line.endswith("at most 30,000 posts billed (daily_reads 1,000)")
+
+
+def _signed(acct: Any) -> Any:
+    """OAuth 1.0a for ``acct``'s keys: requests the adapter never sends (an author editing a post) but the fake answers."""
+    from requests_oauthlib import OAuth1
+
+    values = {role: acct.env[var] for role, var in acct.entry["credentials"].items()}
+    return OAuth1(
+        values["consumer_key"], values["consumer_secret"], values["access_token"], values["access_token_secret"]
+    )
+
+
+def test_search_reads_alt_text_card_titles_quotes_and_edits_as_the_spec_names_them(recorded: XSandbox) -> None:
+    """Search asks media.fields=alt_text, attachments.media_keys, referenced_posts and entities; the mentions carry them."""
+    import requests
+
+    sandbox = recorded
+    me, supporter = sandbox.create_account(fresh()), sandbox.create_account(fresh("sup"))
+    platform = adapter_for(me)
+    tag = f"Extra{uuid.uuid4().hex[:6]}"
+    try:
+        pictured = sandbox.post_as(supporter, f"A picture #{tag}", alt_text="the traitor in court")
+        carded = sandbox.post_as(supporter, f"Read this #{tag}", card_title="Meet the traitors")
+        quoted = sandbox.post_as(supporter, "Traitors & liars, all of them")
+        quoting = sandbox.post_as(supporter, f"Look #{tag}", quote_of=quoted)
+        first = platform.fetch_mentions([tag], None)
+        # The author edits through the API, as X's apps do: POST /2/tweets with edit_options.
+        answer = requests.post(
+            f"{sandbox.base_url}/2/tweets",
+            json={"text": f"Edited: long live the traitors #{tag}", "edit_options": {"previous_post_id": carded}},
+            auth=_signed(supporter),
+            timeout=10,
+        )
+        assert answer.status_code == 201
+        edited = answer.json()["data"]
+        second = platform.fetch_mentions([tag], first.cursor)
+    finally:
+        platform.close()
+    got = {m.remote_id: m for m in first.mentions}
+    assert got[pictured].alt_texts == ("the traitor in court",)
+    assert got[carded].card_title == "Meet the traitors"
+    assert got[quoting].quoted_text == "Traitors & liars, all of them"
+    assert got[quoting].ref == {"quoted_id": quoted}
+    assert edited["edit_history_post_ids"] == [carded, edited["id"]]
+    (new,) = second.mentions
+    assert (new.remote_id, new.ref, new.card_title) == (edited["id"], {"earlier_versions": carded}, "")
+    search = next(r for r in sandbox.requests() if r["path"] == "/2/tweets/search/recent")
+    asked = {name: set(search["query"][name].split(",")) for name in ("post.fields", "expansions", "media.fields")}
+    assert {"entities", "attachments"} <= asked["post.fields"] and asked["media.fields"] == {"alt_text"}
+    assert {"attachments.media_keys", "referenced_posts"} <= asked["expansions"]
+    checked, problems = _validate_all(sandbox)
+    assert problems == []
+    assert checked["POST /2/tweets 201"] == 1 and checked["GET /2/tweets/search/recent 200"] == 2
+    answers = [r["wire"]["response_body"] for r in sandbox.requests() if r["path"] == "/2/tweets/search/recent"]
+    assert answers[0]["includes"]["media"][0]["alt_text"] == "the traitor in court"
+    assert [p["id"] for p in answers[0]["includes"]["posts"]] == [quoted]
+
+
+def test_the_fake_keeps_x_edit_rules(timed: XSandbox, now: list[float]) -> None:
+    """Edits make new ids sharing one history; only the author edits, at most 5 times, within 30 minutes; reads show the latest."""
+    sandbox = timed
+    author, other = sandbox.create_account(fresh("sup")), sandbox.create_account(fresh("sup"))
+    first = sandbox.post_as(author, "Version 0")
+    for n in range(1, 6):
+        now[0] += 60
+        sandbox.edit_as(author, sandbox.latest_id(first), f"Version {n}")
+    versions = sandbox.state.tweets[first].versions()
+    assert len(versions) == 6 and versions[0] == first and versions == sorted(versions, key=int)
+    assert [p.text for p in sandbox.posts(author)] == ["Version 5"]
+    problems = []
+    for who, target, label in ((author, sandbox.latest_id(first), "sixth"), (author, first, "old version")):
+        try:
+            sandbox.edit_as(who, target, "Version 6")
+        except Exception as exc:  # noqa: BLE001  (the fake's ApiError: X's 400 invalid-request)
+            problems.append((label, getattr(exc, "status", None)))
+    late = sandbox.post_as(author, "Late")
+    now[0] += 30 * 60
+    for who, target, label in ((other, late, "not the author"), (author, late, "after 30 minutes")):
+        try:
+            sandbox.edit_as(who, target, "Changed")
+        except Exception as exc:  # noqa: BLE001
+            problems.append((label, getattr(exc, "status", None)))
+    assert problems == [("sixth", 400), ("old version", 400), ("not the author", 403), ("after 30 minutes", 400)]
+    sandbox.delete_as(author, first)  # deleting one version deletes the chain
+    assert not set(versions) & set(sandbox.state.tweets)

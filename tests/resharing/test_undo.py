@@ -196,3 +196,70 @@ def test_bluesky_stream_finds_a_tagged_post_without_a_poll_and_a_delete_withdraw
     assert rows(world)[0].withdrawn_reason == "deleted"
     assert reshared(world) == []
     world.close()
+
+
+def polled_world(sandbox, tmp_path, clock) -> tuple[World, object, object, str]:
+    """An X world whose tracker has polled and retweeted one tagged post by a fresh author."""
+    world = World(
+        sandbox, tmp_path, clock, fresh("Free"), [sandbox.create_account(fresh("index"))], base_policy(), interval=30
+    )
+    author = sandbox.create_account(fresh("fan"))
+    tracker = world.tracker()
+    world.step(tracker)
+    remote_id = world.post(author, f"Journalism is not a crime #{world.tag}", "supporter", None)
+    world.step(tracker)
+    assert [r.status for r in rows(world)] == ["done"] and reshared(world) == [remote_id]
+    return world, tracker, author, remote_id
+
+
+def test_x_edit_to_a_blocked_word_withdraws_the_retweet(x_sandbox, tmp_path, clock) -> None:
+    """A retweeted X post edited to carry a blocked word (a new version, found by the next search) is unretweeted."""
+    sandbox = x_sandbox
+    world, tracker, author, remote_id = polled_world(sandbox, tmp_path, clock)
+    sandbox.edit_as(author, remote_id, f"Long live L.u.k.a.s.h.e.n.k.a #{world.tag}")
+    edited = sandbox.latest_id(remote_id)
+    assert edited != remote_id
+    with capture_logs() as logs:
+        world.dirty = True
+        world.step(tracker)
+    row = rows(world)[0]
+    assert (row.status, row.withdrawn_reason) == ("withdrawn", "edited")
+    assert "Lukashenka" in row.withdrawn_detail
+    assert reshared(world) == []
+    assert any(r["method"] == "DELETE" and r["path"].endswith(f"/retweets/{remote_id}") for r in sandbox.requests())
+    withdrawn = [e for e in logs if e["event"] == "reshare_withdrawn"]
+    assert [(e["remote_id"], e["reason"]) for e in withdrawn] == [(remote_id, "edited")]
+    assert edited not in {r.remote_id for r in rows(world)}  # the new version is not decided as a new post
+    world.close()
+
+
+def test_x_harmless_edit_keeps_the_retweet_and_wins_no_second_one(x_sandbox, tmp_path, clock) -> None:
+    """An X edit that still passes the policy leaves the retweet standing and is not retweeted as a new post."""
+    sandbox = x_sandbox
+    world, tracker, author, remote_id = polled_world(sandbox, tmp_path, clock)
+    sandbox.edit_as(author, remote_id, f"Journalism is still not a crime #{world.tag}")
+    world.dirty = True
+    for _ in range(3):
+        world.step(tracker, 600)
+    assert [(r.remote_id, r.status) for r in rows(world)] == [(remote_id, "done")]
+    assert reshared(world) == [remote_id]
+    world.close()
+
+
+def test_x_edit_of_a_post_never_seen_is_decided_on_its_latest_text(x_sandbox, tmp_path, clock) -> None:
+    """A post edited to a blocked word before the first search meets the filter as it reads now, and is skipped."""
+    sandbox = x_sandbox
+    world = World(
+        sandbox, tmp_path, clock, fresh("Free"), [sandbox.create_account(fresh("index"))], base_policy(), interval=30
+    )
+    author = sandbox.create_account(fresh("fan"))
+    tracker = world.tracker()
+    world.step(tracker)
+    remote_id = world.post(author, f"Journalism is not a crime #{world.tag}", "supporter", None)
+    sandbox.edit_as(author, remote_id, f"Lukashenka forever #{world.tag}")
+    world.step(tracker)
+    assert [(r.remote_id, r.status, r.reason) for r in rows(world)] == [
+        (sandbox.latest_id(remote_id), "skipped", "blocked_word")
+    ]
+    assert reshared(world) == []
+    world.close()

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import requests
 
     from bot.platforms.x.client import XClient
-    from bot.platforms.x.search import SearchPacer
+    from bot.platforms.x.search import Extras, SearchPacer
 
 MB = 1024 * 1024
 SEARCH_PAGE = 100
@@ -329,7 +329,16 @@ class X(Platform):
         """One query's new posts since ``cursor`` and its new cursor; the posts read are billed to the pacer."""
         import tweepy
 
-        from bot.platforms.x.search import EXPANSIONS, PAGE_MAX, PAGE_MIN, POST_FIELDS, USER_FIELDS, as_tweepy_post
+        from bot.platforms.x.search import (
+            EXPANSIONS,
+            MEDIA_FIELDS,
+            PAGE_MAX,
+            PAGE_MIN,
+            POST_FIELDS,
+            USER_FIELDS,
+            as_tweepy_post,
+            post_extras,
+        )
 
         pages_left = int(self.account.options.get("search_max_pages", 5))
         mentions: dict[str, Mention] = {}
@@ -347,6 +356,7 @@ class X(Platform):
                 "post.fields": ",".join(POST_FIELDS),
                 "expansions": ",".join(EXPANSIONS),
                 "user.fields": ",".join(USER_FIELDS),
+                "media.fields": ",".join(MEDIA_FIELDS),
             }
             for name, value in (("since_id", since_id), ("start_time", start_time), ("next_token", token)):
                 if value:
@@ -357,11 +367,13 @@ class X(Platform):
             # So the request goes through the same tweepy-owned session (signed, gated, observed) as our
             # media upload, and tweepy's public Tweet and User models read the answer.
             answer = self._client.send("GET", "/2/tweets/search/recent", params=params).json()
-            users = {str(u["id"]): tweepy.User(u) for u in (answer.get("includes") or {}).get("users", [])}
+            includes = answer.get("includes") or {}
+            users = {str(u["id"]): tweepy.User(u) for u in includes.get("users", [])}
             meta = answer.get("meta") or {}
             for data in answer.get("data") or []:
                 tweet = tweepy.Tweet(as_tweepy_post(data))
-                mentions[str(tweet.id)] = self._mention(tweet, users.get(str(tweet.author_id)))
+                extras = post_extras(data, includes)
+                mentions[str(tweet.id)] = self._mention(tweet, users.get(str(tweet.author_id)), extras)
             self._pacer.billed(int(meta.get("result_count") or len(answer.get("data") or [])))
             if meta.get("newest_id") and (newest is None or int(meta["newest_id"]) > int(newest)):
                 newest = str(meta["newest_id"])
@@ -393,8 +405,13 @@ class X(Platform):
             )
         return None, datetime.fromtimestamp(oldest, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    def _mention(self, tweet: Any, user: Any) -> Mention:
+    def _mention(self, tweet: Any, user: Any, extras: Extras) -> Mention:
+        from bot.platforms.x.search import EARLIER_VERSIONS
+
         kinds = {ref.type: str(ref.id) for ref in (tweet.referenced_tweets or [])}
+        ref = {f"{kind}_id": ref for kind, ref in kinds.items()}
+        if extras.earlier_versions:
+            ref[EARLIER_VERSIONS] = ",".join(extras.earlier_versions)
         username = user.username if user is not None else str(tweet.author_id)
         return Mention(
             remote_id=str(tweet.id),
@@ -408,7 +425,10 @@ class X(Platform):
             is_reshare="retweeted" in kinds,
             sensitive=bool(tweet.possibly_sensitive),
             lang=tweet.lang,
-            ref={f"{kind}_id": ref for kind, ref in kinds.items()},
+            ref=ref,
+            alt_texts=extras.alt_texts,
+            card_title=extras.card_title,
+            quoted_text=extras.quoted_text,
             author_created_at=user.created_at if user is not None else None,
             author_followers=_followers(user),
         )

@@ -9,11 +9,19 @@ demo's clock runs faster than the wall), so the back-off follows that clock; the
 stop at ``daily_reads``. Names follow X's OpenAPI document v2.167 (August 2026):
 ``post.fields`` selects fields, ``referenced_posts`` lists references, ``edit_history_post_ids``
 the edit chain; answers may still carry the older ``referenced_tweets`` /
-``edit_history_tweet_ids``, and both are read.
+``edit_history_tweet_ids`` (and ``includes.tweets``), and both are read.
+
+What readers see beside the text goes through the blocked-word filter too, so a search also asks
+for it (``post_extras``): image descriptions (expansion ``attachments.media_keys`` with
+``media.fields=alt_text``, in ``includes.media``), the quoted post (expansion ``referenced_posts``,
+in ``includes.posts``) and link-card titles (``entities.urls[].title``). An edited post comes back
+as a new version with a new id whose ``edit_history_post_ids`` (a default field) lists the earlier
+ones; ``EARLIER_VERSIONS`` in the mention's ``ref`` tells the tracker which post it replaces.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import threading
@@ -26,9 +34,12 @@ from typing import Any
 QUERY_MAX = 512  # X: a recent-search query of a self-serve app is at most 512 characters
 QUERY_SUFFIX = " -is:retweet"
 PAGE_MIN, PAGE_MAX = 10, 100  # max_results bounds of recent search
-# Fields the spec's post.fields takes (author_id and referenced_posts come with their expansions).
-POST_FIELDS = ("created_at", "lang", "possibly_sensitive", "conversation_id")
-EXPANSIONS = ("author_id", "referenced_posts")
+# Fields the spec's post.fields takes (author_id and referenced_posts come with their expansions);
+# entities carry the link cards' titles.
+POST_FIELDS = ("created_at", "lang", "possibly_sensitive", "conversation_id", "entities", "attachments")
+EXPANSIONS = ("author_id", "referenced_posts", "attachments.media_keys")
+MEDIA_FIELDS = ("alt_text",)  # media_key and type come by default
+EARLIER_VERSIONS = "earlier_versions"  # Mention.ref key: ids this version of an edited post replaces, comma-joined
 # created_at and public_metrics (followers_count) are the author's trust signals for the reshare policy.
 USER_FIELDS = ("username", "name", "created_at", "public_metrics")
 DEFAULT_MAX_GAP = 1800.0  # seconds: a quiet tag is still searched at least every 30 minutes
@@ -83,6 +94,32 @@ def as_tweepy_post(data: dict[str, Any]) -> dict[str, Any]:
         # tweepy 4.17's Tweet warns without it; the current spec names it edit_history_post_ids.
         post["edit_history_tweet_ids"] = post.get("edit_history_post_ids") or [post["id"]]
     return post
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What a reader sees with a post beside its text, and the versions it replaces."""
+
+    alt_texts: tuple[str, ...] = ()
+    card_title: str = ""
+    quoted_text: str = ""
+    earlier_versions: tuple[str, ...] = ()
+
+
+def post_extras(data: dict[str, Any], includes: dict[str, Any]) -> Extras:
+    """Alt texts, link-card titles, the quoted post's text and earlier versions of one post of a search answer."""
+    media = {str(m.get("media_key")): m for m in includes.get("media") or [] if isinstance(m, dict)}
+    posts = {str(p.get("id")): p for p in [*(includes.get("posts") or []), *(includes.get("tweets") or [])]}
+    keys = (data.get("attachments") or {}).get("media_keys") or []
+    alts = tuple(str(media[k]["alt_text"]) for k in keys if media.get(k, {}).get("alt_text"))
+    urls = (data.get("entities") or {}).get("urls") or []
+    titles = " | ".join(str(u["title"]) for u in urls if isinstance(u, dict) and u.get("title"))
+    references = data.get("referenced_posts") or data.get("referenced_tweets") or []
+    quoted = [posts[str(r["id"])] for r in references if r.get("type") == "quoted" and str(r.get("id")) in posts]
+    quoted_text = html.unescape(str(quoted[0].get("text") or "")) if quoted else ""
+    history = data.get("edit_history_post_ids") or data.get("edit_history_tweet_ids") or []
+    earlier = tuple(str(v) for v in history if str(v) != str(data.get("id")))
+    return Extras(alts, titles, quoted_text, earlier)
 
 
 @dataclass
