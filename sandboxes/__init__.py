@@ -15,6 +15,7 @@ REGISTRY: dict[str, str] = {
     "x": "sandboxes.x.sandbox:XSandbox",
     "mastodon": "sandboxes.mastodon.sandbox:MastodonSandbox",
     "bluesky": "sandboxes.bluesky.sandbox:BlueskySandbox",
+    "telegram": "sandboxes.telegram.sandbox:TelegramSandbox",
     "linkedin": "sandboxes.linkedin.sandbox:LinkedInSandbox",
 }
 

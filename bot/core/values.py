@@ -60,6 +60,8 @@ class Limits:
     alt_max: int
     captions: bool  # whether the platform takes a captions (VTT) file with a video
     images_reencoded: bool = False  # adapter shrinks images to fit, so image_max_bytes is a source cap
+    max_caption: int | None = None  # text limit when the post carries media, where lower (Telegram: 1,024)
+    alt_text: bool = True  # whether the platform shows alt text at all (Telegram does not: it is not sent)
 
 
 @dataclass(frozen=True)

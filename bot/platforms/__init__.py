@@ -13,6 +13,7 @@ from bot.platforms.base import Platform, surely_fits
 from bot.platforms.bluesky import Bluesky
 from bot.platforms.linkedin import LinkedIn
 from bot.platforms.mastodon import Mastodon
+from bot.platforms.telegram import Telegram
 from bot.platforms.x import X
 
 REGISTRY: dict[str, type[Platform]] = {
@@ -20,6 +21,7 @@ REGISTRY: dict[str, type[Platform]] = {
     "mastodon": Mastodon,
     "bluesky": Bluesky,
     "linkedin": LinkedIn,
+    "telegram": Telegram,
 }
 
 
@@ -39,6 +41,7 @@ CLIENT_MODULES: dict[str, tuple[str, ...]] = {
     "mastodon": ("mastodon", "mastodon.streaming"),
     "bluesky": ("atproto", "atproto_client", "bot.platforms.bluesky.media", "bot.platforms.bluesky.search"),
     "linkedin": ("requests", "bot.platforms.linkedin.client"),
+    "telegram": ("telebot", "telebot.apihelper", "bot.platforms.telegram.errors", "bot.platforms.telegram.pacing"),
 }
 
 
