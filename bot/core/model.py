@@ -230,6 +230,20 @@ class ReshareConfig:
 
 
 @_frozen
+class MediaHostSettings:
+    """config/media_host.yaml: an S3-compatible bucket that serves media to platforms fetching it by URL."""
+
+    bucket: str
+    endpoint_url: str | None = None  # None: AWS S3 itself
+    region: str | None = None
+    prefix: str = ""  # object keys start with it (one bucket shared by several campaigns)
+    path_style: bool = False  # https://host/bucket/key instead of https://bucket.host/key (MinIO, some B2 setups)
+    url_lifetime: float = 3600.0  # seconds a presigned URL stays valid
+    credentials: dict[str, str] = field(default_factory=dict)  # role -> NAME of the env variable
+    line: int = 1  # of the media_host block, for messages
+
+
+@_frozen
 class Campaign:
     root: Path
     name: str
@@ -238,3 +252,4 @@ class Campaign:
     queues: dict[str, list[str]]  # queue name -> post ids in file-name order
     schedules: list[Schedule]
     reshare: ReshareConfig | None = None
+    media_host: MediaHostSettings | None = None

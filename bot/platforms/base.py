@@ -108,6 +108,8 @@ class Platform(ABC):
     supports_tracking: ClassVar[bool] = True
     # How many accounts of one fan-out a ``stage`` call prepares for (0: the platform stages nothing).
     stage_group: ClassVar[int] = 0
+    # Fetches media from a public URL (Instagram, Threads): ``bot check`` requires config/media_host.yaml.
+    needs_media_host: ClassVar[bool] = False
 
     def __init__(
         self,
