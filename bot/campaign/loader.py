@@ -16,15 +16,15 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from bot.campaign import content, posts, window
+from bot.campaign import content, mediahost, posts, window
 from bot.campaign.files import AccountEntry, AccountsFile, ReshareFile, ScheduleFile, SlotEntry
 from bot.campaign.paths import link_out
 from bot.campaign.problems import WARNING, Problems, known_list, suggest, validated
-from bot.campaign.secrets import ACCOUNTS, _missing, looks_like_secret
+from bot.campaign.secrets import ACCOUNTS, MEDIA_HOST, _missing, looks_like_secret
 from bot.campaign.slots import build_schedule, parse_duration
 from bot.campaign.yamlsrc import Loc, Source, YamlProblem, read
 from bot.core.errors import ConfigError
-from bot.core.model import Account, Campaign, Policy, ReshareConfig, Schedule, Track
+from bot.core.model import Account, Campaign, MediaHostSettings, Policy, ReshareConfig, Schedule, Track
 from bot.platforms import REGISTRY
 
 RESHARE = "config/reshare.yaml"
@@ -135,6 +135,7 @@ class _Loader:
 
     def run(self, with_warnings: bool) -> Inspection:
         known, accounts, name = self.accounts()
+        media_host = self.media_host(accounts)
         found = posts.scan(self.root, self.problems)
         schedules = self.schedules(found, known)
         reshare = self.reshare(known)
@@ -143,6 +144,7 @@ class _Loader:
         campaign = Campaign(
             root=self.root,
             name=name,
+            media_host=media_host,
             accounts=accounts,
             posts=loaded.posts,
             queues=found.queues,
@@ -156,7 +158,16 @@ class _Loader:
                 for role, problem in _missing(account):
                     loc = ("accounts", account.id, "credentials", role)
                     self.problems.at(ACCOUNTS, self.accounts_source.line(loc), problem, WARNING)
+        if with_warnings:
+            mediahost.unset_variables(campaign, self.problems)
         return Inspection(campaign, self.problems)
+
+    def media_host(self, accounts: dict[str, Account]) -> MediaHostSettings | None:
+        """config/media_host.yaml (optional), and an error at each account that needs it when it is absent."""
+        host = mediahost.settings(self.read(MEDIA_HOST, required=False), self.problems)
+        present = os.path.lexists(self.root / MEDIA_HOST)
+        mediahost.missing_host(accounts, host, present, self.problems)
+        return host
 
     # ---- config/accounts.yaml ----
 

@@ -11,6 +11,7 @@ import re
 from bot.core.model import Account, Campaign
 
 ACCOUNTS = "config/accounts.yaml"
+MEDIA_HOST = "config/media_host.yaml"
 
 # Shapes of tokens that staff could paste, whatever their letters' case: AWS key ids, GitHub and
 # GitLab tokens, Slack tokens, Stripe keys, JSON web tokens, Bluesky app passwords, X access tokens.
@@ -66,4 +67,18 @@ def secret_problems(campaign: Campaign, environ: dict[str, str] | None = None) -
         f"{ACCOUNTS}:{account.line}: {problem}"
         for account in campaign.accounts.values()
         for problem in missing_secrets(account, environ)
+    ] + media_host_secret_problems(campaign, environ)
+
+
+def media_host_secret_problems(campaign: Campaign, environ: dict[str, str] | None = None) -> list[str]:
+    """``config/media_host.yaml:line: message`` for each of the media host's key variables not set."""
+    import os
+
+    host, env = campaign.media_host, os.environ if environ is None else environ
+    if host is None:
+        return []
+    return [
+        f"{MEDIA_HOST}:{host.line}: media_host.credentials.{role}: environment variable {var} is not set"
+        for role, var in host.credentials.items()
+        if not env.get(var)
     ]

@@ -55,16 +55,32 @@ def online(campaign: Any) -> tuple[list[str], list[str]]:
 
     configure(stream=sys.stderr, level="warning")  # the adapters' own notes, redacted, apart from the report
     built: list[Any] = []
+    host_problems, host = media_host_online(campaign)
 
     def adapter_for(account: Any) -> Any:
-        built.append(build_adapter(account, timeout=15.0))
+        built.append(build_adapter(account, timeout=15.0, media_host=host))
         return built[-1]
 
     try:
-        return refused_media(campaign, adapter_for)
+        refused, unasked = refused_media(campaign, adapter_for)
+        return host_problems + refused, unasked
     finally:
         for adapter in built:
             adapter.close()
+
+
+def media_host_online(campaign: Any) -> tuple[list[str], Any]:
+    """(problems, host): the bucket written to, its presigned URL fetched and the object deleted, as platforms will."""
+    if campaign.media_host is None:
+        return [], None
+    from bot.core.errors import MissingSecret
+    from bot.mediahost import from_settings, probe
+
+    problems = probe(campaign.media_host)
+    try:
+        return problems, from_settings(campaign.media_host)
+    except MissingSecret:  # probe said so already
+        return problems, None
 
 
 def summary(result: Inspection) -> str:
@@ -76,7 +92,18 @@ def summary(result: Inspection) -> str:
         f"campaign '{c.name}' is valid: {len(c.accounts)} accounts, {len(c.posts)} posts "
         f"({len(c.queues)} queues), {len(c.schedules)} schedules with {slots} slots; "
         f"{n_warn} warning{'' if n_warn == 1 else 's'}"
-    )
+    ) + _media_host_line(c)
+
+
+def _media_host_line(campaign: Any) -> str:
+    """Which accounts fetch media by URL, and from which bucket (nothing when none does)."""
+    from bot.campaign.mediahost import needing
+
+    accounts = needing(campaign.accounts)
+    if not accounts:
+        return ""
+    bucket = campaign.media_host.bucket if campaign.media_host else "none"
+    return f"\nmedia host: bucket '{bucket}' serves media to {', '.join(sorted(accounts))}"
 
 
 def _order(line: str) -> tuple[str, int]:

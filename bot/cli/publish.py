@@ -54,7 +54,11 @@ def publish(
     from bot.publishing.publisher import AdapterPool, Publisher
 
     owner = owner or f"manual:{socket.gethostname()}:{os.getpid()}"
-    adapters = adapters or AdapterPool(state_dir=campaign.root / "state")  # Bluesky sessions outlive the command
+    if adapters is None:
+        from bot.mediahost import from_settings
+
+        # Bluesky sessions outlive the command; Instagram and Threads fetch media from the campaign's bucket.
+        adapters = AdapterPool(state_dir=campaign.root / "state", media_host=from_settings(campaign.media_host))
     publisher = Publisher(campaign, ledger, adapters, clock, owner)
     try:
         return publisher.publish_now(post, account, again=again)

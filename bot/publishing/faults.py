@@ -43,7 +43,7 @@ class _ExitAfterPublish:
         return getattr(self._adapter, name)
 
 
-def adapter_builder(state_dir: Any = None) -> Callable[[Any], Any] | None:
+def adapter_builder(state_dir: Any = None, media_host: Any = None) -> Callable[[Any], Any] | None:
     """An AdapterPool build function with the fault wrapped in, or None (the pool's default) when off."""
     probability = float(os.environ.get("BOT_FAULT_EXIT_AFTER_PUBLISH") or 0)
     if probability <= 0:
@@ -52,4 +52,6 @@ def adapter_builder(state_dir: Any = None) -> Callable[[Any], Any] | None:
 
     rng = random.Random(os.environ.get("BOT_FAULT_SEED"))
     lock = threading.Lock()
-    return lambda account: _ExitAfterPublish(build_adapter(account, state_dir=state_dir), probability, rng, lock)
+    return lambda account: _ExitAfterPublish(
+        build_adapter(account, state_dir=state_dir, media_host=media_host), probability, rng, lock
+    )

@@ -50,6 +50,7 @@ from bot.core.values import Outgoing, Receipt
 from bot.ledger.db import LedgerFull
 from bot.ledger.publications import Ledger, PublicationKey
 from bot.platforms.base import Platform
+from bot.publishing import release
 from bot.publishing.adapters import AdapterPool, auth_message
 from bot.publishing.results import (
     Outcome,
@@ -152,7 +153,7 @@ class Publisher:
                 self.ledger.unrecorded.discard(key)
             begun, n, reconcile = claimed
             ctx["post"] = begun.post
-            return self._run(begun, n, reconcile, *ready, account, occ, ctx)
+            return release.settled(self._run(begun, n, reconcile, *ready, account, occ, ctx), ready[0], ready[1].key)
         try:
             row = self.ledger.claim(key, self.owner, self.lease, choose=choose, **slot_of)
         except LedgerFull as err:
@@ -223,7 +224,7 @@ class Publisher:
             log.exception("publish_crashed", **ctx)
             return self._failed(row.id, None, "internal_error", f"{type(exc).__name__}: {exc}", ctx)
         n, reconcile = self.ledger.begin_attempt(row.id, self.owner, prior=row.attempts)
-        return self._run(row, n, reconcile, adapter, out, account, occ, ctx)
+        return release.settled(self._run(row, n, reconcile, adapter, out, account, occ, ctx), adapter, out.key)
 
     def _ready(self, account: Any, post_id: str | None, key: PublicationKey) -> tuple[Any, Any] | None:
         """(adapter, outgoing) when a fixed-post publication can be attempted as soon as it is claimed."""

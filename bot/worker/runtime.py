@@ -83,7 +83,13 @@ class Worker:
         # Look for dead workers' claims a few times per lease: sooner is pointless, later delays their slots.
         self.sweep_every = max(sweep, lease_clock.total_seconds() / 4)
         state_dir = root / "state"
-        adapters = AdapterPool(faults.adapter_builder(state_dir), state_dir=state_dir)
+        from bot.mediahost import from_settings
+
+        # One media host for every adapter (its boto3 client and hash cache are shared); secrets checked above.
+        media_host = from_settings(self.campaign.media_host)
+        adapters = AdapterPool(
+            faults.adapter_builder(state_dir, media_host), state_dir=state_dir, media_host=media_host
+        )
         # Upload progress: bars when bot run is on a terminal, else upload_progressed log lines.
         self.publisher = Publisher(
             self.campaign,
