@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -138,7 +139,7 @@ class _Loader:
         media_host = self.media_host(accounts)
         found = posts.scan(self.root, self.problems)
         schedules = self.schedules(found, known)
-        reshare = self.reshare(known)
+        reshare = self.reshare(known, accounts)
         checker = content.Checker(accounts, found.queues, [s for s, _ in schedules], self.problems)
         loaded = posts.build_all(self.root, found, self.problems, checker.text)
         campaign = Campaign(
@@ -157,6 +158,11 @@ class _Loader:
             for account in accounts.values():
                 for role, problem in _missing(account):
                     loc = ("accounts", account.id, "credentials", role)
+                    self.problems.at(ACCOUNTS, self.accounts_source.line(loc), problem, WARNING)
+                # Settings that age (LinkedIn's pinned API version): judged on today's date.
+                aging = getattr(REGISTRY.get(account.platform), "option_warnings", None)
+                for key, problem in (aging(account.options, date.today()) if aging else {}).items():
+                    loc = ("accounts", account.id, "options", key)
                     self.problems.at(ACCOUNTS, self.accounts_source.line(loc), problem, WARNING)
         if with_warnings:
             mediahost.unset_variables(campaign, self.problems)
@@ -217,9 +223,11 @@ class _Loader:
                     (*loc, "credentials"),
                     f"missing credential '{role}' ({cls.name} needs: {known_list(cls.required_credentials)})",
                 )
+        # Roles a platform takes when present (LinkedIn: the app's id and secret for token introspection).
+        roles = (*cls.required_credentials, *getattr(cls, "optional_credentials", ()))
         for role, var in entry.credentials.items():
-            if role not in cls.required_credentials:
-                hint = suggest(role, cls.required_credentials) or f" (expected: {known_list(cls.required_credentials)})"
+            if role not in roles:
+                hint = suggest(role, roles) or f" (expected: {known_list(roles)})"
                 self.problems.add(source, (*loc, "credentials", role), f"unknown credential role '{role}'{hint}")
             elif looks_like_secret(var):
                 # Never echo the value. Checked before the name's form: a token in capitals is also a valid name.
@@ -296,7 +304,9 @@ class _Loader:
 
     # ---- config/reshare.yaml ----
 
-    def reshare(self, known_accounts: list[str] | None) -> ReshareConfig | None:
+    def reshare(
+        self, known_accounts: list[str] | None, accounts: dict[str, Account] | None = None
+    ) -> ReshareConfig | None:
         source = self.read(RESHARE, required=False)
         raw = self.validate(source, ReshareFile, source.data if source.data is not None else {}) if source else None
         if source is None or raw is None:
@@ -318,6 +328,14 @@ class _Loader:
                         source,
                         (*loc, "accounts", j),
                         f"unknown account '{account}' (known: {known_list(known_accounts)})",
+                    )
+                platform = REGISTRY.get(accounts[account].platform) if accounts and account in accounts else None
+                if platform is not None and not platform.supports_tracking:
+                    self.problems.add(
+                        source,
+                        (*loc, "accounts", j),
+                        f"account '{account}' is a {platform.name} account, and {platform.name} has no hashtag search: "
+                        "it cannot track (schedule a reshare of a partner's post with reshare_of: in a post file)",
                     )
             seconds: dict[str, float | None] = {"interval": None, "max_interval": None}
             for name in seconds:
