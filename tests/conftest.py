@@ -11,7 +11,7 @@ from bot.core.clock import FakeClock
 from sandboxes import Sandbox, sandbox_class
 from sandboxes.postgres import Postgres
 
-PLATFORMS = ("x", "mastodon", "bluesky", "linkedin")
+PLATFORMS = ("x", "mastodon", "bluesky", "linkedin", "telegram")
 
 
 def _started(platform: str) -> Iterator[Sandbox]:
@@ -41,6 +41,11 @@ def bluesky_sandbox() -> Iterator[Sandbox]:
 @pytest.fixture(scope="session")
 def linkedin_sandbox() -> Iterator[Sandbox]:
     yield from _started("linkedin")
+
+
+@pytest.fixture(scope="session")
+def telegram_sandbox() -> Iterator[Sandbox]:
+    yield from _started("telegram")
 
 
 @pytest.fixture(params=PLATFORMS)

@@ -66,7 +66,8 @@ def test_publishes_four_images_with_alt_text(
     receipt = adapter.publish(outgoing(f"Banners #FreeAndreiandIrina {uuid.uuid4().hex[:6]}", images=images))
     post = only_post_by(sandbox, campaign_account, receipt.remote_id)
     assert [m["kind"] for m in post.media] == ["image"] * 4
-    assert [m["alt"] for m in post.media] == [i.alt for i in images]
+    if adapter.limits.alt_text:  # Telegram shows no alt text: the server holds none to compare
+        assert [m["alt"] for m in post.media] == [i.alt for i in images]
 
 
 def test_publishes_video_with_alt_text(
@@ -79,7 +80,8 @@ def test_publishes_video_with_alt_text(
     receipt = adapter.publish(outgoing(f"A message for Andrei {uuid.uuid4().hex[:6]}", video=video))
     post = only_post_by(sandbox, campaign_account, receipt.remote_id)
     assert [m["kind"] for m in post.media] == ["video"]
-    assert post.media[0]["alt"] == video.alt
+    if adapter.limits.alt_text:
+        assert post.media[0]["alt"] == video.alt
     if adapter.limits.captions:
         assert post.media[0].get("captions"), "platform takes captions but the server holds none"
 
@@ -94,7 +96,9 @@ def test_staging_posts_nothing_and_the_post_still_carries_its_image(
     assert adapter.stage(out) is (adapter.stage_group > 0)
     assert len(sandbox.posts(campaign_account)) == before
     post = only_post_by(sandbox, campaign_account, adapter.publish(out).remote_id)
-    assert [m["alt"] for m in post.media] == ["Banner: Free Andrei and Irina"]
+    assert [m["kind"] for m in post.media] == ["image"]
+    if adapter.limits.alt_text:
+        assert [m["alt"] for m in post.media] == ["Banner: Free Andrei and Irina"]
 
 
 def test_text_over_limit_is_refused_before_sending(sandbox: Sandbox, adapter: Platform, campaign_account) -> None:

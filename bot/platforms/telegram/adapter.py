@@ -83,6 +83,7 @@ class Telegram(Platform):
     name: ClassVar[str] = "telegram"
     default_base_url: ClassVar[str] = "https://api.telegram.org"
     required_credentials: ClassVar[tuple[str, ...]] = ("bot_token",)
+    supports_tracking: ClassVar[bool] = False  # a bot reads no hashtag search and no other channel
     needs_handle: ClassVar[bool] = True  # the channel: "@name" (public) or its numeric chat id (private)
     limits: ClassVar[Limits] = Limits(
         max_text=4096,  # https://core.telegram.org/bots/api#sendmessage: "1-4096 characters after entities parsing"
