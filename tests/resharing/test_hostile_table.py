@@ -22,8 +22,10 @@ class Row:
     text: str
     how: str  # the evasion (hostile) or the kind of friendly post
     display_name: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)  # spoiler_text, alt_text, card_title
-    only: str | None = None  # a platform that can carry ``extra`` (X has no content warnings or cards here)
+    extra: dict[str, str] = field(default_factory=dict)  # spoiler_text, alt_text, card_title (post_as keywords)
+    only: str | None = None  # a platform that can carry ``extra`` (X has no content warnings)
+    quoting: str = ""  # the text of a post this one quotes (X: the sandbox posts it first)
+    edit_to: str = ""  # reshared as ``text``, then edited to this (X: a new version the next search finds)
 
 
 HOSTILE = [
@@ -75,6 +77,14 @@ HOSTILE = [
     Row("Another picture", "alt text, look-alike", extra={"alt_text": "EXTR\u0415MIST"}, only="mastodon"),
     Row("Read this", "link card title", extra={"card_title": "Meet the traitors"}, only="bluesky"),
     Row("Read that", "link card title, spaced", extra={"card_title": "f a k e news"}, only="bluesky"),
+    Row("A photo", "alt text on X", extra={"alt_text": "the traitor in court"}, only="x"),
+    Row("Another photo", "alt text on X, look-alike", extra={"alt_text": "EXTR\u0415MIST"}, only="x"),
+    Row("Read this", "link card title on X", extra={"card_title": "Meet the traitors"}, only="x"),
+    Row("Read that", "link card title on X, spaced", extra={"card_title": "f a k e news"}, only="x"),
+    Row("Look at this", "quoted post on X", quoting="Andrei is a traitor", only="x"),
+    Row("Say it again", "quoted post on X, Cyrillic", quoting="они пpeдaтeли", only="x"),
+    Row("Journalism is not a crime", "edit after reshare on X", edit_to="Journalism? Traitors, all of them", only="x"),
+    Row("Free the journalists", "edit after reshare on X, spaced", edit_to="Free? t r a i t o r s", only="x"),
 ]
 
 PARTNERS = [
@@ -107,8 +117,14 @@ def campaign_texts(platform: str) -> list[Row]:
     return out
 
 
+def expected(row: Row) -> str:
+    """Why a hostile row must end refused: its words are blocked, or (edited in after the reshare) it was edited."""
+    return "edited" if row.edit_to else "blocked_word"
+
+
 def test_hostile_and_friendly_table(sandbox, tmp_path, clock) -> None:
-    """Every disguised blocked word (text, content warning, alt text, link card, display name) is skipped; every friendly post is reshared."""
+    """Every disguised blocked word (text, content warning, alt text, link card, quoted post, display name) is skipped
+    or, edited in after the reshare, withdrawn; every friendly post is reshared."""
     platform = sandbox.platform
     hostile = [r for r in HOSTILE if r.only in (None, platform)]
     friendly = campaign_texts(platform) + PARTNERS
@@ -125,6 +141,7 @@ def test_hostile_and_friendly_table(sandbox, tmp_path, clock) -> None:
     )
     world = World(sandbox, tmp_path, clock, fresh("Free"), [sandbox.create_account(fresh("index"))], policy)
     posted: dict[str, tuple[bool, Row]] = {}
+    authors = {}
     try:
         tracker = world.tracker()
         tracker.poll_once()
@@ -132,11 +149,25 @@ def test_hostile_and_friendly_table(sandbox, tmp_path, clock) -> None:
             for row in table:
                 author = sandbox.create_account(fresh("author"), display_name=row.display_name)
                 text = f"{row.text} #{world.tag}"
-                remote_id = world.post(author, text, row.how, "blocked_word" if is_hostile else None, **row.extra)
+                extra: dict[str, str | None] = dict(row.extra)
+                if row.quoting:
+                    extra["quote_of"] = sandbox.post_as(author, row.quoting)
+                reason = "blocked_word" if is_hostile and not row.edit_to else None
+                remote_id = world.post(author, text, row.how, reason, **extra)
                 posted[remote_id] = (is_hostile, row)
-        for _ in range(len(friendly) + 10):  # reshares go out one per account and pass, at the spacing
+                authors[remote_id] = author
+        edits = [rid for rid, (_, row) in posted.items() if row.edit_to]
+        for _ in range(len(friendly) + len(edits) + 10):  # reshares go out one per account and pass, at the spacing
             world.step(tracker, 60)
-            if sum(r.status == "done" for r in rows(world)) >= len(friendly):
+            if sum(r.status == "done" for r in rows(world)) >= len(friendly) + len(edits):
+                break
+        for rid in edits:
+            assert rid in reshared(world), f"{posted[rid][1].how}: not reshared before the edit"
+            sandbox.edit_as(authors[rid], rid, f"{posted[rid][1].edit_to} #{world.tag}")
+        world.dirty = bool(edits)
+        for _ in range(12 if edits else 0):  # a quiet X search backs off: a few polls until it looks again
+            world.step(tracker, 60)
+            if all(r.status == "withdrawn" for r in rows(world) if r.remote_id in edits):
                 break
         world.step(tracker, 600)  # nothing hostile is left waiting to go out
         decided = {r.remote_id: r for r in rows(world)}
@@ -155,9 +186,9 @@ def test_hostile_and_friendly_table(sandbox, tmp_path, clock) -> None:
         if not bad and (rid not in on_server or decided[rid].status != "done")
     ]
     wrong_reason = [
-        (row.how, decided[rid].reason)
+        (row.how, decided[rid].reason, decided[rid].withdrawn_reason)
         for rid, (bad, row) in posted.items()
-        if bad and decided[rid].reason != "blocked_word"
+        if bad and (decided[rid].withdrawn_reason if row.edit_to else decided[rid].reason) != expected(row)
     ]
     print(
         f"\n{platform}: {len(hostile)} hostile, {len(let_through)} reshared; {len(friendly)} friendly, "
