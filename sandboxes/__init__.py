@@ -15,6 +15,9 @@ REGISTRY: dict[str, str] = {
     "x": "sandboxes.x.sandbox:XSandbox",
     "mastodon": "sandboxes.mastodon.sandbox:MastodonSandbox",
     "bluesky": "sandboxes.bluesky.sandbox:BlueskySandbox",
+    "facebook": "sandboxes.graph.sandbox:FacebookSandbox",
+    "instagram": "sandboxes.graph.sandbox:InstagramSandbox",
+    "threads": "sandboxes.graph.sandbox:ThreadsSandbox",
     "telegram": "sandboxes.telegram.sandbox:TelegramSandbox",
     "linkedin": "sandboxes.linkedin.sandbox:LinkedInSandbox",
 }
