@@ -47,7 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--workdir", type=Path, default=None, help="where the demo campaign and its ledger go (default: state/demo)"
     )
     parser.add_argument(
-        "--platforms", default="x,mastodon,bluesky", help="sandboxes to start (default: x,mastodon,bluesky)"
+        "--platforms",
+        default="x,mastodon,bluesky,linkedin,telegram",
+        help="sandboxes to start (default: x,mastodon,bluesky,linkedin,telegram)",
     )
 
 
