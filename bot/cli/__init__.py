@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("bot.cli.status", "recent publications, failures and what is next"),
     "publish": ("bot.cli.publish", "publish one post now, through the same claim and ledger"),
     "review": ("bot.cli.review", "list reshare candidates waiting for review; approve or reject them"),
+    "attention": ("bot.cli.attention", "publications nobody can tell went out: list them, record what you found"),
     "reshare": ("bot.cli.reshare", "withdraw one reshare now, by the URL of the original post or of the reshare"),
 }
 

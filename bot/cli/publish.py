@@ -122,6 +122,14 @@ def main(args: argparse.Namespace, clock: Clock | None = None, adapters: Any = N
             file=sys.stderr,
         )
         return 1
+    if result.outcome is Outcome.needs_attention:
+        print(
+            f"{args.post} on {args.account}: nobody can tell whether it went out ({result.reason}); it is not sent "
+            f"again. Look at the account, then `bot attention resolve {result.publication_id} --published URL` "
+            "or `--not-published`",
+            file=sys.stderr,
+        )
+        return 1
     print(f"{args.post} was not published on {args.account}: {result.outcome.value} ({result.reason})", file=sys.stderr)
     return 1
 

@@ -41,6 +41,7 @@ def _positive(text: str) -> int:
 
 def _row(row: Any) -> dict[str, Any]:
     return {
+        "id": row.id,
         "slot": row.slot_at.isoformat(),
         "updated": row.updated.isoformat(),
         "post": row.post,
@@ -105,6 +106,8 @@ def collect(
         "recent": [_row(r) for r in ledger.recent(limit, name)],
         "failures": [_row(r) for r in ledger.failures(limit, name)],
         "in_flight": [_row(r) for r in ledger.in_flight(name)][:limit],
+        # Every one of them, not the latest few: each waits for a person until resolved.
+        "needs_attention": [_row(r) for r in ledger.needing_attention(name)],
         "next": upcoming(campaign, ledger, now, days, limit) if campaign is not None else None,
         "reshares": reshares(ledger, name, limit),
     }
@@ -146,10 +149,17 @@ def render(data: dict[str, Any]) -> str:
     lines = [
         f"Campaign {data['campaign'] or '(all)'} at {_t(data['now'])}",
         f"Published {c['published']}, skipped {c['skipped']}, failed {c['failed']}, "
-        f"in flight {c['claimed'] + c['retrying']}",
-        "",
-        "Recent publications:",
+        f"in flight {c['claimed'] + c['retrying']}, needs attention {c.get('needs_attention', 0)}",
     ]
+    if data.get("needs_attention"):
+        lines += ["", "NEEDS ATTENTION (nobody can tell whether these went out; they are not sent again):"]
+        lines += [
+            f"  #{r['id']}  {_t(r['slot'])}  {r['post'] or r['target']:<24} {r['account']:<20}"
+            + (f"  ({r['error']})" if r["error"] else "")
+            for r in data["needs_attention"]
+        ]
+        lines.append("  look at each account, then: bot attention resolve ID --published URL | --not-published")
+    lines += ["", "Recent publications:"]
     lines += [
         f"  {_t(r['slot'])}  {r['post'] or '-':<24} {r['account']:<20} {r['url'] or ''}"
         + ("  (manual)" if r["manual"] else "")

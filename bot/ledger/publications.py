@@ -33,6 +33,7 @@ from bot.ledger.group_commit import GroupCommit
 from bot.ledger.schema import (
     CLAIMED,
     FAILED,
+    NEEDS_ATTENTION,
     OPEN_STATES,
     PUBLISHED,
     RETRYING,
@@ -558,6 +559,78 @@ class Ledger:
             owner=owner,
         )
 
+    def record_needs_attention(
+        self, pub_id: int, error: str, *, attempt: int | None = None, owner: str | None = None
+    ) -> bool:
+        """Nobody can tell whether the post went out: the row leaves the open states, so no worker sends it
+        again, and waits for a person (``resolve``)."""
+        error = redact(error)
+        return self._finish(
+            pub_id,
+            dict(
+                state=NEEDS_ATTENTION,
+                reason="outcome_unknown",
+                last_error=error,
+                owner=None,
+                lease_until=None,
+                next_attempt_at=None,
+            ),
+            attempt,
+            "uncertain",
+            error,
+            owner=owner,
+        )
+
+    def resolve(
+        self, pub_id: int, *, published: bool, by: str, url: str | None = None, remote_id: str | None = None
+    ) -> Row[Any] | None:
+        """A person looked: the post is live (``published``, with its address when known) or it is not.
+
+        Only a publication waiting for attention (or an old ``gave_up_uncertain`` failure) can be resolved;
+        returns the row as it is now, or None when there is nothing to resolve with that id.
+        """
+        c = publications.c
+        now = self.clock.now()
+        values: dict[str, Any] = dict(resolved_by=by, resolved_at=now, updated=now)
+        if published:
+            values.update(state=PUBLISHED, reason="confirmed_by_hand", url=url, remote_id=remote_id)
+        else:
+            # Not a used failure: a queue may choose the post again, and ``bot publish --again`` sends it now.
+            values.update(state=FAILED, reason="not_published")
+        waiting = sa.or_(c.state == NEEDS_ATTENTION, sa.and_(c.state == FAILED, c.reason == "gave_up_uncertain"))
+        stmt = publications.update().where(c.id == pub_id, waiting).values(values)
+
+        def work(conn: Connection) -> int:
+            return int(conn.execute(stmt).rowcount)
+
+        if self._write(work) != 1:
+            return None
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(publications).where(c.id == pub_id)).first()
+
+    # ---- notes: an adapter's durable scratchpad for one publication ----
+
+    def notes_of(self, pub_id: int) -> dict[str, str]:
+        c = publications.c
+        with self.engine.connect() as conn:
+            raw = conn.execute(sa.select(c.notes).where(c.id == pub_id)).scalar_one_or_none()
+        return dict(json.loads(raw)) if raw else {}
+
+    def put_note(self, pub_id: int, key: str, value: str) -> None:
+        """Store one note; returns once it is committed (adapters write it before the call it protects)."""
+        c = publications.c
+        lock = sa.select(c.notes).where(c.id == pub_id)
+        if self._pg:
+            lock = lock.with_for_update()
+
+        def work(conn: Connection) -> None:
+            raw = conn.execute(lock).scalar_one_or_none()
+            notes = dict(json.loads(raw)) if raw else {}
+            notes[key] = value
+            conn.execute(publications.update().where(c.id == pub_id).values(notes=json.dumps(notes, sort_keys=True)))
+
+        self._write(work)
+
     def record_retry(
         self,
         pub_id: int,
@@ -646,7 +719,10 @@ class Ledger:
         query = sa.select(c.post).where(
             c.account == account,
             c.post.is_not(None),
-            sa.or_(c.state.in_((PUBLISHED, *OPEN_STATES)), sa.and_(c.state == FAILED, c.reason.in_(USED_FAILURES))),
+            sa.or_(
+                c.state.in_((PUBLISHED, NEEDS_ATTENTION, *OPEN_STATES)),
+                sa.and_(c.state == FAILED, c.reason.in_(USED_FAILURES)),
+            ),
         )
         return {post for (post,) in conn.execute(query) if post is not None}
 
@@ -673,6 +749,14 @@ class Ledger:
     def failures(self, limit: int = 20, campaign: str | None = None) -> list[Row[Any]]:
         """The latest failed and skipped publications with their reasons, newest first."""
         return self._latest((FAILED, SKIPPED), limit, campaign)
+
+    def needing_attention(self, campaign: str | None = None) -> list[Row[Any]]:
+        """Publications nobody can tell went out, by slot time: shown until a person resolves them."""
+        c = publications.c
+        query = sa.select(publications).where(c.state == NEEDS_ATTENTION).order_by(c.slot_at, c.id)
+        if campaign is not None:
+            query = query.where(c.campaign == campaign)
+        return self._rows(query)
 
     def in_flight(self, campaign: str | None = None) -> list[Row[Any]]:
         """Claimed or retrying publications, by slot time."""
@@ -730,6 +814,31 @@ class Ledger:
     def _rows(self, query: sa.Select[Any]) -> list[Row[Any]]:
         with self.engine.connect() as conn:
             return list(conn.execute(query))
+
+
+class LedgerNotes:
+    """``Outgoing.notes`` of one publication row: read once on first use, every ``put`` committed at once.
+
+    ``fresh``: the row's first attempt, so there is nothing to read (a fan-out of 500 accounts pays no query).
+    """
+
+    def __init__(self, ledger: Ledger, pub_id: int, *, fresh: bool) -> None:
+        self._ledger = ledger
+        self._pub_id = pub_id
+        self._values: dict[str, str] | None = {} if fresh else None
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            if self._values is None:
+                self._values = self._ledger.notes_of(self._pub_id)
+            return self._values.get(key)
+
+    def put(self, key: str, value: str) -> None:
+        with self._lock:
+            self._ledger.put_note(self._pub_id, key, value)
+            if self._values is not None:
+                self._values[key] = value
 
 
 UNRECORDED = "ledger-unrecorded.json"

@@ -36,7 +36,10 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 # ---- publications ----
 
 CLAIMED, RETRYING, PUBLISHED, SKIPPED, FAILED = "claimed", "retrying", "published", "skipped", "failed"
-STATES = (CLAIMED, RETRYING, PUBLISHED, SKIPPED, FAILED)
+NEEDS_ATTENTION = "needs_attention"
+"""Nobody can tell whether the post went out (no idempotency key, no read-back): never sent again by the
+bot; shown by ``bot status`` until a person resolves it with ``bot attention resolve``."""
+STATES = (CLAIMED, RETRYING, PUBLISHED, SKIPPED, FAILED, NEEDS_ATTENTION)
 OPEN_STATES = (CLAIMED, RETRYING)
 USED_FAILURES = ("rejected", "duplicate", "gave_up_uncertain")
 """Failure reasons that consume a queue post: it would fail the same way again, or may already be live."""
@@ -65,6 +68,9 @@ publications = sa.Table(
     sa.Column("url", sa.Text),
     sa.Column("created", UTCDateTime, nullable=False),
     sa.Column("updated", UTCDateTime, nullable=False),
+    sa.Column("notes", sa.Text),  # JSON object: the adapter's durable scratchpad (``Outgoing.notes``)
+    sa.Column("resolved_by", sa.String(200)),  # who settled a needs_attention publication by hand
+    sa.Column("resolved_at", UTCDateTime),
     sa.UniqueConstraint("campaign", "slot_at", "target", "account", name="uq_publication_key"),
     sa.Index("ix_publications_account_state", "account", "state"),
     sa.Index("ix_publications_state_updated", "state", "updated"),

@@ -4,7 +4,9 @@ Interface (the worker codes against it; changes are noted here):
 - ``Publisher(campaign, ledger, adapters, clock, owner, *, retry=RetryPolicy(), lease=10 min, stop=None,
   rng=None, on_progress=None)``. ``publisher.campaign`` may be replaced after a reload.
 - ``fire(occurrence, account_id) -> Result``; ``Result.outcome`` is an ``Outcome``: published, skipped,
-  failed, retry_later (``Result.retry_at``: fire the same occurrence again then), not_mine.
+  failed, retry_later (``Result.retry_at``: fire the same occurrence again then), not_mine, needs_attention
+  (nobody can tell whether the post went out: the adapter raised ``OutcomeUnknown``, or the last attempt
+  was uncertain and no look-up found the post; never sent again, a person resolves it).
   ``occurrence`` is a ``bot.schedule.occurrences.Occurrence`` or a ``SlotRef``; never raises for platform errors.
 - ``resume(row) -> Result`` fires a ledger row again (``ledger.pending_retries()``/``expired_claims()``).
 - ``publish_now(post_id, account_id) -> Result`` for ``bot publish`` (target ``post:<id>``, manual).
@@ -13,7 +15,7 @@ Interface (the worker codes against it; changes are noted here):
 - ``Result``: outcome, publication_id, post, reason (skip/failure reason, or the retryable error's
   class name), retry_at, remote_id, url. Skip reasons: missed, outside_window, queue_empty,
   account_paused, unknown_account, post_missing. Failure reasons: auth, rejected, duplicate,
-  not_found, permanent, gave_up, gave_up_uncertain, config_changed, internal_error.
+  not_found, permanent, gave_up, config_changed, internal_error.
 - ``stop``: a ``threading.Event`` the worker sets on SIGTERM; ``fire`` then claims nothing new, but a
   publication already past its claim is finished and recorded.
 
@@ -25,6 +27,7 @@ record key from it, and every adapter's ``find_published`` may use it to reconci
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
@@ -42,13 +45,14 @@ from bot.core.errors import (
     DuplicateContent,
     LeaseLost,
     NotFound,
+    OutcomeUnknown,
     PermanentError,
     RetryableError,
     UncertainOutcome,
 )
 from bot.core.values import Outgoing, Receipt
 from bot.ledger.db import LedgerFull
-from bot.ledger.publications import Ledger, PublicationKey
+from bot.ledger.publications import Ledger, LedgerNotes, PublicationKey
 from bot.platforms.base import Platform
 from bot.publishing import release
 from bot.publishing.adapters import AdapterPool, auth_message
@@ -240,6 +244,9 @@ class Publisher:
     ) -> Result:
         ctx["attempt"] = n
         started = time.monotonic()
+        # What the adapter must remember across a crash (a container id) goes to this row; the first
+        # attempt has nothing to read back.
+        out = dataclasses.replace(out, notes=LedgerNotes(self.ledger, row.id, fresh=n == 1))
         try:
             receipt = adapter.find_published(out) if reconcile else None
             if receipt is not None:
@@ -250,6 +257,8 @@ class Publisher:
                 receipt = self._send(adapter, out, row.id, reconcile, ctx)
         except LeaseLost as err:
             return self._abandoned(row.id, n, err, ctx, started)
+        except OutcomeUnknown as err:
+            return self._needs_attention(row.id, n, f"{type(err).__name__}: {err}", ctx, started)
         except RetryableError as err:
             return self._retry(row, n, err, occ, ctx, started)
         except AuthFailed as err:
@@ -298,17 +307,11 @@ class Publisher:
         when = self.clock.now() + timedelta(seconds=self.retry.delay(n, err.retry_after, self.rng))
         uncertain = isinstance(err, UncertainOutcome)
         if n >= self.retry.max_attempts or when > self.retry.deadline_for(row.slot_at, occ.grace):
-            # After an uncertain last attempt the post may be live: "gave_up_uncertain" keeps a queue
-            # from choosing it again (a duplicate is worse than a post staff re-send by hand).
-            return self._failed(
-                row.id,
-                n,
-                "gave_up_uncertain" if uncertain else "gave_up",
-                error,
-                ctx,
-                started=started,
-                attempt_outcome="uncertain" if uncertain else "failed",
-            )
+            if uncertain:
+                # The last attempt may have reached the platform and no look-up found the post: the bot
+                # does not guess (a duplicate is worse than a post a person re-sends by hand).
+                return self._needs_attention(row.id, n, f"gave up after an uncertain attempt: {error}", ctx, started)
+            return self._failed(row.id, n, "gave_up", error, ctx, started=started)
         self.ledger.record_retry(row.id, when, error, attempt=n, uncertain=uncertain, owner=self.owner)
         _emit(
             log.warning,
@@ -377,6 +380,20 @@ class Publisher:
             duration_ms=_ms(started) if started else None,
         )
         return Result(Outcome.failed, pub_id, ctx.get("post"), reason)
+
+    def _needs_attention(self, pub_id: int, n: int, error: str, ctx: dict[str, Any], started: float) -> Result:
+        self.ledger.record_needs_attention(pub_id, error, attempt=n, owner=self.owner)
+        _emit(
+            log.error,
+            "publication_needs_attention",
+            ctx,
+            outcome="needs_attention",
+            reason="outcome_unknown",
+            error=error,
+            duration_ms=_ms(started),
+            resolve=f"bot attention resolve {pub_id} --published URL | --not-published",
+        )
+        return Result(Outcome.needs_attention, pub_id, ctx.get("post"), "outcome_unknown")
 
     def _skipped(self, pub_id: int, reason: str, ctx: dict[str, Any]) -> Result:
         self.ledger.record_skipped(pub_id, reason, owner=self.owner)

@@ -16,6 +16,7 @@ class Outcome(enum.Enum):
     failed = "failed"
     retry_later = "retry_later"  # Result.retry_at says when; any worker may take it then
     not_mine = "not_mine"  # claimed by another worker, already finished, or we are stopping
+    needs_attention = "needs_attention"  # nobody can tell whether it went out: a person decides, never resent
 
 
 @dataclass(frozen=True)

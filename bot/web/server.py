@@ -40,6 +40,8 @@ class Backend:
     metrics: Callable[[], tuple[bytes, str]]  # exposition text and content type
     page: Callable[[], dict[str, Any]]  # the status page's data
     decide: Callable[[str, list[int]], list[str]] | None = None  # review action, ids -> problems
+    # needs_attention: (publication id, published?, its URL, who) -> a problem, or None when recorded
+    resolve: Callable[[int, bool, str | None, str], str | None] | None = None
     password: str | None = None
 
 
@@ -73,7 +75,9 @@ class App:
                 return self._page(environ, start, signed_in=path == "/review")
             if path == "/review" and method == "POST":
                 return self._review(environ, start)
-            if path in ("/", "/healthz", "/metrics", "/review"):
+            if path == "/attention" and method == "POST":
+                return self._attention(environ, start)
+            if path in ("/", "/healthz", "/metrics", "/review", "/attention"):
                 return _respond(start, "405 Method Not Allowed", b"method not allowed\n", "text/plain")
             return _respond(start, "404 Not Found", b"not found\n", "text/plain")
         except Exception as exc:  # noqa: BLE001  (a broken page must not take the worker's endpoint down)
@@ -141,6 +145,35 @@ class App:
         problems = self.backend.decide(action, ids)
         done = len(ids) - len(problems)
         query = urlencode([("done", f"{action}d {done}"), *(("problem", p) for p in problems)])
+        start("303 See Other", [("Location", "/review?" + query), ("Content-Length", "0")])
+        return [b""]
+
+    def _attention(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
+        """Record what a person found for a publication whose outcome was unknown (same guard as review)."""
+        if not self.backend.password or self.backend.resolve is None:
+            return _respond(start, "403 Forbidden", b"read-only: BOT_HTTP_PASSWORD is not set\n", "text/plain")
+        if not self._authorized(environ):
+            log.warning("resolve_refused", reason="no_password")
+            return self._challenge(start, "the review password is needed")
+        form = _form(environ)
+        if not hmac.compare_digest((form.get("csrf") or [""])[0].encode(), self.csrf_token().encode()):
+            log.warning("resolve_refused", reason="csrf")
+            return _respond(start, "403 Forbidden", b"the form is stale or came from another site\n", "text/plain")
+        found = (form.get("found") or [""])[0]
+        try:
+            pub_id = int((form.get("id") or [""])[0])
+        except ValueError:
+            pub_id = 0
+        if found not in ("published", "not_published") or pub_id <= 0:
+            return _respond(
+                start, "400 Bad Request", b"found (published or not_published) and id are needed\n", "text/plain"
+            )
+        url = (form.get("url") or [""])[0].strip() or None
+        if url is not None and not url.startswith(("https://", "http://")):
+            return _respond(start, "400 Bad Request", b"the post's address must be an http(s) URL\n", "text/plain")
+        problem = self.backend.resolve(pub_id, found == "published", url, "status page")
+        query = urlencode([("done", f"#{pub_id} recorded as {found.replace('_', ' ')}")] if problem is None else [])
+        query = query or urlencode([("problem", problem or "")])
         start("303 See Other", [("Location", "/review?" + query), ("Content-Length", "0")])
         return [b""]
 

@@ -69,6 +69,7 @@ class Operations:
         self._lock = threading.Lock()
         self._pushed: dict[str, deque[datetime]] = {}  # account -> clock times a rate limit pushed a post late
         self._expiry: dict[str, datetime] = {}  # account -> when its token expires, where a platform says
+        self._asked_expiry: datetime | None = None  # when the adapters were last asked
         self._revoked: set[str] = set()
         self.metrics.read_from(queues=self._queues, reshares=self._reshares, tokens=self._tokens)
 
@@ -109,8 +110,8 @@ class Operations:
         late = (now - slot_at).total_seconds() if outcome == "published" else None
         self.metrics.publication(platform, account, outcome, late)
         what = f"{result.post or occurrence.target} on {account} ({platform}), slot {slot_at:%Y-%m-%d %H:%M} UTC"
-        if outcome == "failed" and result.reason == "gave_up_uncertain":
-            self.needs_attention(what, result.reason)
+        if outcome == "needs_attention":
+            self.needs_attention(what, f"publication {result.publication_id}: {result.reason}")
         elif outcome == "failed":
             self.alerts.alert(
                 "publication_failed", f"{what}: {result.reason}", key=f"failed:{result.publication_id or what}"
@@ -125,7 +126,8 @@ class Operations:
         """A publication whose outcome is unknown: a person must look whether it is live."""
         self.alerts.alert(
             "needs_attention",
-            f"{what}: {reason}; check the account and mark it in the ledger",
+            f"{what}: {reason}; nobody can tell whether it went out, so it is not sent again: look at the "
+            "account, then run `bot attention` to record what you found",
             key=f"attention:{what}",
         )
 
@@ -157,6 +159,7 @@ class Operations:
         for account in self.worker.publisher.paused_accounts:
             platform = getattr(self.worker.campaign.accounts.get(account), "platform", "")
             self.revoked(account, platform)
+        self._ask_expiry(now)
         for account in list(self._expiry):
             self._check_expiry(account, now)
         try:
@@ -268,6 +271,31 @@ class Operations:
         # Compared here, not in SQL: SQLite hands back these times without their zone.
         return [r for r in rows if before is None or _utc(r.decided_at) < before]
 
+    def _ask_expiry(self, now: datetime) -> None:
+        """Once a day, ask each account whose platform has expiring tokens when its token expires (an adapter
+        that can refresh its token does so then). Accounts whose platform never says cost nothing."""
+        from bot.platforms import REGISTRY
+        from bot.platforms.base import Platform
+
+        with self._lock:
+            if self._asked_expiry is not None and now - self._asked_expiry < timedelta(days=1):
+                return
+            self._asked_expiry = now
+        base = Platform.credentials_expire_at
+        for account in self.worker.campaign.accounts.values():
+            cls = REGISTRY.get(account.platform)
+            if cls is None or cls.credentials_expire_at is base or account.id in self.worker.publisher.paused_accounts:
+                continue
+            try:
+                at = self.worker.publisher.adapters.get(account).credentials_expire_at()
+            except Exception as exc:  # noqa: BLE001  (asked again tomorrow; publishing reports a dead token itself)
+                log.warning(
+                    "token_expiry_check_failed", account=account.id, error=redact(f"{type(exc).__name__}: {exc}")
+                )
+                continue
+            if at is not None:
+                self.token_expires(account.id, at)
+
     def _check_expiry(self, account: str, now: datetime) -> None:
         with self._lock:
             at = self._expiry.get(account)
@@ -299,6 +327,37 @@ class Operations:
 
     # ---- the status page ----
 
+    def expiring(self, now: datetime) -> list[dict[str, Any]]:
+        """Accounts whose token expires within the warning window (or has), soonest first."""
+        accounts = self.worker.campaign.accounts
+        with self._lock:
+            soon = sorted((at, a) for a, at in self._expiry.items() if at - now <= self.token_window)
+        return [
+            {
+                "account": a,
+                "platform": getattr(accounts.get(a), "platform", ""),
+                "at": f"{at:%Y-%m-%d %H:%M} UTC",
+                "expired": at <= now,
+            }
+            for at, a in soon
+        ]
+
+    def resolve(self, pub_id: int, published: bool, url: str | None, by: str) -> str | None:
+        """The status page's "resolve" form: what a person found; a problem to show, or None when recorded."""
+        row = self.worker.ledger.resolve(pub_id, published=published, by=by, url=url)
+        if row is None:
+            return f"#{pub_id} is not waiting for attention"
+        log.info(
+            "publication_resolved",
+            publication=pub_id,
+            account=row.account,
+            post=row.post,
+            found="published" if published else "not_published",
+            url=row.url,
+            by=by,
+        )
+        return None
+
     def page(self, collect: Callable[..., dict[str, Any]], days: int = 7) -> dict[str, Any]:
         """The status page's data: ``bot status``'s (``collect``) with the calendar and health."""
         from bot.web import calendar
@@ -321,6 +380,8 @@ class Operations:
             "days": calendar.build(campaign, worker.ledger, now, days),
             "recent": [{**r, "slot_local": local(r["slot"])} for r in data["recent"]],
             "failures": [{**r, "slot_local": local(r["slot"])} for r in data["failures"]],
+            "attention": [{**r, "slot_local": local(r["slot"])} for r in data.get("needs_attention", [])],
+            "tokens": self.expiring(now),
             "review": reshares.get("waiting_review", []),
             "reshare_failures": reshares.get("failed", []),
             "reshares_done": reshares.get("done", [])[:10],
@@ -346,5 +407,6 @@ def start_http(
         metrics=ops.metrics.render,
         page=lambda: ops.page(collect),
         decide=decide,
+        resolve=ops.resolve,
     )
     return from_env(backend, environ)

@@ -151,9 +151,13 @@ def test_an_empty_database_at_head_matches_the_models(db_url):
     open_engine(db_url).dispose()
     assert differences(db_url, schema.metadata) == []
     # The comparison sees what differs: the release's schema_version, which revision 0002 dropped, and
-    # what later revisions added (withdrawals 0003, staff reviews 0004, workers 0005), seen as removals from the release.
+    # what later revisions added (withdrawals 0003, staff reviews 0004, workers 0005, needs_attention and
+    # notes 0006), seen as removals from the release.
     assert sorted(_named(d) for d in differences(db_url, released.metadata)) == [
         ("add_table", "schema_version"),
+        ("remove_column", "publications.notes"),
+        ("remove_column", "publications.resolved_at"),
+        ("remove_column", "publications.resolved_by"),
         ("remove_column", "reshare_decisions.withdrawn_at"),
         ("remove_column", "reshare_decisions.withdrawn_detail"),
         ("remove_column", "reshare_decisions.withdrawn_reason"),

@@ -205,3 +205,34 @@ def test_without_a_password_the_page_is_read_only(tmp_path, monkeypatch, browser
     finally:
         http.close()
         worker.close()
+
+
+def test_a_publication_needing_attention_is_shown_and_resolved_from_the_page(tmp_path, monkeypatch, browser) -> None:
+    """A publication nobody can tell went out is listed at the top with why; signed in, "It went out" with the
+    post's URL records it published, by the status page."""
+    from selenium.webdriver.common.by import By
+
+    _demo_campaign(tmp_path, monkeypatch)
+    clock = FakeClock(LAUNCH + timedelta(minutes=30))
+    worker = Worker(tmp_path, clock=clock, database_url=f"sqlite:///{tmp_path / 'ledger.db'}", threads=4)
+    key = PublicationKey(worker.campaign.name, LAUNCH, "post:launch", "x-index")
+    row = worker.ledger.claim(key, "test", timedelta(minutes=10), post="launch", platform="x")
+    n = worker.ledger.start_attempt(row.id, "test")
+    worker.ledger.record_needs_attention(row.id, "OutcomeUnknown: the connection dropped after sending", attempt=n)
+    http = start_http(worker, _collect, _decide(worker), {"BOT_HTTP_PORT": "0", "BOT_HTTP_PASSWORD": PASSWORD})
+    try:
+        browser.get(http.url)
+        item = browser.find_element(By.CSS_SELECTOR, "#attention .attention-item").text
+        assert f"#{row.id}" in item and "x-index" in item and "connection dropped after sending" in item
+        assert not browser.find_elements(By.CSS_SELECTOR, "#attention button")  # read-only until signed in
+        host = http.url.removeprefix("http://")
+        browser.get(f"http://staff:{PASSWORD.replace(' ', '%20')}@{host}review")
+        browser.find_element(By.CSS_SELECTOR, "#attention input[name=url]").send_keys("https://x.com/index/status/17")
+        browser.find_element(By.CSS_SELECTOR, "#attention button[value=published]").click()
+        assert f"#{row.id} recorded as published" in browser.find_element(By.ID, "notice").text
+        assert not browser.find_elements(By.ID, "attention")
+        done = worker.ledger.get(key)
+        assert (done.state, done.url, done.resolved_by) == ("published", "https://x.com/index/status/17", "status page")
+    finally:
+        http.close()
+        worker.close()
