@@ -44,6 +44,7 @@ from bot.ledger.schema import (
     attempts,
     publications,
 )
+from bot.ledger.shares import PENDING
 from bot.observability.redaction import redact
 
 T = TypeVar("T")
@@ -117,6 +118,23 @@ def _is_open(state: ColumnElement[str]) -> ColumnElement[bool]:
     return state.in_([sa.literal_column(f"'{name}'") for name in OPEN_STATES])
 
 
+def _claimable(c: Any, now: ColumnElement[datetime], owner: ColumnElement[str]) -> ColumnElement[bool]:
+    """A row a claim may take: open or ``pending`` with its lease ended, or ``pending`` reserved for ``owner``.
+
+    ``pending`` rows are a slot's publications offered to the workers of a PostgreSQL ledger and
+    reserved in batches (``bot.ledger.shares``); the claim still decides, as for any row.
+    """
+    pending = c.state == sa.literal_column(f"'{PENDING}'")
+    return sa.or_(sa.and_(sa.or_(_is_open(c.state), pending), c.lease_until <= now), sa.and_(pending, c.owner == owner))
+
+
+def _may_take(row: Row[Any], owner: str, now: datetime) -> bool:
+    """``_claimable`` of a row already read."""
+    if row.state == PENDING and row.owner == owner:
+        return True
+    return row.state in (*OPEN_STATES, PENDING) and row.lease_until is not None and row.lease_until <= now
+
+
 def _upsert_insert(pg: bool) -> Any:
     """The dialect's INSERT with ON CONFLICT; only the dialect in use is imported (the other weighs ~2 MB)."""
     if pg:
@@ -146,7 +164,7 @@ class _Statements:
         self.claim_begin = self._claim_begin(insert)
         self.take_over = (
             sa.update(publications)
-            .where(*key, _is_open(c.state), c.lease_until <= _t("k_now"))
+            .where(*key, _claimable(c, _t("k_now"), bp("v_owner", type_=sa.String)))
             .values(
                 state=bp("v_state", type_=sa.String),
                 owner=bp("v_owner", type_=sa.String),
@@ -232,7 +250,7 @@ class _Statements:
                     updated=values["updated"],
                     attempts=c.attempts + ONE,
                 ),
-                where=sa.and_(_is_open(c.state), c.lease_until <= values["updated"]),
+                where=_claimable(c, values["updated"], values["owner"]),
             )
             .returning(*returned)
         )
@@ -441,7 +459,7 @@ class Ledger:
             row = conn.execute(sql.insert_claim, values).first()
             if row is not None:
                 return row
-        elif existing.state not in OPEN_STATES or existing.lease_until is None or existing.lease_until > now:
+        elif not _may_take(existing, owner, now):
             # Finished, or another worker's live lease: the take-over's UPDATE could match nothing.
             # Saying so here spares it, for every account another worker already has.
             return None

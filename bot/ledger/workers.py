@@ -2,7 +2,7 @@
 
 Every worker beats (``beat``) every few wall seconds. One not seen for ``DEAD_AFTER`` is dead
 (killed, its host gone): its claimed publications get a lease that ends now and its tracker lease
-ends now, so a live worker takes them over at its next look (within seconds), instead of waiting
+ends now, and the rows of a slot it had reserved (``bot.ledger.shares``) are free again, so a live worker takes them over at its next look (within seconds), instead of waiting
 for the lease (ten minutes for a publication). Taking over is the lease protocol's ordinary path:
 the new owner reconciles with the platform before it publishes, so a worker that was only slow,
 not dead, cannot make a post go out twice. A worker that stops cleanly releases its own (``leave``).
@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bot.ledger.schema import CLAIMED, leases, publications, workers
+from bot.ledger.shares import PENDING
 
 DEAD_AFTER = timedelta(seconds=30)
 """A worker unseen this long is dead (it beats every few seconds; a slow host may miss a few beats)."""
@@ -51,6 +52,12 @@ class Workers:
                 sa.update(publications)
                 .where(publications.c.state == CLAIMED, publications.c.owner.in_(owned))
                 .values(lease_until=now)
+            ).rowcount
+            # Rows of a slot it had reserved but not claimed yet (bot.ledger.shares): free for any worker now.
+            claims += conn.execute(
+                sa.update(publications)
+                .where(publications.c.state == PENDING, publications.c.owner.in_(owned))
+                .values(owner=None, lease_until=now)
             ).rowcount
             # A tracker lease is free once it ended before ``now`` (strictly): end it a second ago.
             ended = now - timedelta(seconds=1)

@@ -267,3 +267,92 @@ def diff(old: dict[str, SlotJob], new: dict[str, SlotJob]) -> tuple[list[str], l
     removed = sorted(set(old) - set(new))
     changed = sorted(k for k in set(old) & set(new) if old[k].fingerprint != new[k].fingerprint)
     return added, removed, changed
+
+
+class Fanout:
+    """A slot's accounts divided between the workers of one PostgreSQL ledger (``bot.ledger.shares``).
+
+    ``fire`` offers the slot's publications as ``pending`` rows (every worker does; the first writes
+    them) and feeds this worker's pool from them on a thread of its own: whenever the pool has room
+    for half a batch, it takes a batch (``SELECT ... FOR UPDATE SKIP LOCKED``) and submits those
+    accounts, until none is left. A busy worker takes nothing, so the rows go to whichever worker has
+    free threads, and no two workers try the same account. Each taken account still goes through
+    ``submit`` and the Publisher's claim, which alone decides who publishes.
+    """
+
+    def __init__(
+        self,
+        shares: Any,
+        clock: Clock,
+        owner: str,
+        lease: timedelta,
+        submit: Callable[[Any, str], None],
+        room: Callable[[float], int],
+        stopping: threading.Event,
+        *,
+        batch: int | None = None,
+    ) -> None:
+        from bot.ledger.shares import BATCH
+
+        self.shares = shares
+        self.clock = clock
+        self.owner = owner
+        self.lease = lease
+        self.submit = submit
+        self.room = room  # free threads in the pool, after waiting up to the given wall seconds for some
+        self.stopping = stopping
+        self.batch = batch or BATCH
+        self._feeding: set[tuple[datetime, str]] = set()
+        self._lock = threading.Lock()
+
+    def fire(self, occurrence: Occurrence, platforms: dict[str, str | None], campaign: str) -> None:
+        """Offer the slot's accounts (account -> platform) and feed this worker from them."""
+        self.shares.offer(
+            campaign,
+            occurrence.at.astimezone(UTC).replace(microsecond=0),
+            occurrence.target,
+            occurrence.post,
+            occurrence.schedule,
+            occurrence.slot,
+            platforms,
+            self.clock.now(),
+        )
+        self.feed(occurrence, campaign)
+
+    def feed(self, occurrence: Any, campaign: str) -> bool:
+        """Feed this worker from the slot's free ``pending`` rows on a thread; False when one already does."""
+        slot = (occurrence.at.astimezone(UTC).replace(microsecond=0), occurrence.target)
+        with self._lock:
+            if slot in self._feeding:
+                return False
+            self._feeding.add(slot)
+        thread = threading.Thread(target=self._feed, args=(occurrence, campaign, slot), name="fanout", daemon=True)
+        thread.start()
+        return True
+
+    def _feed(self, occurrence: Any, campaign: str, slot: tuple[datetime, str]) -> None:
+        taken = 0
+        try:
+            while not self.stopping.is_set():
+                room = self.room(0.0)
+                if room < max(1, self.batch // 2):
+                    room = self.room(1.0)  # wait for tasks to end, not for ever: the stop is looked at
+                    if room < max(1, self.batch // 2):
+                        continue
+                now = self.clock.now()
+                accounts = self.shares.take(
+                    campaign, slot[0], slot[1], self.owner, now, now + self.lease, min(self.batch, room)
+                )
+                if not accounts:
+                    break
+                taken += len(accounts)
+                for account in accounts:
+                    self.submit(occurrence, account)
+        except Exception as exc:  # noqa: BLE001  (what is left pending is taken by a later look, here or elsewhere)
+            log.error(
+                "fanout_failed", slot_at=slot[0].isoformat(), target=slot[1], error=f"{type(exc).__name__}: {exc}"
+            )
+        finally:
+            with self._lock:
+                self._feeding.discard(slot)
+            log.debug("fanout_fed", slot_at=slot[0].isoformat(), target=slot[1], taken=taken)

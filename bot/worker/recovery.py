@@ -121,6 +121,15 @@ def resume(campaign: Any, ledger: Any, active: Container[tuple[Any, ...]], submi
             submit(slot_ref(row, campaign), row.account)
 
 
+def resume_shares(campaign: Any, fanout: Any, now: datetime) -> int:
+    """Feed ``fanout`` from this campaign's slots whose ``pending`` rows nobody holds (bot.ledger.shares); slots fed."""
+    fed = 0
+    for row in fanout.shares.free(now):
+        if row.campaign == campaign.name and fanout.feed(slot_ref(row, campaign), campaign.name):
+            fed += 1
+    return fed
+
+
 def slot_ref(row: Any, campaign: Any) -> Any:
     """The occurrence a ledger row stands for (see ``bot.publishing.results.slot_ref_of``)."""
     from bot.publishing.results import slot_ref_of

@@ -121,6 +121,16 @@ class Worker:
         from bot.ledger.workers import Workers
 
         self.workers = Workers(self.ledger.engine)  # heartbeats: a dead worker's claims are taken over in seconds
+        from bot.ledger.shares import Shares
+
+        # PostgreSQL: a slot's accounts are offered as pending rows and taken in batches by whichever worker
+        # has free threads (bot.ledger.shares); SQLite (one worker): each account is claimed as before.
+        shares = Shares(self.ledger.engine)
+        self.fanout = (
+            jobs_mod.Fanout(shares, clock, self.owner, lease_clock, self.submit, self._room, self.stopping)
+            if shares.enabled
+            else None
+        )
         self._liveness: threading.Thread | None = None
         self.ops = Operations(self)  # alerts, metrics, health (BOT_ALERT_*, BOT_HTTP_*)
 
@@ -222,12 +232,28 @@ class Worker:
             try:
                 if self.beat():
                     self.resume_from_ledger()  # take the dead worker's publications over now
+                else:
+                    self.resume_shares()  # rows a stopped worker handed back: taken within a beat
             except Exception as exc:  # noqa: BLE001  (a missed beat is retried; a lost ledger is check_ledger's)
                 log.warning("worker_beat_failed", error=f"{type(exc).__name__}: {exc}")
 
     def resume_from_ledger(self) -> None:
-        """Take over retries whose time has come and claims whose worker died."""
+        """Take over retries whose time has come, claims whose worker died and slots' rows left pending."""
         recovery.resume(self.campaign, self.ledger, self._active, self.submit)
+        self.resume_shares()
+
+    def resume_shares(self) -> int:
+        """Feed this worker from slots whose ``pending`` rows nobody holds (a dead or stopped worker's); slots fed."""
+        if self.fanout is None:
+            return 0
+        return recovery.resume_shares(self.campaign, self.fanout, self.clock.now())
+
+    def _room(self, wait: float) -> int:
+        """Free threads in the pool; waits up to ``wait`` wall seconds for a task to end when there are none."""
+        with self._idle:
+            if wait > 0:
+                self._idle.wait(wait)  # notified whenever a task ends
+            return self.threads - len(self._inflight)
 
     def stage_upcoming(self) -> int:
         """Upload the media of slots due in the next minutes now, so their posts go out on time (bot.publishing.staging)."""
@@ -332,6 +358,11 @@ class Worker:
         occurrence = jobs_mod.occurrence_at(slot, run_time)
         self._edit_too_late(occurrence)
         accounts = occurrence.accounts
+        if self.fanout is not None and occurrence.post:
+            known = self.campaign.accounts
+            platforms = {a: (str(known[a].platform) if a in known else None) for a in accounts}
+            self.fanout.fire(occurrence, platforms, self.campaign.name)
+            return
         # Workers sharing a ledger start a fan-out at different accounts (an offset from the owner's
         # name), so they claim different rows instead of racing for the same key one by one.
         start = zlib.crc32(self.owner.encode()) % len(accounts) if accounts else 0
