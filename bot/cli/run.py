@@ -153,6 +153,10 @@ def main(args: argparse.Namespace) -> int:
 
 def _start_http(worker: Worker) -> Any:
     """``/healthz``, ``/metrics`` and the status page when ``BOT_HTTP_PORT`` is set (bot.web)."""
+    if not os.environ.get("BOT_HTTP_PORT"):
+        # No endpoint: the web stack (jinja2, wsgiref, the status and review commands) stays out of the
+        # worker's memory, about 2 MB of an idle worker (bench/footprint.py).
+        return None
     from bot.cli import review, status
     from bot.ledger.reshares import ReshareLedger
     from bot.worker.ops import start_http

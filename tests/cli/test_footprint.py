@@ -131,3 +131,15 @@ def test_worker_caps_malloc_arenas_so_publish_threads_share_them() -> None:
         assert done.returncode == 0, done.stderr[-3000:]
         runs[mode] = json.loads(done.stdout)
     assert runs["capped"]["arenas"] <= runs["capped"]["cap"] < runs["default"]["arenas"]
+
+
+def test_worker_without_an_http_port_imports_no_web_stack() -> None:
+    """Without BOT_HTTP_PORT, `bot run` starts no endpoint and never imports jinja2 or bot.web (about 2 MB)."""
+    script = (
+        "import json, os, sys\n"
+        "os.environ.pop('BOT_HTTP_PORT', None)\n"
+        "from bot.cli.run import _start_http\n"
+        "http = _start_http(None)\n"
+        "print(json.dumps({'http': http, 'web': sorted(m for m in sys.modules if m == 'jinja2' or m.startswith('bot.web'))}))\n"
+    )
+    assert _run(script) == [{"http": None, "web": []}]
