@@ -27,6 +27,7 @@ from bot.core.values import (
     Identity,
     ImageAttachment,
     Limits,
+    MediaHost,
     Mention,
     MentionPage,
     Outgoing,
@@ -103,10 +104,11 @@ class Mastodon(Platform):
         processing_wait: float = 600.0,
         stream_reconnect_wait: float = 5.0,
         state_dir: Path | None = None,
+        media_host: MediaHost | None = None,
         upload_tries: int = 3,
         server_retry: float = 600.0,
     ) -> None:
-        super().__init__(account, secrets, timeout=timeout, wall=wall, state_dir=state_dir)
+        super().__init__(account, secrets, timeout=timeout, wall=wall, state_dir=state_dir, media_host=media_host)
         import requests
         from mastodon import Mastodon as Client
 

@@ -15,7 +15,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from bot.core.errors import BotError, ContentRejected, RateLimited
-from bot.core.values import AccountLike, Identity, Limits, Mention, MentionPage, Outgoing, Progress, Receipt
+from bot.core.values import (
+    AccountLike,
+    Identity,
+    Limits,
+    MediaHost,
+    Mention,
+    MentionPage,
+    Outgoing,
+    Progress,
+    Receipt,
+)
 from bot.platforms.base import Platform
 from bot.platforms.x.errors import map_error
 
@@ -113,8 +123,9 @@ class X(Platform):
         wall: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         state_dir: Path | None = None,
+        media_host: MediaHost | None = None,
     ) -> None:
-        super().__init__(account, secrets, timeout=timeout, wall=wall, state_dir=state_dir)
+        super().__init__(account, secrets, timeout=timeout, wall=wall, state_dir=state_dir, media_host=media_host)
         self._wall = wall
         self._sleep = sleep
         self._client_instance: XClient | None = None
