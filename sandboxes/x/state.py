@@ -176,9 +176,12 @@ class XState:
         self._check_media(user_id, media_ids)
         edit_of = body.get("edit_options")
         if edit_of is not None:
-            previous = str((edit_of or {}).get("previous_post_id") or "") if isinstance(edit_of, dict) else ""
+            previous = str(edit_of.get("previous_post_id") or "") if isinstance(edit_of, dict) else ""
+            if not previous.isdigit():
+                raise err.invalid("edit_options.previous_post_id is required", "edit_options", previous)
+            # The body is the whole new version: media not named again are gone from it.
             with self.lock:
-                tweet = self.edit_tweet(user_id, previous, text, media_ids=media_ids or None)
+                tweet = self.edit_tweet(user_id, previous, text, media_ids=media_ids)
             return {"data": render_tweet(tweet, Shape(frozenset(), frozenset(), self.legacy_names), self.tco, [])}
         reply_to = str((body.get("reply") or {}).get("in_reply_to_tweet_id") or "") or None
         quote = str(body.get("quote_tweet_id") or "") or None
