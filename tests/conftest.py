@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 from datetime import UTC, datetime
 
 import pytest
@@ -11,7 +12,7 @@ from bot.core.clock import FakeClock
 from sandboxes import Sandbox, sandbox_class
 from sandboxes.postgres import Postgres
 
-PLATFORMS = ("x", "mastodon", "bluesky", "linkedin", "telegram")
+PLATFORMS = ("x", "mastodon", "bluesky", "linkedin", "facebook", "instagram", "threads", "telegram")
 
 
 def _started(platform: str) -> Iterator[Sandbox]:
@@ -36,6 +37,31 @@ def mastodon_sandbox() -> Iterator[Sandbox]:
 @pytest.fixture(scope="session")
 def bluesky_sandbox() -> Iterator[Sandbox]:
     yield from _started("bluesky")
+
+
+@pytest.fixture(scope="session")
+def facebook_sandbox() -> Iterator[Sandbox]:
+    yield from _started("facebook")
+
+
+@pytest.fixture(scope="session")
+def instagram_sandbox() -> Iterator[Sandbox]:
+    yield from _started("instagram")
+
+
+@pytest.fixture(scope="session")
+def threads_sandbox() -> Iterator[Sandbox]:
+    yield from _started("threads")
+
+
+@pytest.fixture(scope="session")
+def media_host() -> Iterator[Any]:
+    """Public expiring URLs from a loopback file server, for the platforms that fetch media (Instagram, Threads)."""
+    from tests.platforms.graph_host import LoopbackMediaHost
+
+    host = LoopbackMediaHost()
+    yield host
+    host.stop()
 
 
 @pytest.fixture(scope="session")

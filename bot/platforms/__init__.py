@@ -11,17 +11,23 @@ from collections.abc import Iterable
 
 from bot.platforms.base import Platform, surely_fits
 from bot.platforms.bluesky import Bluesky
+from bot.platforms.facebook import Facebook
+from bot.platforms.instagram import Instagram
 from bot.platforms.linkedin import LinkedIn
 from bot.platforms.mastodon import Mastodon
 from bot.platforms.telegram import Telegram
+from bot.platforms.threads import Threads
 from bot.platforms.x import X
 
 REGISTRY: dict[str, type[Platform]] = {
     "x": X,
     "mastodon": Mastodon,
     "bluesky": Bluesky,
-    "linkedin": LinkedIn,
+    "facebook": Facebook,
+    "instagram": Instagram,
+    "threads": Threads,
     "telegram": Telegram,
+    "linkedin": LinkedIn,
 }
 
 
@@ -40,8 +46,11 @@ CLIENT_MODULES: dict[str, tuple[str, ...]] = {
     "x": ("bot.platforms.x.client", "bot.platforms.x.upload"),
     "mastodon": ("mastodon", "mastodon.streaming"),
     "bluesky": ("atproto", "atproto_client", "bot.platforms.bluesky.media", "bot.platforms.bluesky.search"),
-    "linkedin": ("requests", "bot.platforms.linkedin.client"),
+    "facebook": ("requests", "bot.platforms.graph.client"),
+    "instagram": ("requests", "bot.platforms.graph.client"),
+    "threads": ("requests", "bot.platforms.graph.client"),
     "telegram": ("telebot", "telebot.apihelper", "bot.platforms.telegram.errors", "bot.platforms.telegram.pacing"),
+    "linkedin": ("requests", "bot.platforms.linkedin.client"),
 }
 
 

@@ -1,0 +1,107 @@
+"""Threads adapter against the Graph sandbox: text, image, video and carousel containers, exactly once by the
+container id, reposts of tag mentions with keyword search, and a clear refusal without it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.core.errors import ContentRejected, PermanentError, UncertainOutcome
+from bot.core.values import ImageAttachment, VideoAttachment
+from bot.platforms.base import Platform
+from sandboxes import SandboxAccount
+from sandboxes.graph.sandbox import GraphSandbox
+from tests.platforms.graph_host import LoopbackMediaHost
+from tests.platforms.graph_support import GraphClock, jpeg_folder, on_clock
+from tests.platforms.support import adapter_for, fresh_name, outgoing
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return jpeg_folder(tmp_path_factory.mktemp("threads-media"))
+
+
+@pytest.fixture
+def clock(threads_sandbox: GraphSandbox, media_host: LoopbackMediaHost) -> Iterator[GraphClock]:
+    yield from on_clock(threads_sandbox, media_host, GraphClock(), processing=30.0)
+
+
+@pytest.fixture
+def account(threads_sandbox: GraphSandbox) -> SandboxAccount:
+    return threads_sandbox.create_account(fresh_name("th"))
+
+
+@pytest.fixture
+def th(account: SandboxAccount, media_host: LoopbackMediaHost, clock: GraphClock) -> Iterator[Platform]:
+    adapter = adapter_for(account, media_host=media_host, wall=clock, sleep=clock.sleep, timeout=5)
+    yield adapter
+    adapter.close()
+
+
+def text() -> str:
+    return f"Free Andrei and Irina #FreeAndreiandIrina {uuid.uuid4().hex[:6]}"
+
+
+def test_text_image_video_and_carousel(threads_sandbox: GraphSandbox, account, th: Platform, media: Path) -> None:
+    """Each kind goes out once through its container, with alt texts on images and the video."""
+    th.publish(outgoing(text()))
+    th.publish(outgoing(text(), images=(ImageAttachment(media / "banner-0.png", "A PNG banner"),)))
+    th.publish(outgoing(text(), video=VideoAttachment(media / "clip.mp4", "A supporter speaks")))
+    carousel = tuple(ImageAttachment(media / f"banner-{n}.jpg", f"Banner {n}") for n in range(3))
+    th.publish(outgoing(text(), images=carousel))
+    posts = threads_sandbox.posts(account)
+    assert [[m["kind"] for m in p.media] for p in posts] == [[], ["image"], ["video"], ["image"] * 3]
+    assert [m["alt"] for m in posts[2].media + posts[3].media] == [
+        "A supporter speaks",
+        "Banner 0",
+        "Banner 1",
+        "Banner 2",
+    ]
+
+
+def test_text_over_500_is_refused_before_sending(threads_sandbox: GraphSandbox, account, th: Platform) -> None:
+    """501 characters are refused locally; nothing reaches the server."""
+    with pytest.raises(ContentRejected):
+        th.publish(outgoing("x" * 501))
+    assert threads_sandbox.containers(account) == []
+
+
+def test_lost_publish_answer_is_reconciled_by_the_container(
+    threads_sandbox: GraphSandbox, account, th: Platform
+) -> None:
+    """threads_publish stored but unanswered: find_published returns the post; a retry sends nothing."""
+    out = outgoing(text())
+    threads_sandbox.crash_after("threads_publish")
+    with pytest.raises(UncertainOutcome):
+        th.publish(out)
+    found = th.find_published(out)
+    [post] = threads_sandbox.posts(account)
+    assert found is not None and found.remote_id == post.remote_id and found.url == post.url
+    th.publish(out)
+    assert len(threads_sandbox.posts(account)) == 1
+
+
+def test_reposts_a_tag_mention_and_withdraws_it(threads_sandbox: GraphSandbox, account, th: Platform) -> None:
+    """A supporter's tagged post is found by keyword search (TAG mode) and reposted; the repost can be withdrawn."""
+    tag = f"Free{uuid.uuid4().hex[:6]}"
+    supporter = threads_sandbox.create_account(fresh_name("supporter"))
+    remote_id = threads_sandbox.post_as(supporter, f"Solidarity #{tag}")
+    page = th.fetch_mentions([tag], None)
+    assert [m.remote_id for m in page.mentions] == [remote_id]
+    receipt = th.reshare(page.mentions[0])
+    assert [p.reshare_of for p in threads_sandbox.posts(account)] == [remote_id]
+    th.withdraw_reshare(page.mentions[0], receipt.remote_id)
+    th.withdraw_reshare(page.mentions[0], receipt.remote_id)  # already gone: no error
+    assert threads_sandbox.posts(account) == []
+    assert th.fetch_mentions([tag], page.cursor).mentions == []
+
+
+def test_without_keyword_search_tracking_says_why(threads_sandbox: GraphSandbox, media_host, clock) -> None:
+    """An account whose token lacks threads_keyword_search cannot track, and the error says so and why."""
+    plain = threads_sandbox.create_account(fresh_name("plain"), scopes={"threads_basic", "threads_content_publish"})
+    adapter = adapter_for(plain, media_host=media_host, wall=clock, sleep=clock.sleep)
+    with pytest.raises(PermanentError, match="threads_keyword_search"):
+        adapter.fetch_mentions(["FreeAndreiandIrina"], None)
