@@ -61,7 +61,10 @@ def main(args: argparse.Namespace) -> int:
     started = time.monotonic()
     with ExitStack() as stack:
         sandboxes = start_sandboxes(platforms, stack)
-        code, summary = run_demo(source, workdir, sandboxes, days=args.days, seconds=args.seconds, started=started)
+        media = start_media_host(platforms, stack)
+        code, summary = run_demo(
+            source, workdir, sandboxes, days=args.days, seconds=args.seconds, started=started, media=media
+        )
     problems = demo_problems(summary)
     if problems:
         log.error("demo_incomplete", problems=problems)
@@ -90,10 +93,17 @@ def run_demo(
     days: float,
     seconds: float,
     started: float | None = None,
+    media: Any = None,
 ) -> tuple[int, dict[str, Any]]:
-    """Play ``days`` of the campaign in ``source`` against running ``sandboxes``; return the exit code and summary."""
+    """Play ``days`` of the campaign in ``source`` against running ``sandboxes``; return the exit code and summary.
+
+    ``media``: a running ``sandboxes.s3.S3Sandbox`` the campaign's media host points at (platforms that fetch
+    media by URL need one), or None.
+    """
     started = time.monotonic() if started is None else started
     copy_campaign(source, workdir)
+    if media is not None:
+        use_media_host(workdir, media)
     provision_accounts(workdir, sandboxes)
     stretch_grace(workdir)
     cast = seed_hashtag_posts(workdir, sandboxes)
@@ -160,6 +170,32 @@ def start_sandboxes(platforms: list[str], stack: ExitStack) -> dict[str, Sandbox
     if errors:
         raise errors[0]
     return sandboxes
+
+
+def start_media_host(platforms: list[str], stack: ExitStack) -> Any:
+    """A local S3-compatible bucket when a demo platform fetches media by URL (Instagram, Threads), else None."""
+    from bot.platforms import REGISTRY
+
+    if not any(getattr(REGISTRY.get(p), "needs_media_host", False) for p in platforms):
+        return None
+    from sandboxes.s3 import S3Sandbox
+
+    media = S3Sandbox()
+    stack.callback(media.stop)
+    media.start()
+    log.info("sandbox_started", platform="s3", base_url=media.endpoint_url)
+    return media
+
+
+def use_media_host(workdir: Path, media: Any) -> None:
+    """Point the demo campaign's config/media_host.yaml at the local bucket and export its key variables."""
+    path = workdir / "config" / "media_host.yaml"
+    path.write_text(
+        "# Written by `bot demo`: media served from a local S3-compatible bucket.\n"
+        + yaml.safe_dump({"media_host": media.media_host_block()}, sort_keys=False),
+        encoding="utf-8",
+    )
+    os.environ.update(media.env)
 
 
 def stop_sandboxes(sandboxes: dict[str, Sandbox]) -> None:

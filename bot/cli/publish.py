@@ -95,6 +95,9 @@ def main(args: argparse.Namespace, clock: Clock | None = None, adapters: Any = N
             campaign, ledger, args.post, args.account, clock=clock or SystemClock(), adapters=adapters, again=args.again
         )
         earlier = None if result.outcome is not Outcome.not_mine else _todays(campaign, ledger, args, clock)
+    except ConfigError as err:  # the media host's key variables unset: named, never their values
+        print("\n".join(f"bot publish: {p}" for p in err.problems), file=sys.stderr)
+        return 1
     finally:
         engine.dispose()
     if result.outcome is Outcome.published:
