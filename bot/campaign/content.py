@@ -1,7 +1,9 @@
 """Per-platform checks of posts: text length as each platform counts it, media limits, alt text.
 
 A post is checked against the platforms of the accounts whose slots publish it
-(directly or through its queue). Media are probed by content, never by extension.
+(directly or through its queue), each text in the language of the accounts that get it;
+an account whose language the post has no text in is reported. Media are probed by
+content, never by extension.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ def _targets_of(
 
 Groups = list[tuple[str, list[str], dict[int, list[str]]]]
 """Per platform: its account ids, and those ids by text limit."""
+ByLanguage = list[tuple[str | None, Groups]]
+"""Per language of accounts (None: an account built without one), its platform groups."""
 
 
 def _groups(accounts: tuple[Account, ...]) -> Groups:
@@ -70,6 +74,13 @@ def _groups(accounts: tuple[Account, ...]) -> Groups:
     return out
 
 
+def _by_language(accounts: tuple[Account, ...]) -> ByLanguage:
+    languages: dict[str | None, list[Account]] = defaultdict(list)
+    for account in accounts:
+        languages[account.language].append(account)
+    return [(language, _groups(tuple(group))) for language, group in languages.items()]
+
+
 class Checker:
     """Checks each post's text as it is built (its YAML nodes need not outlive it), media once all are read."""
 
@@ -77,38 +88,66 @@ class Checker:
         self, accounts: dict[str, Account], queues: dict[str, list[str]], schedules: list[Schedule], problems: Problems
     ) -> None:
         self.by_post = _targets_of(accounts, queues, schedules)
+        self.accounts = accounts
         self.problems = problems
         # Keyed by the identity of the shared account tuples (accounts are not hashable); by_post keeps them alive.
-        self._groups: dict[int, tuple[Groups, int]] = {}
+        self._groups: dict[int, tuple[Groups, int, ByLanguage]] = {}
 
-    def _grouped(self, post_id: str) -> tuple[Groups, int]:
-        """The post's platform groups, and the smallest text limit among them."""
+    def _grouped(self, post_id: str) -> tuple[Groups, int, ByLanguage]:
+        """The post's platform groups, the smallest text limit among them, and the groups by language."""
         accounts = self.by_post.get(post_id, ())
         found = self._groups.get(id(accounts))
         if found is None:
             groups = _groups(accounts)
             smallest = min((limit for _, _, by_limit in groups for limit in by_limit), default=0)
-            found = self._groups[id(accounts)] = (groups, smallest)
+            found = self._groups[id(accounts)] = (groups, smallest, _by_language(accounts))
         return found
 
     def groups(self, post_id: str) -> Groups:
         return self._grouped(post_id)[0]
 
     def text(self, post: Post, src: Source) -> bool:
-        """Check the text for every platform; whether the post's source is still needed (for its media)."""
-        groups, smallest = self._grouped(post.id)
+        """Check the text for every platform, in each language it goes out in; whether the post's source is
+        still needed (for its media)."""
+        groups, smallest, languages = self._grouped(post.id)
+        if len(languages) == 1 and not post.translations and post.has_language(languages[0][0]):
+            # Nearly every post: one text, in the language of every account that publishes it.
+            self._refusals(post, src, None, groups)
+            # Without variants every platform gets the same text: one bound check clears them all.
+            if groups and not post.variants and surely_fits(post.text_for(""), smallest):
+                return bool(post.media or post.video)
+            for platform, _, by_limit in groups:
+                _text(post, src, self.problems, platform, by_limit)
+            return bool(post.media or post.video)
+        for language, by_platform in languages:
+            if not post.has_language(language):
+                self._missing(post, src, language, by_platform)
+                continue
+            self._refusals(post, src, language, by_platform)
+            for platform, _, by_limit in by_platform:
+                _text(post, src, self.problems, platform, by_limit, language)
+        return bool(post.media or post.video)
+
+    def _refusals(self, post: Post, src: Source, language: str | None, groups: Groups) -> None:
+        """Each platform's rules beyond length (hashtag counts...), on the text it gets in ``language``."""
         for platform, ids, _ in groups:
             cls = REGISTRY[platform]
             if cls.text_refusals.__func__ is not Platform.text_refusals.__func__:  # type: ignore[attr-defined]
-                loc = ("variants", platform) if platform in post.variants else ("text",)
-                for refusal in cls.text_refusals(post.text_for(platform)):
+                loc = _where(post, platform, language)
+                for refusal in cls.text_refusals(post.text_for(platform, language)):
                     self.problems.add(src, loc, f"{refusal}, for {', '.join(ids)}")
-        # Without variants every platform gets the same text: one bound check clears them all.
-        if groups and not post.variants and surely_fits(post.text_for(""), smallest):
-            return bool(post.media or post.video)
-        for platform, _, by_limit in groups:
-            _text(post, src, self.problems, platform, by_limit)
-        return bool(post.media or post.video)
+
+    def _missing(self, post: Post, src: Source, language: str | None, groups: Groups) -> None:
+        ids = [account for _, group, _ in groups for account in group]
+        named = ", ".join(f"{i} (config/accounts.yaml:{self.accounts[i].line})" for i in ids)
+        whose = f"{named} publishes" if len(ids) == 1 else f"{named} publish"
+        self.problems.add(
+            src,
+            ("text",),
+            f"{whose} in {language}, but post '{post.id}' has no {language} text, only {', '.join(post.languages)} "
+            f"(expected text.{language}: the words in {language}, or take the post out of the slots of "
+            f"{'that account' if len(ids) == 1 else 'those accounts'})",
+        )
 
     def media(self, posts: dict[str, Post], sources: dict[str, Source], prober: Prober | None = None) -> None:
         """Probe every file once and check each post's media against its platforms."""
@@ -161,13 +200,32 @@ def _files(post: Post) -> list[tuple[Loc, str, Path, str]]:
     return wanted
 
 
-def _text(post: Post, src: Source, problems: Problems, platform: str, by_limit: dict[int, list[str]]) -> None:
-    text = post.text_for(platform)
+def _where(post: Post, platform: str, language: str | None) -> Loc:
+    """Where the text ``platform`` gets in ``language`` is written: its variant, or the text."""
+    if language not in post.translations:
+        variant = platform in post.variants
+    else:
+        variant = platform in post.translations[language].variants
+    if not post.translations:  # written without languages
+        return ("variants", platform) if variant else ("text",)
+    language = language or post.language or ""
+    return ("variants", platform, language) if variant else ("text", language)
+
+
+def _text(
+    post: Post,
+    src: Source,
+    problems: Problems,
+    platform: str,
+    by_limit: dict[int, list[str]],
+    language: str | None = None,
+) -> None:
+    text = post.text_for(platform, language)
     if surely_fits(text, min(by_limit)):
         return
     length = REGISTRY[platform].measure_text(text)
-    loc = ("variants", platform) if platform in post.variants else ("text",)
-    hint = "" if platform in post.variants else f", or add variants.{platform}"
+    loc = _where(post, platform, language)
+    hint = "" if loc[0] == "variants" else f", or add {'.'.join(map(str, ('variants', platform, *loc[1:])))}"
     for limit, ids in sorted(by_limit.items()):
         if length > limit:
             problems.add(

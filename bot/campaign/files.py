@@ -26,10 +26,12 @@ class AccountEntry(_File):
     credentials: dict[str, str] = Field(default_factory=dict)
     max_characters: PositiveInt | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    language: str | None = None  # ISO 639-1; default: the campaign's language
 
 
 class AccountsFile(_File):
     campaign: str | None = None  # the campaign's name in logs and the ledger; default: the folder's name
+    language: str | None = None  # the campaign's default language (ISO 639-1); default: en
     accounts: dict[str, Any]  # each value is an AccountEntry, validated on its own
 
 
@@ -53,8 +55,9 @@ class ConsentEntry(_File):
 
 
 class PostFile(_File):
-    text: str
-    variants: dict[str, str] = Field(default_factory=dict)
+    # A text, or one per language ({en: ..., ru: ...}); each variant the same. Checked by the loader.
+    text: Any
+    variants: dict[str, Any] = Field(default_factory=dict)
     media: list[MediaEntry] = Field(default_factory=list)
     link: str | None = None
     video: str | None = None

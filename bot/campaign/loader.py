@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from bot.campaign import content, mediahost, posts, window
 from bot.campaign.files import AccountEntry, AccountsFile, ReshareFile, ScheduleFile, SlotEntry
+from bot.campaign.languages import language_problem
 from bot.campaign.paths import link_out
 from bot.campaign.problems import WARNING, Problems, known_list, suggest, validated
 from bot.campaign.secrets import ACCOUNTS, MEDIA_HOST, _missing, looks_like_secret
@@ -99,6 +100,7 @@ class _Loader:
         self.root = root
         self.problems = Problems()
         self.accounts_source: Source | None = None
+        self.language = "en"  # the campaign's default language, from config/accounts.yaml
 
     def read(self, rel: str, required: bool = True) -> Source | None:
         if self.leaves(rel):
@@ -141,7 +143,7 @@ class _Loader:
         schedules = self.schedules(found, known)
         reshare = self.reshare(known, accounts)
         checker = content.Checker(accounts, found.queues, [s for s, _ in schedules], self.problems)
-        loaded = posts.build_all(self.root, found, self.problems, checker.text)
+        loaded = posts.build_all(self.root, found, self.problems, checker.text, self.language)
         campaign = Campaign(
             root=self.root,
             name=name,
@@ -151,6 +153,7 @@ class _Loader:
             queues=found.queues,
             schedules=[s for s, _ in schedules],
             reshare=reshare,
+            language=self.language,
         )
         checker.media(loaded.posts, loaded.sources, loaded.prober)
         window.check(campaign, {s.name: src for s, src in schedules}, self.problems, with_warnings)
@@ -187,6 +190,11 @@ class _Loader:
         if raw is None:
             return None, {}, name
         known = [str(k) for k in raw.accounts]
+        if raw.language is not None:
+            if problem := language_problem(raw.language):
+                self.problems.add(source, ("language",), problem)
+            else:
+                self.language = raw.language
         out: dict[str, Account] = {}
         for account_id, data in raw.accounts.items():
             loc = ("accounts", str(account_id))
@@ -203,6 +211,7 @@ class _Loader:
                     credentials=entry.credentials,
                     options=options,
                     line=source.line(loc),
+                    language=entry.language or self.language,
                 )
         return known, out, raw.campaign or name
 
@@ -244,6 +253,8 @@ class _Loader:
                     (*loc, "credentials", role),
                     "must be the NAME of an environment variable (like MASTODON_A19_TOKEN), not the secret itself",
                 )
+        if entry.language is not None and (problem := language_problem(entry.language)):
+            self.problems.add(source, (*loc, "language"), problem)
         if cls.needs_handle and not (entry.handle or "").strip():
             self.problems.add(source, loc, f"handle is missing ({cls.name} accounts need one, like index.bsky.social)")
         if entry.base_url is not None and not re.match(r"^https?://[^\s/]+", entry.base_url):

@@ -10,16 +10,18 @@ from pathlib import Path
 
 from bot.campaign import parsecache
 from bot.campaign.files import PostFile, SupporterEntry
+from bot.campaign.languages import language_problem
 from bot.campaign.paths import PathProblem, inside, link_out, resolve_inside
 from bot.campaign.probing import CACHE, Prober
 from bot.campaign.problems import WARNING, Problems, known_list, validated
 from bot.campaign.yamlsrc import Later, Loc, Source, YamlProblem
-from bot.core.model import Consent, Media, Post, Supporter, Video
+from bot.core.model import Consent, Media, Post, Supporter, Translation, Video
 from bot.platforms import REGISTRY
 
 _SUFFIXES = (".yaml", ".yml")
 _URL = re.compile(r"^https?://\S+$")
 _ALT = "alt text is missing (add alt: describing the {} for people who cannot see it)"
+_ONE_PER_LANGUAGE = "or one per language like {en: ..., ru: ...}"
 
 
 @dataclass
@@ -140,9 +142,14 @@ class _Paths:
 
 
 def build_all(
-    root: Path, found: Found, problems: Problems, check: Callable[[Post, Source], bool] | None = None
+    root: Path,
+    found: Found,
+    problems: Problems,
+    check: Callable[[Post, Source], bool] | None = None,
+    language: str = "en",
 ) -> Loaded:
-    """Every post; with ``check``, each is checked when built and kept for the media check only if ``check`` says so."""
+    """Every post; with ``check``, each is checked when built and kept for the media check only if ``check`` says so.
+    A text written without a language is in the post's ``language:``, else in ``language`` (the campaign's)."""
     loaded = Loaded(prober=Prober(cache=root / CACHE))
     cache = parsecache.at(root)
     paths = _Paths(root)
@@ -164,7 +171,7 @@ def build_all(
             loaded.prober.warm()  # its imports run alongside the rest of the loading
         folder, _, base = name.rpartition(os.sep)
         where = (paths.folder(folder), None if base == f"{post_id}.yaml" else base)
-        post = loaded.posts[post_id] = _build(paths, problems, source, post_id, queue, where, raw)
+        post = loaded.posts[post_id] = _build(paths, problems, source, post_id, queue, where, raw, language)
         # No parse is kept: 10,000 of them alive at once would leave the worker's heap large
         # for its whole life. A file is read again only if a media problem must be located in it.
         if check is None or check(post, source):
@@ -181,9 +188,10 @@ def _build(
     queue: str | None,
     where: tuple[str, str | None],
     raw: PostFile,
+    default_language: str = "en",
 ) -> Post:
     for loc, tag in src.cut_hashtags.items():
-        if loc == ("text",) or (len(loc) == 2 and loc[0] == "variants"):
+        if loc[0] == "text" or (len(loc) >= 2 and loc[0] == "variants"):
             problems.add(
                 src,
                 loc,
@@ -191,11 +199,7 @@ def _build(
                 "(expected the whole text in quotes, or after | on the next lines)",
                 WARNING,
             )
-    if not raw.text.strip():
-        problems.add(src, ("text",), "is empty (expected the words of the post)")
-    for platform in raw.variants or ():
-        if platform not in REGISTRY:
-            problems.add(src, ("variants", platform), f"unknown platform '{platform}' (known: {known_list(REGISTRY)})")
+    language, text, variants, translations = _texts(problems, src, raw, default_language)
     if raw.link is not None and not _URL.match(raw.link.strip()):
         problems.add(src, ("link",), f"'{raw.link}' is not a web address (expected https://...)")
     media = []
@@ -229,15 +233,15 @@ def _build(
                 path=video_path,
                 captions_path=captions,
                 alt=(raw.alt or "").strip(),
-                captions_lang=raw.captions_lang or raw.language or "en",
+                captions_lang=raw.captions_lang or language,
             )
     return Post(
         id=post_id,
         queue=queue,
         folder=where[0],
         file_name=where[1],
-        text=raw.text,
-        variants=raw.variants or None,
+        text=text,
+        variants=variants or None,
         media=paths.media_list(media) if media else None,
         link=raw.link.strip() if raw.link else None,
         video=video,
@@ -245,8 +249,93 @@ def _build(
         consent=Consent(given=raw.consent.given, date=raw.consent.date, recorded_by=raw.consent.recorded_by)
         if raw.consent
         else None,
-        language=raw.language,
+        language=language,
+        translations=translations or None,
     )
+
+
+def _texts(
+    problems: Problems, src: Source, raw: PostFile, default: str
+) -> tuple[str, str, dict[str, str], dict[str, Translation]]:
+    """(language, text, variants, translations): the text written without a language, or the post's ``language:``
+    one (else the first written), with its variants; the other languages' texts with theirs."""
+    wrong = raw.language is not None and language_problem(raw.language)
+    if wrong:
+        problems.add(src, ("language",), wrong)
+    # own: the language of what is written without one (an unknown code is reported above, once)
+    language = own = raw.language if raw.language and not wrong else default
+    if isinstance(raw.text, str) or raw.text is None:  # nearly every post: one text in one language
+        if not (raw.text or "").strip():
+            problems.add(src, ("text",), "is empty (expected the words of the post)")
+        texts = {language: raw.text or ""}
+    else:
+        written = _per_language(problems, src, ("text",), raw.text, "the words of the post")
+        texts = {language: ""} if written is None else written
+        if written is not None and raw.language is not None and raw.language not in texts and not wrong:
+            problems.add(
+                src,
+                ("language",),
+                f"'{raw.language}' has no text (expected one of the languages of text: {', '.join(texts)})",
+            )
+        if texts and language not in texts:
+            language = next(iter(texts))  # plain variants below are in it
+    variants: dict[str, dict[str, str]] = {}
+    for platform, value in (raw.variants or {}).items():
+        loc: tuple[str, ...] = ("variants", str(platform))
+        if platform not in REGISTRY:
+            problems.add(src, loc, f"unknown platform '{platform}' (known: {known_list(REGISTRY)})")
+        if isinstance(value, str):
+            written = {own: value}
+            if own not in texts:
+                whose = "the post's language" if raw.language else "the campaign's language"
+                problems.add(
+                    src,
+                    loc,
+                    f"a variant written without a language is in {own} ({whose}), which text has no words in "
+                    f"(expected one per language like {platform}: {{{next(iter(texts), 'en')}: ...}})",
+                )
+        else:
+            written = _per_language(problems, src, loc, value, "the words of the post on this platform") or {}
+        for lang, words in written.items():
+            if lang not in texts:
+                if isinstance(value, str):
+                    continue  # reported above
+                problems.add(
+                    src, (*loc, lang), f"the post has no {lang} text (expected text.{lang} too, or remove this variant)"
+                )
+            variants.setdefault(lang, {})[str(platform)] = words
+    translations = {
+        lang: Translation(text=words, variants=variants.get(lang) or {})
+        for lang, words in texts.items()
+        if lang != language
+    }
+    return language, texts.get(language, ""), variants.get(language, {}), translations
+
+
+def _per_language(
+    problems: Problems, src: Source, loc: tuple[str, ...], value: object, what: str
+) -> dict[str, str] | None:
+    """``{en: ..., ru: ...}`` as written, each language and text checked; None when it is not a mapping."""
+    if not isinstance(value, dict) or not value:
+        got = "nothing" if value is None or value == {} else repr(value)[:60]
+        problems.add(src, loc, f"got {got} (expected {what}, {_ONE_PER_LANGUAGE})")
+        return None
+    out = {}
+    for key, words in value.items():
+        if isinstance(key, bool) and key is False:  # YAML reads an unquoted no (Norwegian) as false
+            problems.add(
+                src, loc, "unknown language 'false' (write Norwegian as 'no' in quotes: YAML reads no as false)"
+            )
+            continue
+        lang = str(key)
+        if problem := language_problem(key):
+            problems.add(src, (*loc, lang), problem)
+        if not isinstance(words, str) or not words.strip():
+            got = "an empty text" if isinstance(words, str) or words is None else repr(words)[:60]
+            problems.add(src, (*loc, lang), f"got {got} (expected {what} in {lang})")
+            continue
+        out[lang] = words
+    return out
 
 
 def _supporter(entry: SupporterEntry) -> Supporter:

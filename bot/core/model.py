@@ -39,6 +39,9 @@ class Account:
     credentials: dict[str, str] = field(default_factory=dict)  # role -> NAME of the env variable
     options: dict[str, Any] = field(default_factory=dict)
     line: int = 1  # of the account in config/accounts.yaml, for messages
+    # ISO 639-1 code of the texts it publishes; the loader always sets it (default: the campaign's language).
+    # None (an account built by hand) takes each post in the post's own language.
+    language: str | None = None
 
 
 # A campaign holds thousands of posts for the worker's whole life: a pydantic instance would
@@ -62,6 +65,17 @@ class Video:
     captions_path: Path | None = None
     alt: str
     captions_lang: str = "en"
+
+
+@_frozen
+class Translation:
+    """A post's text in one more language, and its per-platform variants in that language."""
+
+    text: str
+    variants: dict[str, str] = field(default_factory=dict)
+
+
+_NO_TRANSLATIONS: dict[str, Translation] = {}
 
 
 @_frozen
@@ -95,7 +109,10 @@ class Post:
     video: Video | None
     supporter: Supporter | None
     consent: Consent | None
+    # The language of ``text`` and ``variants`` (the loader always sets it; None: a post built without one,
+    # whose text serves every language), and the post's texts in other languages, by ISO 639-1 code.
     language: str | None
+    translations: dict[str, Translation]
 
     def __init__(
         self,
@@ -114,6 +131,7 @@ class Post:
         supporter: Supporter | None = None,
         consent: Consent | None = None,
         language: str | None = None,
+        translations: dict[str, Translation] | None = None,
     ) -> None:
         put = object.__setattr__  # frozen: the only way in
         put(self, "id", id)
@@ -131,6 +149,7 @@ class Post:
         put(self, "supporter", supporter)
         put(self, "consent", consent)
         put(self, "language", language)
+        put(self, "translations", _NO_TRANSLATIONS if translations is None else translations)
 
     @property
     def where(self) -> str:
@@ -142,24 +161,41 @@ class Post:
         """The post's YAML file."""
         return Path(self.where)
 
-    def text_for(self, platform: str) -> str:
-        """The text published on ``platform``: its variant or the text, with the link appended."""
-        text = (self.variants.get(platform) or self.text).strip()
+    @property
+    def languages(self) -> list[str]:
+        """The languages the post has a text in, its own first (none for a post built without a language)."""
+        return [*([self.language] if self.language else []), *self.translations]
+
+    def has_language(self, language: str | None) -> bool:
+        """Whether the post has a text for an account publishing in ``language`` (None: in the post's own)."""
+        return language is None or self.language is None or language == self.language or language in self.translations
+
+    def text_for(self, platform: str, language: str | None = None) -> str:
+        """The text published on ``platform`` in ``language`` (None: the post's own): the platform's variant in
+        that language, else the text in that language, with the link appended. LookupError when the post has
+        no text in ``language`` (``bot check`` reports it, so a loaded campaign never asks)."""
+        if language in self.translations:
+            text, variants = self.translations[language].text, self.translations[language].variants
+        elif language is None or language == self.language or self.language is None:
+            text, variants = self.text, self.variants
+        else:
+            raise LookupError(f"post '{self.id}' has no {language} text (it has {', '.join(self.languages)})")
+        text = (variants.get(platform) or text).strip()
         if self.link and self.link not in text:
             text = f"{text}\n{self.link}"
         return text
 
-    def outgoing(self, platform: str, key: str) -> Outgoing:
-        """What an adapter publishes for this post on ``platform``."""
+    def outgoing(self, platform: str, key: str, language: str | None = None) -> Outgoing:
+        """What an adapter publishes for this post on ``platform``, in ``language`` (an account's; None: the post's)."""
         video = None
         if self.video is not None:
             video = VideoAttachment(self.video.path, self.video.alt, self.video.captions_path, self.video.captions_lang)
         return Outgoing(
             key=key,
-            text=self.text_for(platform),
+            text=self.text_for(platform, language),
             images=tuple(ImageAttachment(m.path, m.alt) for m in self.media),
             video=video,
-            language=self.language,
+            language=language or self.language,
         )
 
 
@@ -253,3 +289,4 @@ class Campaign:
     schedules: list[Schedule]
     reshare: ReshareConfig | None = None
     media_host: MediaHostSettings | None = None
+    language: str = "en"  # the default language of accounts and of texts written without one (ISO 639-1)

@@ -223,7 +223,7 @@ class Publisher:
         except ConfigError as err:  # a credential variable is unset: same remedy as refused credentials
             return self._auth_failed(row.id, None, account, "; ".join(err.problems), ctx)
         try:
-            out = self.campaign.posts[row.post].outgoing(account.platform, key.token())
+            out = self.campaign.posts[row.post].outgoing(account.platform, key.token(), account.language)
         except Exception as exc:  # nothing was sent: record it rather than leave a claim to expire and repeat
             log.exception("publish_crashed", **ctx)
             return self._failed(row.id, None, "internal_error", f"{type(exc).__name__}: {exc}", ctx)
@@ -235,7 +235,9 @@ class Publisher:
         if account is None or post_id not in self.campaign.posts or account.id in self.adapters.paused:
             return None
         try:
-            return self.adapters.get(account), self.campaign.posts[post_id].outgoing(account.platform, key.token())
+            return self.adapters.get(account), self.campaign.posts[post_id].outgoing(
+                account.platform, key.token(), account.language
+            )
         except Exception:  # noqa: BLE001  (the claim-first path records it with its reason)
             return None
 

@@ -72,7 +72,7 @@ def _stage(campaign: Any, post: Any, occ: Any, group: list[tuple[Any, Any]]) -> 
     )
     started = time.monotonic()
     try:
-        staged = adapter.stage(post.outgoing(account.platform, key.token()), others)
+        staged = adapter.stage(post.outgoing(account.platform, key.token(), account.language), others)
     except BotError as err:
         log.warning("media_stage_failed", reason=type(err).__name__, error=str(err), **context)
         return
