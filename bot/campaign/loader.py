@@ -157,6 +157,10 @@ class _Loader:
         )
         checker.media(loaded.posts, loaded.sources, loaded.prober)
         window.check(campaign, {s.name: src for s, src in schedules}, self.problems, with_warnings)
+        if with_warnings:  # the worker's loads skip it: a warning never stops a campaign
+            from bot.campaign import quotas
+
+            quotas.check(campaign, {s.name: src for s, src in schedules}, self.problems)
         if with_warnings and self.accounts_source is not None:
             for account in accounts.values():
                 for role, problem in _missing(account):

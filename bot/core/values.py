@@ -62,6 +62,9 @@ class Limits:
     images_reencoded: bool = False  # adapter shrinks images to fit, so image_max_bytes is a source cap
     max_caption: int | None = None  # text limit when the post carries media, where lower (Telegram: 1,024)
     alt_text: bool = True  # whether the platform shows alt text at all (Telegram does not: it is not sent)
+    # Posts the platform lets one account publish in 24 hours, where it publishes a cap (None: no published cap);
+    # ``bot plan`` and ``bot check`` warn when the schedules would send an account more.
+    posts_per_day: int | None = None
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,9 @@ class Bluesky(Platform):
         alt_max=2000,
         captions=True,
         images_reencoded=True,
+        # 35,000 points a day per account, 3 a created record: at most 11,666 records (posts, and the reposts
+        # resharing makes) a day. https://docs.bsky.app/docs/advanced-guides/rate-limits
+        posts_per_day=11_666,
     )
 
     @classmethod

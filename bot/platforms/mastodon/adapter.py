@@ -74,6 +74,8 @@ class Mastodon(Platform):
         video_formats=frozenset({"mp4", "mov", "webm"}),
         alt_max=1500,
         captions=False,
+        # No daily cap is published: each instance sets its own rate limits (see X-RateLimit-* headers).
+        posts_per_day=None,
     )
     page_limit: ClassVar[int] = 40  # Mastodon's largest timeline page
     max_pages: ClassVar[int] = 5  # per tag per fetch; the cursor resumes where a fetch stopped

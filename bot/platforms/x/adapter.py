@@ -92,6 +92,9 @@ class X(Platform):
         video_formats=frozenset({"mp4", "mov"}),
         alt_max=1000,
         captions=True,
+        # POST /2/tweets on the Basic tier: 100 requests in 24 hours per user (Free: 17; Pro: 100 in 15 minutes).
+        # https://docs.x.com/x-api/fundamentals/rate-limits
+        posts_per_day=100,
     )
     stage_group: ClassVar[int] = 101  # media staged before a slot: one upload with 100 additional owners
 
