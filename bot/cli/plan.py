@@ -2,8 +2,11 @@
 
 Queue slots are expanded per account: each account gets the next post of the
 queue it has not used yet, counting what the ledger says is already published.
-After the calendar, the X searches a month that the tracking settings will cost
-(X bills reads): from the poll interval, the back-off cap and the daily read budget.
+An account publishing in another language than the campaign's shows it: ``tg-by (be)``.
+After the calendar, warnings where an account would publish more in 24 hours than its
+platform allows (``Limits.posts_per_day``), and the X searches a month that the tracking
+settings will cost (X bills reads): from the poll interval, the back-off cap and the daily
+read budget.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 from bot.campaign import Campaign, load
+from bot.campaign.quotas import Send, overruns, slot_lines
 from bot.core.errors import ConfigError
 from bot.schedule.occurrences import UsedPosts, expand, occurrences
 
@@ -32,6 +37,7 @@ class Entry:
     post: str | None  # None: the queue has nothing left for these accounts
     accounts: tuple[str, ...]
     text: str  # first words of the post
+    languages: tuple[str | None, ...] = ()  # of each account, in the order of ``accounts``
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,14 +81,33 @@ def main(args: argparse.Namespace) -> int:
 
         count = write_ics(campaign, entries, args.ics, now)
         print(f"wrote {count} events to {args.ics}")
+    caps = quota_warnings(campaign, entries)
     if args.json:
         print(json.dumps([_as_json(e) for e in entries], indent=2))
+        if caps:  # apart from the JSON, which tools read
+            print("\n".join(caps), file=sys.stderr)
     else:
-        print(render(entries) or f"nothing scheduled from {first} for {args.days} days")
+        print(render(entries, campaign.language) or f"nothing scheduled from {first} for {args.days} days")
         reads = x_reads(campaign)
-        if reads:
-            print("\n".join(["", *reads]))
+        for lines in (caps, reads):
+            if lines:
+                print("\n".join(["", *lines]))
     return 0
+
+
+def quota_warnings(campaign: Campaign, entries: list[Entry]) -> list[str]:
+    """A warning for each 24 hours of the calendar in which an account would publish more than its platform allows."""
+    sends = [Send(e.local, a, e.schedule, e.slot) for e in entries if e.post is not None for a in e.accounts]
+    found = overruns(campaign, sends)
+    if not found:
+        return []
+    zones = {s.name: s.timezone for s in campaign.schedules}
+    lines = []
+    for overrun in found:
+        shown = ", ".join(slot_lines(campaign, overrun.slots[:5]))
+        more = " and more" if len(overrun.slots) > 5 else ""
+        lines.append(f"  warning: {overrun.message(zones[overrun.slots[0][0]])}; from the slots at {shown}{more}")
+    return ["Daily caps (posts a platform lets one account publish in 24 hours):", *lines]
 
 
 def x_reads(campaign: Campaign) -> list[str]:
@@ -151,12 +176,16 @@ def build(campaign: Campaign, first: date, days: int, now: datetime, used: UsedP
         if not first <= local.date() < last:
             continue
         text = campaign.posts[post].text if post in campaign.posts else ""
-        entries.append(Entry(local, occ.schedule, occ.slot, occ.target, post, planned.accounts, _first_words(text)))
+        languages = tuple(campaign.accounts[a].language if a in campaign.accounts else None for a in planned.accounts)
+        entries.append(
+            Entry(local, occ.schedule, occ.slot, occ.target, post, planned.accounts, _first_words(text), languages)
+        )
     entries.sort(key=lambda e: (e.local.astimezone(UTC), e.schedule, e.slot))
     return entries
 
 
-def render(entries: list[Entry]) -> str:
+def render(entries: list[Entry], language: str | None = None) -> str:
+    """The calendar as text; an account whose language is not ``language`` (the campaign's) shows its own."""
     lines: list[str] = []
     day = None
     for e in entries:
@@ -164,7 +193,11 @@ def render(entries: list[Entry]) -> str:
             day = e.local.date()
             lines += [*([""] if lines else []), f"{day:%A %d %B %Y}"]
         what = e.post or f"({e.target} has nothing left)"
-        lines.append(f"  {e.local:%H:%M %Z}  {what:<28} {', '.join(e.accounts):<40} {e.text}")
+        accounts = ", ".join(
+            f"{a} ({lang})" if lang and language and lang != language else a
+            for a, lang in zip(e.accounts, e.languages or [None] * len(e.accounts), strict=True)
+        )
+        lines.append(f"  {e.local:%H:%M %Z}  {what:<28} {accounts:<40} {e.text}")
     return "\n".join(lines)
 
 
@@ -178,6 +211,7 @@ def _as_json(e: Entry) -> dict[str, Any]:
         "target": e.target,
         "post": e.post,
         "accounts": list(e.accounts),
+        "languages": dict(zip(e.accounts, e.languages, strict=False)),
         "text": e.text,
     }
 

@@ -62,6 +62,7 @@ def test_json_output(campaign_dir: Path, capsys: pytest.CaptureFixture[str]):
         "target": "post:launch",
         "post": "launch",
         "accounts": ["x-index", "mastodon-a19", "bluesky-index"],
+        "languages": {"x-index": "en", "mastodon-a19": "en", "bluesky-index": "en"},
         "text": "One year ago Andrei Aliaksandrau and Irina Zlobina ...",
     }
 
