@@ -51,3 +51,15 @@ def test_linkedin_app_credentials_are_accepted_and_an_old_version_is_warned(tmp_
 def test_the_default_version_is_young_enough_today() -> None:
     """The shipped default version is within the warning age today (update it when this fails)."""
     assert version_age_months(DEFAULT_VERSION, date.today()) <= 10
+
+
+def test_a_video_under_three_seconds_is_refused_by_check() -> None:
+    """bot check refuses a LinkedIn video shorter than the Videos API's 3 seconds, and passes a longer one."""
+    from bot.media import MediaInfo
+    from bot.platforms.linkedin import LinkedIn
+
+    short = MediaInfo(kind="video", format="mov,mp4", bytes=100_000, duration=2.0)
+    assert LinkedIn.media_refusals([], short) == [
+        (("video",), "lasts 2.0 s; linkedin takes videos of 3 s to 30 minutes")
+    ]
+    assert LinkedIn.media_refusals([], MediaInfo(kind="video", format="mov,mp4", bytes=100_000, duration=3.0)) == []

@@ -156,6 +156,14 @@ class LinkedIn(Platform):
             }
         return {}
 
+    @classmethod
+    def media_refusals(cls, images: Sequence[Any], video: Any | None) -> list[tuple[tuple[str | int, ...], str]]:
+        """Videos API (https://learn.microsoft.com/en-us/linkedin/marketing/community-management/shares/videos-api):
+        a video lasts 3 seconds to 30 minutes (the upper bound is in ``limits``)."""
+        if video is not None and video.duration is not None and video.duration < 3:
+            return [(("video",), f"lasts {video.duration:.1f} s; linkedin takes videos of 3 s to 30 minutes")]
+        return []
+
     def validate(self, out: Outgoing) -> None:
         super().validate(out)
         for item in out.images:
