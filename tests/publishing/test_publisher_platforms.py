@@ -1,4 +1,8 @@
-"""Exactly once on every platform: the same Publisher flow against each sandbox (X, Mastodon, Bluesky)."""
+"""Exactly once on every platform: the same Publisher flow against each sandbox.
+
+Where a platform cannot tell whether a post went out (Telegram: no idempotency key, no read-back), the
+same flow ends in ``needs_attention`` with the post on the server once, never twice.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,30 @@ from tests.publishing.support import make_campaign, occurrence, unique
 
 NINE = datetime(2022, 1, 12, 9, 0, tzinfo=UTC)
 pytestmark = pytest.mark.slow  # drives platform servers over loopback
-TIMEOUT = {"x": 1.5, "mastodon": 3.0, "bluesky": 3.0}  # under each sandbox's held-answer delay, over its usual latency
-POST_PATH = {"x": "/2/tweets", "mastodon": "/api/v1/statuses", "bluesky": "com.atproto.repo.createRecord"}
+# Under each sandbox's held-answer delay, over its usual latency.
+TIMEOUT = {"x": 1.5, "mastodon": 3.0, "bluesky": 3.0, "linkedin": 1.5, "facebook": 1.5, "threads": 1.5, "telegram": 1.5}
+POST_PATH = {
+    "x": "/2/tweets",
+    "mastodon": "/api/v1/statuses",
+    "bluesky": "com.atproto.repo.createRecord",
+    "linkedin": "/rest/posts",
+    "facebook": "/feed",
+    "threads": "threads_publish",
+    "telegram": "sendMessage",
+}
+UNKNOWABLE = {"telegram"}  # a timed-out send can be neither repeated nor read back: a person decides
+# The retry itself asks the platform about the container noted before publishing (its status_code), so the
+# timed-out attempt is an ordinary retry, not an uncertain one.
+CONTAINERS = {"threads", "instagram"}
+
+
+@pytest.fixture(autouse=True)
+def _text_posts_only(sandbox):
+    """These slots publish text: a platform that takes no text-only post is pinned by its own adapter tests."""
+    from bot.platforms import REGISTRY
+
+    if getattr(REGISTRY[sandbox.platform], "needs_media_host", False) and sandbox.platform != "threads":
+        pytest.skip(f"{sandbox.platform} takes no text-only post (tests/platforms covers its publications)")
 
 
 @pytest.fixture
@@ -69,7 +95,11 @@ def test_timeout_after_acceptance_never_doubles_the_post(on_platform, sandbox, c
         if result.outcome is not Outcome.retry_later:
             break
         clock.set(result.retry_at)
-    assert outcomes[0] is Outcome.retry_later and outcomes[-1] is Outcome.published
-    attempts = publisher.ledger.attempts_of(result.publication_id)
-    assert "uncertain" in [a.outcome for a in attempts]
+    if account.platform in UNKNOWABLE:
+        assert outcomes == [Outcome.needs_attention]
+        assert [r.id for r in publisher.ledger.needing_attention()] == [result.publication_id]
+    else:
+        assert outcomes[0] is Outcome.retry_later and outcomes[-1] is Outcome.published
+        attempts = [a.outcome for a in publisher.ledger.attempts_of(result.publication_id)]
+        assert ("retry" if account.platform in CONTAINERS else "uncertain") in attempts
     assert server_texts(sandbox, remote) == [publisher.campaign.posts["launch"].text_for(account.platform)]
