@@ -13,6 +13,7 @@ import yaml
 from bot.core.errors import (
     AuthFailed,
     ContentRejected,
+    DuplicateContent,
     OutcomeUnknown,
     PermanentError,
     PlatformUnavailable,
@@ -175,6 +176,18 @@ def test_a_duplicate_answer_is_recorded_as_the_publication(
     assert again == first
     assert [p.remote_id for p in sandbox.posts(page) if p.text == out.text] == [first.remote_id]
     assert [r["status"] for r in sandbox.requests() if r["path"] == "/rest/posts"][-1] == 422
+
+
+def test_a_duplicate_on_a_first_attempt_is_refused_not_claimed(
+    sandbox: LinkedInSandbox, page: SandboxAccount, adapter: Platform
+) -> None:
+    """Words the page already carries, sent by a publication that never sent before, are DuplicateContent naming
+    the post, not recorded as if this publication had made it."""
+    text = f"Said before {uuid.uuid4().hex[:6]}"
+    earlier = adapter.publish(outgoing(text))
+    with pytest.raises(DuplicateContent, match=earlier.remote_id):
+        adapter.publish(outgoing(text))
+    assert len([p for p in sandbox.posts(page) if p.text == text]) == 1
 
 
 def test_read_back_after_a_timeout_finds_the_post(sandbox: LinkedInSandbox, page: SandboxAccount) -> None:

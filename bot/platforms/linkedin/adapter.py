@@ -17,7 +17,15 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from bot.core.errors import BotError, ContentRejected, NotFound, OutcomeUnknown, PermanentError, PlatformUnavailable
+from bot.core.errors import (
+    BotError,
+    ContentRejected,
+    DuplicateContent,
+    NotFound,
+    OutcomeUnknown,
+    PermanentError,
+    PlatformUnavailable,
+)
 from bot.core.values import AccountLike, Identity, Limits, Mention, MentionPage, Outgoing, Progress, Receipt
 from bot.platforms.base import Platform
 from bot.platforms.linkedin import text as little
@@ -36,6 +44,7 @@ VIDEO_WAIT = 600.0  # then the attempt gives up (retryable: the video's URN is i
 REFRESH_BEFORE = 10 * 86400.0  # refresh a token this close to expiry, before the worker's 7-day warning
 NOTE_VIDEO = "linkedin.video"
 NOTE_IMAGES = "linkedin.images"
+NOTE_SENT = "linkedin.sent_at"  # the post request of this publication may have reached LinkedIn
 _VERSION = re.compile(r"^20\d\d(0[1-9]|1[0-2])$")
 _URN = re.compile(r"urn:li:(?:share|ugcPost):\d+")
 
@@ -197,6 +206,8 @@ class LinkedIn(Platform):
     # ---- publishing ----
 
     def _publish(self, out: Outgoing, progress: Progress | None) -> Receipt:
+        if out.reshare_of and (out.images or out.video):
+            raise ContentRejected("a linkedin reshare carries commentary only, no images or video")
         content = self._content(out, progress)
         body: dict[str, Any] = {**self._envelope(out.text), **content}
         if out.reshare_of:
@@ -204,7 +215,10 @@ class LinkedIn(Platform):
             if parent is None:
                 raise ContentRejected(f"{out.reshare_of!r} names no LinkedIn share or ugcPost")
             body["reshareContext"] = {"parent": parent}
-        return self._create(body)
+        # Noted (durably) before the request leaves: a 422 duplicate is ours only if this publication sent before.
+        sent_before = out.notes.get(NOTE_SENT)
+        out.notes.put(NOTE_SENT, datetime.fromtimestamp(self._wall(), UTC).isoformat())
+        return self._create(body, ours=bool(sent_before))
 
     def _envelope(self, text: str) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -222,13 +236,19 @@ class LinkedIn(Platform):
             body["commentary"] = little.escape(text)
         return body
 
-    def _create(self, body: dict[str, Any]) -> Receipt:
+    def _create(self, body: dict[str, Any], *, ours: bool = True) -> Receipt:
         try:
             urn = self._client.create_post(body)
         except LinkedInHTTPError as exc:
             existing = duplicate_of(exc)
             if existing is None:
                 raise
+            if not ours:
+                # First attempt of this publication: the page already had these words (another publication, or
+                # staff by hand). Recording that post would claim a publication that never happened.
+                raise DuplicateContent(
+                    f"linkedin refused the post as a duplicate of {existing} (the page already has this text)"
+                ) from exc
             # Our own earlier attempt went out (its answer was lost): that post is the publication.
             self.log.info("duplicate_recorded", remote_id=existing, url=post_url(existing))
             return Receipt(existing, post_url(existing))
