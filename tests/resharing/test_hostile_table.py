@@ -165,8 +165,9 @@ def test_hostile_and_friendly_table(sandbox, tmp_path, clock) -> None:
             assert rid in reshared(world), f"{posted[rid][1].how}: not reshared before the edit"
             sandbox.edit_as(authors[rid], rid, f"{posted[rid][1].edit_to} #{world.tag}")
         world.dirty = bool(edits)
-        for _ in range(12 if edits else 0):  # a quiet X search backs off: a few polls until it looks again
-            world.step(tracker, 60)
+        # A quiet X search backs off (at most 5 polls left out at this interval): poll until it looks again.
+        for _ in range(12 if edits else 0):
+            world.step(tracker, world.interval)
             if all(r.status == "withdrawn" for r in rows(world) if r.remote_id in edits):
                 break
         world.step(tracker, 600)  # nothing hostile is left waiting to go out
