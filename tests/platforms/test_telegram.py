@@ -13,7 +13,6 @@ from bot.core.errors import AuthFailed, ContentRejected, OutcomeUnknown, Platfor
 from bot.core.values import ImageAttachment, MemoryNotes, VideoAttachment
 from bot.platforms.base import Platform
 from bot.platforms.telegram.adapter import SENDING, SENT
-from bot.platforms.telegram.pacing import Pacer
 from sandboxes.base import SandboxAccount
 from sandboxes.telegram.sandbox import TelegramSandbox
 from tests.platforms.support import adapter_for, fresh_name, opened, outgoing, restored
@@ -210,24 +209,3 @@ def test_whoami_says_when_the_bot_may_not_post(sandbox, channel, adapter) -> Non
     with pytest.raises(AuthFailed, match="administrator"):
         adapter.publish(outgoing("Not allowed"))
     sandbox.set_rights(channel)
-
-
-def test_pacer_keeps_within_30_a_second_and_20_a_minute_per_channel() -> None:
-    """On an injected clock, 50 channels' sends spread past one second; a channel's 21st message waits a minute."""
-    now = [0.0]
-    pacer = Pacer(lambda: now[0])
-    waits = [pacer.reserve(f"@c{n}", 1, 15.0) for n in range(50)]
-    assert waits[:30] == [0.0] * 30 and all(1.0 <= w <= 1.2 for w in waits[30:])
-    one = Pacer(lambda: now[0])
-    assert [one.reserve("@c", 1, 100.0) for _ in range(20)] == [0.0] * 20
-    assert 60.0 <= one.reserve("@c", 1, 100.0) <= 66.0
-    assert one.reserve("@c", 1, 15.0) < 0  # too long to sleep through: the caller raises RateLimited
-
-
-def test_album_counts_one_message_per_item() -> None:
-    """A 10-image album takes 10 of a channel's 20 a minute."""
-    now = [0.0]
-    pacer = Pacer(lambda: now[0])
-    assert pacer.reserve("@c", 10, 15.0) == 0.0
-    assert pacer.reserve("@c", 10, 15.0) == 0.0
-    assert pacer.reserve("@c", 1, 15.0) < 0

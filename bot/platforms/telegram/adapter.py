@@ -199,7 +199,7 @@ class Telegram(Platform):
         if out.notes.get(SENDING):
             raise self._unknown(out, "an earlier attempt was sent without an answer")
         messages = len(out.images) or 1
-        self._pace(messages)
+        ticket = self._pace(messages)
         method = (
             "sendMediaGroup"
             if len(out.images) > 1
@@ -209,32 +209,53 @@ class Telegram(Platform):
             if out.video
             else "sendMessage"
         )
-        # Written (and stored, for the worker: in the ledger) before the request can leave.
-        out.notes.put(SENDING, f"{method} at {datetime.now(UTC).isoformat(timespec='seconds')}")
         try:
-            sent = self._send(out, method)
-        except Exception as exc:  # noqa: BLE001  (every failure is classified: sent, not sent, or unknown)
-            mapped = self._mapped(exc, sending=True, what=method)
-            if not isinstance(mapped, OutcomeUnknown):
-                out.notes.put(SENDING, "")  # proven not posted: a later attempt may send
-            raise mapped from None  # the cause quotes the Bot API URL, token included
+            # Written (and stored, for the worker: in the ledger) before the request can leave.
+            out.notes.put(SENDING, f"{method} at {datetime.now(UTC).isoformat(timespec='seconds')}")
+            try:
+                sent = self._send(out, method)
+            except Exception as exc:  # noqa: BLE001  (every failure is classified: sent, not sent, or unknown)
+                mapped = self._mapped(exc, sending=True, what=method)
+                if not isinstance(mapped, OutcomeUnknown):
+                    out.notes.put(SENDING, "")  # proven not posted: a later attempt may send
+                raise mapped from None  # the cause quotes the Bot API URL, token included
+        finally:
+            if ticket is not None:  # answered (or failed): the message's places free a period from now
+                self._pacer.answered(ticket)
         chat_id, ids = sent[0].chat.id, [m.message_id for m in sent]
         receipt = self._receipt(chat_id, ids[0])
         out.notes.put(SENT, json.dumps({"chat": chat_id, "ids": ids, "url": receipt.url}))
         self.log.info("telegram_sent", method=method, messages=len(ids), remote_id=receipt.remote_id)
         return receipt
 
-    def _pace(self, messages: int) -> None:
+    def _pace(self, messages: int) -> int | None:
+        """Wait for the flood-limit windows (bot.platforms.telegram.pacing); the pacer's ticket, None when off.
+
+        A send blocked behind unanswered ones waits for their answers, up to MAX_PACING_WAIT in all; a wait
+        longer than that is not slept through in a worker thread: RateLimited, for the publisher to retry.
+        """
         if not self.pacing:
-            return
-        wait = self._pacer.reserve(self.chat, messages, MAX_PACING_WAIT)
-        if wait < 0:
-            raise RateLimited(
-                f"telegram flood limits: {self.chat} may take {messages} more message(s) in {-wait:.0f}s",
-                retry_after=-wait,
-            )
-        if wait > 0:
-            self._sleep(wait)
+            return None
+        pacer = self._pacer
+        deadline = self._monotonic() + MAX_PACING_WAIT
+        while True:
+            left = deadline - self._monotonic()
+            slot = pacer.reserve(self.chat, messages, max(0.0, left))
+            if slot.ticket is not None:
+                if slot.wait > 0:
+                    try:
+                        self._sleep(slot.wait)
+                    except BaseException:
+                        pacer.answered(slot.ticket)  # never sent: its places must not stay held
+                        raise
+                return slot.ticket
+            if not slot.blocked or left <= 0 or not pacer.wait_for_answer(left):
+                # Blocked to the end: earlier sends are still unanswered after MAX_PACING_WAIT.
+                retry = slot.wait if not slot.blocked else MAX_PACING_WAIT
+                raise RateLimited(
+                    f"telegram flood limits: {self.chat} may take {messages} more message(s) in {retry:.0f}s",
+                    retry_after=retry,
+                )
 
     def _send(self, out: Outgoing, method: str) -> list[Any]:
         from telebot import types

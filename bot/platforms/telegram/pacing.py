@@ -5,44 +5,69 @@ one message per second" in a chat, "no more than 20 messages per minute" to one 
 about 30 messages per second" for bulk notifications. Telegram applies them per bot, so channels posted by one
 token share the 30 a second; each channel has its own 20 a minute. An album counts one message per item.
 
-Each send reserves its place first (FIFO: a later send never jumps an earlier one) and is told how long
-to wait; waits beyond ``max_wait`` are not reserved and become ``RateLimited`` for the publisher to retry.
+In-flight accounting: the server counts a message at some moment between our send and its answer (under
+load, up to a second or more after the send), so a message occupies its windows from when it is sent until
+its answer arrives plus the window's period. At any moment at most ``limit`` messages occupy a window.
+That is enough: the messages the server counts in any period [t, t + period) were all sent before
+t + period and answered after t, so each occupies the moment just before t + period; there are at most
+``limit`` of them, whatever the latency and however the two clocks differ. A message not yet answered
+occupies its window with no known end, so a send that needs its place is *blocked* until an answer comes.
+
+``reserve`` never blocks: it reserves the earliest start it can compute and says how long to wait, or says
+the send is blocked behind unanswered messages (nothing reserved), or too far off (beyond ``max_wait``:
+nothing reserved, for the publisher to retry). ``answered`` ends a send's flight; ``wait_for_answer`` lets
+a blocked sender sleep until one does. Reservations are made in the order senders get the lock.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
+import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 OVERALL = (30, 1.0)  # messages per second per bot (FAQ, "about 30")
 PER_CHANNEL = (20, 60.0)  # messages per minute per group or channel (FAQ)
-# Our clock and Telegram's differ by network jitter: a message sent at the end of our window may land
-# inside Telegram's. A little slack on every window costs under 10% of the rate and spares the 429s.
-SLACK = 0.1
+UNANSWERED = math.inf  # the end of a send's occupancy before its answer arrives
 
 
 @dataclass
 class _Window:
     limit: int
     period: float
-    times: deque[float] = field(default_factory=deque)
+    ends: dict[int, tuple[int, float]] = field(default_factory=dict)  # ticket -> (messages, end of occupancy)
 
     def earliest(self, after: float, n: int) -> float:
-        """The first time >= ``after`` when ``n`` more messages fit, after every reservation made so far."""
-        at = max(after, self.times[-1]) if self.times else after
-        over = len(self.times) + min(n, self.limit) - self.limit
-        if over > 0:
-            at = max(at, self.times[over - 1] + self.period * (1 + SLACK))
-        return at
+        """The first time >= ``after`` when ``n`` more messages fit (``inf``: only after an answer)."""
+        need = min(n, self.limit)  # an album larger than the window waits for an empty one
+        busy = sorted((end, count) for count, end in self.ends.values() if end > after)
+        occupied = sum(count for _, count in busy)
+        at = after
+        for end, count in busy:
+            if occupied + need <= self.limit:
+                break
+            occupied -= count
+            at = end
+        return at if occupied + need <= self.limit else math.inf
 
-    def reserve(self, at: float, n: int, now: float) -> None:
-        while self.times and self.times[0] <= now - self.period * (1 + SLACK):
-            self.times.popleft()
-        self.times.extend([at] * n)
+    def forget(self, now: float) -> None:
+        for ticket in [t for t, (_, end) in self.ends.items() if end <= now]:
+            del self.ends[ticket]
+
+
+@dataclass(frozen=True)
+class Slot:
+    """What ``reserve`` decided: a ticket and the seconds to wait before sending, or why nothing was reserved."""
+
+    ticket: int | None  # None: nothing reserved
+    wait: float  # seconds until the send may start (inf when blocked behind unanswered sends)
+
+    @property
+    def blocked(self) -> bool:
+        return self.ticket is None and math.isinf(self.wait)
 
 
 class Pacer:
@@ -50,28 +75,60 @@ class Pacer:
 
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._now = monotonic
-        self._lock = threading.Lock()
+        self._answers = threading.Condition(threading.Lock())
         self._overall = _Window(*OVERALL)
         self._channels: dict[str, _Window] = {}
+        self._tickets = itertools.count(1)
+        self._held: dict[int, str] = {}  # ticket -> channel, for tickets not yet answered
 
-    def reserve(self, channel: str, n: int, max_wait: float) -> float:
-        """Reserve ``n`` messages to ``channel``; the seconds to wait before sending them.
+    def reserve(self, channel: str, n: int, max_wait: float) -> Slot:
+        """Reserve ``n`` messages to ``channel`` at the earliest start the windows allow.
 
-        When the wait would exceed ``max_wait`` nothing is reserved and the wait is returned negated,
-        so the caller can say how long the publisher should stay away.
+        Nothing is reserved when the start cannot be known yet (unanswered sends hold the places: ``blocked``)
+        or is more than ``max_wait`` away (``wait`` says how far, for the publisher's retry).
         """
-        with self._lock:
+        with self._answers:
             now = self._now()
             window = self._channels.setdefault(channel, _Window(*PER_CHANNEL))
+            self._overall.forget(now)
+            window.forget(now)
             at = now
-            for _ in range(3):  # each window's earliest time only grows with ``after``: two rounds settle it
-                at = max(self._overall.earliest(at, n), window.earliest(at, n))
+            while True:  # each window's earliest time only grows with ``after``: it settles in a few rounds
+                later = max(self._overall.earliest(at, n), window.earliest(at, n))
+                if later == at or math.isinf(later):
+                    at = later
+                    break
+                at = later
             wait = at - now
-            if wait > max_wait:
-                return -wait
-            self._overall.reserve(at, n, now)
-            window.reserve(at, n, now)
-            return wait
+            if math.isinf(at) or wait > max_wait:
+                return Slot(None, wait)
+            ticket = next(self._tickets)
+            self._overall.ends[ticket] = (n, UNANSWERED)
+            window.ends[ticket] = (n, UNANSWERED)
+            self._held[ticket] = channel
+            return Slot(ticket, wait)
+
+    def answered(self, ticket: int) -> None:
+        """The send of ``ticket`` has its answer (or failed): its places free one period from now."""
+        with self._answers:
+            channel = self._held.pop(ticket, None)
+            if channel is None:
+                return
+            end = self._now()
+            for window in (self._overall, self._channels[channel]):
+                n, _ = window.ends[ticket]
+                window.ends[ticket] = (n, end + window.period)
+            self._answers.notify_all()
+
+    def wait_for_answer(self, timeout: float) -> bool:
+        """Sleep until some send is answered, at most ``timeout`` seconds (real time); whether one was."""
+        with self._answers:
+            return self._answers.wait(timeout=max(0.0, timeout))
+
+    def in_flight(self) -> int:
+        """Sends reserved and not yet answered."""
+        with self._answers:
+            return len(self._held)
 
 
 _PACERS: dict[str, Pacer] = {}
