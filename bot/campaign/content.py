@@ -161,7 +161,8 @@ class Checker:
             post, src = posts[post_id], sources[post_id]
             infos = _kinds(post, src, self.problems, probed.__getitem__)
             for platform, ids, _ in self.groups(post_id):
-                _media(post, src, self.problems, platform, ids, infos, media)
+                languages = {self.accounts[i].language for i in ids if i in self.accounts}
+                _media(post, src, self.problems, platform, ids, infos, media, languages)
 
 
 def check(campaign: Campaign, sources: dict[str, Source], problems: Problems, prober: Prober | None = None) -> None:
@@ -244,9 +245,22 @@ def _media(
     ids: list[str],
     infos: dict[Path, MediaInfo],
     media: ModuleType,
+    languages: set[str | None] | None = None,
 ) -> None:
     limits = REGISTRY[platform].limits
     who = ", ".join(ids)
+    if limits.max_caption is not None:  # with media the text is a caption, where the platform allows less
+        for language in sorted(languages or {None}, key=str):
+            if not post.has_language(language):
+                continue  # reported with the text: no text in that language
+            length = REGISTRY[platform].measure_text(post.text_for(platform, language))
+            if length > limits.max_caption:
+                problems.add(
+                    src,
+                    _where(post, platform, language),
+                    f"too long as the caption of {'a video' if post.video else 'images'} for {who}: {length} "
+                    f"characters as {platform} counts them (expected at most {limits.max_caption} with media)",
+                )
     if len(post.media) > limits.max_images:
         problems.add(
             src, ("media",), f"{len(post.media)} images is too many for {who} (expected at most {limits.max_images})"

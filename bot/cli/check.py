@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--online",
         action="store_true",
         help="also ask each Mastodon account's server (credentials from the environment, as the worker reads them) "
-        "which posts' media it will refuse",
+        "which posts' media it will refuse, and whether the bot is an administrator allowed to post in each "
+        "Telegram channel",
     )
     parser.add_argument(
         "--explain-word",
@@ -63,7 +64,10 @@ def online(campaign: Any) -> tuple[list[str], list[str]]:
 
     try:
         refused, unasked = refused_media(campaign, adapter_for)
-        return host_problems + refused, unasked
+        from bot.platforms.telegram.online import unable_to_post
+
+        barred, untried = unable_to_post(campaign, adapter_for)  # the bot is an administrator allowed to post
+        return host_problems + refused + barred, unasked + untried
     finally:
         for adapter in built:
             adapter.close()
