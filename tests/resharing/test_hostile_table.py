@@ -122,9 +122,19 @@ def expected(row: Row) -> str:
     return "edited" if row.edit_to else "blocked_word"
 
 
-def test_hostile_and_friendly_table(sandbox, tmp_path, clock) -> None:
+# The platforms whose hashtags the campaign tracks and reshares from (the contract suite's others have no search).
+TRACKED = ("x", "mastodon", "bluesky")
+
+
+@pytest.fixture(params=TRACKED)
+def tracked(request: pytest.FixtureRequest):
+    return request.getfixturevalue(f"{request.param}_sandbox")
+
+
+def test_hostile_and_friendly_table(tracked, tmp_path, clock) -> None:
     """Every disguised blocked word (text, content warning, alt text, link card, quoted post, display name) is skipped
     or, edited in after the reshare, withdrawn; every friendly post is reshared."""
+    sandbox = tracked
     platform = sandbox.platform
     hostile = [r for r in HOSTILE if r.only in (None, platform)]
     friendly = campaign_texts(platform) + PARTNERS
