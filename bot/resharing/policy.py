@@ -12,12 +12,14 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import regex
 
 from bot.core.values import Mention
-from bot.resharing.matching import Matcher, matcher
+
+if TYPE_CHECKING:
+    from bot.resharing.matching import Matcher
 
 Action = Literal["allow", "skip", "review"]
 SKIP_KINDS = frozenset({"replies", "reshares", "own", "sensitive"})
@@ -164,6 +166,10 @@ class Rules:
     @property
     def blocked(self) -> Matcher:
         """The blocked words compiled for matching (built once per distinct list, then shared)."""
+        # Imported here, at the first mention judged against blocked words: matching loads ICU and the
+        # Snowball stemmers (about 8.5 MB), which a worker waiting for its next slot does not need.
+        from bot.resharing.matching import matcher
+
         return matcher(self.blocked_words)
 
 
@@ -200,6 +206,8 @@ def _listed(author: Handle, entries: Iterable[str], *, loose: bool, instance: st
 
 def blocked_word(mention: Mention, rules: Rules) -> str | None:
     """Where a blocked word or phrase appears (text, warning, alt text, card, quote, display name, handle), or None."""
+    if not rules.blocked_words:
+        return None
     found = rules.blocked
     if not found.terms:
         return None

@@ -143,3 +143,24 @@ def test_worker_without_an_http_port_imports_no_web_stack() -> None:
         "print(json.dumps({'http': http, 'web': sorted(m for m in sys.modules if m == 'jinja2' or m.startswith('bot.web'))}))\n"
     )
     assert _run(script) == [{"http": None, "web": []}]
+
+
+def test_tracker_loads_icu_only_when_a_mention_is_judged_against_blocked_words() -> None:
+    """The tracker imports no ICU or stemmer until a blocked-word list meets its first mention, and then matches as before."""
+    script = (
+        "import json, sys\n"
+        "import bot.resharing.tracker\n"
+        "from bot.core.values import Mention\n"
+        "from bot.resharing.policy import Rules, blocked_word\n"
+        "loaded = lambda: sorted(m for m in ('icu', 'Stemmer', 'bot.resharing.matching') if m in sys.modules)\n"
+        "at_start = loaded()\n"
+        "mention = Mention(remote_id='1', url='u', author_id='a', author_handle='someone', author_name='',\n"
+        "                  text='What a tr41t0r', created_at=None)\n"
+        "none = blocked_word(mention, Rules())\n"
+        "after_empty_list = loaded()\n"
+        "hit = blocked_word(mention, Rules(blocked_words=('traitor',)))\n"
+        "print(json.dumps({'start': at_start, 'empty': after_empty_list, 'none': none, 'hit': hit, 'end': loaded()}))\n"
+    )
+    found = _run(script)[-1]
+    assert found["start"] == found["empty"] == [] and found["none"] is None
+    assert "traitor" in found["hit"] and found["end"] == ["Stemmer", "bot.resharing.matching", "icu"]
