@@ -191,9 +191,9 @@ class GraphState:
             return account
 
     def refresh(self, account: Account) -> Account:
-        """A new long-lived token for 60 more days (``ig_refresh_token`` / ``th_refresh_token``)."""
+        """A new long-lived token for 60 more days (``ig_refresh_token`` / ``th_refresh_token``); the old one keeps
+        working until it expires (another worker may still hold it)."""
         with self.lock:
-            del self.by_token[account.token]
             account.token = account.token[:4] + secrets.token_urlsafe(24)
             account.token_expires = self.wall() + 60 * DAY
             self.by_token[account.token] = account

@@ -248,3 +248,21 @@ def test_check_rules() -> None:
     assert Instagram.media_refusals([Info(1080, 1350), Info(1080, 566)], None) == []
     refusals = Instagram.media_refusals([], Info(1080, 1920, duration=2.0, video_codec="vp9", audio_codec="opus"))
     assert len(refusals) == 3
+
+
+def test_refreshed_token_is_kept_in_the_state_folder(
+    instagram_sandbox: GraphSandbox, account: SandboxAccount, media_host, clock: GraphClock, tmp_path: Path
+) -> None:
+    """A refreshed token is saved (mode 600) and used by the next process; the log never shows it."""
+    first = adapter_for(account, media_host=media_host, wall=clock, state_dir=tmp_path)
+    first.credentials_expire_at()
+    saved = tmp_path / "graph-tokens" / f"{account.id}.json"
+    assert saved.stat().st_mode & 0o777 == 0o600
+    refreshed = first._secret("access_token")
+    assert refreshed not in account.env.values()
+    second = adapter_for(account, media_host=media_host, wall=clock, state_dir=tmp_path)
+    assert second._secret("access_token") == refreshed
+    before = len([r for r in instagram_sandbox.requests() if r["path"].endswith("refresh_access_token")])
+    second.credentials_expire_at()
+    after = len([r for r in instagram_sandbox.requests() if r["path"].endswith("refresh_access_token")])
+    assert after == before  # 60 days left: no refresh

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -50,6 +52,9 @@ class GraphPlatform(Platform):
         )
         self._me: Identity | None = None
         self._token_expires: float | None = None
+        self._configured = self._secret("access_token")
+        if self.refresh_grant is not None:
+            self._load_refreshed()
 
     # ---- usage headers: slow down before Graph throttles ----
 
@@ -78,8 +83,8 @@ class GraphPlatform(Platform):
     identity_fields: ClassVar[str] = "id,username"
 
     def credentials_expire_at(self) -> datetime | None:
-        """Expiry from ``debug_token`` (Facebook) or a refresh (Instagram, Threads: refreshable long-lived tokens
-        get a new 60 days when under ``REFRESH_BEFORE``; the new token lives in this process only)."""
+        """Expiry from ``debug_token`` (Facebook) or a refresh (Instagram, Threads: a refreshable long-lived token
+        gets 60 more days when under ``REFRESH_BEFORE`` or when its expiry is unknown)."""
         try:
             return self._guarded("credentials_expire_at", ("read",), self._expiry)
         except BotError as err:
@@ -90,16 +95,50 @@ class GraphPlatform(Platform):
         if self.refresh_grant is not None:
             if self._token_expires is None or self._token_expires - self.wall() < REFRESH_BEFORE:
                 answer = self.client.get("refresh_access_token", {"grant_type": self.refresh_grant})
-                token = str(answer["access_token"])
-                self._secrets["access_token"] = token
-                self.client.set_token(token)
-                self._token_expires = self.wall() + float(answer.get("expires_in") or 0)
-                self.log.info("token_refreshed", expires_in_days=round(float(answer.get("expires_in") or 0) / 86400))
-            return datetime.fromtimestamp(self._token_expires, UTC)
+                expires_in = float(answer.get("expires_in") or 0)
+                self._use_token(str(answer["access_token"]), self.wall() + expires_in)
+                self.log.info("token_refreshed", expires_in_days=round(expires_in / 86400))
+            return datetime.fromtimestamp(self._token_expires or 0, UTC)
         token = self._secret("access_token")
         data = self.client.get("debug_token", {"input_token": token}).get("data", {})
         expires = int(data.get("expires_at") or 0)
         return datetime.fromtimestamp(expires, UTC) if expires else None  # 0: a Page token that never expires
+
+    # ---- refreshed tokens, kept in the campaign's private state folder ----
+    # The variable still holds the token staff set; a refreshed one lives in ``state/graph-tokens/<account>.json``
+    # (mode 600, as Bluesky's sessions), tied to the variable's token by a hash so a token staff replace wins.
+
+    def _token_file(self) -> Path | None:
+        return None if self.state_dir is None else self.state_dir / "graph-tokens" / f"{self.account.id}.json"
+
+    def _configured_hash(self) -> str:
+        return hashlib.sha256(self._configured.encode()).hexdigest()
+
+    def _load_refreshed(self) -> None:
+        path = self._token_file()
+        if path is None or not path.exists():
+            return
+        try:
+            saved = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError):
+            return
+        if saved.get("configured") == self._configured_hash() and float(saved.get("expires", 0)) > self.wall():
+            self._use_token(str(saved["token"]), float(saved["expires"]), save=False)
+
+    def _use_token(self, token: str, expires: float, *, save: bool = True) -> None:
+        from bot.observability.redaction import register_secret
+
+        register_secret(token)
+        self._secrets["access_token"] = token
+        self.client.set_token(token)
+        self._token_expires = expires
+        path = self._token_file()
+        if save and path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            partial = path.with_suffix(".tmp")
+            partial.write_text(json.dumps({"token": token, "expires": expires, "configured": self._configured_hash()}))
+            partial.chmod(0o600)
+            partial.replace(path)
 
     # ---- media host ----
 

@@ -91,6 +91,11 @@ class GraphClient:
         self._token = token
         self._on_usage = on_usage
         self.session = environment_read_once(requests.Session())
+        # One adapter serves all the worker's publishing threads (16 by default): a pool of 10 would discard
+        # connections and reconnect.
+        pooled = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
+        self.session.mount("https://", pooled)
+        self.session.mount("http://", pooled)
 
     def set_token(self, token: str) -> None:
         self._token = token
