@@ -186,3 +186,17 @@ workers = sa.Table(
     sa.Column("started_at", UTCDateTime, nullable=False),
     sa.Column("seen_at", UTCDateTime, nullable=False),  # wall time, whatever clock the worker runs on
 )
+
+rate_budgets = sa.Table(
+    "rate_budgets",
+    metadata,
+    # Rate limits shared by every worker on this ledger (bot.ledger.budgets): per platform and bucket
+    # (an account's or an app's), until when the platform said to stop, and a sliding-window count of
+    # uses for caps no header announces in time (X's per-app 24-hour cap of POST /2/tweets).
+    sa.Column("platform", sa.String(50), primary_key=True),
+    sa.Column("bucket", sa.String(300), primary_key=True),
+    sa.Column("blocked_until", UTCDateTime, nullable=True),
+    sa.Column("window_start", UTCDateTime, nullable=True),
+    sa.Column("window_count", sa.Integer, nullable=False, default=0),
+    sa.Column("previous_count", sa.Integer, nullable=False, default=0),
+)

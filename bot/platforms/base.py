@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from bot.core.errors import (
     BotError,
@@ -64,33 +64,83 @@ def surely_fits(text: str, limit: int) -> bool:
     return per_char * len(text) + 23 * (text.count(".") + text.count("://")) <= limit
 
 
+class RateStore(Protocol):
+    """Rate-limit state shared by every worker of one ledger (implemented in ``bot.ledger.budgets``).
+
+    Keys are (platform, bucket); a bucket is an account's (``acct:<id>:<bucket>``) or an app's
+    (``app:<id>:<bucket>``). Reads may be cached a few seconds and uses counted in batches: the gate
+    asks it before every call, so it must cost no round trip in the common case.
+    """
+
+    def blocked_until(self, platform: str, bucket: str) -> float:
+        """Epoch seconds until which some worker was told to stop using ``bucket``; 0 when free."""
+        ...
+
+    def block(self, platform: str, bucket: str, until: float) -> None:
+        """Every worker stops using ``bucket`` until ``until`` (epoch seconds)."""
+        ...
+
+    def spend(self, platform: str, bucket: str, limit: int, window: float) -> None:
+        """One use of an app-wide ``bucket`` allowed ``limit`` uses per ``window`` seconds (all workers)."""
+        ...
+
+
 class RateGate:
     """Remembers, per bucket, until when a platform told us to stop sending.
 
     Adapters feed it from rate-limit headers (``observe``) and 429 answers
-    (``block``); the base refuses to send before the reset time.
+    (``block``); the base refuses to send before the reset time. With a ``store`` (``share``) what
+    one worker learns stops every worker: a bucket ``app=True`` is the app's (all its accounts).
     """
 
     def __init__(self, wall: Callable[[], float] = time.time) -> None:
         self._wall = wall
         self._until: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._store: RateStore | None = None
+        self._platform = ""
+        self._account = ""
+        self._app: str | None = None
 
-    def observe(self, bucket: str, remaining: int | None, reset_at: float | None) -> None:
+    def share(self, store: RateStore, platform: str, account: str, app: str | None = None) -> None:
+        """Share this gate's blocks with the other workers through ``store``; ``app``: the app's id, if any."""
+        self._store, self._platform, self._account, self._app = store, platform, account, app
+
+    def _shared(self, bucket: str, app: bool) -> str | None:
+        if self._store is None or (app and self._app is None):
+            return None
+        return f"app:{self._app}:{bucket}" if app else f"acct:{self._account}:{bucket}"
+
+    def observe(self, bucket: str, remaining: int | None, reset_at: float | None, *, app: bool = False) -> None:
         if remaining is not None and remaining <= 0 and reset_at is not None:
-            self.block(bucket, reset_at - self._wall())
+            self.block(bucket, reset_at - self._wall(), app=app)
 
-    def block(self, bucket: str, seconds: float | None) -> None:
+    def block(self, bucket: str, seconds: float | None, *, app: bool = False) -> None:
         seconds = 60.0 if seconds is None else max(seconds, 0.0)
         with self._lock:
             until = self._wall() + seconds
             self._until[bucket] = max(self._until.get(bucket, 0.0), until)
+        key = self._shared(bucket, app)
+        if key is not None and self._store is not None:
+            self._store.block(self._platform, key, until)
+
+    def spend(self, bucket: str, limit: int, window: float) -> None:
+        """One use of the app-wide ``bucket`` (``limit`` per ``window`` seconds for all the app's accounts)."""
+        key = self._shared(bucket, True)
+        if key is not None and self._store is not None:
+            self._store.spend(self._platform, key, limit, window)
 
     def wait_needed(self, *buckets: str) -> float:
         """Seconds to wait before any of these buckets may be used; 0 when free."""
         now = self._wall()
         with self._lock:
             waits = [self._until.get(b, 0.0) - now for b in (*buckets, "*")]
+        store = self._store
+        if store is not None:
+            for bucket in (*buckets, "*"):
+                waits.append(store.blocked_until(self._platform, f"acct:{self._account}:{bucket}") - now)
+                if self._app is not None:
+                    waits.append(store.blocked_until(self._platform, f"app:{self._app}:{bucket}") - now)
         return max([0.0, *waits])
 
 
@@ -110,6 +160,9 @@ class Platform(ABC):
     stage_group: ClassVar[int] = 0
     # Fetches media from a public URL (Instagram, Threads): ``bot check`` requires config/media_host.yaml.
     needs_media_host: ClassVar[bool] = False
+    # App-wide caps no header announces before they bite, per ``_guarded`` bucket: (uses, window seconds)
+    # for all the app's accounts together, counted in the shared rate store when the worker has one.
+    app_caps: ClassVar[Mapping[str, tuple[int, float]]] = {}
 
     def __init__(
         self,
@@ -237,6 +290,14 @@ class Platform(ABC):
     def close(self) -> None:
         """Release connections; adapters with sessions override."""
 
+    def rate_app(self) -> str | None:
+        """Which app this account posts through, for app-wide limits (None: the platform has none)."""
+        return None
+
+    def share_rates(self, store: RateStore) -> None:
+        """Rate limits learned by this adapter stop every worker's adapters (and theirs stop this one)."""
+        self.gate.share(store, self.name, self.account.id, self.rate_app())
+
     # ---- hooks a platform fills in ----
 
     @abstractmethod
@@ -270,6 +331,10 @@ class Platform(ABC):
         wait = self.gate.wait_needed(*buckets)
         if wait > 0:
             raise RateLimited(f"{self.name} rate limit: waiting {wait:.0f}s before {op}", retry_after=wait)
+        for bucket in buckets:
+            cap = self.app_caps.get(bucket)
+            if cap is not None:
+                self.gate.spend(bucket, *cap)
         started = time.monotonic()
         try:
             return call()

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.values import AccountLike, MediaHost
-from bot.platforms.base import Platform
+from bot.platforms.base import Platform, RateStore
 
 
 def build_adapter(
@@ -45,7 +45,10 @@ class AdapterPool:
         wall: Callable[[], float] = time.time,
         state_dir: Path | None = None,
         media_host: MediaHost | None = None,
+        rates: RateStore | None = None,
     ) -> None:
+        # ``rates``: rate limits shared with the other workers of the ledger (bot.ledger.budgets), if any.
+        self.rates = rates
         # ``wall`` must be the time base of the platform's rate-limit reset epochs: real time, except
         # against a sandbox that runs on a test clock. ``state_dir`` is the campaign's ``state`` folder,
         # where adapters keep what must outlive the process (Bluesky sessions: logins are rate limited).
@@ -66,6 +69,8 @@ class AdapterPool:
             if known is not None and known[0] == ident:
                 return known[1]
         adapter = self._build(account)
+        if self.rates is not None:
+            adapter.share_rates(self.rates)
         with self._lock:
             old = self._adapters.get(account.id)
             self._adapters[account.id] = (ident, adapter)

@@ -97,6 +97,8 @@ class X(Platform):
         posts_per_day=100,
     )
     stage_group: ClassVar[int] = 101  # media staged before a slot: one upload with 100 additional owners
+    # POST /2/tweets: 10,000 per app in 24 hours, all its users together (docs.x.com, x-api/fundamentals/rate-limits).
+    app_caps: ClassVar[Mapping[str, tuple[int, float]]] = {"post": (10_000, 86_400.0)}
 
     @classmethod
     def measure_text(cls, text: str) -> int:
@@ -190,6 +192,12 @@ class X(Platform):
         """Build the client now (the worker's warm-up), so the first slot does not pay for it."""
         self._client  # noqa: B018  (the property builds and keeps it)
 
+    def rate_app(self) -> str | None:
+        """The app, by a digest of its consumer key (never the key itself): its 24-hour caps are shared."""
+        import hashlib
+
+        return hashlib.sha256(self._secret("consumer_key").encode()).hexdigest()[:16]
+
     def _before_send(self, bucket: str) -> None:
         wait = self.gate.wait_needed(bucket)
         if wait > 0:
@@ -201,7 +209,7 @@ class X(Platform):
             remaining, reset = headers.get(f"{prefix}-remaining"), headers.get(f"{prefix}-reset")
             if remaining is not None and reset is not None:
                 try:
-                    self.gate.observe(bucket, int(remaining), float(reset))
+                    self.gate.observe(bucket, int(remaining), float(reset), app=prefix == "x-app-limit-24hour")
                 except ValueError:
                     continue  # a malformed header is X's problem; the 429, if any, still stops us
 
