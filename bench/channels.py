@@ -5,7 +5,8 @@ Run: ``.venv/bin/python bench/channels.py [--platform telegram] [--channels 50] 
 The sandbox runs in another process (bench/servers.py) with its flood control on (Telegram: 30 messages a
 second per bot, 20 a minute per channel, answered 429 with retry_after). The worker (in this process)
 publishes the slot to every channel; we print the wall time from the slot to the last publish answered and
-the requests answered 429 (goal 0). Beside it: the same worker with the adapters' pacing off (what a bot
+the requests answered 429 (goal 0), and the most messages the sandbox counted in any one second (at most 30
+when pacing works, whatever the latency). Beside it: the same worker with the adapters' pacing off (what a bot
 that only reacts to 429s does), and the naive loop (one channel after another through the same adapter).
 A platform is a parameter: a platform joins with an entry in PLATFORMS (its accounts' options for the
 unpaced run) and, if its sandbox needs them, options for bench/servers.Host.
@@ -42,6 +43,19 @@ def campaign(root: Path, platform: str, accounts: list, options: dict[str, objec
     }
     posts = {"launch": image_post(TEXT), "naive": image_post(f"{TEXT} (naive loop)")}
     return write_campaign(root, f"channels-{platform}", entries, posts, {"launch": schedule})
+
+
+def peak_per_second(entries: list[dict]) -> int:
+    """The most messages the sandbox's flood control counted within any one second [t, t + 1)."""
+    counted = sorted((e["counted_at"], e["messages"]) for e in entries if "counted_at" in e)
+    most, first, inside = 0, 0, 0
+    for at, n in counted:
+        inside += n
+        while counted[first][0] <= at - 1.0:
+            inside -= counted[first][1]
+            first += 1
+        most = max(most, inside)
+    return most
 
 
 def naive_loop(root: Path, accounts: list) -> tuple[float, int]:
@@ -89,10 +103,12 @@ def main() -> None:
                 result = run_worker(root, count, None, lead=0.0)
                 answered = host.requests()[before:]
                 result["throttled"] = sum(1 for e in answered if e.get("status") == 429)
+                result["peak"] = peak_per_second(answered)
                 rows[run] = result
                 print(
                     f"{args.platform} ({run}): published {result['published']}/{count}, failed {result['failed']}, "
-                    f"429: {result['throttled']}, worker counts {result['counts']}"
+                    f"429: {result['throttled']}, most messages the server counted in one second: {result['peak']}, "
+                    f"worker counts {result['counts']}"
                 )
             naive_accounts = host.create_accounts([f"nv{i:03d}" for i in range(count)])
             naive_root = campaign(Path(tmp) / "naive", args.platform, naive_accounts, {})
@@ -115,6 +131,13 @@ def main() -> None:
                 str(naive_429) if run == "paced" else "",
                 "0" if run == "paced" else "",
                 (result["throttled"] == 0 and done) if run == "paced" else None,
+            )
+            report.add(
+                f"{args.platform}: most messages the server counted in any second ({run})",
+                str(result["peak"]),
+                "",
+                "<= 30" if run == "paced" else "",
+                (result["peak"] <= 30) if run == "paced" else None,
             )
             report.add(
                 f"{args.platform}: last publish call started after slot ({run})",

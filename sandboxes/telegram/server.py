@@ -238,6 +238,7 @@ class TelegramHandler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         parts = url.path.strip("/").split("/")
         entry: dict[str, Any] = {"method": self.command, "path": "/".join(["bot<token>", *parts[1:]]), "status": 0}
+        self._counted: tuple[float, int] | None = None
         delay = 0.0
         try:
             params, files = self._params(url.query)
@@ -253,6 +254,8 @@ class TelegramHandler(BaseHTTPRequestHandler):
                 raise ApiError(401, "Unauthorized")
             result = self._call(bot, method, params, files)
             status, body = 200, {"ok": True, "result": result}
+            if self._counted is not None:  # when flood control counted the messages, and how many (bench)
+                entry["counted_at"], entry["messages"] = self._counted
         except ApiError as exc:
             status = exc.code
             body = {"ok": False, "error_code": exc.code, "description": exc.description}
@@ -351,7 +354,9 @@ class TelegramHandler(BaseHTTPRequestHandler):
             if not rights.get("can_post_messages"):
                 raise ApiError(400, "Bad Request: need administrator rights in the channel chat")
             items = self._items(method, params, files)
-            state.flood(bot, channel, len(items), time.monotonic())
+            now = time.monotonic()
+            state.flood(bot, channel, len(items), now)
+            self._counted = (now, len(items))
             made = state.post(channel, items, bot=bot)
             return made if method == "sendMediaGroup" else made[0]
         raise ApiError(404, "Not Found")
