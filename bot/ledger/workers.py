@@ -1,6 +1,8 @@
 """Which workers are alive: heartbeats in the ledger, and the release of a dead worker's claims.
 
-Every worker beats (``beat``) every few wall seconds. One not seen for ``DEAD_AFTER`` is dead
+Every worker beats (``beat``) every two wall seconds, from a thread of its own that does nothing else,
+over a connection of its own (PostgreSQL): a worker busy with 256 long uploads, its pool's connections
+all taken, still beats on time. One not seen for ``DEAD_AFTER`` (three missed beats) is dead
 (killed, its host gone): its claimed publications get a lease that ends now and its tracker lease
 ends now, and the rows of a slot it had reserved (``bot.ledger.shares``) are free again, so a live worker takes them over at its next look (within seconds), instead of waiting
 for the lease (ten minutes for a publication). Taking over is the lease protocol's ordinary path:
@@ -19,8 +21,12 @@ from sqlalchemy.engine import Engine
 from bot.ledger.schema import CLAIMED, leases, publications, workers
 from bot.ledger.shares import PENDING
 
-DEAD_AFTER = timedelta(seconds=30)
-"""A worker unseen this long is dead (it beats every few seconds; a slow host may miss a few beats)."""
+DEAD_AFTER = timedelta(seconds=7)
+"""A worker unseen this long is dead: three beats missed (``bot.worker.runtime.BEAT_EVERY``, 2 s) and a second's slack.
+
+Hosts' clocks must agree within about a second (NTP); a worker only slow, not dead, is safe anyway: its
+publications' new owners reconcile with the platform first, and its own next claim or record is refused.
+"""
 
 
 class Workers:
@@ -28,17 +34,29 @@ class Workers:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # Beats do not queue for the ledger's pool behind the publishing threads (PostgreSQL: 30 connections
+        # for 256 threads, waited for up to 10 minutes): one connection of their own. SQLite: one worker.
+        self._beats = (
+            sa.create_engine(engine.url, pool_size=1, max_overflow=1, pool_pre_ping=True)
+            if engine.dialect.name == "postgresql"
+            else engine
+        )
+
+    def close(self) -> None:
+        """Close the beats' own connection."""
+        if self._beats is not self.engine:
+            self._beats.dispose()
 
     def beat(self, owner: str, wall: datetime) -> None:
         """``owner`` is alive at ``wall`` (real time)."""
-        with self.engine.begin() as conn:
+        with self._beats.begin() as conn:
             seen = conn.execute(sa.update(workers).where(workers.c.owner == owner).values(seen_at=wall)).rowcount
             if not seen:
                 conn.execute(sa.insert(workers).values(owner=owner, started_at=wall, seen_at=wall))
 
     def dead(self, wall: datetime, *, after: timedelta = DEAD_AFTER) -> list[str]:
         """Owners not seen since ``wall - after``."""
-        with self.engine.connect() as conn:
+        with self._beats.connect() as conn:
             rows = conn.execute(sa.select(workers.c.owner).where(workers.c.seen_at < wall - after))
             return [owner for (owner,) in rows]
 

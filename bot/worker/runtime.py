@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import threading
+import time
 import uuid
 import zlib
 from collections.abc import Callable
@@ -87,8 +88,12 @@ class Worker:
 
         # One media host for every adapter (its boto3 client and hash cache are shared); secrets checked above.
         media_host = from_settings(self.campaign.media_host)
+        from bot.ledger.budgets import RateBudgets
+
+        # Rate limits any worker of this ledger learns (429s, headers, app-wide caps) stop all of them.
+        self.rates = RateBudgets(self.ledger.engine)
         adapters = AdapterPool(
-            faults.adapter_builder(state_dir, media_host), state_dir=state_dir, media_host=media_host
+            faults.adapter_builder(state_dir, media_host), state_dir=state_dir, media_host=media_host, rates=self.rates
         )
         # Upload progress: bars when bot run is on a terminal, else upload_progressed log lines.
         self.publisher = Publisher(
@@ -228,14 +233,41 @@ class Worker:
         return released["claims"]
 
     def _beat_until_stopped(self) -> None:
-        while not self.stopping.wait(BEAT_EVERY):
+        """The liveness thread: beats every ``BEAT_EVERY`` wall seconds and does nothing else that could hold it.
+
+        Taking over what it finds (``resume_from_ledger``, ``resume_shares``) is the ``takeover`` thread's:
+        a long look in the ledger must not delay this worker's next beat and get it declared dead.
+        """
+        takeover = threading.Event()
+        lost = threading.Event()
+        thread = threading.Thread(target=self._take_over, args=(takeover, lost), name="takeover", daemon=True)
+        thread.start()
+        next_at = time.monotonic()
+        while True:
+            next_at += BEAT_EVERY
+            if self.stopping.wait(max(0.0, next_at - time.monotonic())):
+                break
+            next_at = max(next_at, time.monotonic() - BEAT_EVERY)  # behind (a suspended host): no burst of beats
             try:
                 if self.beat():
+                    lost.set()
+                takeover.set()
+            except Exception as exc:  # noqa: BLE001  (a missed beat is retried; a lost ledger is check_ledger's)
+                log.warning("worker_beat_failed", error=f"{type(exc).__name__}: {exc}")
+        takeover.set()
+
+    def _take_over(self, takeover: threading.Event, lost: threading.Event) -> None:
+        """After each beat: a dead worker's publications (``lost``) or rows a stopped worker handed back."""
+        while takeover.wait() and not self.stopping.is_set():
+            takeover.clear()
+            try:
+                if lost.is_set():
+                    lost.clear()
                     self.resume_from_ledger()  # take the dead worker's publications over now
                 else:
                     self.resume_shares()  # rows a stopped worker handed back: taken within a beat
-            except Exception as exc:  # noqa: BLE001  (a missed beat is retried; a lost ledger is check_ledger's)
-                log.warning("worker_beat_failed", error=f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # noqa: BLE001  (tried again after the next beat)
+                log.warning("worker_takeover_failed", error=f"{type(exc).__name__}: {exc}")
 
     def resume_from_ledger(self) -> None:
         """Take over retries whose time has come, claims whose worker died and slots' rows left pending."""
@@ -499,6 +531,7 @@ class Worker:
                 changed=changed_jobs,
                 files=changed or [],
             )
+        release_freed_memory()  # the old campaign and the new one's unpickling buffers are freed now
         return True
 
     # ---- running ----
@@ -541,11 +574,17 @@ class Worker:
             self._tracking.join(timeout=30)  # a reshare in flight is finished and recorded, like a publication
         # Tasks not started yet are dropped: no claim was made, so the next start finds them again.
         self.pool.shutdown(wait=True, cancel_futures=True)
+        try:
+            self.rates.flush()  # uses of app-wide caps not written yet count for the others
+        except Exception as exc:  # noqa: BLE001  (a few uncounted uses: the cap's margin covers them)
+            log.warning("rate_budget_flush_failed", error=f"{type(exc).__name__}: {exc}")
         if self._liveness is not None:
             try:  # a clean stop hands what it still holds to the others at once, and leaves the list
                 self.workers.leave(self.owner, self.clock.now())
             except Exception as exc:  # noqa: BLE001  (the others take it over when this worker stops beating)
                 log.warning("worker_leave_failed", error=f"{type(exc).__name__}: {exc}")
+            self._liveness.join(timeout=10)
+        self.workers.close()
         self.publisher.adapters.close()  # connections, and X accounts leave the process's upload sharing
         if self.ledger.unrecorded is not None:
             self.ledger.unrecorded.close()
@@ -580,13 +619,31 @@ class Worker:
             raise ConfigError(problems)
 
 
-BEAT_EVERY = 5.0
-"""Wall seconds between a worker's heartbeats (bot.ledger.workers.DEAD_AFTER says when one is dead)."""
+BEAT_EVERY = 2.0
+"""Wall seconds between a worker's heartbeats (bot.ledger.workers.DEAD_AFTER, three missed beats, says when one is dead)."""
 
 LEDGER_LOST = 3
 """The worker's exit code when it stopped because its ledger file was deleted or replaced."""
 
 _LOCATED = re.compile(r"^([^:\s]+\.ya?ml):\d+: ")
+
+
+def release_freed_memory() -> bool:
+    """Give the memory glibc's malloc holds free back to the system (``malloc_trim(0)``); False where not glibc.
+
+    glibc keeps what a process frees for its next allocations and returns to the system only
+    what lies at the top of a heap. After the campaign's load (unpickling the loader child's
+    answer) and the warm-up, or after a reload (the old campaign freed), the free memory lies
+    between live blocks, and an idle worker would keep it for good. It takes 1 to 15 ms, so it is
+    not called on a slot's path (not between fan-outs either: the arenas' locks are held meanwhile).
+    """
+    try:
+        import ctypes
+
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS)
+        return False
+    return bool(trim(0))
 
 
 def _retire_dropped_secrets(old: Any, new: Any) -> None:

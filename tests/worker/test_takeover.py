@@ -84,3 +84,32 @@ def test_a_new_worker_takes_over_a_dead_workers_claim_without_waiting_for_its_le
     with engine.connect() as conn:  # a clean stop leaves the list
         assert conn.execute(sa.select(sa.func.count()).select_from(workers)).scalar() == 0
     engine.dispose()
+
+
+def test_dead_after_three_missed_two_second_beats() -> None:
+    """Detection is a few seconds: a worker beating every 2 s is dead after three missed beats, not before."""
+    from bot.worker.runtime import BEAT_EVERY
+
+    assert BEAT_EVERY == 2.0
+    assert 3 * BEAT_EVERY < DEAD_AFTER.total_seconds() <= 4 * BEAT_EVERY
+
+
+def test_a_worker_whose_publishing_threads_hold_every_pooled_connection_still_beats(postgres) -> None:
+    """Beats go over their own connection: with the ledger's pool all taken (long uploads), a beat still lands at once."""
+    import threading
+
+    engine = open_engine(postgres.new_database(f"beats_{uuid.uuid4().hex[:8]}"))
+    held = [engine.connect() for _ in range(engine.pool.size() + engine.pool._max_overflow)]  # type: ignore[attr-defined]
+    try:
+        alive = Workers(engine)
+        beat = threading.Thread(target=alive.beat, args=("busy:1:a", WALL), daemon=True)
+        beat.start()
+        beat.join(timeout=10)  # through the shared pool it would wait up to 10 minutes for a connection
+        assert not beat.is_alive()
+        assert alive.dead(WALL + timedelta(seconds=3 * 2)) == []  # slow to publish, not dead
+        assert alive.dead(WALL + DEAD_AFTER + timedelta(seconds=1)) == ["busy:1:a"]
+        alive.close()
+    finally:
+        for conn in held:
+            conn.close()
+        engine.dispose()
