@@ -31,6 +31,8 @@ from bot.platforms import REGISTRY
 
 RESHARE = "config/reshare.yaml"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ACCOUNT_PARTS = "config/accounts"
+"""More of the campaign's accounts, in files of their own (``Scan.account_parts``)."""
 _A_FOLDER = "expected a folder holding config/accounts.yaml, posts/ and schedules/; see --campaign or BOT_CAMPAIGN_DIR"
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -185,7 +187,12 @@ class _Loader:
     # ---- config/accounts.yaml ----
 
     def accounts(self) -> tuple[list[str] | None, dict[str, Account], str]:
-        """Known account ids (None when the file is unusable: references are then not checked)."""
+        """Known account ids (None when the file is unusable: references are then not checked).
+
+        A campaign file holds at most 256 KB (about 1,600 accounts): a coalition with more puts the rest in
+        ``config/accounts/*.yaml`` (read in name order), each with the same ``accounts:`` mapping; an id in
+        two files is a problem naming both. ``campaign`` and ``language`` are config/accounts.yaml's only.
+        """
         source = self.accounts_source = self.read(ACCOUNTS)
         name = self.root.name
         if source is None:
@@ -193,31 +200,63 @@ class _Loader:
         raw = self.validate(source, AccountsFile, source.data)
         if raw is None:
             return None, {}, name
-        known = [str(k) for k in raw.accounts]
         if raw.language is not None:
             if problem := language_problem(raw.language):
                 self.problems.add(source, ("language",), problem)
             else:
                 self.language = raw.language
+        parts: list[tuple[Source, dict[str, Any]]] = [(source, raw.accounts)]
+        usable = True
+        for rel in self.account_parts():
+            part = self.read(rel)
+            raw_part = self.validate(part, AccountsFile, part.data) if part is not None else None
+            if part is None or raw_part is None:
+                usable = False
+                continue
+            for key in ("campaign", "language"):
+                if getattr(raw_part, key) is not None:
+                    self.problems.add(part, (key,), f"is set in {ACCOUNTS} only (this file adds accounts)")
+            parts.append((part, raw_part.accounts))
+        known: list[str] = []
+        where: dict[str, tuple[Source, Loc]] = {}
         out: dict[str, Account] = {}
-        for account_id, data in raw.accounts.items():
-            loc = ("accounts", str(account_id))
-            entry = self.validate(source, AccountEntry, data, loc)
-            if entry is not None and self.account_ok(source, loc, entry):
-                options = dict(entry.options)
-                if entry.max_characters:
-                    options["max_characters"] = entry.max_characters
-                out[str(account_id)] = Account(
-                    id=str(account_id),
-                    platform=entry.platform,
-                    base_url=entry.base_url,
-                    handle=entry.handle,
-                    credentials=entry.credentials,
-                    options=options,
-                    line=source.line(loc),
-                    language=entry.language or self.language,
-                )
-        return known, out, raw.campaign or name
+        for part, entries in parts:
+            for account_id, data in entries.items():
+                loc = ("accounts", str(account_id))
+                if str(account_id) in where:
+                    first, first_loc = where[str(account_id)]
+                    self.problems.add(
+                        part,
+                        loc,
+                        f"account '{account_id}' is also in {first.rel}:{first.line(first_loc)} (ids are unique)",
+                    )
+                    continue
+                where[str(account_id)] = (part, loc)
+                known.append(str(account_id))
+                entry = self.validate(part, AccountEntry, data, loc)
+                if entry is not None and self.account_ok(part, loc, entry):
+                    options = dict(entry.options)
+                    if entry.max_characters:
+                        options["max_characters"] = entry.max_characters
+                    out[str(account_id)] = Account(
+                        id=str(account_id),
+                        platform=entry.platform,
+                        base_url=entry.base_url,
+                        handle=entry.handle,
+                        credentials=entry.credentials,
+                        options=options,
+                        line=part.line(loc),
+                        language=entry.language or self.language,
+                    )
+        return (known if usable else None), out, raw.campaign or name
+
+    def account_parts(self) -> list[str]:
+        """``config/accounts/*.yaml`` (and ``.yml``), by name: the accounts config/accounts.yaml has no room for."""
+        folder = self.root / ACCOUNT_PARTS
+        if not folder.is_dir() or self.leaves(ACCOUNT_PARTS):
+            return []
+        files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")], key=lambda p: p.name)
+        return [f"{ACCOUNT_PARTS}/{path.name}" for path in files]
 
     def account_ok(self, source: Source, loc: Loc, entry: AccountEntry) -> bool:
         before = self.problems.count
