@@ -106,10 +106,28 @@ class Checker:
     def groups(self, post_id: str) -> Groups:
         return self._grouped(post_id)[0]
 
+    def _reshare(self, post: Post, src: Source, groups: Groups) -> None:
+        """A post with ``reshare_of`` goes only to platforms that reshare by reference, as commentary alone."""
+        assert post.reshare_of is not None
+        if post.media or post.video:
+            self.problems.add(src, ("reshare_of",), "a reshare carries only its commentary (remove media or video)")
+        for platform, ids, _ in groups:
+            refusal = getattr(REGISTRY[platform], "reshare_of_refusal", None)
+            problem = (
+                refusal(post.reshare_of)
+                if refusal
+                else f"{platform} cannot reshare a post named by reference (accounts {', '.join(ids)}); "
+                "reshare_of is for linkedin accounts"
+            )
+            if problem:
+                self.problems.add(src, ("reshare_of",), problem)
+
     def text(self, post: Post, src: Source) -> bool:
         """Check the text for every platform, in each language it goes out in; whether the post's source is
         still needed (for its media)."""
         groups, smallest, languages = self._grouped(post.id)
+        if post.reshare_of is not None:
+            self._reshare(post, src, groups)
         if len(languages) == 1 and not post.translations and post.has_language(languages[0][0]):
             # Nearly every post: one text, in the language of every account that publishes it.
             self._refusals(post, src, None, groups)

@@ -56,10 +56,11 @@ class ConsentEntry(_File):
 
 class PostFile(_File):
     # A text, or one per language ({en: ..., ru: ...}); each variant the same. Checked by the loader.
-    text: Any
+    text: Any  # a reshare (reshare_of) may leave it empty: text: ""
     variants: dict[str, Any] = Field(default_factory=dict)
     media: list[MediaEntry] = Field(default_factory=list)
     link: str | None = None
+    reshare_of: str | None = None  # a partner's post this one reshares (LinkedIn: its URL or URN)
     video: str | None = None
     captions: str | None = None
     captions_lang: str | None = None

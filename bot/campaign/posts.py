@@ -251,6 +251,7 @@ def _build(
         else None,
         language=language,
         translations=translations or None,
+        reshare_of=raw.reshare_of.strip() if raw.reshare_of else None,
     )
 
 
@@ -265,7 +266,7 @@ def _texts(
     # own: the language of what is written without one (an unknown code is reported above, once)
     language = own = raw.language if raw.language and not wrong else default
     if isinstance(raw.text, str) or raw.text is None:  # nearly every post: one text in one language
-        if not (raw.text or "").strip():
+        if not (raw.text or "").strip() and not raw.reshare_of:  # a reshare's commentary may be empty
             problems.add(src, ("text",), "is empty (expected the words of the post)")
         texts = {language: raw.text or ""}
     else:

@@ -109,6 +109,7 @@ class Post:
     video: Video | None
     supporter: Supporter | None
     consent: Consent | None
+    reshare_of: str | None  # a partner's post this one reshares (LinkedIn URL or URN); the text is our commentary
     # The language of ``text`` and ``variants`` (the loader always sets it; None: a post built without one,
     # whose text serves every language), and the post's texts in other languages, by ISO 639-1 code.
     language: str | None
@@ -130,6 +131,7 @@ class Post:
         video: Video | None = None,
         supporter: Supporter | None = None,
         consent: Consent | None = None,
+        reshare_of: str | None = None,
         language: str | None = None,
         translations: dict[str, Translation] | None = None,
     ) -> None:
@@ -148,6 +150,7 @@ class Post:
         put(self, "video", video)
         put(self, "supporter", supporter)
         put(self, "consent", consent)
+        put(self, "reshare_of", reshare_of)
         put(self, "language", language)
         put(self, "translations", _NO_TRANSLATIONS if translations is None else translations)
 
@@ -196,6 +199,7 @@ class Post:
             images=tuple(ImageAttachment(m.path, m.alt) for m in self.media),
             video=video,
             language=language or self.language,
+            reshare_of=self.reshare_of,
         )
 
 

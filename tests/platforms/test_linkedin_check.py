@@ -63,3 +63,35 @@ def test_a_video_under_three_seconds_is_refused_by_check() -> None:
         (("video",), "lasts 2.0 s; linkedin takes videos of 3 s to 30 minutes")
     ]
     assert LinkedIn.media_refusals([], MediaInfo(kind="video", format="mov,mp4", bytes=100_000, duration=3.0)) == []
+
+
+def reshare_campaign(tmp_path: Path, reshare_of: str, accounts: str, text: str | None = None) -> Path:
+    root = campaign(tmp_path, "x-index")
+    commentary = text if text is not None else '""'
+    body = f"reshare_of: {reshare_of}\ntext: {commentary}\n"
+    (root / "posts" / "partner.yaml").write_text(body)
+    (root / "schedules" / "partner.yaml").write_text(
+        "timezone: Europe/London\nwindow: {start: 2022-01-12, end: 2022-01-13}\nslots:\n"
+        f"  - at: 2022-01-12T14:00\n    post: partner\n    accounts: [{accounts}]\n"
+    )
+    return root
+
+
+def test_a_post_file_schedules_a_reshare_by_url_with_optional_commentary(tmp_path: Path) -> None:
+    """reshare_of with a LinkedIn URL and an empty text is a valid post for a LinkedIn account, and reaches the adapter."""
+    url = "https://www.linkedin.com/feed/update/urn:li:share:7123456789/"
+    found = inspect(reshare_campaign(tmp_path, url, "linkedin-a19"))
+    assert found.errors == []
+    assert found.campaign is not None
+    out = found.campaign.posts["partner"].outgoing("linkedin", "k")
+    assert (out.reshare_of, out.text) == (url, "")
+
+
+def test_a_reshare_to_another_platform_or_of_no_linkedin_post_is_refused(tmp_path: Path) -> None:
+    """reshare_of on an X account, or naming no share or ugcPost, is an error at the post file's line."""
+    found = inspect(
+        reshare_campaign(tmp_path, "https://example.org/not-linkedin", "linkedin-a19, x-index", "Read this")
+    )
+    problems = [e for e in found.errors if e.startswith("posts/partner.yaml:1: reshare_of: ")]
+    assert any("names no LinkedIn post" in p for p in problems)
+    assert any("x cannot reshare a post named by reference (accounts x-index)" in p for p in problems)

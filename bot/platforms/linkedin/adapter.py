@@ -166,6 +166,16 @@ class LinkedIn(Platform):
         return {}
 
     @classmethod
+    def reshare_of_refusal(cls, reference: str) -> str | None:
+        """``bot check``: a post's ``reshare_of`` must name a share or ugcPost (reshareContext.parent takes no other)."""
+        if post_urn(reference) is None:
+            return (
+                f"'{reference}' names no LinkedIn post (expected its URL, like "
+                "https://www.linkedin.com/feed/update/urn:li:share:7123/, or its URN urn:li:share:7123 or urn:li:ugcPost:7123)"
+            )
+        return None
+
+    @classmethod
     def media_refusals(cls, images: Sequence[Any], video: Any | None) -> list[tuple[tuple[str | int, ...], str]]:
         """Videos API (https://learn.microsoft.com/en-us/linkedin/marketing/community-management/shares/videos-api):
         a video lasts 3 seconds to 30 minutes (the upper bound is in ``limits``)."""
