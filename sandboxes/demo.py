@@ -48,8 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--platforms",
-        default="x,mastodon,bluesky,linkedin,telegram",
-        help="sandboxes to start (default: x,mastodon,bluesky,linkedin,telegram)",
+        default="x,mastodon,bluesky,linkedin,telegram,facebook,instagram,threads",
+        help="sandboxes to start (default: x,mastodon,bluesky,linkedin,telegram,facebook,instagram,threads)",
     )
 
 

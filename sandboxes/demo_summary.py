@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -74,10 +75,27 @@ def server_counts(sandboxes: dict[str, Sandbox]) -> dict[str, dict[str, int]]:
     return counts
 
 
+def campaign_counts(sandboxes: dict[str, Sandbox], published: list[dict]) -> dict[str, dict[str, int]]:
+    """The campaign accounts' own posts on each server (not the supporters' the demo seeded): text only, with
+    images that carry alt text, with a video."""
+    ours = {re.sub(r"\W", "_", row["account"])[:15] for row in published}  # the demo's sandbox handles
+    counts = {}
+    for platform, sandbox in sandboxes.items():
+        posts = [p for p in sandbox.posts() if p.author.lstrip("@").split("@")[0].split(".")[0] in ours]
+        counts[platform] = {
+            "texts": sum(1 for p in posts if not p.reshare_of and not p.media),
+            "images_with_alt": sum(1 for p in posts if any(m.get("kind") == "image" and m.get("alt") for m in p.media)),
+            "videos": sum(1 for p in posts if any(m.get("kind") == "video" for m in p.media)),
+            "reshares": sum(1 for p in posts if p.reshare_of),
+        }
+    return counts
+
+
 def print_summary(workdir: Path, sandboxes: dict[str, Sandbox], elapsed: float) -> dict:
     """Log the summary as one event (for tools) and print it as tables (for people)."""
     summary = gather(workdir)
     summary["servers"] = server_counts(sandboxes)
+    summary["campaign_posts"] = campaign_counts(sandboxes, summary["published"])
     log.info(
         "demo_finished",
         elapsed_s=round(elapsed, 1),
@@ -86,6 +104,7 @@ def print_summary(workdir: Path, sandboxes: dict[str, Sandbox], elapsed: float) 
         reshares=summary["reshares"],
         reshare_reasons=summary["reshare_reasons"],
         servers=summary["servers"],
+        campaign_posts=summary["campaign_posts"],
         ledger=str(workdir / "state" / "bot.db"),
     )
     console = Console(stderr=True)
@@ -95,6 +114,12 @@ def print_summary(workdir: Path, sandboxes: dict[str, Sandbox], elapsed: float) 
     for row in summary["published"][:25]:
         table.add_row(row["post"] or "", row["account"], row["platform"] or "", row["url"] or "")
     console.print(table)
+    servers = Table(title="The campaign's posts on each platform's server")
+    for column in ("platform", "text posts", "with images (alt text)", "with video", "reshares"):
+        servers.add_column(column)
+    for platform, held in sorted(summary["campaign_posts"].items()):
+        servers.add_row(platform, *(str(held[k]) for k in ("texts", "images_with_alt", "videos", "reshares")))
+    console.print(servers)
     refused = Table(title="Reshares refused by the policy")
     for column in ("platform", "author", "reason"):
         refused.add_column(column)
