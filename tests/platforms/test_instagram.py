@@ -266,3 +266,19 @@ def test_refreshed_token_is_kept_in_the_state_folder(
     second.credentials_expire_at()
     after = len([r for r in instagram_sandbox.requests() if r["path"].endswith("refresh_access_token")])
     assert after == before  # 60 days left: no refresh
+
+
+def test_staged_container_is_the_one_published(
+    instagram_sandbox: GraphSandbox, account, ig: Platform, media, clock: GraphClock
+) -> None:
+    """Staging makes the container ahead of the slot (nothing posted); the slot publishes that very container."""
+    out = outgoing(text(), images=(image(media),))
+    assert ig.stage(out) is True
+    assert ig.stage(out) is False  # once per publication
+    assert instagram_sandbox.posts(account) == [] and len(instagram_sandbox.containers(account)) == 1
+    clock.advance(60)  # processed meanwhile: the slot only publishes
+    slept = len(clock.slept)
+    ig.publish(out)
+    assert len(clock.slept) == slept
+    assert len(instagram_sandbox.containers(account)) == 1 and len(instagram_sandbox.posts(account)) == 1
+    assert out.notes.get("container") == instagram_sandbox.containers(account)[0]["id"]

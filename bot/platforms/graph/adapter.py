@@ -52,6 +52,7 @@ class GraphPlatform(Platform):
         )
         self._me: Identity | None = None
         self._token_expires: float | None = None
+        self.staged: dict[str, str] = {}  # publication key -> container made before the slot (Instagram, Threads)
         self._configured = self._secret("access_token")
         if self.refresh_grant is not None:
             self._load_refreshed()

@@ -56,9 +56,23 @@ class ContainerFlow:
 
     # ---- publishing ----
 
+    def stage(self, out: Outgoing, create: Callable[[], str]) -> bool:
+        """Before the slot: make the container now, so Instagram or Threads fetch and process the media ahead and
+        only ``*_publish`` is left for the slot. The id is kept by the adapter (the ledger row may not exist yet)
+        until ``publish`` moves it into the publication's notes; one a dead worker leaves behind expires unused."""
+        if out.notes.get(CONTAINER) is not None or out.key in self.adapter.staged:
+            return False
+        self.check_quota()
+        self.adapter.staged[out.key] = create()
+        self.log.info("container_staged", container=self.adapter.staged[out.key])
+        return True
+
     def publish(self, out: Outgoing, create: Callable[[], str]) -> Receipt:
         """Publish ``out`` once: resume the container in its notes if it can still go out, else ``create`` one."""
         cid = out.notes.get(CONTAINER)
+        if cid is None and (staged := self.adapter.staged.pop(out.key, None)) is not None:
+            out.notes.put(CONTAINER, staged)  # from here on a crash is reconciled by this id, like any other
+            cid = staged
         if cid is not None:
             status = self.status(cid)
             if status == "PUBLISHED":

@@ -10,7 +10,7 @@ hashtag search needs app review, so Instagram accounts publish and do not track.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from bot.core.errors import ContentRejected, PermanentError
@@ -37,6 +37,7 @@ class Instagram(GraphPlatform):
     default_base_url: ClassVar[str] = "https://graph.instagram.com"
     refresh_grant: ClassVar[str | None] = "ig_refresh_token"  # long-lived tokens of Instagram Login, 60 days
     needs_media_host: ClassVar[bool] = True
+    stage_group: ClassVar[int] = 1  # containers are made ahead of the slot, one per account
     supports_tracking: ClassVar[bool] = False  # no repost API; hashtag search needs app review
     video_alt_text: ClassVar[bool] = False  # alt_text is documented for images only
     needs_media: ClassVar[bool] = True
@@ -100,7 +101,15 @@ class Instagram(GraphPlatform):
     def flow(self) -> ContainerFlow:
         return ContainerFlow(self, INSTAGRAM)
 
+    def _stage(self, out: Outgoing, together: Sequence[Any]) -> bool:
+        if not out.images and out.video is None:
+            return False  # a text container is ready at once: nothing to gain ahead of the slot
+        return self.flow.stage(out, self._creator(out))
+
     def _publish(self, out: Outgoing, progress: Progress | None) -> Receipt:
+        return self.flow.publish(out, self._creator(out))  # the publisher releases the hosted media after
+
+    def _creator(self, out: Outgoing) -> Callable[[], str]:
         flow = self.flow
 
         def create() -> str:
@@ -120,7 +129,7 @@ class Instagram(GraphPlatform):
                     raise ContentRejected(f"instagram could not process a carousel image ({status})")
             return flow.create({"media_type": "CAROUSEL", "children": ",".join(children), "caption": out.text})
 
-        return flow.publish(out, create)  # the publisher releases the hosted media once the outcome is final
+        return create
 
     def _find_published(self, out: Outgoing) -> Receipt | None:
         return self.flow.find(out)

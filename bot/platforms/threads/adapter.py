@@ -9,7 +9,7 @@ which needs the ``threads_keyword_search`` permission; without it the account ca
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -29,6 +29,7 @@ class Threads(GraphPlatform):
     version_pinned: ClassVar[str | None] = THREADS_VERSION
     refresh_grant: ClassVar[str | None] = "th_refresh_token"
     needs_media_host: ClassVar[bool] = True
+    stage_group: ClassVar[int] = 1  # containers are made ahead of the slot, one per account
     limits: ClassVar[Limits] = Limits(
         # Threads posts and media specifications (https://developers.facebook.com/docs/threads/overview): text up
         # to 500 characters, images JPEG or PNG up to 8 MB, video MOV or MP4 up to 1 GB and 5 minutes, carousels
@@ -66,7 +67,15 @@ class Threads(GraphPlatform):
     def flow(self) -> ContainerFlow:
         return ContainerFlow(self, THREADS)
 
+    def _stage(self, out: Outgoing, together: Sequence[Any]) -> bool:
+        if not out.images and out.video is None:
+            return False  # a text container is ready at once: nothing to gain ahead of the slot
+        return self.flow.stage(out, self._creator(out))
+
     def _publish(self, out: Outgoing, progress: Progress | None) -> Receipt:
+        return self.flow.publish(out, self._creator(out))  # the publisher releases the hosted media after
+
+    def _creator(self, out: Outgoing) -> Callable[[], str]:
         flow = self.flow
 
         def create() -> str:
@@ -93,7 +102,7 @@ class Threads(GraphPlatform):
                     raise PermanentError(f"threads could not process a carousel image ({status})")
             return flow.create({"media_type": "CAROUSEL", "children": ",".join(children), "text": out.text})
 
-        return flow.publish(out, create)  # the publisher releases the hosted media once the outcome is final
+        return create
 
     def _find_published(self, out: Outgoing) -> Receipt | None:
         return self.flow.find(out)
