@@ -53,6 +53,11 @@ class PostChange:
     mention: Mention | None = None  # the edited post as it reads now
 
 
+EARLIER_VERSIONS = "earlier_versions"
+"""``Mention.ref`` key of a platform whose edit makes a new post with a new id (X): the ids this version
+replaces, comma-joined. The tracker treats such a mention as an edit of a post it already decided on."""
+
+
 def surely_fits(text: str, limit: int) -> bool:
     """Whether ``text`` fits ``limit`` however a platform counts it, without counting exactly.
 

@@ -31,7 +31,7 @@ from bot.core.clock import Clock
 from bot.core.errors import PermanentError, RetryableError
 from bot.core.values import Mention
 from bot.ledger.reshares import NewDecision, ReshareLedger, mention_from_json
-from bot.platforms.base import Platform, PostChange
+from bot.platforms.base import EARLIER_VERSIONS, Platform, PostChange
 from bot.resharing.feeds import DEFAULT_INTERVALS, Feed, build_feeds, fair_order, instance_of, network_of
 from bot.resharing.policy import Context, Rules, decide, judge
 from bot.resharing.resharer import Resharer, mark_withdrawing
@@ -48,8 +48,6 @@ LANE_JOIN = 20.0  # real seconds a stopping tracker waits for reshares in flight
 STREAM_RETRY = timedelta(minutes=5)
 LANE_IDLE = 0.25  # real seconds a lane waits for a post before it looks at stop again
 LANE_MIN_IDLE = 0.01  # so a due time the lane cannot act on (no lease) never spins it hot
-# Mention.ref key of a platform whose edit makes a new post with a new id (X): the ids it replaces, comma-joined.
-EARLIER_VERSIONS = "earlier_versions"
 
 
 class Tracker:

@@ -26,7 +26,7 @@ from bot.core.values import (
     Progress,
     Receipt,
 )
-from bot.platforms.base import Platform
+from bot.platforms.base import EARLIER_VERSIONS, Platform
 from bot.platforms.x.errors import map_error
 
 if TYPE_CHECKING:
@@ -428,8 +428,6 @@ class X(Platform):
         return None, datetime.fromtimestamp(oldest, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def _mention(self, tweet: Any, user: Any, extras: Extras) -> Mention:
-        from bot.platforms.x.search import EARLIER_VERSIONS
-
         kinds = {ref.type: str(ref.id) for ref in (tweet.referenced_tweets or [])}
         ref = {f"{kind}_id": ref for kind, ref in kinds.items()}
         if extras.earlier_versions:

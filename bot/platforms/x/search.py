@@ -16,7 +16,7 @@ for it (``post_extras``): image descriptions (expansion ``attachments.media_keys
 ``media.fields=alt_text``, in ``includes.media``), the quoted post (expansion ``referenced_posts``,
 in ``includes.posts``) and link-card titles (``entities.urls[].title``). An edited post comes back
 as a new version with a new id whose ``edit_history_post_ids`` (a default field) lists the earlier
-ones; ``EARLIER_VERSIONS`` in the mention's ``ref`` tells the tracker which post it replaces.
+ones; ``bot.platforms.base.EARLIER_VERSIONS`` in the mention's ``ref`` tells the tracker which post it replaces.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ PAGE_MIN, PAGE_MAX = 10, 100  # max_results bounds of recent search
 POST_FIELDS = ("created_at", "lang", "possibly_sensitive", "conversation_id", "entities", "attachments")
 EXPANSIONS = ("author_id", "referenced_posts", "attachments.media_keys")
 MEDIA_FIELDS = ("alt_text",)  # media_key and type come by default
-EARLIER_VERSIONS = "earlier_versions"  # Mention.ref key: ids this version of an edited post replaces, comma-joined
 # created_at and public_metrics (followers_count) are the author's trust signals for the reshare policy.
 USER_FIELDS = ("username", "name", "created_at", "public_metrics")
 DEFAULT_MAX_GAP = 1800.0  # seconds: a quiet tag is still searched at least every 30 minutes
