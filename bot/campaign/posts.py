@@ -260,6 +260,17 @@ def _texts(
 ) -> tuple[str, str, dict[str, str], dict[str, Translation]]:
     """(language, text, variants, translations): the text written without a language, or the post's ``language:``
     one (else the first written), with its variants; the other languages' texts with theirs."""
+    text, plain = raw.text, raw.variants
+    if raw.language is None and isinstance(text, str) and all(isinstance(v, str) for v in plain.values()):
+        # Nearly every post: one text and its variants, in the campaign's language (bot check of 10,000 posts).
+        if not text.strip():
+            problems.add(src, ("text",), "is empty (expected the words of the post)")
+        for platform in plain:
+            if platform not in REGISTRY:
+                problems.add(
+                    src, ("variants", platform), f"unknown platform '{platform}' (known: {known_list(REGISTRY)})"
+                )
+        return default, text, plain, {}
     wrong = raw.language is not None and language_problem(raw.language)
     if wrong:
         problems.add(src, ("language",), wrong)
