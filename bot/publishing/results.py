@@ -127,8 +127,9 @@ class RetryPolicy:
         # "Equal jitter": spreads workers that failed together without ever retrying at once.
         delay = backoff / 2 + rng.random() * backoff / 2
         if retry_after is not None and retry_after > 0:
-            # The reset time is when the platform opens again; a little spread keeps us off its edge.
-            delay = max(delay, retry_after * (1 + 0.1 * rng.random()) + 1)
+            # The platform said when it opens again (Telegram's retry_after, X's reset): that, not our back-off,
+            # is the wait; a little spread keeps workers that were refused together off its edge.
+            delay = retry_after * (1 + 0.1 * rng.random()) + 1
         return float(delay)
 
     def deadline_for(self, slot_at: datetime, grace: timedelta) -> datetime:
