@@ -16,7 +16,7 @@ import structlog
 
 from bot.core.clock import CompressedClock, SystemClock
 from bot.core.errors import ConfigError
-from bot.worker.runtime import Worker
+from bot.worker.runtime import Worker, release_freed_memory
 from bot.worker.signals import Signals
 
 __all__ = ["Worker", "add_arguments", "main"]
@@ -139,6 +139,7 @@ def main(args: argparse.Namespace) -> int:
             worker.start_tracking()
             if not args.no_watch:
                 worker.watch()
+            release_freed_memory()  # what the load, warm-up and start freed goes back: the worker now mostly waits
             worker.serve(until=args.until)
             if not worker.stopping.is_set():
                 worker.wait_idle(timeout=None)  # --until: what fell due before it still goes out
