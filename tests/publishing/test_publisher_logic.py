@@ -135,6 +135,15 @@ def test_skipped_queue_slot_does_not_use_up_a_post(setup, clock):
     assert publisher.fire(occurrence(later, "queue:videos", ["acct-a"]), "acct-a").post == "v1"
 
 
+def test_a_short_retry_after_is_the_wait_not_the_back_off(setup, clock):
+    """Telegram's "retry after 1 s" is retried about a second later, not after the 15-30 s back-off."""
+    publisher, adapters = setup
+    clock.set(NINE)
+    scripted(publisher, adapters, "acct-a").script = [RateLimited("429", retry_after=1)]
+    first = publisher.fire(occurrence(NINE, "post:launch", ["acct-a"]), "acct-a")
+    assert NINE + timedelta(seconds=1) < first.retry_at <= NINE + timedelta(seconds=2.1)
+
+
 def test_rate_limit_retry_waits_at_least_retry_after(setup, clock):
     """A rate-limited attempt is retried no sooner than retry_after, then published on the retry."""
     publisher, adapters = setup
