@@ -629,7 +629,7 @@ _LOCATED = re.compile(r"^([^:\s]+\.ya?ml):\d+: ")
 
 
 def release_freed_memory() -> bool:
-    """Give the memory glibc's malloc holds free back to the system (``malloc_trim(0)``); False where not glibc.
+    """Give the memory glibc's malloc holds free back to the system (``malloc_trim(0)``); True if some went back.
 
     glibc keeps what a process frees for its next allocations and returns to the system only
     what lies at the top of a heap. After the campaign's load (unpickling the loader child's
