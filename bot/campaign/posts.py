@@ -263,7 +263,7 @@ def _texts(
     text, plain = raw.text, raw.variants
     if raw.language is None and isinstance(text, str) and all(isinstance(v, str) for v in plain.values()):
         # Nearly every post: one text and its variants, in the campaign's language (bot check of 10,000 posts).
-        if not text.strip():
+        if not text.strip() and not raw.reshare_of:  # a reshare's commentary may be empty
             problems.add(src, ("text",), "is empty (expected the words of the post)")
         for platform in plain:
             if platform not in REGISTRY:
