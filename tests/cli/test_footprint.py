@@ -166,6 +166,23 @@ def test_tracker_loads_icu_only_when_a_mention_is_judged_against_blocked_words()
     assert "traitor" in found["hit"] and found["end"] == ["Stemmer", "bot.resharing.matching", "icu"]
 
 
+def test_platform_registry_imports_only_the_adapters_looked_up() -> None:
+    """Importing bot.platforms loads no adapter; looking up X loads X's alone, and every name stays listed."""
+    script = (
+        "import json, sys\n"
+        "from bot.platforms import REGISTRY\n"
+        "adapters = lambda: sorted(m.split('.')[2] for m in sys.modules if m.count('.') == 2\n"
+        "                          and m.startswith('bot.platforms.') and m != 'bot.platforms.base')\n"
+        "at_import = adapters()\n"
+        "x = REGISTRY['x']\n"
+        "print(json.dumps({'import': at_import, 'x': x.__name__, 'after_x': adapters(), 'names': sorted(REGISTRY),\n"
+        "                  'mastodon': REGISTRY['mastodon'].__name__}))\n"
+    )
+    found = _run(script)[-1]
+    assert found["import"] == [] and found["x"] == "X" and found["after_x"] == ["x"]
+    assert {"x", "mastodon", "bluesky"} <= set(found["names"]) and found["mastodon"] == "Mastodon"
+
+
 TRIM = (
     "import json\n"
     "from bot.worker.runtime import release_freed_memory\n"
