@@ -48,7 +48,14 @@ def test_finished_publications_are_never_claimed_again(ledger, clock):
         finish(ledger.claim(slot_key(i), "w1", LEASE, post="launch"))
     clock.advance(86400)
     assert [ledger.claim(slot_key(i), "w2", LEASE, post="launch") for i in range(3)] == [None, None, None]
-    assert ledger.counts() == {"claimed": 0, "retrying": 0, "published": 1, "skipped": 1, "failed": 1, "needs_attention": 0}
+    assert ledger.counts() == {
+        "claimed": 0,
+        "retrying": 0,
+        "published": 1,
+        "skipped": 1,
+        "failed": 1,
+        "needs_attention": 0,
+    }
 
 
 def test_slot_time_is_normalised_to_utc_seconds(ledger):
