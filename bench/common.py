@@ -209,18 +209,19 @@ class Recorder:
             self._target = count
             return self.done.wait_for(lambda: self._ok >= count, timeout)
 
-    def builder(self) -> Any:
-        """An AdapterPool build function whose adapters are timed."""
+    def builder(self, media_host: Any = None) -> Any:
+        """An AdapterPool build function whose adapters are timed (with the campaign's media host, if any)."""
         from bot.publishing.adapters import build_adapter
 
-        return lambda account: Timed(build_adapter(account), self)
+        return lambda account: Timed(build_adapter(account, media_host=media_host), self)
 
 
 def use_recorder(worker: Any, recorder: Recorder) -> None:
     """Point an in-process Worker's publisher at timed adapters (bench only; the product is unchanged)."""
+    from bot.mediahost import from_settings
     from bot.publishing.publisher import AdapterPool
 
-    worker.publisher.adapters = AdapterPool(recorder.builder())
+    worker.publisher.adapters = AdapterPool(recorder.builder(from_settings(worker.campaign.media_host)))
 
 
 def quiet_logs() -> None:

@@ -1,6 +1,6 @@
 """Fan-out: one post with an image to 500 accounts at one slot (a "thunderclap").
 
-Run: ``.venv/bin/python bench/fanout.py [--accounts 500] [--platforms x,mastodon] [--latency 0.2]``.
+Run: ``.venv/bin/python bench/fanout.py [--accounts 500] [--platforms x,mastodon,instagram] [--latency 0.2]``.
 For each platform the worker (in this process, with its default thread pool and the SQLite
 ledger) publishes a slot to every account, twice: started 5 s before the slot, as a running
 worker is, so it stages the media ahead (bot.publishing.staging: on X one upload per 101 accounts), and
@@ -61,7 +61,38 @@ def campaign_for(root: Path, platform: str, accounts: list, post: str = "launch"
         "timezone": "UTC",
         "slots": [{"at": SLOT.strftime("%Y-%m-%dT%H:%M"), "post": "launch", "accounts": list(entries)}],
     }
-    return write_campaign(root, f"fanout-{platform}", entries, posts, {"launch": schedule})
+    root = write_campaign(root, f"fanout-{platform}", entries, posts, {"launch": schedule})
+    fetching_platform(root, platform)
+    return root
+
+
+_bucket = None
+
+
+def fetching_platform(root: Path, platform: str) -> None:
+    """Instagram and Threads fetch media from a bucket: a local S3 sandbox (one for the run) and config/media_host.yaml;
+    Instagram takes JPEG only, so the banner goes as JPEG (1200x675, within its 4:5 to 1.91:1)."""
+    import os
+
+    import yaml
+    from PIL import Image
+
+    from bot.platforms import REGISTRY
+
+    global _bucket
+    if not getattr(REGISTRY[platform], "needs_media_host", False):
+        return
+    if _bucket is None:
+        from sandboxes.s3 import S3Sandbox
+
+        _bucket = S3Sandbox().start()
+        os.environ.update(_bucket.env)
+    media = root / "posts" / "media"
+    Image.open(media / "banner.png").convert("RGB").save(media / "banner.jpg", "JPEG", quality=90)
+    for path in (root / "posts").glob("*.yaml"):
+        path.write_text(path.read_text().replace("media/banner.png", "media/banner.jpg"))
+    block = _bucket.media_host_block(prefix=f"{root.name}-{platform}/")
+    (root / "config" / "media_host.yaml").write_text(yaml.safe_dump({"media_host": block}, sort_keys=False))
 
 
 def run_worker(
@@ -115,7 +146,10 @@ def run_naive(root: Path, accounts: list, sample: int) -> list[float]:
     from bot.publishing.adapters import build_adapter
 
     campaign = load(root)
+    from bot.mediahost import from_settings
     from bot.platforms import warm_up
+
+    host = from_settings(campaign.media_host)
 
     warm_up({a.platform for a in campaign.accounts.values()})  # a naive bot imports once too, before its loop
     per_account = []
@@ -124,7 +158,7 @@ def run_naive(root: Path, accounts: list, sample: int) -> list[float]:
         # The usual bot uploads the image from every account: no upload shared through additional_owners.
         model = campaign.accounts[account.id]
         model = dataclasses.replace(model, options={**model.options, "share_media": False})
-        adapter = build_adapter(model)
+        adapter = build_adapter(model, media_host=host)
         try:
             adapter.publish(
                 campaign.posts["naive"].outgoing(campaign.accounts[account.id].platform, f"naive-{account.id}")
@@ -142,9 +176,12 @@ def main() -> None:
     p.add_argument(
         "--platforms",
         default="x",
-        help="x, mastodon or both (Mastodon: its sandbox is mastodon-mock, about 25 ms of server CPU per request, so it measures the server)",
+        help="x, mastodon, instagram, threads, comma-separated (Mastodon: its sandbox is mastodon-mock, about 25 ms of server CPU per request, so it measures the server; Instagram and Threads: containers made and polled, media from a local S3 bucket)",
     )
     p.add_argument("--naive-sample", type=int, default=20, help="accounts the naive loop really publishes to")
+    p.add_argument(
+        "--processing", type=float, default=2.0, help="Instagram/Threads: seconds a container stays IN_PROGRESS"
+    )
     p.add_argument("--threads", type=int, default=None, help="worker --threads (default: the worker's default)")
     p.add_argument(
         "--ledger",
@@ -165,7 +202,9 @@ def main() -> None:
     print(f"machine: {machine()}")
     try:
         for platform in [s.strip() for s in args.platforms.split(",") if s.strip()]:
-            host = servers.Host(platform, args.latency)
+            # Graph containers stay IN_PROGRESS a while, as Instagram's do while it fetches and processes the media.
+            options = {"processing_seconds": args.processing} if platform in ("instagram", "threads") else None
+            host = servers.Host(platform, args.latency, options)
             made = time.monotonic()
             accounts = host.create_accounts([f"fan{i:04d}" for i in range(args.accounts)])
             print(f"{platform}: {len(accounts)} accounts created in {time.monotonic() - made:.1f} s")
@@ -231,6 +270,8 @@ def main() -> None:
         servers.shutdown()
         if pg is not None:
             pg.stop()
+        if _bucket is not None:
+            _bucket.stop()
     report.emit(args.json)
 
 
