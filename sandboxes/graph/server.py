@@ -314,9 +314,9 @@ def _object(state: GraphState, me: Account, method: str, node: str, edge: str | 
         else:
             values["status"] = f"{status}: {container.error}" if container.error else status
         return _pick(values, fields)
-    post = state.posts.get(node)
-    if post is not None:
-        return _pick(_post_view(state, post), fields)
+    found = state.posts.get(node)
+    if found is not None:
+        return _pick(_post_view(state, found), fields)
     upload = state.uploads.get(node)
     if upload is not None and upload.owner == me.id:
         values = {
@@ -571,9 +571,10 @@ def _video(state: GraphState, me: Account, params: dict[str, Any], *, reel: bool
             "end_offset": str(min(size, 1 << 20)),
         }
     key = str(params.get("video_id") if reel else params.get("upload_session_id") or "")
-    upload = state.uploads.get(key)
-    if upload is None or upload.owner != me.id:
+    session = state.uploads.get(key)
+    if session is None or session.owner != me.id:
         raise GraphError("(#100) Invalid upload session", 100, 1363019)
+    upload = session
     if phase == "transfer" and not reel:
         offset = int(_need(params, "start_offset"))
         chunk = params.get("video_file_chunk")

@@ -239,7 +239,7 @@ def fetch(url: str, *, expect: tuple[str, ...], state: GraphState) -> bytes:
         raise download_failed("not an http(s) URL")
     try:
         with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as answer:
-            data = answer.read()
+            data: bytes = answer.read()
     except urllib.error.HTTPError as exc:
         raise download_failed(f"HTTP {exc.code}") from None
     except TimeoutError:

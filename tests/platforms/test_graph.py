@@ -60,11 +60,11 @@ def test_usage_headers_read_the_highest_percentage() -> None:
         ({"code": 9004, "error_subcode": 2207052}, ContentRejected),
     ],
 )
-def test_errors_map_by_what_the_caller_does_next(error: dict, expected: type) -> None:
+def test_errors_map_by_what_the_caller_does_next(error: dict[str, int | bool], expected: type) -> None:
     """Each documented code becomes the bot error for what happens next; 190 names the account and variable."""
     mapped = map_graph_error(GraphApiError(400, {"message": "m", **error}), "instagram", ACCOUNT)
     assert type(mapped) is expected
     if expected is AuthFailed:
         assert "instagram-index" in str(mapped) and "IG_INDEX_ACCESS_TOKEN" in str(mapped)
     if expected is RateLimited:
-        assert mapped.retry_after and mapped.retry_after >= 30
+        assert isinstance(mapped, RateLimited) and mapped.retry_after and mapped.retry_after >= 30
