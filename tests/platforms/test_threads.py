@@ -105,3 +105,23 @@ def test_without_keyword_search_tracking_says_why(threads_sandbox: GraphSandbox,
     adapter = adapter_for(plain, media_host=media_host, wall=clock, sleep=clock.sleep)
     with pytest.raises(PermanentError, match="threads_keyword_search"):
         adapter.fetch_mentions(["FreeAndreiandIrina"], None)
+
+
+def test_online_check_names_the_account_that_cannot_track(threads_sandbox: GraphSandbox, media_host, clock) -> None:
+    """bot check --online's Threads rule: a tracking account without keyword search is an error naming it and why."""
+    from types import SimpleNamespace
+
+    from bot.platforms.threads.online import unable_to_track
+
+    able = threads_sandbox.create_account(fresh_name("able"))
+    plain = threads_sandbox.create_account(fresh_name("plain"), scopes={"threads_basic", "threads_content_publish"})
+    accounts = {
+        a.id: SimpleNamespace(id=a.id, platform="threads", line=n, sandbox=a) for n, a in ((3, able), (7, plain))
+    }
+    track = SimpleNamespace(hashtags=["FreeAndreiandIrina"], accounts=list(accounts))
+    campaign = SimpleNamespace(accounts=accounts, reshare=SimpleNamespace(track=[track]))
+    errors, warnings = unable_to_track(campaign, lambda account: adapter_for(account.sandbox, media_host=media_host))
+    assert warnings == []
+    [error] = errors
+    assert error.startswith(f"config/accounts.yaml:7: account {plain.id}: tracking is not available")
+    assert "threads_keyword_search" in error and "app review" in error
