@@ -67,7 +67,10 @@ def online(campaign: Any) -> tuple[list[str], list[str]]:
         from bot.platforms.telegram.online import unable_to_post
 
         barred, untried = unable_to_post(campaign, adapter_for)  # the bot is an administrator allowed to post
-        return host_problems + refused + barred, unasked + untried
+        from bot.platforms.threads.online import unable_to_track
+
+        untrackable, unsearched = unable_to_track(campaign, adapter_for)  # Threads keyword search allowed
+        return host_problems + refused + barred + untrackable, unasked + untried + unsearched
     finally:
         for adapter in built:
             adapter.close()
