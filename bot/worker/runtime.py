@@ -330,6 +330,8 @@ class Worker:
 
     def check_servers(self) -> None:
         """Log, before the first slot, the posts whose media their server will refuse (as `bot check --online`)."""
+        if not any(account.platform == "mastodon" for account in self.campaign.accounts.values()):
+            return  # only Mastodon servers are asked; without one, the Mastodon adapter stays out of memory
         from bot.platforms.mastodon.online import refused_media
 
         try:

@@ -202,3 +202,16 @@ def test_release_freed_memory_gives_back_what_lies_between_live_blocks() -> None
     found = _run(TRIM)[-1]
     assert found["released"] is True
     assert found["after"] <= found["kept"] - 10  # of the 16 MB freed
+
+
+def test_server_check_of_a_campaign_without_mastodon_imports_no_mastodon_adapter() -> None:
+    """The worker's start-up media check asks only Mastodon servers, so without a Mastodon account it loads none of it."""
+    script = (
+        "import json, sys\n"
+        "from types import SimpleNamespace\n"
+        "from bot.worker.runtime import Worker\n"
+        "campaign = SimpleNamespace(accounts={'x-index': SimpleNamespace(id='x-index', platform='x')}, posts={})\n"
+        "Worker.check_servers(SimpleNamespace(campaign=campaign))\n"
+        "print(json.dumps({'mastodon': sorted(m for m in sys.modules if m.startswith('bot.platforms.mastodon'))}))\n"
+    )
+    assert _run(script) == [{"mastodon": []}]
