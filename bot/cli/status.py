@@ -151,6 +151,12 @@ def render(data: dict[str, Any]) -> str:
         f"Published {c['published']}, skipped {c['skipped']}, failed {c['failed']}, "
         f"in flight {c['claimed'] + c['retrying']}, needs attention {c.get('needs_attention', 0)}",
     ]
+    if data.get("tokens_expiring"):
+        lines += ["", "Tokens expiring (renew them; the worker refreshes the ones it can):"]
+        lines += [
+            f"  {t['account']:<20} ({t['platform']}) {'expired' if t['expired'] else 'expires'} {_t(t['at'])}"
+            for t in data["tokens_expiring"]
+        ]
     if data.get("needs_attention"):
         lines += ["", "NEEDS ATTENTION (nobody can tell whether these went out; they are not sent again):"]
         lines += [
@@ -268,6 +274,12 @@ def main(args: argparse.Namespace, clock: Clock | None = None) -> int:
     unrecorded, more = read_unrecorded(args.campaign / "state" / UNRECORDED)
     data["unrecorded"] = [_redacted(item) for item in unrecorded]
     data["unrecorded_more"] = more
+    from bot.worker.ops import read_token_expiry, token_window
+
+    now = (clock or SystemClock()).now()
+    data["tokens_expiring"] = [
+        {**t, "at": t["at"].isoformat()} for t in read_token_expiry(args.campaign / "state", now, token_window())
+    ]
     if problems:
         data["problems"] = problems
     if args.json:

@@ -46,6 +46,11 @@ def _env_float(env: dict[str, str] | os._Environ[str], name: str, default: float
         return default
 
 
+def token_window(env: dict[str, str] | os._Environ[str] | None = None) -> timedelta:
+    """How long before a token expires it is warned about (``BOT_ALERT_TOKEN_DAYS``, 7 days)."""
+    return timedelta(days=_env_float(os.environ if env is None else env, "BOT_ALERT_TOKEN_DAYS", 7))
+
+
 class Operations:
     """Alerts, metrics and health of one worker."""
 
@@ -65,7 +70,7 @@ class Operations:
         self.max_restarts = int(_env_float(env, "BOT_ALERT_RESTARTS", 3))
         self.review_age = timedelta(seconds=_env_float(env, "BOT_ALERT_REVIEW_AGE", 6 * 3600))
         self.rate_limited = int(_env_float(env, "BOT_ALERT_RATE_LIMITED", 3))
-        self.token_window = timedelta(days=_env_float(env, "BOT_ALERT_TOKEN_DAYS", 7))
+        self.token_window = token_window(env)
         self._lock = threading.Lock()
         self._pushed: dict[str, deque[datetime]] = {}  # account -> clock times a rate limit pushed a post late
         self._expiry: dict[str, datetime] = {}  # account -> when its token expires, where a platform says
@@ -144,10 +149,31 @@ class Operations:
         )
 
     def token_expires(self, account: str, at: datetime) -> None:
-        """Where a platform tells when a token expires: kept for /metrics, alerted when it is close."""
+        """Where a platform tells when a token expires: kept for /metrics and ``bot status``, alerted when close."""
         with self._lock:
             self._expiry[account] = at.astimezone(UTC)
+            known = dict(self._expiry)
+        self._write_expiry(known)
         self._check_expiry(account, self.worker.clock.now())
+
+    def _write_expiry(self, known: dict[str, datetime]) -> None:
+        """``state/token-expiry.json``, for ``bot status`` (another process): account -> platform and expiry."""
+        campaign = self.worker.campaign
+        root = getattr(campaign, "root", None)
+        if root is None:
+            return
+        path = root / "state" / TOKEN_EXPIRY
+        entries = {
+            a: {"platform": getattr(campaign.accounts.get(a), "platform", ""), "expires_at": at.isoformat()}
+            for a, at in sorted(known.items())
+        }
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            scratch = path.with_suffix(".tmp")
+            scratch.write_text(json.dumps(entries, indent=1), encoding="utf-8")
+            scratch.replace(path)
+        except OSError as exc:  # status then shows the last list written; alerts and /metrics still have it
+            log.warning("token_expiry_write_failed", error=str(exc))
 
     def reloaded(self, accepted: bool) -> bool:
         self.metrics.reloaded(accepted)
@@ -386,6 +412,27 @@ class Operations:
             "reshare_failures": reshares.get("failed", []),
             "reshares_done": reshares.get("done", [])[:10],
         }
+
+
+TOKEN_EXPIRY = "token-expiry.json"
+"""In the campaign's state/: when each account's token expires, where its platform says (written by the worker)."""
+
+
+def read_token_expiry(state: Path, now: datetime, window: timedelta) -> list[dict[str, Any]]:
+    """Accounts whose token expires within ``window`` of ``now`` (or has), soonest first, from the worker's file."""
+    try:
+        entries = json.loads((state / TOKEN_EXPIRY).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    soon = []
+    for account, entry in entries.items():
+        try:
+            at = datetime.fromisoformat(entry["expires_at"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if at - now <= window:
+            soon.append({"account": account, "platform": entry.get("platform", ""), "at": at, "expired": at <= now})
+    return sorted(soon, key=lambda e: e["at"])
 
 
 def _utc(value: datetime) -> datetime:

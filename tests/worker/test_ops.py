@@ -123,6 +123,8 @@ def test_each_alert_kind_from_a_running_worker_and_metrics_parsed(tmp_path, x_sa
             worker.run_pending()
             worker.ops.needs_attention("limited on x (x), slot 2022-01-12 10:00 UTC", "gave_up_uncertain")
             worker.ops.token_expires(account.id, clock.now() + timedelta(days=3))
+            assert _status_text(tmp_path, clock).count(f"{account.id}") >= 1
+            assert "Tokens expiring" in _status_text(tmp_path, clock)
             worker.ops.started()
             worker.ops.started()  # three starts within the hour: two restarts, not more than 2
             assert not any(m["title"].endswith("keeps restarting") for m in receiver.messages)
@@ -175,6 +177,20 @@ def test_each_alert_kind_from_a_running_worker_and_metrics_parsed(tmp_path, x_sa
         s.labels["result"]: s.value for s in families["bot_campaign_reloads"].samples if s.name.endswith("_total")
     }
     assert reloads == {"accepted": 1.0}
+
+
+def _status_text(root: Path, clock: Any) -> str:
+    """What `bot status` prints for the campaign at ``root`` (its own process would read the same files)."""
+    import contextlib
+    import io
+
+    from bot.cli import build_parser
+    from bot.cli.status import main as status_main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status_main(build_parser("status").parse_args(["--campaign", str(root), "status"]), clock=clock)
+    return out.getvalue()
 
 
 def _collect(*args: Any, **kwargs: Any) -> dict[str, Any]:
