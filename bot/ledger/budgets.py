@@ -32,8 +32,8 @@ from bot.ledger.schema import rate_budgets
 CACHE_SECONDS = 2.0
 """How stale a worker's view of other workers' blocks may be (a 429 elsewhere stops us within this)."""
 
-BATCH = 16
-"""Uses of an app-wide bucket a worker counts before writing them (one round trip per ``BATCH`` posts)."""
+BATCH = 32
+"""Uses of an app-wide bucket a worker counts before writing them (two statements per ``BATCH`` posts)."""
 
 FLUSH_SECONDS = 5.0
 """Uses are written at least this often even when fewer than ``BATCH`` (a slow trickle still counts)."""
@@ -71,6 +71,8 @@ class RateBudgets:
         self._reading = threading.Lock()
         self._lock = threading.Lock()
         self._unsent: dict[tuple[str, str, int, float], int] = {}
+        self._writing = threading.Lock()  # one thread of this worker writes counts at a time; the others count on
+        self._ensured: set[tuple[str, str]] = set()  # buckets whose row is known to exist
         self._sent_at = wall()
         self.reads = 0  # queries of the blocked rows (tests and the benchmark check the cache works)
         self.writes = 0  # transactions writing counts or blocks
@@ -98,6 +100,7 @@ class RateBudgets:
                 .where(c.platform == platform, c.bucket == bucket)
                 .values(blocked_until=sa.func.coalesce(later, c.blocked_until))
             )
+        self._ensured.add((platform, bucket))  # committed, and rows are never deleted
         self.writes += 1
         self._note(platform, bucket, until)
 
@@ -109,16 +112,23 @@ class RateBudgets:
             self._unsent[key] = self._unsent.get(key, 0) + 1
             if self._unsent[key] < self.batch and now - self._sent_at < self.flush_seconds:
                 return
-            unsent, self._unsent, self._sent_at = self._unsent, {}, now
-        self._write(unsent, now)
+        if not self._writing.acquire(blocking=False):
+            return  # another thread of this worker is writing: these uses go with the next batch
+        try:
+            with self._lock:
+                unsent, self._unsent, self._sent_at = self._unsent, {}, now
+            self._write(unsent, now)
+        finally:
+            self._writing.release()
 
     # ---- the rest ----
 
     def flush(self) -> None:
         """Write the uses counted so far (a worker's clean stop)."""
-        with self._lock:
-            unsent, self._unsent, self._sent_at = self._unsent, {}, self._wall()
-        self._write(unsent, self._sent_at)
+        with self._writing:
+            with self._lock:
+                unsent, self._unsent, self._sent_at = self._unsent, {}, self._wall()
+            self._write(unsent, self._sent_at)
 
     def used(self, platform: str, bucket: str, window: float) -> float:
         """The sliding-window estimate of ``bucket``'s uses now (as written: a worker's unsent batch is not in it)."""
@@ -156,12 +166,15 @@ class RateBudgets:
                         blocked_until=_at(blocked) if blocked else None,
                     )
                 )
+            self._ensured.add((platform, bucket))  # committed, and rows are never deleted
             self.writes += 1
             if until:
                 self._note(platform, bucket, until)
 
     def _ensure(self, conn: Connection, platform: str, bucket: str) -> None:
-        """The bucket's row exists (inserted by whichever worker comes first)."""
+        """The bucket's row exists (inserted by whichever worker comes first; once per bucket and process)."""
+        if (platform, bucket) in self._ensured:
+            return
         values = dict(platform=platform, bucket=bucket, window_count=0, previous_count=0)
         if conn.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as pg_insert

@@ -123,3 +123,15 @@ def test_blocks_are_read_from_a_snapshot_not_once_per_call(ledger_url) -> None:
     wall.now += mine.cache_seconds
     assert gate.wait_needed("post") == pytest.approx(60 - mine.cache_seconds)
     assert mine.reads == 2
+
+
+def test_a_batch_costs_two_statements_once_the_buckets_row_exists(ledger_url) -> None:
+    """Writing a batch of uses inserts the bucket's row once per process; later batches only lock and update it."""
+    wall = Wall()
+    store = _worker_store(ledger_url, wall, batch=4, margin=0)
+    statements: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute", lambda *args: statements.append(args[2].split()[0]))
+    for _ in range(8):
+        store.spend("x", "app:app1:post", 100, 86_400.0)
+    assert statements.count("INSERT") == 1 and statements.count("UPDATE") == 2
+    assert store.used("x", "app:app1:post", 86_400.0) == 8
