@@ -25,7 +25,10 @@ def adapter(campaign_account: SandboxAccount) -> Iterator[Platform]:
 def test_withdrawing_a_reshare_removes_it_and_a_second_withdrawal_is_harmless(
     sandbox: Sandbox, adapter: Platform, campaign_account: SandboxAccount
 ) -> None:
-    """Undo retweet (X), unreblog (Mastodon), repost record deleted (Bluesky): the post stays, our reshare goes."""
+    """Undo retweet (X), unreblog (Mastodon), repost record deleted (Bluesky), repost deleted (Threads): the post
+    stays, our reshare goes."""
+    if not type(adapter).supports_tracking:
+        pytest.skip(f"{sandbox.platform} has no hashtag search, so the bot makes no reshare there to withdraw")
     tag = f"Free{uuid.uuid4().hex[:6]}"
     first = adapter.fetch_mentions([tag], None)
     remote_id = sandbox.post_as(sandbox.create_account(fresh_name("supporter")), f"Solidarity #{tag}")
