@@ -157,7 +157,7 @@ class Checker:
 
     def _missing(self, post: Post, src: Source, language: str | None, groups: Groups) -> None:
         ids = [account for _, group, _ in groups for account in group]
-        named = ", ".join(f"{i} (config/accounts.yaml:{self.accounts[i].line})" for i in ids)
+        named = ", ".join(f"{i} ({self.accounts[i].file}:{self.accounts[i].line})" for i in ids)
         whose = f"{named} publishes" if len(ids) == 1 else f"{named} publish"
         self.problems.add(
             src,

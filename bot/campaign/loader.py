@@ -246,6 +246,7 @@ class _Loader:
                         credentials=entry.credentials,
                         options=options,
                         line=part.line(loc),
+                        file=part.rel,
                         language=entry.language or self.language,
                     )
         return (known if usable else None), out, raw.campaign or name

@@ -64,7 +64,7 @@ def _missing(account: Account, environ: dict[str, str] | None = None) -> list[tu
 def secret_problems(campaign: Campaign, environ: dict[str, str] | None = None) -> list[str]:
     """``path:line: message`` for every credential variable not set; ``bot run`` treats these as errors."""
     return [
-        f"{ACCOUNTS}:{account.line}: {problem}"
+        f"{account.file}:{account.line}: {problem}"
         for account in campaign.accounts.values()
         for problem in missing_secrets(account, environ)
     ] + media_host_secret_problems(campaign, environ)

@@ -38,7 +38,8 @@ class Account:
     handle: str | None = None
     credentials: dict[str, str] = field(default_factory=dict)  # role -> NAME of the env variable
     options: dict[str, Any] = field(default_factory=dict)
-    line: int = 1  # of the account in config/accounts.yaml, for messages
+    line: int = 1  # of the account in its file, for messages
+    file: str = "config/accounts.yaml"  # or config/accounts/<part>.yaml, for messages
     # ISO 639-1 code of the texts it publishes; the loader always sets it (default: the campaign's language).
     # None (an account built by hand) takes each post in the post's own language.
     language: str | None = None

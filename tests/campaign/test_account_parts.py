@@ -47,3 +47,16 @@ def test_an_id_in_two_files_is_a_problem_naming_both_files_and_lines(campaign_di
         "config/accounts/more.yaml:1: campaign: is set in config/accounts.yaml only (this file adds accounts)",
         "config/accounts/more.yaml:4: accounts.x-index: account 'x-index' is also in config/accounts.yaml:3 (ids are unique)",
     ]
+
+
+def test_an_unset_variable_of_an_account_in_a_part_file_names_that_file(campaign_dir: Path) -> None:
+    """A credential variable missing for an account kept in config/accounts/ is reported at its own file and line."""
+    from bot.campaign.secrets import secret_problems
+
+    parts = campaign_dir / "config" / "accounts"
+    parts.mkdir()
+    (parts / "supporters.yaml").write_text(_x_accounts(["s-7"]))
+    campaign = load(campaign_dir)
+    assert campaign.accounts["s-7"].file == "config/accounts/supporters.yaml"
+    problems = [p for p in secret_problems(campaign, {}) if "S_7" in p]
+    assert problems and all(p.startswith("config/accounts/supporters.yaml:2: ") for p in problems)

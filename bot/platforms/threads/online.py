@@ -24,7 +24,7 @@ def unable_to_track(campaign: Any, adapter_for: Callable[[Any], Any]) -> tuple[l
     for account in campaign.accounts.values():
         if account.platform != "threads" or account.id not in tracking:
             continue
-        where = f"config/accounts.yaml:{account.line}: account {account.id}"
+        where = f"{account.file}:{account.line}: account {account.id}"
         try:
             adapter = adapter_for(account)
         except Exception as exc:  # noqa: BLE001  (a missing variable is the offline check's to report)
