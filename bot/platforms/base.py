@@ -182,6 +182,7 @@ class Platform(ABC):
         self.account = account
         self._secrets = dict(secrets)  # role -> value; never logged
         self.timeout = timeout
+        self._wall = wall  # the wall clock (epoch seconds), a test's own where it passes one
         # The campaign's private state folder (``<campaign>/state``): adapters that keep something
         # between runs (Bluesky sessions) put it there; None keeps everything in memory.
         self.state_dir = state_dir

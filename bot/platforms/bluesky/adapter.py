@@ -78,9 +78,8 @@ class Bluesky(Platform):
         processing_wait: float = 600.0,
         **base: Any,
     ) -> None:
-        """``base`` holds the options every Platform takes (timeout, wall, state_dir)."""
+        """``base`` holds the options every Platform takes (timeout, wall, state_dir, media_host)."""
         super().__init__(account, secrets, **base)
-        self._wall: Callable[[], float] = base.get("wall", time.time)
         self._sleep = sleep
         self.poll_interval = poll_interval
         self.processing_wait = processing_wait  # bounded wait for the video service to transcode

@@ -80,7 +80,7 @@ class Facebook(GraphPlatform):
         fields: dict[str, Any] = {"message": out.text}
         for i, fbid in enumerate(attached):
             fields[f"attached_media[{i}]"] = f'{{"media_fbid":"{fbid}"}}'
-        out.notes.put(INTENT, str(self.wall()))  # before the call: a lost answer is read back from this time on
+        out.notes.put(INTENT, str(self._wall()))  # before the call: a lost answer is read back from this time on
         answer = self.client.post("me/feed", fields, write=True)
         return self._receipt(str(answer["id"]))
 
@@ -118,7 +118,7 @@ class Facebook(GraphPlatform):
                 {"locale": locale},
                 files={"captions_file": (f"captions.{locale}.srt", vtt_to_srt(video.captions.read_text("utf-8")))},
             )
-        out.notes.put(INTENT, str(self.wall()))
+        out.notes.put(INTENT, str(self._wall()))
         self.client.post(
             "me/videos", {"upload_phase": "finish", "upload_session_id": session, "description": out.text}, write=True
         )
@@ -134,7 +134,7 @@ class Facebook(GraphPlatform):
         self.client.post_raw(str(start["upload_url"]), data, {"offset": "0", "file_size": str(len(data))})
         if progress is not None:
             progress(len(data), len(data))
-        out.notes.put(INTENT, str(self.wall()))
+        out.notes.put(INTENT, str(self._wall()))
         self.client.post(
             "me/video_reels",
             {"upload_phase": "finish", "video_id": video_id, "video_state": "PUBLISHED", "description": out.text},

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from bot.core.errors import BotError, PermanentError, PlatformUnavailable
-from bot.core.values import AccountLike, Identity, MediaHost, Outgoing
+from bot.core.values import AccountLike, Identity, Outgoing
 from bot.platforms.base import Platform
 from bot.platforms.graph.client import GraphApiError, GraphClient, Usage
 from bot.platforms.graph.errors import map_graph_error, map_transport
@@ -29,26 +29,24 @@ class GraphPlatform(Platform):
     required_credentials: ClassVar[tuple[str, ...]] = ("access_token",)
     refresh_grant: ClassVar[str | None] = None  # ig_refresh_token, th_refresh_token
     version_pinned: ClassVar[str | None] = None  # Threads: its own version
+    video_alt_text: ClassVar[bool] = True  # whether a video takes alt text (Reels and Page videos do not)
 
     def __init__(
         self,
         account: AccountLike,
         secrets: Mapping[str, str],
         *,
-        timeout: float = 30.0,
-        wall: Callable[[], float] = time.time,
-        state_dir: Path | None = None,
-        media_host: MediaHost | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        **base: Any,
     ) -> None:
-        super().__init__(account, secrets, timeout=timeout, wall=wall, state_dir=state_dir, media_host=media_host)
-        self.wall = wall
+        """``base`` holds the options every Platform takes (timeout, wall, state_dir, media_host)."""
+        super().__init__(account, secrets, **base)
         self.sleep = sleep
         version = self.version_pinned or graph_version()
         if self.version_pinned is None and (warning := version_warning(version)):
             self.log.warning("graph_version_near_end_of_life", version=version, detail=warning)
         self.client = GraphClient(
-            self.base_url, version, self._secret("access_token"), timeout=timeout, on_usage=self._usage_seen
+            self.base_url, version, self._secret("access_token"), timeout=self.timeout, on_usage=self._usage_seen
         )
         self._me: Identity | None = None
         self._token_expires: float | None = None
@@ -94,10 +92,10 @@ class GraphPlatform(Platform):
 
     def _expiry(self) -> datetime | None:
         if self.refresh_grant is not None:
-            if self._token_expires is None or self._token_expires - self.wall() < REFRESH_BEFORE:
+            if self._token_expires is None or self._token_expires - self._wall() < REFRESH_BEFORE:
                 answer = self.client.get("refresh_access_token", {"grant_type": self.refresh_grant})
                 expires_in = float(answer.get("expires_in") or 0)
-                self._use_token(str(answer["access_token"]), self.wall() + expires_in)
+                self._use_token(str(answer["access_token"]), self._wall() + expires_in)
                 self.log.info("token_refreshed", expires_in_days=round(expires_in / 86400))
             return datetime.fromtimestamp(self._token_expires or 0, UTC)
         token = self._secret("access_token")
@@ -123,7 +121,7 @@ class GraphPlatform(Platform):
             saved = json.loads(path.read_text("utf-8"))
         except (OSError, ValueError):
             return
-        if saved.get("configured") == self._configured_hash() and float(saved.get("expires", 0)) > self.wall():
+        if saved.get("configured") == self._configured_hash() and float(saved.get("expires", 0)) > self._wall():
             self._use_token(str(saved["token"]), float(saved["expires"]), save=False)
 
     def _use_token(self, token: str, expires: float, *, save: bool = True) -> None:

@@ -14,7 +14,6 @@ import time
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from bot.core.errors import (
@@ -124,14 +123,12 @@ class LinkedIn(Platform):
         account: AccountLike,
         secrets: Mapping[str, str],
         *,
-        timeout: float = 30.0,
-        wall: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
-        state_dir: Path | None = None,
-        media_host: Any = None,
+        **base: Any,
     ) -> None:
-        super().__init__(account, secrets, timeout=timeout, wall=wall, state_dir=state_dir, media_host=media_host)
-        self._wall, self._sleep = wall, sleep
+        """``base`` holds the options every Platform takes (timeout, wall, state_dir, media_host)."""
+        super().__init__(account, secrets, **base)
+        self._sleep = sleep
         self.version = str(account.options.get("linkedin_version") or DEFAULT_VERSION)
         self.author = organization_urn(account.handle)
         # A sandbox (any configured base_url) serves OAuth too; LinkedIn's is on www.linkedin.com.

@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlparse
 
@@ -27,7 +26,6 @@ from bot.core.values import (
     Identity,
     ImageAttachment,
     Limits,
-    MediaHost,
     Mention,
     MentionPage,
     Outgoing,
@@ -99,23 +97,20 @@ class Mastodon(Platform):
         account: AccountLike,
         secrets: Mapping[str, str],
         *,
-        timeout: float = 30.0,
-        wall: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         poll_interval: float = 0.5,
         processing_wait: float = 600.0,
         stream_reconnect_wait: float = 5.0,
-        state_dir: Path | None = None,
-        media_host: MediaHost | None = None,
         upload_tries: int = 3,
         server_retry: float = 600.0,
+        **base: Any,
     ) -> None:
-        super().__init__(account, secrets, timeout=timeout, wall=wall, state_dir=state_dir, media_host=media_host)
+        """``base`` holds the options every Platform takes (timeout, wall, state_dir, media_host)."""
+        super().__init__(account, secrets, **base)
         import requests
         from mastodon import Mastodon as Client
 
         self._sleep = sleep
-        self._wall = wall
         self.poll_interval = poll_interval
         self.processing_wait = processing_wait  # bounded wait for the instance to transcode a video
         self.stream_reconnect_wait = stream_reconnect_wait
@@ -129,12 +124,12 @@ class Mastodon(Platform):
         self.server_retry = server_retry
         self.upload_tries = upload_tries  # server errors on one file before it counts as refused
         self._upload_failures: dict[tuple[str, str], int] = {}
-        folder = state_dir / "mastodon-uploads" if state_dir is not None else None
+        folder = self.state_dir / "mastodon-uploads" if self.state_dir is not None else None
         self._uploads = UploadMemo(folder)
         self.client = Client(
             access_token=self._secret("access_token"),
             api_base_url=self.base_url,
-            request_timeout=timeout,
+            request_timeout=self.timeout,
             version_check_mode="created",
             mastodon_version=_ASSUMED_VERSION,
             ratelimit_method="throw",

@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from bot.core.errors import AuthFailed, BotError, ContentRejected, OutcomeUnknown, PermanentError, RateLimited
@@ -32,7 +31,6 @@ from bot.core.values import (
     AccountLike,
     Identity,
     Limits,
-    MediaHost,
     Mention,
     MentionPage,
     Outgoing,
@@ -130,14 +128,12 @@ class Telegram(Platform):
         account: AccountLike,
         secrets: Mapping[str, str],
         *,
-        timeout: float = 30.0,
-        wall: Callable[[], float] = time.time,
-        state_dir: Path | None = None,
-        media_host: MediaHost | None = None,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        **base: Any,
     ) -> None:
-        super().__init__(account, secrets, timeout=timeout, wall=wall, state_dir=state_dir, media_host=media_host)
+        """``base`` holds the options every Platform takes (timeout, wall, state_dir, media_host)."""
+        super().__init__(account, secrets, **base)
         self._sleep = sleep
         self._monotonic = monotonic
         self._bot_instance: TeleBot | None = None

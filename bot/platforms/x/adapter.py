@@ -19,7 +19,6 @@ from bot.core.values import (
     AccountLike,
     Identity,
     Limits,
-    MediaHost,
     Mention,
     MentionPage,
     Outgoing,
@@ -124,14 +123,11 @@ class X(Platform):
         account: AccountLike,
         secrets: Mapping[str, str],
         *,
-        timeout: float = 30.0,
-        wall: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
-        state_dir: Path | None = None,
-        media_host: MediaHost | None = None,
+        **base: Any,
     ) -> None:
-        super().__init__(account, secrets, timeout=timeout, wall=wall, state_dir=state_dir, media_host=media_host)
-        self._wall = wall
+        """``base`` holds the options every Platform takes (timeout, wall, state_dir, media_host)."""
+        super().__init__(account, secrets, **base)
         self._sleep = sleep
         self._client_instance: XClient | None = None
         self._me: Identity | None = None
