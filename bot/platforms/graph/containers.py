@@ -12,17 +12,15 @@ unpublished container (harmless: it expires) or a published one the next attempt
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
-from bot.core.errors import ContentRejected, PlatformUnavailable, RateLimited
-from bot.core.values import Outgoing, Receipt
+from bot.core.errors import ContentRejected, PermanentError, PlatformUnavailable, RateLimited
+from bot.core.values import Outgoing, Progress, Receipt
+from bot.platforms.graph.adapter import GraphPlatform
 from bot.platforms.graph.client import GraphApiError
-
-if TYPE_CHECKING:
-    from bot.platforms.graph.adapter import GraphPlatform
 
 POLLS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # then every 30 s
 MAX_WAIT = 300.0  # Threads: "up to 5 minutes"; Instagram: "once per minute for no more than 5 minutes"
@@ -39,13 +37,31 @@ class Product:
     text_field: str
     limit_edge: str
     expects: str  # what the platform wants at a media URL, for error messages
+    image: Mapping[str, str]  # what an image container's parameters add to its text (or carousel flag) and alt text
+    video: Mapping[str, str]  # what a video container's parameters add to its text (and alt text, where taken)
 
 
 INSTAGRAM = Product(
-    "media", "media_publish", "status_code", "media", "caption", "content_publishing_limit", "a JPEG image or MP4 video"
+    "media",
+    "media_publish",
+    "status_code",
+    "media",
+    "caption",
+    "content_publishing_limit",
+    "a JPEG image or MP4 video",
+    image={},
+    video={"media_type": "REELS", "share_to_feed": "true"},
 )
 THREADS = Product(
-    "threads", "threads_publish", "status", "threads", "text", "threads_publishing_limit", "a JPEG/PNG image or MP4"
+    "threads",
+    "threads_publish",
+    "status",
+    "threads",
+    "text",
+    "threads_publishing_limit",
+    "a JPEG/PNG image or MP4",
+    image={"media_type": "IMAGE"},
+    video={"media_type": "VIDEO"},
 )
 
 
@@ -215,3 +231,53 @@ class ContainerFlow:
                     f"{self.adapter.name} account {self.adapter.account.id} used its {total} posts of the last 24 hours",
                     retry_after=3600.0,
                 )
+
+
+class ContainerPlatform(GraphPlatform):
+    """Instagram and Threads: every post a container (``product``'s edges) made, polled and published by a
+    ``ContainerFlow``; containers with media are made ahead of the slot, one per account."""
+
+    product: ClassVar[Product]
+    needs_media_host: ClassVar[bool] = True
+    stage_group: ClassVar[int] = 1
+    carousel_refusal: ClassVar[type[PermanentError]] = PermanentError  # a carousel item that ends in ERROR
+
+    @property
+    def flow(self) -> ContainerFlow:
+        return ContainerFlow(self, self.product)
+
+    def _stage(self, out: Outgoing, together: Sequence[Any]) -> bool:
+        if not out.images and out.video is None:
+            return False  # a text container is ready at once: nothing to gain ahead of the slot
+        return self.flow.stage(out, self._creator(out))
+
+    def _publish(self, out: Outgoing, progress: Progress | None) -> Receipt:
+        return self.flow.publish(out, self._creator(out))  # the publisher releases the hosted media after
+
+    def _find_published(self, out: Outgoing) -> Receipt | None:
+        return self.flow.find(out)
+
+    def _creator(self, out: Outgoing) -> Callable[[], str]:
+        flow, product = self.flow, self.product
+        text = {product.text_field: out.text}
+
+        def create() -> str:
+            if out.video is not None:
+                alt = {"alt_text": out.video.alt} if self.video_alt_text else {}
+                return flow.create({**product.video, **text, **alt}, out.video.path, out=out, url_field="video_url")
+            if not out.images:
+                return flow.create({"media_type": "TEXT", **text})  # Threads (Instagram refuses text-only first)
+            if len(out.images) == 1:
+                image = out.images[0]
+                params = {**product.image, **text, "alt_text": image.alt}
+                return flow.create(params, image.path, out=out, url_field="image_url")
+            item = {**product.image, "is_carousel_item": "true"}
+            children = [
+                flow.create({**item, "alt_text": i.alt}, i.path, out=out, url_field="image_url") for i in out.images
+            ]
+            for child in children:  # a carousel is made of FINISHED items
+                if (status := flow.wait(child)) != "FINISHED":
+                    raise self.carousel_refusal(f"{self.name} could not process a carousel image ({status})")
+            return flow.create({"media_type": "CAROUSEL", "children": ",".join(children), **text})
+
+        return create

@@ -10,13 +10,12 @@ hashtag search needs app review, so Instagram accounts publish and do not track.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from bot.core.errors import ContentRejected, PermanentError
-from bot.core.values import Identity, Limits, Mention, MentionPage, Outgoing, Progress, Receipt
-from bot.platforms.graph.adapter import GraphPlatform
-from bot.platforms.graph.containers import INSTAGRAM, ContainerFlow
+from bot.core.values import Identity, Limits, Mention, MentionPage, Outgoing, Receipt
+from bot.platforms.graph.containers import INSTAGRAM, ContainerPlatform, Product
 
 MB = 1024 * 1024
 HASHTAG = re.compile(r"(?<!\w)#\w+")
@@ -32,12 +31,12 @@ def aspect_refusal(width: int | None, height: int | None, low: float, high: floa
     return f"is {width}x{height} (aspect ratio {ratio:.2f}:1); instagram takes {what}"
 
 
-class Instagram(GraphPlatform):
+class Instagram(ContainerPlatform):
     name: ClassVar[str] = "instagram"
     default_base_url: ClassVar[str] = "https://graph.instagram.com"
     refresh_grant: ClassVar[str | None] = "ig_refresh_token"  # long-lived tokens of Instagram Login, 60 days
-    needs_media_host: ClassVar[bool] = True
-    stage_group: ClassVar[int] = 1  # containers are made ahead of the slot, one per account
+    product: ClassVar[Product] = INSTAGRAM
+    carousel_refusal: ClassVar[type[PermanentError]] = ContentRejected
     supports_tracking: ClassVar[bool] = False  # no repost API; hashtag search needs app review
     video_alt_text: ClassVar[bool] = False  # alt_text is documented for images only
     needs_media: ClassVar[bool] = True
@@ -96,43 +95,6 @@ class Instagram(GraphPlatform):
         super().validate(out)
         if not out.images and out.video is None:
             raise ContentRejected("instagram takes no text-only post: add an image or a video")
-
-    @property
-    def flow(self) -> ContainerFlow:
-        return ContainerFlow(self, INSTAGRAM)
-
-    def _stage(self, out: Outgoing, together: Sequence[Any]) -> bool:
-        if not out.images and out.video is None:
-            return False  # a text container is ready at once: nothing to gain ahead of the slot
-        return self.flow.stage(out, self._creator(out))
-
-    def _publish(self, out: Outgoing, progress: Progress | None) -> Receipt:
-        return self.flow.publish(out, self._creator(out))  # the publisher releases the hosted media after
-
-    def _creator(self, out: Outgoing) -> Callable[[], str]:
-        flow = self.flow
-
-        def create() -> str:
-            if out.video is not None:
-                params = {"media_type": "REELS", "caption": out.text, "share_to_feed": "true"}
-                return flow.create(params, out.video.path, out=out, url_field="video_url")
-            if len(out.images) == 1:
-                image = out.images[0]
-                params = {"caption": out.text, "alt_text": image.alt}
-                return flow.create(params, image.path, out=out, url_field="image_url")
-            children = [
-                flow.create({"is_carousel_item": "true", "alt_text": i.alt}, i.path, out=out, url_field="image_url")
-                for i in out.images
-            ]
-            for child in children:  # a carousel is made of FINISHED items
-                if (status := flow.wait(child)) != "FINISHED":
-                    raise ContentRejected(f"instagram could not process a carousel image ({status})")
-            return flow.create({"media_type": "CAROUSEL", "children": ",".join(children), "caption": out.text})
-
-        return create
-
-    def _find_published(self, out: Outgoing) -> Receipt | None:
-        return self.flow.find(out)
 
     def _reshare(self, mention: Mention) -> Receipt:
         raise PermanentError("instagram has no repost API")

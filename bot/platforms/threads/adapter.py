@@ -9,27 +9,25 @@ which needs the ``threads_keyword_search`` permission; without it the account ca
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
 from bot.core.errors import PermanentError
-from bot.core.values import Limits, Mention, MentionPage, Outgoing, Progress, Receipt
-from bot.platforms.graph.adapter import GraphPlatform
+from bot.core.values import Limits, Mention, MentionPage, Receipt
 from bot.platforms.graph.client import GraphApiError
-from bot.platforms.graph.containers import THREADS, ContainerFlow
+from bot.platforms.graph.containers import THREADS, ContainerPlatform, Product
 from bot.platforms.graph.version import THREADS_VERSION
 
 MB = 1024 * 1024
 
 
-class Threads(GraphPlatform):
+class Threads(ContainerPlatform):
     name: ClassVar[str] = "threads"
     default_base_url: ClassVar[str] = "https://graph.threads.net"
     version_pinned: ClassVar[str | None] = THREADS_VERSION
     refresh_grant: ClassVar[str | None] = "th_refresh_token"
-    needs_media_host: ClassVar[bool] = True
-    stage_group: ClassVar[int] = 1  # containers are made ahead of the slot, one per account
+    product: ClassVar[Product] = THREADS
     limits: ClassVar[Limits] = Limits(
         # Threads posts and media specifications (https://developers.facebook.com/docs/threads/overview): text up
         # to 500 characters, images JPEG or PNG up to 8 MB, video MOV or MP4 up to 1 GB and 5 minutes, carousels
@@ -62,50 +60,6 @@ class Threads(GraphPlatform):
         if video is not None and video.video_codec and video.video_codec not in ("h264", "hevc"):
             refusals.append((("video",), f"is {video.video_codec} video; threads takes H.264 or HEVC"))
         return refusals
-
-    @property
-    def flow(self) -> ContainerFlow:
-        return ContainerFlow(self, THREADS)
-
-    def _stage(self, out: Outgoing, together: Sequence[Any]) -> bool:
-        if not out.images and out.video is None:
-            return False  # a text container is ready at once: nothing to gain ahead of the slot
-        return self.flow.stage(out, self._creator(out))
-
-    def _publish(self, out: Outgoing, progress: Progress | None) -> Receipt:
-        return self.flow.publish(out, self._creator(out))  # the publisher releases the hosted media after
-
-    def _creator(self, out: Outgoing) -> Callable[[], str]:
-        flow = self.flow
-
-        def create() -> str:
-            if out.video is not None:
-                params = {"media_type": "VIDEO", "text": out.text, "alt_text": out.video.alt}
-                return flow.create(params, out.video.path, out=out, url_field="video_url")
-            if len(out.images) == 1:
-                image = out.images[0]
-                params = {"media_type": "IMAGE", "text": out.text, "alt_text": image.alt}
-                return flow.create(params, image.path, out=out, url_field="image_url")
-            if not out.images:
-                return flow.create({"media_type": "TEXT", "text": out.text})
-            children = [
-                flow.create(
-                    {"media_type": "IMAGE", "is_carousel_item": "true", "alt_text": i.alt},
-                    i.path,
-                    out=out,
-                    url_field="image_url",
-                )
-                for i in out.images
-            ]
-            for child in children:
-                if (status := flow.wait(child)) != "FINISHED":
-                    raise PermanentError(f"threads could not process a carousel image ({status})")
-            return flow.create({"media_type": "CAROUSEL", "children": ",".join(children), "text": out.text})
-
-        return create
-
-    def _find_published(self, out: Outgoing) -> Receipt | None:
-        return self.flow.find(out)
 
     def _reshare(self, mention: Mention) -> Receipt:
         answer = self.client.post(f"{mention.remote_id}/repost", write=True)
