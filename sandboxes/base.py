@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -133,6 +134,39 @@ def shut(server: ThreadingHTTPServer | None) -> None:
         server.server_close()
 
 
+class PlatformServer(ThreadingHTTPServer):
+    """A sandbox platform's HTTP server on 127.0.0.1 (a free port): its ``handler`` answers from ``state``, each
+    answer ``latency`` seconds late."""
+
+    handler: ClassVar[type[BaseHTTPRequestHandler]]
+    daemon_threads = True
+    allow_reuse_address = True
+    # socketserver's default listen backlog of 5 drops connections beyond it, and clients then wait
+    # out TCP's 1 s SYN retry: a fan-out to hundreds of accounts would measure that, not the bot.
+    request_queue_size = 1024
+
+    def __init__(self, state: Any, latency: float = 0.0) -> None:
+        self.state, self.latency = state, latency
+        super().__init__(("127.0.0.1", 0), self.handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that hang up (killed workers, timeouts) are normal here, not server errors.
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
+class PlatformHandler(BaseHTTPRequestHandler):
+    """The base of a ``PlatformServer``'s handler: HTTP/1.1 keep-alive, no Nagle delay, no stderr log."""
+
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: with Nagle on, a kept-alive connection waits for the
+    # client's delayed ACK (40 ms on Linux) before the body. Real APIs answer at once.
+    disable_nagle_algorithm = True
+
+    def log_message(self, format: str, *args: Any) -> None:  # request logs, where kept, replace stderr noise
+        return
+
+
 class Sandbox(ABC):
     """A local platform server (or several) on 127.0.0.1, started and stopped by its owner."""
 
@@ -213,3 +247,40 @@ class Sandbox(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class ServedSandbox(Sandbox):
+    """A sandbox whose platform is one ``PlatformServer`` in this process, served from a daemon thread."""
+
+    def __init__(self, *, latency: float = 0.0, workdir: str | None = None) -> None:
+        super().__init__(latency=latency, workdir=workdir)
+        self._server: PlatformServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @abstractmethod
+    def _new_server(self) -> PlatformServer:
+        """The platform's server, on a free loopback port, not yet serving."""
+
+    def start(self) -> None:
+        if self._server is not None:
+            return
+        self._server = self._new_server()
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name=f"{self.platform}-sandbox", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError(f"{type(self).__name__} is not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"

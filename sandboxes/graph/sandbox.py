@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from sandboxes.base import Draft, Sandbox, SandboxAccount, ServerPost, env_name
+from sandboxes.base import Draft, PlatformServer, SandboxAccount, ServedSandbox, ServerPost, env_name
 from sandboxes.graph.server import GraphHTTPServer, _new_post
 from sandboxes.graph.state import GraphState
 
 
-class GraphSandbox(Sandbox):
+class GraphSandbox(ServedSandbox):
     product: ClassVar[str]
 
     def __init__(
@@ -34,26 +34,9 @@ class GraphSandbox(Sandbox):
         super().__init__(latency=latency, workdir=workdir)
         self._default_processing = processing_seconds
         self.state = GraphState(wall, processing_seconds)
-        self._server: GraphHTTPServer | None = None
 
-    def start(self) -> None:
-        if self._server is None:
-            self._server = GraphHTTPServer(self.state, self.latency)
-            import threading
-
-            threading.Thread(target=self._server.serve_forever, args=(0.05,), name="graph-sandbox", daemon=True).start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("Graph sandbox is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    def _new_server(self) -> PlatformServer:
+        return GraphHTTPServer(self.state, self.latency)
 
     def create_account(
         self, name: str, *, display_name: str | None = None, scopes: set[str] | None = None

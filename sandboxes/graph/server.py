@@ -14,12 +14,11 @@ answer at all (a server that died between storing the post and replying).
 from __future__ import annotations
 
 import json
-import sys
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from sandboxes.base import PlatformHandler, PlatformServer
 from sandboxes.graph import state as st
 from sandboxes.graph.state import Account, Container, GraphError, GraphState, Post, Upload
 
@@ -29,27 +28,8 @@ VERSIONS = {GRAPH_VERSION: ("facebook", "instagram"), THREADS_VERSION: ("threads
 TIMEOUT_DELAY = 2.0
 
 
-class GraphHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 1024
-
-    def __init__(self, state: GraphState, latency: float = 0.0) -> None:
-        self.state, self.latency = state, latency
-        super().__init__(("127.0.0.1", 0), GraphHandler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            super().handle_error(request, client_address)
-
-
-class GraphHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+class GraphHandler(PlatformHandler):
     server: GraphHTTPServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
 
     def do_GET(self) -> None:
         self._serve()
@@ -639,3 +619,8 @@ def _multipart(content_type: str, body: bytes) -> dict[str, Any]:
         value = value[:-2] if value.endswith(b"\r\n") else value
         fields[name.group(1).decode()] = value if b"filename=" in head else value.decode("utf-8", "replace")
     return fields
+
+
+class GraphHTTPServer(PlatformServer):
+    handler = GraphHandler
+    state: GraphState

@@ -8,18 +8,17 @@ parts (``part_size``), expire a token (``expire``) and read every upload (``vide
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from sandboxes.base import Draft, Sandbox, SandboxAccount, ServerPost, env_name
+from sandboxes.base import Draft, PlatformServer, SandboxAccount, ServedSandbox, ServerPost, env_name
 from sandboxes.linkedin.server import ACTIVE_SINCE, PART_SIZE, LinkedInHTTPServer, LinkedInState, Problem, displayed
 
 ROLES = ("access_token", "client_id", "client_secret")
 
 
-class LinkedInSandbox(Sandbox):
+class LinkedInSandbox(ServedSandbox):
     platform = "linkedin"
 
     def __init__(
@@ -33,32 +32,9 @@ class LinkedInSandbox(Sandbox):
         super().__init__(latency=latency, workdir=workdir)
         self.state = LinkedInState(wall, processing_polls)
         self._processing_polls = processing_polls
-        self._server: LinkedInHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        if self._server is not None:
-            return
-        self._server = LinkedInHTTPServer(self.state, self.latency)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="linkedin-sandbox", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("LinkedInSandbox is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    def _new_server(self) -> PlatformServer:
+        return LinkedInHTTPServer(self.state, self.latency)
 
     def create_account(self, name: str, *, display_name: str | None = None) -> SandboxAccount:
         org = self.state.create_org(display_name or name)

@@ -21,17 +21,15 @@ import itertools
 import json
 import re
 import secrets
-import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from sandboxes.base import FaultQueue
+from sandboxes.base import FaultQueue, PlatformHandler, PlatformServer
 
 PART_SIZE = 4 * 1024 * 1024  # Videos API: uploadInstructions split a file into 4,194,304-byte parts
 ACTIVE_SINCE = "202601"  # older versions are sunset here (LinkedIn serves each for about a year)
@@ -288,27 +286,8 @@ class LinkedInState:
             return etag
 
 
-class LinkedInHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 1024  # a fan-out's connections must not wait out TCP's SYN retry
-
-    def __init__(self, state: LinkedInState, latency: float = 0.0) -> None:
-        self.state, self.latency = state, latency
-        super().__init__(("127.0.0.1", 0), LinkedInHandler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            super().handle_error(request, client_address)
-
-
-class LinkedInHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+class LinkedInHandler(PlatformHandler):
     server: LinkedInHTTPServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
 
     @property
     def base(self) -> str:
@@ -569,3 +548,8 @@ class LinkedInHandler(BaseHTTPRequestHandler):
                 {},
             )
         raise Problem(400, "unsupported_grant_type")
+
+
+class LinkedInHTTPServer(PlatformServer):
+    handler = LinkedInHandler
+    state: LinkedInState

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sandboxes.base import Draft, Sandbox, SandboxAccount, ServerPost, env_name
+from sandboxes.base import Draft, PlatformServer, SandboxAccount, ServedSandbox, ServerPost, env_name
 from sandboxes.x.limits import WINDOW
 from sandboxes.x.server import XHTTPServer
 from sandboxes.x.state import XState
@@ -50,7 +50,7 @@ def warm_up_text() -> None:
 ROLES = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
 
 
-class XSandbox(Sandbox):
+class XSandbox(ServedSandbox):
     platform = "x"
 
     def __init__(
@@ -74,33 +74,17 @@ class XSandbox(Sandbox):
             shared_app=shared_app,
         )
         self.state.record_wire = record
-        self._server: XHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+
+    def _new_server(self) -> PlatformServer:
+        return XHTTPServer(self.state, self.latency)
 
     def start(self) -> None:
         if self._server is not None:
             return
-        self._server = XHTTPServer(self.state, self.latency)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="x-sandbox", daemon=True)
-        self._thread.start()
+        super().start()
         # X does not pause to load its text rules at its first post: load them now, beside the server
         # (about 0.5 s of CPU that would otherwise stall the first requests of a benchmark).
         threading.Thread(target=warm_up_text, name="x-sandbox-warm-up", daemon=True).start()
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("XSandbox is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def create_account(self, name: str, *, display_name: str | None = None) -> SandboxAccount:
         creds = self.state.create_user(name, display_name or name)

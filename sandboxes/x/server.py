@@ -12,16 +12,15 @@ import base64
 import json
 import math
 import re
-import sys
 import time
 import traceback
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from oauthlib.oauth1.rfc5849 import signature as oauth_signature
 from oauthlib.oauth1.rfc5849.utils import parse_authorization_header
 
+from sandboxes.base import PlatformHandler, PlatformServer
 from sandboxes.x import errors as err
 from sandboxes.x.state import XState
 
@@ -57,32 +56,8 @@ ROUTES = [
 ]
 
 
-class XHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    # socketserver's default listen backlog of 5 drops connections beyond it, and clients then wait
-    # out TCP's 1 s SYN retry: a fan-out to hundreds of accounts would measure that, not the bot.
-    request_queue_size = 1024
-
-    def __init__(self, state: XState, latency: float = 0.0) -> None:
-        self.state, self.latency = state, latency
-        super().__init__(("127.0.0.1", 0), XHandler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients that hang up (killed workers, timeouts) are normal here, not server errors.
-        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            super().handle_error(request, client_address)
-
-
-class XHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes: with Nagle on, a kept-alive connection waits for the
-    # client's delayed ACK (40 ms on Linux) before the body. Real APIs answer at once.
-    disable_nagle_algorithm = True
+class XHandler(PlatformHandler):
     server: XHTTPServer
-
-    def log_message(self, format: str, *args: Any) -> None:  # the request log replaces stderr noise
-        return
 
     def _serve(self) -> None:
         state, method = self.server.state, self.command
@@ -324,3 +299,8 @@ def _multipart(content_type: str, body: bytes) -> dict[str, Any]:
         is_file = b"filename=" in head
         fields[name.group(1).decode()] = value if is_file else value.decode("utf-8", "replace")
     return fields
+
+
+class XHTTPServer(PlatformServer):
+    handler = XHandler
+    state: XState
