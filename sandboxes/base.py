@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 import sys
 import threading
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 
 @dataclass(frozen=True)
@@ -163,8 +165,19 @@ class PlatformHandler(BaseHTTPRequestHandler):
     # client's delayed ACK (40 ms on Linux) before the body. Real APIs answer at once.
     disable_nagle_algorithm = True
 
+    server: PlatformServer
+
     def log_message(self, format: str, *args: Any) -> None:  # request logs, where kept, replace stderr noise
         return
+
+    def _request(self) -> tuple[SplitResult, dict[str, Any], bytes]:
+        """The request's URL, query parameters and body, read after the server's ``latency``."""
+        url = urlsplit(self.path)
+        query: dict[str, Any] = dict(parse_qsl(url.query, keep_blank_values=True))
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.server.latency:
+            time.sleep(self.server.latency)
+        return url, query, body
 
 
 class Sandbox(ABC):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 from sandboxes.base import PlatformHandler, PlatformServer
 from sandboxes.graph import state as st
@@ -42,11 +42,7 @@ class GraphHandler(PlatformHandler):
 
     def _serve(self) -> None:
         state = self.server.state
-        url = urlsplit(self.path)
-        params: dict[str, Any] = dict(parse_qsl(url.query, keep_blank_values=True))
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.server.latency:
-            time.sleep(self.server.latency)
+        url, params, body = self._request()
         ctype = self.headers.get("Content-Type", "")
         if body and ctype.startswith("application/x-www-form-urlencoded"):
             params.update(parse_qsl(body.decode(), keep_blank_values=True))

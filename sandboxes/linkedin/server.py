@@ -27,7 +27,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote
 
 from sandboxes.base import FaultQueue, PlatformHandler, PlatformServer
 
@@ -295,11 +295,7 @@ class LinkedInHandler(PlatformHandler):
 
     def _serve(self) -> None:
         state = self.server.state
-        url = urlsplit(self.path)
-        query = dict(parse_qsl(url.query, keep_blank_values=True))
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.server.latency:
-            time.sleep(self.server.latency)
+        url, query, body = self._request()
         entry: dict[str, Any] = {
             "method": self.command,
             "path": url.path,

@@ -61,11 +61,7 @@ class XHandler(PlatformHandler):
 
     def _serve(self) -> None:
         state, method = self.server.state, self.command
-        url = urlsplit(self.path)
-        query = dict(parse_qsl(url.query, keep_blank_values=True))
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.server.latency:
-            time.sleep(self.server.latency)
+        url, query, body = self._request()
         entry: dict[str, Any] = {
             "method": method,
             "path": url.path,
