@@ -104,6 +104,8 @@ def run_demo(
     copy_campaign(source, workdir)
     if media is not None:
         use_media_host(workdir, media)
+    else:  # no platform of this demo fetches media by URL: the shipped bucket settings would only ask for its keys
+        (workdir / "config" / "media_host.yaml").unlink(missing_ok=True)
     provision_accounts(workdir, sandboxes)
     stretch_grace(workdir)
     cast = seed_hashtag_posts(workdir, sandboxes)

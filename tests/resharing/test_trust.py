@@ -14,6 +14,7 @@ from bot.core.model import Policy
 from bot.core.values import Mention
 from bot.ledger.db import open_engine
 from bot.ledger.reshares import NewDecision, ReshareLedger, mention_from_json, mention_to_json
+from bot.platforms import REGISTRY
 from bot.resharing.policy import Context, Rules, decide
 
 NOW = datetime(2022, 1, 12, 8, 0, tzinfo=UTC)
@@ -199,7 +200,7 @@ def test_reshare_yaml_trust_settings_are_loaded(tmp_path: Path) -> None:
     )
     policy = load(root).reshare.policy
     assert policy.min_account_age == {"x": timedelta(days=30), "mastodon": timedelta(days=7)}
-    assert policy.min_followers == {"x": 10, "mastodon": 10, "bluesky": 10}
+    assert policy.min_followers == dict.fromkeys(REGISTRY, 10)  # one value: every platform the bot knows
     rules = Rules.from_policy(policy)
     assert (rules.new_accounts, rules.unknown_signals, rules.first_time_authors) == ("skip", "ignore", "review")
     assert (rules.max_per_author_per_day, rules.author_cooldown) == (2, timedelta(hours=2))

@@ -64,8 +64,10 @@ def _demo_campaign(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import yaml
 
     accounts = yaml.safe_load((root / "config" / "accounts.yaml").read_text(encoding="utf-8"))["accounts"]
-    for entry in accounts.values():
-        for variable in entry["credentials"].values():
+    media_host = root / "config" / "media_host.yaml"
+    bucket = yaml.safe_load(media_host.read_text(encoding="utf-8"))["media_host"] if media_host.exists() else {}
+    for credentials in [*(entry["credentials"] for entry in accounts.values()), bucket.get("credentials", {})]:
+        for variable in credentials.values():
             monkeypatch.setenv(variable, f"stand-in-{uuid.uuid4().hex}")
 
 
