@@ -24,6 +24,7 @@ BENCHES = {
     "reshare": ["bench/reshare_latency.py"],
     "footprint": ["bench/footprint.py"],
     "scaleout": ["bench/scaleout.py"],
+    "channels": ["bench/channels.py"],
 }
 
 
