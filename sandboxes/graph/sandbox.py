@@ -58,7 +58,12 @@ class GraphSandbox(ServedSandbox):
         with self.state.lock:
             me = self._account(account)
             media = [{"kind": "image", "alt": draft.alt_text, "bytes": 0}] if draft.alt_text else []
-            return _new_post(self.state, me, draft.text, media=media, reshare_of=draft.reshare_of).id
+            extras = self._extras(draft)
+            return _new_post(self.state, me, draft.text, media=media, reshare_of=draft.reshare_of, **extras).id
+
+    def _extras(self, draft: Draft) -> dict[str, Any]:
+        """What a product keeps of a draft beyond its text and media (Facebook and Instagram: nothing)."""
+        return {}
 
     def posts(self, account: SandboxAccount | None = None) -> list[ServerPost]:
         with self.state.lock:
@@ -72,6 +77,8 @@ class GraphSandbox(ServedSandbox):
                     url=p.permalink,
                     media=[dict(m) for m in p.media],
                     reshare_of=p.reshare_of,
+                    reply_to=p.reply_to,
+                    sensitive=p.is_spoiler_media or bool(p.text_entities),
                 )
                 for p in found
                 if (owner is None or p.owner == owner)
@@ -179,3 +186,28 @@ class ThreadsSandbox(GraphSandbox):
         # Campaign accounts of the demo and tests hold the keyword search permission unless a test says otherwise.
         wanted = {"threads_basic", "threads_content_publish", "threads_keyword_search"} if scopes is None else scopes
         return super().create_account(name, display_name=display_name, scopes=wanted)
+
+    def _extras(self, draft: Draft) -> dict[str, Any]:
+        """A draft's warnings as Threads spoilers (https://developers.facebook.com/documentation/threads/create-posts/spoilers):
+        ``spoiler_text`` hides that part of the text (the first occurrence, any case) or, not in it, the whole text;
+        ``sensitive`` hides the media (``is_spoiler_media``) or, on a text post, the whole text; a reply says so
+        (``is_reply``)."""
+        entities: list[dict[str, Any]] = []
+        media_spoiler = False
+        if draft.spoiler_text:
+            text, wanted = draft.text.casefold(), draft.spoiler_text.casefold()
+            at = text.find(wanted)
+            # casefold may change lengths (ß, İ): then the offsets would not be the text's, so spoil it all
+            found = at >= 0 and len(text) == len(draft.text) and len(wanted) == len(draft.spoiler_text)
+            offset, length = (at, len(draft.spoiler_text)) if found else (0, len(draft.text))
+            entities.append({"entity_type": "SPOILER", "offset": offset, "length": length})
+        if draft.sensitive:
+            if draft.alt_text:  # the draft carries an image: media spoilers work on IMAGE, VIDEO and CAROUSEL
+                media_spoiler = True
+            elif not entities:
+                entities.append({"entity_type": "SPOILER", "offset": 0, "length": len(draft.text)})
+        return {
+            "is_spoiler_media": media_spoiler,
+            "text_entities": [e for e in entities if e["length"] > 0],
+            "reply_to": draft.reply_to,
+        }

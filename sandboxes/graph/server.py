@@ -357,11 +357,44 @@ def _create_container(state: GraphState, me: Account, params: dict[str, Any]) ->
     if len(text) > limit:
         raise GraphError(f"(#100) The caption is too long (limit {limit})", 100, 2207010 if instagram else None)
     container = Container(state.new_id(), me.id, media_type, text, media, state.wall(), carousel_item)
+    if not instagram:
+        container.is_spoiler_media, container.text_entities = _spoilers(params, media_type, text)
     if state.fail_processing > 0 and media_type != "TEXT":
         state.fail_processing -= 1
         container.status, container.error = "ERROR", "2207053 unknown upload error"
     state.containers[container.id] = container
     return container
+
+
+def _spoilers(params: dict[str, Any], media_type: str, text: str) -> tuple[bool, list[dict[str, Any]]]:
+    """A Threads container's spoilers (https://developers.facebook.com/documentation/threads/create-posts/spoilers):
+    ``is_spoiler_media`` for IMAGE, VIDEO or CAROUSEL only, and ``text_entities``, a list of at most 10
+    ``{entity_type: SPOILER, offset, length}`` ranges of the text."""
+    media_spoiler = str(params.get("is_spoiler_media", "")).lower() == "true"
+    if media_spoiler and media_type not in ("IMAGE", "VIDEO", "CAROUSEL"):
+        raise GraphError(f"(#100) is_spoiler_media only works with IMAGE, VIDEO or CAROUSEL, not {media_type}", 100)
+    raw = params.get("text_entities") or []
+    try:
+        entities = json.loads(raw) if isinstance(raw, str) else list(raw)
+    except ValueError:
+        raise GraphError("(#100) Param text_entities must be a JSON list", 100) from None
+    if len(entities) > 10:
+        raise GraphError("(#100) A post takes at most 10 text spoiler entities", 100)
+    kept = []
+    for entity in entities:
+        kind = str(entity.get("entity_type", "")).upper() if isinstance(entity, dict) else ""
+        offset, length = (entity.get("offset"), entity.get("length")) if isinstance(entity, dict) else (None, None)
+        if (
+            kind != "SPOILER"
+            or not isinstance(offset, int)
+            or not isinstance(length, int)
+            or offset < 0
+            or length < 1
+            or offset + length > len(text)
+        ):
+            raise GraphError(f"(#100) Invalid text entity {entity!r}: a SPOILER range inside the text", 100)
+        kept.append({"entity_type": "SPOILER", "offset": offset, "length": length})
+    return media_spoiler, kept
 
 
 def _limit(state: GraphState, me: Account) -> dict[str, Any]:
@@ -393,7 +426,14 @@ def _publish(state: GraphState, me: Account, creation_id: str) -> str:
         raise GraphError(
             "You reached maximum number of posts that is allowed to be published by Content Publishing API.", 9, 2207042
         )
-    post = _new_post(state, me, container.text, media=container.media)
+    post = _new_post(
+        state,
+        me,
+        container.text,
+        media=container.media,
+        is_spoiler_media=container.is_spoiler_media,
+        text_entities=container.text_entities,
+    )
     post.kind = "reel" if container.media_type == "REELS" else "post"
     container.status, container.published_id = "PUBLISHED", post.id
     return post.id
@@ -440,6 +480,12 @@ def _post_view(state: GraphState, post: Post) -> dict[str, Any]:
         "username": owner.username,
         "media_type": "TEXT_POST" if not post.media else post.media[0]["kind"].upper(),
         "is_quote_post": False,
+        # Threads media object fields (https://developers.facebook.com/documentation/threads/reference/media-retrieval),
+        # the same fields keyword search returns; text_entities read back in the shape it is written in (spoilers page).
+        "is_spoiler_media": post.is_spoiler_media,
+        "text_entities": [dict(e) for e in post.text_entities],
+        "is_reply": post.reply_to is not None,
+        **({"replied_to": {"id": post.reply_to}} if post.reply_to else {}),
     }
 
 

@@ -6,6 +6,8 @@ Shapes and numbers follow Meta's reference pages, cited where they are used:
   (``status_code`` IN_PROGRESS, FINISHED, ERROR, EXPIRED after 24 hours, PUBLISHED; media fetched from a public URL)
 - Instagram errors: https://developers.facebook.com/docs/instagram-platform/instagram-graph-api/reference/error-codes
 - Threads: https://developers.facebook.com/docs/threads/posts (containers, ``threads_publish``, 250 posts a day)
+- Threads spoilers: https://developers.facebook.com/documentation/threads/create-posts/spoilers (``text_entities``
+  SPOILER ranges, at most 10, and ``is_spoiler_media`` for IMAGE, VIDEO and CAROUSEL)
 - Graph errors and usage headers: https://developers.facebook.com/docs/graph-api/guides/error-handling and
   https://developers.facebook.com/docs/graph-api/overview/rate-limiting
 """
@@ -106,6 +108,8 @@ class Container:
     status: str = "IN_PROGRESS"  # stored states; FINISHED and EXPIRED are read from the clock
     error: str = ""
     published_id: str | None = None
+    is_spoiler_media: bool = False  # Threads: the media behind a spoiler
+    text_entities: list[dict[str, Any]] = field(default_factory=list)  # Threads: SPOILER ranges of the text
 
 
 @dataclass
@@ -119,6 +123,9 @@ class Post:
     reshare_of: str | None = None
     link: str | None = None
     kind: str = "post"  # post, reel, video
+    is_spoiler_media: bool = False  # Threads: the media behind a spoiler
+    text_entities: list[dict[str, Any]] = field(default_factory=list)  # Threads: SPOILER ranges of the text
+    reply_to: str | None = None  # Threads: the post this one replies to
 
 
 @dataclass

@@ -99,6 +99,26 @@ def test_reposts_a_tag_mention_and_withdraws_it(threads_sandbox: GraphSandbox, a
     assert th.fetch_mentions([tag], page.cursor).mentions == []
 
 
+def test_spoilers_and_replies_come_back_from_keyword_search(threads_sandbox: GraphSandbox, th: Platform) -> None:
+    """Text spoilers (part or whole), media spoilers and replies found by tag search are sensitive or replies."""
+    tag = f"Free{uuid.uuid4().hex[:6]}"
+    supporter = threads_sandbox.create_account(fresh_name("supporter"))
+    plain = threads_sandbox.post_as(supporter, f"Solidarity #{tag}")
+    part = threads_sandbox.post_as(supporter, f"Prison conditions #{tag}", spoiler_text="prison")
+    whole = threads_sandbox.post_as(supporter, f"Hard to read #{tag}", sensitive=True)
+    media = threads_sandbox.post_as(supporter, f"A photo #{tag}", sensitive=True, alt_text="The court")
+    reply = threads_sandbox.post_as(supporter, f"Agreed #{tag}", reply_to=plain)
+    found = {m.remote_id: m for m in th.fetch_mentions([tag], None).mentions}
+    seen = {rid: (m.sensitive, m.spoiler_text, m.is_reply) for rid, m in found.items()}
+    assert seen == {
+        plain: (False, "", False),
+        part: (True, "Prison", False),
+        whole: (True, f"Hard to read #{tag}", False),
+        media: (True, "", False),
+        reply: (False, "", True),
+    }
+
+
 def test_without_keyword_search_tracking_says_why(threads_sandbox: GraphSandbox, media_host, clock) -> None:
     """An account whose token lacks threads_keyword_search cannot track, and the error says so and why."""
     plain = threads_sandbox.create_account(fresh_name("plain"), scopes={"threads_basic", "threads_content_publish"})

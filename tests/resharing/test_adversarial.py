@@ -12,12 +12,25 @@ from structlog.testing import capture_logs
 
 from bot.ledger.reshares import _utc
 from bot.ledger.schema import decisions
+from bot.platforms import platform_class
+from sandboxes import Sandbox
+from tests.conftest import PLATFORMS
 from tests.resharing.harness import GOOD, World, adversarial_plan, fresh, make_people
 
 pytestmark = pytest.mark.slow
 CAP_REASONS = {"cap_hour", "cap_day", "author_cooldown"}
 DECISION_EVENTS = {"reshare_skipped", "reshare_scheduled", "reshare_queued"}
 SKIP = {"replies", "reshares", "own", "sensitive"}
+
+
+@pytest.fixture(params=PLATFORMS)
+def sandbox(request: pytest.FixtureRequest) -> Sandbox:
+    """Each platform's sandbox whose adapter tracks hashtags; the others are skipped (before their server starts)."""
+    if not platform_class(request.param).supports_tracking:
+        pytest.skip(
+            f"{request.param} has no hashtag search (its adapter's supports_tracking is false): nothing to track"
+        )
+    return request.getfixturevalue(f"{request.param}_sandbox")
 
 
 def policy_for(people, **overrides):

@@ -5,6 +5,11 @@ fetched by Threads from a public URL), ``GET /{container}?fields=status`` until 
 /me/threads_publish``; exactly once through the container id kept in the notes (``bot.platforms.graph.containers``).
 Tracking uses keyword search with ``search_mode=TAG`` (https://developers.facebook.com/docs/threads/keyword-search),
 which needs the ``threads_keyword_search`` permission; without it the account cannot track, and says why.
+Spoilers (https://developers.facebook.com/documentation/threads/create-posts/spoilers) are what Threads has for
+content warnings: ``text_entities`` SPOILER ranges over the text and ``is_spoiler_media`` over images and video,
+both fields of the media object that keyword search returns
+(https://developers.facebook.com/documentation/threads/reference/media-retrieval). A mention with either is
+``sensitive``, and the spoiled parts of its text are its ``spoiler_text``.
 """
 
 from __future__ import annotations
@@ -85,7 +90,8 @@ class Threads(ContainerPlatform):
                         "q": tag.lstrip("#"),
                         "search_type": "RECENT",
                         "search_mode": "TAG",
-                        "fields": "id,text,permalink,timestamp,username,is_quote_post",
+                        "fields": "id,text,permalink,timestamp,username,is_quote_post,is_reply,is_spoiler_media,"
+                        "text_entities",
                     },
                 )
             except GraphApiError as exc:
@@ -100,14 +106,19 @@ class Threads(ContainerPlatform):
                 pid = str(item.get("id") or "")
                 if not pid.isdigit() or int(pid) <= newest:
                     continue
+                text = str(item.get("text") or "")
+                spoiled = _spoilers(item.get("text_entities"), text)
                 found[pid] = Mention(
                     remote_id=pid,
                     url=str(item.get("permalink") or ""),
                     author_id=str(item.get("username") or ""),
                     author_handle=str(item.get("username") or ""),
                     author_name=str(item.get("username") or ""),
-                    text=str(item.get("text") or ""),
+                    text=text,
                     created_at=_when(item.get("timestamp")),
+                    is_reply=item.get("is_reply") in (True, "true"),
+                    sensitive=spoiled is not None or item.get("is_spoiler_media") in (True, "true"),
+                    spoiler_text=spoiled or "",
                 )
         ordered = sorted(found.values(), key=lambda m: int(m.remote_id))
         latest = max([newest, *(int(m.remote_id) for m in ordered)])
@@ -119,3 +130,31 @@ def _when(value: Any) -> datetime | None:
         return datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%S%z")
     except ValueError:
         return None
+
+
+def _spoilers(entities: Any, text: str) -> str | None:
+    """The spoiled parts of ``text`` (joined by a space), or None when no SPOILER entity hides any of it.
+
+    Read tolerantly: a list of ``{entity_type, offset, length}`` as the spoilers page writes them, or that list
+    under ``data`` as Graph lists edges; a range Threads counts differently from Python (UTF-16) still marks the
+    post sensitive, its text then falling back to the whole post so the blocked-word filter reads it all.
+    """
+    if isinstance(entities, dict):
+        entities = entities.get("data")
+    if not isinstance(entities, list):
+        return None
+    parts: list[str] = []
+    spoiler = False
+    for entity in entities:
+        if not isinstance(entity, dict) or str(entity.get("entity_type", "")).upper() != "SPOILER":
+            continue
+        spoiler = True
+        try:
+            offset, length = int(entity.get("offset", 0)), int(entity.get("length", 0))
+        except (TypeError, ValueError):
+            offset, length = 0, 0
+        part = text[offset : offset + length] if offset >= 0 and length > 0 else ""
+        parts.append(part.strip() or text)
+    if not spoiler:
+        return None
+    return " ".join(dict.fromkeys(parts)) or text or "spoiler"
