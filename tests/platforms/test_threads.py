@@ -136,7 +136,8 @@ def test_online_check_names_the_account_that_cannot_track(threads_sandbox: Graph
     able = threads_sandbox.create_account(fresh_name("able"))
     plain = threads_sandbox.create_account(fresh_name("plain"), scopes={"threads_basic", "threads_content_publish"})
     accounts = {
-        a.id: SimpleNamespace(id=a.id, platform="threads", line=n, sandbox=a) for n, a in ((3, able), (7, plain))
+        a.id: SimpleNamespace(id=a.id, platform="threads", file="config/accounts.yaml", line=n, sandbox=a)
+        for n, a in ((3, able), (7, plain))
     }
     track = SimpleNamespace(hashtags=["FreeAndreiandIrina"], accounts=list(accounts))
     campaign = SimpleNamespace(accounts=accounts, reshare=SimpleNamespace(track=[track]))
