@@ -11,6 +11,10 @@ from typing import Any, Protocol
 Progress = Callable[[int, int], None]
 """Upload progress callback: (bytes sent, total bytes)."""
 
+DISPLAY_NAME_UNKNOWN = "display_name_unknown"
+"""``Mention.ref`` key of a mention whose author's display name the platform did not give (its value says why):
+``author_name`` then holds no more than the handle, so the policy sends the mention to review, never allows it."""
+
 
 class AccountLike(Protocol):
     """What an adapter needs to know of an account (``bot.campaign`` models provide it)."""

@@ -4,6 +4,12 @@ Anyone can use a campaign hashtag (trolls, spammers, the regime's supporters), s
 nothing here trusts the post: ``decide`` answers allow, skip or review with a
 reason, from the post, the campaign's rules and the counts the ledger holds.
 It reads no clock and no database; the tracker passes both in through ``Context``.
+
+Reasons (``Decision.reason``) include: partner, tagged, own, never_from, reply, reshare, sensitive,
+blocked_word, author_cooldown, cap_author_day, new_account, few_followers, unknown_account,
+display_name_unknown (review: the platform did not give the author's display name, so the blocked words could
+not be checked against it; Threads without ``threads_profile_discovery``), first_time_author, awaiting_review,
+cap_day, cap_hour.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from bot.core.values import Mention
+from bot.core.values import DISPLAY_NAME_UNKNOWN, Mention
 
 if TYPE_CHECKING:
     import regex
@@ -203,7 +209,7 @@ class Context:
 @dataclass(frozen=True)
 class Decision:
     action: Action
-    reason: str  # a short code: partner, tagged, own, never_from, blocked_word, reply, cap_hour, ...
+    reason: str  # a short code: partner, tagged, own, never_from, blocked_word, display_name_unknown, cap_hour, ...
     detail: str = ""  # what a person needs to understand the reason
 
 
@@ -325,6 +331,15 @@ def decide(mention: Mention, ctx: Context) -> Decision:
             f"{ctx.author_day} of this author's posts in 24 hours (max_per_author_per_day {cap})",
         )
     if verdict.reason != "partner":
+        # Partners are named by handle; anyone else may hide a blocked word in a display name we could not read.
+        if DISPLAY_NAME_UNKNOWN in mention.ref:
+            why = mention.ref.get(DISPLAY_NAME_UNKNOWN) or ""
+            return Decision(
+                "review",
+                "display_name_unknown",
+                f"{ctx.platform or 'the platform'} did not say the author's display name"
+                + (f" ({why.replace('_', ' ')})" if why else ""),
+            )
         routed = untrusted(mention, ctx)
         if routed is not None and rules.new_accounts != "allow":
             return Decision(cast(Action, rules.new_accounts), routed.reason, routed.detail)

@@ -5,6 +5,7 @@ users). Each sandbox instance runs its own server on a free loopback port.
 Beyond the interface, tests can put the server on their own clock (``use_clock``) with a container processing
 delay (``processing_seconds``), make containers end in ERROR (``fail_processing``), expire a token
 (``expire_token``), force an account's usage percentage (``set_usage``), set its daily quota (``set_quota``),
+say what Threads' profile_lookup reports of an account (``set_profile``: follower count, discoverable),
 make the server store a write and drop the connection unanswered (``crash_after``), and read what it downloaded
 (``fetched``).
 """
@@ -183,9 +184,21 @@ class ThreadsSandbox(GraphSandbox):
     def create_account(
         self, name: str, *, display_name: str | None = None, scopes: set[str] | None = None
     ) -> SandboxAccount:
-        # Campaign accounts of the demo and tests hold the keyword search permission unless a test says otherwise.
-        wanted = {"threads_basic", "threads_content_publish", "threads_keyword_search"} if scopes is None else scopes
-        return super().create_account(name, display_name=display_name, scopes=wanted)
+        # Campaign accounts of the demo and tests hold the keyword search and profile discovery permissions unless
+        # a test says otherwise.
+        default = {"threads_basic", "threads_content_publish", "threads_keyword_search", "threads_profile_discovery"}
+        return super().create_account(name, display_name=display_name, scopes=default if scopes is None else scopes)
+
+    def set_profile(
+        self, account: SandboxAccount, *, followers: int | None = None, discoverable: bool | None = None
+    ) -> None:
+        """What profile_lookup says of ``account``: its follower_count, or (not discoverable) that it is not found."""
+        with self.state.lock:
+            me = self._account(account)
+            if followers is not None:
+                me.followers = followers
+            if discoverable is not None:
+                me.discoverable = discoverable
 
     def _extras(self, draft: Draft) -> dict[str, Any]:
         """A draft's warnings as Threads spoilers (https://developers.facebook.com/documentation/threads/create-posts/spoilers):

@@ -221,6 +221,8 @@ def route(
             return {"access_token": me.token, "token_type": "bearer", "expires_in": int(60 * st.DAY)}
         if node == "keyword_search" and me.product == "threads":
             return _keyword_search(state, me, params)
+        if node == "profile_lookup" and me.product == "threads":
+            return _profile_lookup(state, me, params)
         if node == me.id:
             return _own_edge(state, me, method, edge, params)
         return _object(state, me, method, node, edge, params)
@@ -519,6 +521,37 @@ def _keyword_search(state: GraphState, me: Account, params: dict[str, Any]) -> d
         ):
             found.append(_pick(_post_view(state, post), fields))
     return {"data": found[::-1]}
+
+
+def _profile_lookup(state: GraphState, me: Account, params: dict[str, Any]) -> dict[str, Any]:
+    """Threads Profile Discovery (https://developers.facebook.com/documentation/threads/threads-profiles):
+    ``GET /profile_lookup?username=`` needs ``threads_profile_discovery`` and answers a public profile's
+    username, name, profile_picture_url, biography, is_verified and follower_count (and its like, quote, reply,
+    repost and view counts). A Threads user the sandbox knows is looked up unless a test made it undiscoverable
+    (as real Threads limits which profiles a token may look up); anything else is the not-found answer."""
+    if "threads_profile_discovery" not in me.scopes:
+        raise GraphError("(#10) Application does not have permission for this action", 10)
+    username = _need(params, "username").strip().lstrip("@").lower()
+    found = next(
+        (a for a in state.accounts.values() if a.product == "threads" and a.username.lower() == username), None
+    )
+    if found is None or not found.discoverable:
+        raise _missing(username)
+    values = {
+        "username": found.username,
+        "name": found.name,
+        "profile_picture_url": f"https://scontent.threads.invalid/{found.id}.jpg",
+        "biography": "",
+        "is_verified": False,
+        "follower_count": found.followers,
+        "likes_count": 0,
+        "quotes_count": 0,
+        "replies_count": 0,
+        "reposts_count": 0,
+        "views_count": 0,
+    }
+    wanted = _fields(params, "username,name,profile_picture_url,biography,is_verified,follower_count")
+    return {k: values[k] for k in wanted if k in values}
 
 
 # ---- Facebook Pages ----

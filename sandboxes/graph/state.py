@@ -94,6 +94,8 @@ class Account:
     calls: list[float] = field(default_factory=list)
     forced_usage: int | None = None
     quota: int | None = None
+    followers: int = 0  # Threads: what profile_lookup reports as follower_count
+    discoverable: bool = True  # Threads: whether profile_lookup may return this profile
 
 
 @dataclass

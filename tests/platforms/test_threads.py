@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.core.errors import ContentRejected, PermanentError, UncertainOutcome
-from bot.core.values import ImageAttachment, VideoAttachment
+from bot.core.values import DISPLAY_NAME_UNKNOWN, ImageAttachment, VideoAttachment
 from bot.platforms.base import Platform
 from sandboxes import SandboxAccount
 from sandboxes.graph.sandbox import GraphSandbox
@@ -117,6 +117,80 @@ def test_spoilers_and_replies_come_back_from_keyword_search(threads_sandbox: Gra
         media: (True, "", False),
         reply: (False, "", True),
     }
+
+
+def lookups(sandbox: GraphSandbox, account: SandboxAccount) -> list[str]:
+    """The usernames ``account`` looked up with profile_lookup, in order."""
+    return [
+        r["query"].get("username", "")
+        for r in sandbox.requests()
+        if r["path"].endswith("/profile_lookup") and r["account"] == account.handle
+    ]
+
+
+def test_profile_lookup_fills_display_name_and_followers(threads_sandbox: GraphSandbox, account, th: Platform) -> None:
+    """A mention's author_name and author_followers come from profile_lookup, with no display_name_unknown marker."""
+    tag = f"Free{uuid.uuid4().hex[:6]}"
+    author = threads_sandbox.create_account(fresh_name("named"), display_name="Łukašenka Fan Club")
+    threads_sandbox.set_profile(author, followers=321)
+    threads_sandbox.post_as(author, f"Solidarity #{tag}")
+    [found] = th.fetch_mentions([tag], None).mentions
+    assert (found.author_handle, found.author_name, found.author_followers) == (
+        author.handle,
+        "Łukašenka Fan Club",
+        321,
+    )
+    assert DISPLAY_NAME_UNKNOWN not in found.ref
+
+
+def test_one_lookup_per_author_through_the_cache(
+    threads_sandbox: GraphSandbox, account, th: Platform, clock: GraphClock
+) -> None:
+    """Many posts by two authors cost one lookup each, until a day on the adapter's clock has passed."""
+    tag = f"Free{uuid.uuid4().hex[:6]}"
+    first = threads_sandbox.create_account(fresh_name("busy"), display_name="Busy One")
+    second = threads_sandbox.create_account(fresh_name("busy"), display_name="Busy Two")
+    for n in range(4):
+        threads_sandbox.post_as(first, f"Post {n} #{tag}")
+        threads_sandbox.post_as(second, f"Post {n} #{tag}")
+    page = th.fetch_mentions([tag], None)
+    assert {m.author_name for m in page.mentions} == {"Busy One", "Busy Two"}
+    threads_sandbox.post_as(first, f"Later #{tag}")
+    assert [m.author_name for m in th.fetch_mentions([tag], page.cursor).mentions] == ["Busy One"]
+    assert sorted(lookups(threads_sandbox, account)) == sorted([first.handle, second.handle])
+    clock.advance(86400 + 1)
+    threads_sandbox.post_as(first, f"Next day #{tag}")
+    th.fetch_mentions([tag], None)
+    assert lookups(threads_sandbox, account).count(first.handle) == 2
+
+
+def test_without_profile_discovery_mentions_carry_the_marker(threads_sandbox: GraphSandbox, media_host, clock) -> None:
+    """A token without threads_profile_discovery still tracks, but every mention is marked display_name_unknown."""
+    reader = threads_sandbox.create_account(
+        fresh_name("reader"), scopes={"threads_basic", "threads_content_publish", "threads_keyword_search"}
+    )
+    tag = f"Free{uuid.uuid4().hex[:6]}"
+    for n in range(2):
+        author = threads_sandbox.create_account(fresh_name("hidden"), display_name="Łukašenka Fan Club")
+        threads_sandbox.post_as(author, f"Solidarity {n} #{tag}")
+    adapter = adapter_for(reader, media_host=media_host, wall=clock, sleep=clock.sleep, timeout=5)
+    try:
+        found = adapter.fetch_mentions([tag], None).mentions
+    finally:
+        adapter.close()
+    assert [m.ref.get(DISPLAY_NAME_UNKNOWN) for m in found] == ["no_permission", "no_permission"]
+    assert all(m.author_name == m.author_handle and m.author_followers is None for m in found)
+    assert len(lookups(threads_sandbox, reader)) == 1  # refused once, then not asked again for an hour
+
+
+def test_undiscoverable_profile_carries_the_marker(threads_sandbox: GraphSandbox, th: Platform) -> None:
+    """A profile Threads will not look up (not discoverable) gives the not_found marker instead of a name."""
+    tag = f"Free{uuid.uuid4().hex[:6]}"
+    author = threads_sandbox.create_account(fresh_name("small"), display_name="Hidden Name")
+    threads_sandbox.set_profile(author, discoverable=False)
+    threads_sandbox.post_as(author, f"Solidarity #{tag}")
+    [found] = th.fetch_mentions([tag], None).mentions
+    assert (found.author_name, found.ref.get(DISPLAY_NAME_UNKNOWN)) == (author.handle, "not_found")
 
 
 def test_without_keyword_search_tracking_says_why(threads_sandbox: GraphSandbox, media_host, clock) -> None:

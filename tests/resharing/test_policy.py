@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.core.values import Mention
+from bot.core.values import DISPLAY_NAME_UNKNOWN, Mention
 from bot.resharing.policy import Context, Handle, Rules, decide, fold, judge
 
 NOW = datetime(2022, 1, 12, 8, 0, tzinfo=UTC)
@@ -175,3 +175,16 @@ def test_review_listing_strips_terminal_escapes() -> None:
 
     assert clean("Free\x1b[31m them\u202e now\n#tag") == "Free [31m them now #tag"
     assert clean("x" * 100, 10) == "x" * 9 + "…"
+
+
+def test_unknown_display_name_goes_to_review_never_allow() -> None:
+    """A mention whose display name the platform did not give is reviewed (display_name_unknown), partners excepted."""
+    unknown = {DISPLAY_NAME_UNKNOWN: "no_permission"}
+    decision = decide(mention(ref=unknown), ctx(platform="threads"))
+    assert (decision.action, decision.reason) == ("review", "display_name_unknown")
+    assert decision.detail == "threads did not say the author's display name (no permission)"
+    assert decide(mention(ref=unknown), ctx(platform="threads", rules=Rules(mode="review"))).reason == (
+        "display_name_unknown"
+    )
+    assert decide(mention("Lukashenka rules", ref=unknown), ctx(platform="threads")).action == "skip"
+    assert decide(mention(author_handle="article19org", ref=unknown), ctx(platform="threads")).reason == "partner"

@@ -10,21 +10,71 @@ content warnings: ``text_entities`` SPOILER ranges over the text and ``is_spoile
 both fields of the media object that keyword search returns
 (https://developers.facebook.com/documentation/threads/reference/media-retrieval). A mention with either is
 ``sensitive``, and the spoiled parts of its text are its ``spoiler_text``.
+Keyword search gives the author's ``username`` only, never the display name the blocked-word filter must read:
+that comes from the Profile Discovery API (``GET /profile_lookup?username=``, permission
+``threads_profile_discovery``, https://developers.facebook.com/documentation/threads/threads-profiles), which
+also gives ``follower_count``, a trust signal. Looked up once per author and kept a day (``ProfileCache``); a
+mention whose author could not be looked up carries ``ref[DISPLAY_NAME_UNKNOWN]`` and goes to review.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from bot.core.errors import PermanentError
-from bot.core.values import Limits, Mention, MentionPage, Receipt
+from bot.core.errors import AuthFailed, PermanentError, PlatformUnavailable, RateLimited
+from bot.core.values import DISPLAY_NAME_UNKNOWN, Limits, Mention, MentionPage, Receipt
 from bot.platforms.graph.client import GraphApiError
 from bot.platforms.graph.containers import THREADS, ContainerPlatform, Product
 from bot.platforms.graph.version import THREADS_VERSION
 
 MB = 1024 * 1024
+PROFILE_TTL = 86400.0  # a display name looked up is trusted for a day, then looked up again
+MISS_TTL = 3600.0  # a profile Threads would not give (not found, not discoverable) is asked again after an hour
+NO_PERMISSION_TTL = 3600.0  # a token refused the permission: no lookups for an hour (staff may grant it meanwhile)
+PROFILE_CACHE_SIZE = 10_000  # authors kept; the least recently used goes first
+PROFILE_BUCKET = "profile_lookup"  # the rate gate's bucket for lookups
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What profile_lookup said of one author: the display name and follower count, or why there is none."""
+
+    name: str | None
+    followers: int | None
+    missing: str = ""  # why name is None: no_permission, not_found, failed
+
+
+class ProfileCache:
+    """Profiles by lower-cased username, each until its own expiry on the adapter's wall clock, at most ``size``."""
+
+    def __init__(self, size: int = PROFILE_CACHE_SIZE) -> None:
+        self.size = size
+        self._items: OrderedDict[str, tuple[float, Profile]] = OrderedDict()
+
+    def get(self, username: str, now: float) -> Profile | None:
+        key = username.lower()
+        item = self._items.get(key)
+        if item is None:
+            return None
+        if item[0] <= now:
+            del self._items[key]
+            return None
+        self._items.move_to_end(key)
+        return item[1]
+
+    def put(self, username: str, profile: Profile, until: float) -> None:
+        key = username.lower()
+        self._items[key] = (until, profile)
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 class Threads(ContainerPlatform):
@@ -65,6 +115,11 @@ class Threads(ContainerPlatform):
         if video is not None and video.video_codec and video.video_codec not in ("h264", "hevc"):
             refusals.append((("video",), f"is {video.video_codec} video; threads takes H.264 or HEVC"))
         return refusals
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.profiles = ProfileCache()
+        self._no_discovery_until = 0.0  # the token lacked threads_profile_discovery: skip lookups until then
 
     def _reshare(self, mention: Mention) -> Receipt:
         answer = self.client.post(f"{mention.remote_id}/repost", write=True)
@@ -108,21 +163,83 @@ class Threads(ContainerPlatform):
                     continue
                 text = str(item.get("text") or "")
                 spoiled = _spoilers(item.get("text_entities"), text)
+                username = str(item.get("username") or "")
+                profile = self._profile(username)
                 found[pid] = Mention(
                     remote_id=pid,
                     url=str(item.get("permalink") or ""),
-                    author_id=str(item.get("username") or ""),
-                    author_handle=str(item.get("username") or ""),
-                    author_name=str(item.get("username") or ""),
+                    author_id=username,
+                    author_handle=username,
+                    # Without a display name the handle stands in (the filter reads it as the handle anyway).
+                    author_name=profile.name if profile.name is not None else username,
                     text=text,
                     created_at=_when(item.get("timestamp")),
                     is_reply=item.get("is_reply") in (True, "true"),
                     sensitive=spoiled is not None or item.get("is_spoiler_media") in (True, "true"),
                     spoiler_text=spoiled or "",
+                    ref={DISPLAY_NAME_UNKNOWN: profile.missing} if profile.name is None else {},
+                    author_followers=profile.followers,
                 )
         ordered = sorted(found.values(), key=lambda m: int(m.remote_id))
         latest = max([newest, *(int(m.remote_id) for m in ordered)])
         return MentionPage(mentions=ordered, cursor=str(latest) if latest else cursor)
+
+    def _profile(self, username: str) -> Profile:
+        """The author's display name and follower count from profile_lookup, cached per username.
+
+        Profile Discovery (https://developers.facebook.com/documentation/threads/threads-profiles) needs the
+        ``threads_profile_discovery`` permission; with standard access only a few official Meta accounts
+        (@meta, @threads, @instagram, @facebook) can be looked up, so in practice it needs advanced access (app
+        review). Third-party descriptions of the endpoint add that the looked-up profile must be public and
+        have at least 100 followers; Meta's page as we read it does not say so, so a refused profile is simply
+        "not found" here. The call goes through the adapter's Graph client (token, usage headers) and its rate
+        gate: a throttled lookup or a closed gate raises RateLimited, so the page is fetched again later rather
+        than judged without names. Any other failure gives a Profile without a name, which sends the mention to
+        review (``display_name_unknown``), never to an unseen reshare.
+        """
+        now = self._wall()
+        if not username:
+            return Profile(None, None, "no_username")
+        if now < self._no_discovery_until:
+            return Profile(None, None, "no_permission")
+        cached = self.profiles.get(username, now)
+        if cached is not None:
+            return cached
+        wait = self.gate.wait_needed(PROFILE_BUCKET)
+        if wait > 0:
+            raise RateLimited(f"threads rate limit: waiting {wait:.0f}s before profile_lookup", retry_after=wait)
+        try:
+            answer = self.client.get(
+                "profile_lookup", {"username": username, "fields": "username,name,follower_count,is_verified"}
+            )
+        except (GraphApiError, PlatformUnavailable) as exc:
+            err = self._map_error(exc) if isinstance(exc, GraphApiError) else exc
+            if isinstance(err, RateLimited):
+                self.gate.block(PROFILE_BUCKET, err.retry_after)
+                raise err from None
+            if isinstance(err, AuthFailed):
+                raise err from None
+            if isinstance(exc, GraphApiError) and (exc.code == 10 or 200 <= exc.code < 300):
+                self._no_discovery_until = now + NO_PERMISSION_TTL
+                self.log.warning(
+                    "threads_profile_lookup_refused",
+                    reason="the token lacks the threads_profile_discovery permission: Threads mentions go to review",
+                )
+                return Profile(None, None, "no_permission")
+            if isinstance(err, PlatformUnavailable):
+                self.log.warning("threads_profile_lookup_failed", username=username, reason=str(err))
+                return Profile(None, None, "failed")  # not cached: asked again at the author's next mention
+            self.log.info("threads_profile_not_found", username=username, reason=str(err))
+            missing = Profile(None, None, "not_found")
+            self.profiles.put(username, missing, now + MISS_TTL)
+            return missing
+        name = answer.get("name") if isinstance(answer, dict) else None
+        count = answer.get("follower_count") if isinstance(answer, dict) else None
+        followers = int(count) if isinstance(count, int | str) and str(count).isdigit() else None
+        # An empty name is a name Threads gave (none set): nothing to hide in it, so it counts as known.
+        profile = Profile(str(name), followers) if isinstance(name, str) else Profile(None, followers, "not_given")
+        self.profiles.put(username, profile, now + (PROFILE_TTL if profile.name is not None else MISS_TTL))
+        return profile
 
 
 def _when(value: Any) -> datetime | None:
