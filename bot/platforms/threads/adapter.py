@@ -45,7 +45,7 @@ class Profile:
 
     name: str | None
     followers: int | None
-    missing: str = ""  # why name is None: no_permission, not_found, failed
+    missing: str = ""  # why name is None: no_permission, not_found
 
 
 class ProfileCache:
@@ -227,8 +227,10 @@ class Threads(ContainerPlatform):
                 )
                 return Profile(None, None, "no_permission")
             if isinstance(err, PlatformUnavailable):
+                # A passing outage must not send every post of the page to review for good (each post is decided
+                # once): the page is fetched again later, as when throttled; the names found so far stay cached.
                 self.log.warning("threads_profile_lookup_failed", username=username, reason=str(err))
-                return Profile(None, None, "failed")  # not cached: asked again at the author's next mention
+                raise err from None
             self.log.info("threads_profile_not_found", username=username, reason=str(err))
             missing = Profile(None, None, "not_found")
             self.profiles.put(username, missing, now + MISS_TTL)
