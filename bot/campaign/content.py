@@ -216,6 +216,8 @@ def _files(post: Post) -> list[tuple[Loc, str, Path, str]]:
         wanted.append((("video",), post.video.file, post.video.path, "video"))
         if post.video.captions_path is not None:
             wanted.append((("captions",), post.video.captions_path.name, post.video.captions_path, "captions"))
+        if post.video.cover is not None:
+            wanted.append((("cover",), post.video.cover_file or post.video.cover.name, post.video.cover, "image"))
     return wanted
 
 
@@ -320,6 +322,23 @@ def _media(
         problems.add(
             src, ("alt",), f"is {len(video.alt)} characters, too long for {who} (expected at most {limits.alt_max})"
         )
+    cover = infos.get(video.cover) if video.cover is not None and REGISTRY[platform].video_cover else None
+    if cover is not None:  # only platforms that take a cover check it; the others never send it
+        written = video.cover_file or str(video.cover)
+        if cover.format not in limits.image_formats:
+            problems.add(
+                src,
+                ("cover",),
+                f"'{written}' is a {cover.format} image, which {platform} does not take as a cover "
+                f"(expected {_names(limits.image_formats)})",
+            )
+        if cover.bytes > limits.image_max_bytes:
+            problems.add(
+                src,
+                ("cover",),
+                f"'{written}' is {_mb(cover.bytes)}, too big a cover for {who} "
+                f"(expected at most {_mb(limits.image_max_bytes)})",
+            )
     if not media.format_allowed(info, limits.video_formats):
         problems.add(
             src,

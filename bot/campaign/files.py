@@ -65,6 +65,7 @@ class PostFile(_File):
     captions: str | None = None
     captions_lang: str | None = None
     alt: str | None = None  # the video's alt text
+    cover: str | None = None  # the video's cover image (Instagram Reels), relative to posts/
     supporter: SupporterEntry | None = None
     consent: ConsentEntry | None = None
     language: str | None = None

@@ -211,7 +211,7 @@ def _build(
             media.append(paths.media(entry.file, found, (entry.alt or "").strip()))
     video = None
     if raw.video is None:
-        for key in ("captions", "captions_lang", "alt", "consent"):
+        for key in ("captions", "captions_lang", "alt", "consent", "cover"):
             if getattr(raw, key) is not None:
                 problems.add(src, (key,), "is only used with video")
     else:
@@ -227,6 +227,7 @@ def _build(
             problems.add(src, ("consent", "given"), "is false (a video is published only with consent given: true)")
         video_path = _path(paths, problems, src, ("video",), raw.video)
         captions = _path(paths, problems, src, ("captions",), raw.captions) if raw.captions else None
+        cover = _path(paths, problems, src, ("cover",), raw.cover) if raw.cover else None
         if video_path is not None:
             video = Video(
                 file=raw.video,
@@ -234,6 +235,8 @@ def _build(
                 captions_path=captions,
                 alt=(raw.alt or "").strip(),
                 captions_lang=raw.captions_lang or language,
+                cover=cover,
+                cover_file=raw.cover if cover is not None else None,
             )
     return Post(
         id=post_id,

@@ -66,6 +66,8 @@ class Video:
     captions_path: Path | None = None
     alt: str
     captions_lang: str = "en"
+    cover: Path | None = None  # a cover image (posts' ``cover:``); Instagram Reels use it, other platforms ignore it
+    cover_file: str | None = None  # ``cover:`` as written, for messages
 
 
 @_frozen
@@ -193,7 +195,8 @@ class Post:
         """What an adapter publishes for this post on ``platform``, in ``language`` (an account's; None: the post's)."""
         video = None
         if self.video is not None:
-            video = VideoAttachment(self.video.path, self.video.alt, self.video.captions_path, self.video.captions_lang)
+            v = self.video
+            video = VideoAttachment(v.path, v.alt, v.captions_path, v.captions_lang, cover=v.cover)
         return Outgoing(
             key=key,
             text=self.text_for(platform, language),

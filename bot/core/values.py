@@ -83,6 +83,8 @@ class VideoAttachment:
     alt: str
     captions: Path | None = None
     captions_lang: str = "en"
+    # A cover image for the video (Instagram Reels' ``cover_url``); platforms without a cover parameter ignore it.
+    cover: Path | None = None
 
 
 class Notes(Protocol):

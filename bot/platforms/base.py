@@ -165,6 +165,8 @@ class Platform(ABC):
     stage_group: ClassVar[int] = 0
     # Fetches media from a public URL (Instagram, Threads): ``bot check`` requires config/media_host.yaml.
     needs_media_host: ClassVar[bool] = False
+    # Takes a post's ``cover:`` image with its video (Instagram Reels' ``cover_url``); the others ignore the cover.
+    video_cover: ClassVar[bool] = False
     # App-wide caps no header announces before they bite, per ``_guarded`` bucket: (uses, window seconds)
     # for all the app's accounts together, counted in the shared rate store when the worker has one.
     app_caps: ClassVar[Mapping[str, tuple[int, float]]] = {}

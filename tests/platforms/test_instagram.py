@@ -84,6 +84,31 @@ def test_reel_from_a_supporter_video(instagram_sandbox: GraphSandbox, account, i
     [post] = instagram_sandbox.posts(account)
     assert [m["kind"] for m in post.media] == ["video"]
     assert [c["media_type"] for c in instagram_sandbox.containers(account)] == ["REELS"]
+    assert "cover_bytes" not in post.media[0]  # no cover: none asked for, none fetched
+
+
+def test_reel_cover_is_fetched_from_its_own_url(
+    instagram_sandbox: GraphSandbox, account, ig: Platform, media, media_host: LoopbackMediaHost
+) -> None:
+    """A Reel with a cover hands Instagram a cover_url from the media host, which the sandbox fetches and records."""
+    before = len(media_host.handed)
+    video = VideoAttachment(media / "clip.mp4", "A supporter speaks", cover=media / "banner-1.jpg")
+    ig.publish(outgoing(text(), video=video))
+    [post] = instagram_sandbox.posts(account)
+    assert post.media[0]["cover_bytes"] == (media / "banner-1.jpg").stat().st_size
+    handed = media_host.handed[before:]
+    assert len(handed) == 2 and set(handed) <= set(instagram_sandbox.fetched())
+    assert [media_host.files[u.split("/")[-2]][0].name for u in handed] == ["clip.mp4", "banner-1.jpg"]
+
+
+def test_reel_with_a_wrong_cover_is_refused_naming_it(
+    instagram_sandbox: GraphSandbox, account, ig: Platform, media
+) -> None:
+    """A PNG cover fails as Instagram fails (9004/2207052): one fresh try, then ContentRejected naming it; no post."""
+    video = VideoAttachment(media / "clip.mp4", "A supporter speaks", cover=media / "banner-0.png")
+    with pytest.raises(ContentRejected, match=r"banner-0\.png"):
+        ig.publish(outgoing(text(), video=video))
+    assert instagram_sandbox.posts(account) == []
 
 
 def test_text_only_and_png_are_refused(instagram_sandbox: GraphSandbox, account, ig: Platform, media) -> None:

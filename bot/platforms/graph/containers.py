@@ -199,23 +199,32 @@ class ContainerFlow:
             waited += pause
 
     def create(
-        self, params: dict[str, Any], media: Path | None = None, *, out: Outgoing | None = None, url_field: str = ""
+        self,
+        params: dict[str, Any],
+        media: Path | None = None,
+        *,
+        out: Outgoing | None = None,
+        url_field: str = "",
+        also: Mapping[str, Path] | None = None,
     ) -> str:
-        """POST a container. With ``media``, its URL comes from the media host; a URL the platform could not fetch
-        (expired before it came, unreachable: 9004/2207052) gets one fresh URL, then a clear error naming the file."""
+        """POST a container. With ``media``, its URL comes from the media host (and each of ``also``'s files, a Reel's
+        ``cover_url``, under its field); a URL the platform could not fetch (expired before it came, unreachable:
+        9004/2207052) gets fresh URLs once, then a clear error naming the files."""
         if media is None or out is None:
             return str(self.client.post(f"me/{self.product.create_edge}", params)["id"])
+        files = {url_field: media, **(also or {})}
+        names = " with ".join(path.name for path in files.values())
         for attempt in (1, 2):
             try:
-                url = self.adapter._url(out, media)
-                return str(self.client.post(f"me/{self.product.create_edge}", {**params, url_field: url})["id"])
+                urls = {field: self.adapter._url(out, path) for field, path in files.items()}
+                return str(self.client.post(f"me/{self.product.create_edge}", {**params, **urls})["id"])
             except GraphApiError as exc:
                 if not exc.download_failed:
                     raise
-                self.log.warning("media_url_refused", file=media.name, attempt=attempt, error=exc.describe())
+                self.log.warning("media_url_refused", file=names, attempt=attempt, error=exc.describe())
                 if attempt == 2:
                     raise ContentRejected(
-                        f"{media.name}: {self.adapter.name} could not download it from the media host twice "
+                        f"{names}: {self.adapter.name} could not download it from the media host twice "
                         f"({exc.describe()}); it expects a public URL that answers with {self.product.expects}"
                     ) from None
         raise AssertionError("unreachable")
@@ -264,7 +273,10 @@ class ContainerPlatform(GraphPlatform):
         def create() -> str:
             if out.video is not None:
                 alt = {"alt_text": out.video.alt} if self.video_alt_text else {}
-                return flow.create({**product.video, **text, **alt}, out.video.path, out=out, url_field="video_url")
+                # Instagram Reels take a cover image (``cover_url``); Threads has no such parameter and ignores it.
+                cover = {"cover_url": out.video.cover} if self.video_cover and out.video.cover else {}
+                params = {**product.video, **text, **alt}
+                return flow.create(params, out.video.path, out=out, url_field="video_url", also=cover)
             if not out.images:
                 return flow.create({"media_type": "TEXT", **text})  # Threads (Instagram refuses text-only first)
             if len(out.images) == 1:

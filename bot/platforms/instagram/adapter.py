@@ -40,6 +40,10 @@ class Instagram(ContainerPlatform):
     supports_tracking: ClassVar[bool] = False  # no repost API; hashtag search needs app review
     video_alt_text: ClassVar[bool] = False  # alt_text is documented for images only
     needs_media: ClassVar[bool] = True
+    # IG User Media reference, Reels: ``cover_url``, a public URL of the cover image (Reels cover photo
+    # specifications on the same page: JPEG, up to 8 MB, like feed images); ``bot check`` holds a post's
+    # ``cover:`` to ``limits.image_formats`` and ``image_max_bytes``.
+    video_cover: ClassVar[bool] = True
     limits: ClassVar[Limits] = Limits(
         # IG User Media reference (https://developers.facebook.com/docs/instagram-platform/instagram-graph-api/
         # reference/ig-user/media): captions up to 2,200 characters, images JPEG up to 8 MB, carousels up to 10
