@@ -1,4 +1,5 @@
-"""Platforms' daily publishing caps (``Limits.posts_per_day``) against what the schedules send each account.
+"""Platforms' daily publishing caps (``Limits.posts_per_day``, and ``Limits.videos_per_day`` for video posts: Reels)
+against what the schedules send each account.
 
 Platforms count their caps over any 24 hours, not calendar days, so the posts of each account are counted
 in a window that slides over its publications. ``bot plan`` warns from the calendar it prints; ``bot check``
@@ -8,7 +9,7 @@ warns from the slots (``check``), enumerating only accounts whose slots could pa
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
@@ -32,6 +33,7 @@ class Send:
     account: str
     schedule: str
     slot: int
+    video: bool = False  # a video post: counted against ``videos_per_day`` too
 
 
 @dataclass(frozen=True)
@@ -44,12 +46,15 @@ class Overrun:
     count: int
     start: datetime
     slots: tuple[tuple[str, int], ...]  # (schedule, slot index) publishing in those 24 hours, in time order
+    videos: bool = False  # counted against ``videos_per_day`` (video posts only)
 
     def message(self, tz: tzinfo | None = None) -> str:
         start = self.start.astimezone(tz)
+        what = "video posts (Reels)" if self.videos else "posts"
+        fewer = "fewer video posts or slots" if self.videos else "fewer slots"
         return (
-            f"{self.account} would publish {self.count} posts in the 24 hours from {start:%a %d %b %Y %H:%M %Z}, "
-            f"more than {self.platform} allows (expected at most {self.cap} in 24 hours: fewer slots for this account)"
+            f"{self.account} would publish {self.count} {what} in the 24 hours from {start:%a %d %b %Y %H:%M %Z}, "
+            f"more than {self.platform} allows (expected at most {self.cap} in 24 hours: {fewer} for this account)"
         )
 
 
@@ -59,10 +64,33 @@ def cap_of(account: Account) -> int | None:
     return None if cls is None else cls.limits.posts_per_day
 
 
+def video_cap_of(account: Account) -> int | None:
+    """Video posts (Reels) ``account``'s platform lets it publish in 24 hours (None: no published cap)."""
+    cls = REGISTRY.get(account.platform)
+    return None if cls is None else cls.limits.videos_per_day
+
+
+def lowest_cap(account: Account) -> int | None:
+    """The smaller of the account's caps: a day of fewer posts than this passes none of them."""
+    caps = [cap for cap in (cap_of(account), video_cap_of(account)) if cap is not None]
+    return min(caps) if caps else None
+
+
 def overruns(campaign: Campaign, sends: Iterable[Send]) -> list[Overrun]:
-    """Each stretch of 24 hours in which an account would pass its platform's cap, once per stretch."""
+    """Each stretch of 24 hours in which an account would pass one of its platform's caps, once per stretch: all its
+    posts against ``posts_per_day``, its video posts against ``videos_per_day``."""
+    sends = list(sends)
+    out = _overruns(campaign, sends, cap_of, videos=False)
+    out += _overruns(campaign, [s for s in sends if s.video], video_cap_of, videos=True)
+    out.sort(key=lambda o: (o.start, o.account, o.videos))
+    return out
+
+
+def _overruns(
+    campaign: Campaign, sends: list[Send], cap_for: Callable[[Account], int | None], *, videos: bool
+) -> list[Overrun]:
     by_account: dict[str, list[Send]] = defaultdict(list)
-    caps = {a.id: cap for a in campaign.accounts.values() if (cap := cap_of(a)) is not None}
+    caps = {a.id: cap for a in campaign.accounts.values() if (cap := cap_for(a)) is not None}
     for send in sends:
         if send.account in caps:
             by_account[send.account].append(send)
@@ -79,17 +107,16 @@ def overruns(campaign: Campaign, sends: Iterable[Send]) -> list[Overrun]:
             if end - first > cap:
                 slots = tuple(dict.fromkeys((s.schedule, s.slot) for s in mine[first:end]))
                 platform = campaign.accounts[account_id].platform
-                out.append(Overrun(account_id, platform, cap, end - first, mine[first].at, slots))
+                out.append(Overrun(account_id, platform, cap, end - first, mine[first].at, slots, videos))
                 first = end  # the next warning is about publications after these 24 hours
                 continue
             first += 1
-    out.sort(key=lambda o: (o.start, o.account))
     return out
 
 
 def check(campaign: Campaign, sources: dict[str, Source], problems: Problems, today: date | None = None) -> None:
     """A warning at the first slot of each 24 hours in which an account would pass its platform's cap."""
-    capped = {a.id: cap for a in campaign.accounts.values() if (cap := cap_of(a)) is not None}
+    capped = {a.id: cap for a in campaign.accounts.values() if (cap := lowest_cap(a)) is not None}
     suspects = {account for account, cap in capped.items() if _most_a_day(campaign, account) > cap}
     if not suspects:
         return  # nearly every campaign: its slots cannot reach any cap, and nothing is enumerated
@@ -106,7 +133,7 @@ def check(campaign: Campaign, sources: dict[str, Source], problems: Problems, to
         last = min(last, max(ends))
     occurrences = sched.occurrences(campaign, first, last, only=lambda slot: bool(suspects & set(slot.accounts)))
     sends = [
-        Send(p.occurrence.at, account, p.occurrence.schedule, p.occurrence.slot)
+        Send(p.occurrence.at, account, p.occurrence.schedule, p.occurrence.slot, _is_video(campaign, p.post))
         for p in sched.expand(campaign, occurrences)
         if p.post is not None
         for account in p.accounts
@@ -118,6 +145,11 @@ def check(campaign: Campaign, sources: dict[str, Source], problems: Problems, to
         more = f" (with the slots at {others}{' and more' if len(overrun.slots) > 4 else ''})" if others else ""
         message = overrun.message(next(s.timezone for s in campaign.schedules if s.name == schedule))
         problems.add(sources[schedule], ("slots", index), f"{message}{more}", WARNING)
+
+
+def _is_video(campaign: Campaign, post_id: str | None) -> bool:
+    post = campaign.posts.get(post_id) if post_id is not None else None
+    return post is not None and post.video is not None
 
 
 def slot_lines(campaign: Campaign, slots: Iterable[tuple[str, int]]) -> list[str]:

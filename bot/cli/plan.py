@@ -97,7 +97,13 @@ def main(args: argparse.Namespace) -> int:
 
 def quota_warnings(campaign: Campaign, entries: list[Entry]) -> list[str]:
     """A warning for each 24 hours of the calendar in which an account would publish more than its platform allows."""
-    sends = [Send(e.local, a, e.schedule, e.slot) for e in entries if e.post is not None for a in e.accounts]
+    posts = campaign.posts
+    sends = [
+        Send(e.local, a, e.schedule, e.slot, e.post in posts and posts[e.post].video is not None)
+        for e in entries
+        if e.post is not None
+        for a in e.accounts
+    ]
     found = overruns(campaign, sends)
     if not found:
         return []

@@ -69,6 +69,8 @@ class Limits:
     # Posts the platform lets one account publish in 24 hours, where it publishes a cap (None: no published cap);
     # ``bot plan`` and ``bot check`` warn when the schedules would send an account more.
     posts_per_day: int | None = None
+    # Video posts (Reels) it lets one account publish in 24 hours, besides ``posts_per_day`` (None: no such cap).
+    videos_per_day: int | None = None
 
 
 @dataclass(frozen=True)

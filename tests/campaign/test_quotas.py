@@ -83,3 +83,31 @@ def test_check_enumerates_nothing_when_no_slot_can_reach_a_cap(campaign_dir: Pat
     monkeypatch.setattr(sched, "occurrences", lambda *a, **k: called.append(a))
     quotas.check(campaign, {}, problems)
     assert called == [] and problems.count == 0
+
+
+FACEBOOK = """
+  facebook-page:
+    platform: facebook
+    credentials: {access_token: MASTODON_A19_TOKEN}
+"""
+
+
+def test_reels_cap_is_documented_on_facebook_not_instagram():
+    """``videos_per_day`` defaults to None; Facebook Pages' Reels API allows 30 a day, Instagram only its 100 posts."""
+    assert Limits(1, 1, 1, frozenset(), 1, 1.0, frozenset(), 1, False).videos_per_day is None
+    assert REGISTRY["facebook"].limits.videos_per_day == 30
+    assert REGISTRY["instagram"].limits.videos_per_day is None
+    assert REGISTRY["instagram"].limits.posts_per_day == 100
+
+
+def test_video_posts_over_the_reels_cap_are_an_overrun(campaign_dir: Path):
+    """31 video posts in 24 hours pass Facebook's 30 Reels; 31 text posts and 30 video posts do not."""
+    accounts = campaign_dir / "config/accounts.yaml"
+    accounts.write_text(accounts.read_text() + FACEBOOK)
+    campaign = load(campaign_dir)
+    videos = [Send(START + timedelta(minutes=30 * i), "facebook-page", "launch", 0, video=True) for i in range(31)]
+    texts = [Send(START + timedelta(minutes=30 * i), "facebook-page", "launch", 1) for i in range(31)]
+    [found] = overruns(campaign, videos)
+    assert (found.account, found.cap, found.count, found.videos) == ("facebook-page", 30, 31, True)
+    assert "31 video posts (Reels) in the 24 hours" in found.message() and "at most 30 in 24 hours" in found.message()
+    assert overruns(campaign, texts) == [] and overruns(campaign, videos[:30] + texts) == []

@@ -101,3 +101,30 @@ def test_plan_without_overruns_prints_no_cap_section(campaign: Path, capsys: pyt
     """A campaign within every cap prints no daily-cap heading at all."""
     assert cli.main(["--campaign", str(campaign), *PLAN]) == 0
     assert "Daily caps" not in capsys.readouterr().out
+
+
+FACEBOOK = """
+  facebook-page:
+    platform: facebook
+    credentials: {access_token: MASTODON_A19_TOKEN}
+"""
+REELS = """
+  - cron: "*/30 * * * *"
+    post: 001-supporter
+    accounts: [facebook-page]
+"""
+
+
+def test_plan_and_check_warn_of_a_day_over_the_reels_cap(campaign: Path, capsys: pytest.CaptureFixture[str]):
+    """A supporter video every 30 minutes to a Facebook Page: 48 Reels a day, over 30; plan and check both warn."""
+    accounts = campaign / "config/accounts.yaml"
+    accounts.write_text(accounts.read_text() + FACEBOOK)
+    schedule = campaign / "schedules/launch.yaml"
+    schedule.write_text(schedule.read_text() + REELS)
+    assert cli.main(["--campaign", str(campaign), *PLAN]) == 0
+    out = capsys.readouterr().out
+    assert "facebook-page would publish 48 video posts (Reels) in the 24 hours from Wed 12 Jan 2022 00:00 GMT" in out
+    assert "more than facebook allows (expected at most 30 in 24 hours: fewer video posts or slots" in out
+    cli.main(["--campaign", str(campaign), "check"])
+    out = capsys.readouterr().out
+    assert "warning: slots[3]: facebook-page would publish" in out and "video posts (Reels)" in out

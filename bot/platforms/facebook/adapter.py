@@ -52,6 +52,10 @@ class Facebook(GraphPlatform):
         alt_max=1000,
         captions=True,
         posts_per_day=None,
+        # Reels Publishing API (https://developers.facebook.com/docs/video-api/guides/reels-publishing/), Rate Limit:
+        # "limited to 30 API-published posts within a 24-hour moving period", enforced on /{page_id}/video_reels.
+        # Only vertical videos go out as Reels; the count takes every video post (the plan does not probe files).
+        videos_per_day=30,
     )
 
     @classmethod

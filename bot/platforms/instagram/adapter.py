@@ -59,6 +59,9 @@ class Instagram(ContainerPlatform):
         captions=False,
         # content_publishing_limit (content publishing guide: 100 posts in 24 hours); read at run time too.
         posts_per_day=100,
+        # No Reels-only cap: the content publishing guide's 100 posts in 24 hours counts Reels with the rest, and
+        # the documented 30 Reels in 24 hours is Facebook Pages' (Reels Publishing API), set on the facebook adapter.
+        videos_per_day=None,
     )
 
     @classmethod
