@@ -174,6 +174,18 @@ class Timed:
         self._record.ended(out.key, time.monotonic(), ok=True)
         return receipt
 
+    def stage(self, out: Any, together: Any = ()) -> Any:
+        try:
+            return self._adapter.stage(out, together)
+        finally:
+            self._record.stage_ended()
+
+    def credentials_expire_at(self) -> Any:
+        try:
+            return self._adapter.credentials_expire_at()
+        finally:
+            self._record.expiry_asked()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._adapter, name)
 
@@ -187,6 +199,29 @@ class Recorder:
         self.done = threading.Condition()
         self._ok = 0
         self._target: int | None = None
+        self.stages = 0  # stage calls ended (staged, refused or failed)
+        self.expiry_asks = 0  # token expiry asks ended (the worker's daily look, which refreshes Graph tokens)
+        self.before_slot = threading.Condition()
+
+    def stage_ended(self) -> None:
+        with self.before_slot:
+            self.stages += 1
+            self.before_slot.notify_all()
+
+    def expiry_asked(self) -> None:
+        with self.before_slot:
+            self.expiry_asks += 1
+            self.before_slot.notify_all()
+
+    def wait_for_stages(self, count: int, timeout: float) -> bool:
+        """Until ``count`` stage calls have ended (each platform's lanes: bot.publishing.staging.lanes)."""
+        with self.before_slot:
+            return self.before_slot.wait_for(lambda: self.stages >= count, timeout)
+
+    def wait_for_expiry_asks(self, count: int, timeout: float) -> bool:
+        """Until ``count`` accounts' token expiry asks have ended."""
+        with self.before_slot:
+            return self.before_slot.wait_for(lambda: self.expiry_asks >= count, timeout)
 
     def started(self, key: str, at: float) -> None:
         self.starts.setdefault(key, at)
@@ -249,6 +284,10 @@ class AnchoredClock:
         """Campaign time is ``start`` again from now; the monotonic time of that instant."""
         self._clock._t0 = time.monotonic()
         return self._clock._t0
+
+    def move_to(self, when: Any) -> None:
+        """Campaign time is ``when`` from now on (a worker's scheduler looks at the clock at least every second)."""
+        self._clock._t0 = time.monotonic() - (when - self._clock.start).total_seconds() / self.speed
 
     def wall_at(self, when: Any) -> float:
         """The monotonic time at which campaign time reaches ``when``."""
