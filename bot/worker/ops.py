@@ -46,6 +46,10 @@ def _env_float(env: dict[str, str] | os._Environ[str], name: str, default: float
         return default
 
 
+EXPIRY_ASKERS = 4
+"""Accounts asked about their token at once (each is one or two calls to its platform)."""
+
+
 def token_window(env: dict[str, str] | os._Environ[str] | None = None) -> timedelta:
     """How long before a token expires it is warned about (``BOT_ALERT_TOKEN_DAYS``, 7 days)."""
     return timedelta(days=_env_float(os.environ if env is None else env, "BOT_ALERT_TOKEN_DAYS", 7))
@@ -75,6 +79,7 @@ class Operations:
         self._pushed: dict[str, deque[datetime]] = {}  # account -> clock times a rate limit pushed a post late
         self._expiry: dict[str, datetime] = {}  # account -> when its token expires, where a platform says
         self._asked_expiry: datetime | None = None  # when the adapters were last asked
+        self.asking: threading.Thread | None = None  # the thread asking them, while it runs
         self._revoked: set[str] = set()
         self.metrics.read_from(queues=self._queues, reshares=self._reshares, tokens=self._tokens)
 
@@ -299,28 +304,49 @@ class Operations:
 
     def _ask_expiry(self, now: datetime) -> None:
         """Once a day, ask each account whose platform has expiring tokens when its token expires (an adapter
-        that can refresh its token does so then). Accounts whose platform never says cost nothing."""
+        that can refresh its token does so then). Accounts whose platform never says cost nothing.
+
+        The asking runs in a thread of its own, a few accounts at a time: 500 Instagram accounts take about
+        two minutes, which the scheduler's thread (and a slot due meanwhile) must not wait for.
+        """
         from bot.platforms import REGISTRY
         from bot.platforms.base import Platform
 
         with self._lock:
             if self._asked_expiry is not None and now - self._asked_expiry < timedelta(days=1):
                 return
+            if self.asking is not None and self.asking.is_alive():
+                return
             self._asked_expiry = now
         base = Platform.credentials_expire_at
-        for account in self.worker.campaign.accounts.values():
-            cls = REGISTRY.get(account.platform)
-            if cls is None or cls.credentials_expire_at is base or account.id in self.worker.publisher.paused_accounts:
-                continue
+        paused = self.worker.publisher.paused_accounts
+        accounts = [
+            account
+            for account in self.worker.campaign.accounts.values()
+            if (cls := REGISTRY.get(account.platform)) is not None
+            and cls.credentials_expire_at is not base
+            and account.id not in paused
+        ]
+        if accounts:
+            self.asking = threading.Thread(target=self._ask_each, args=(accounts,), name="token-expiry", daemon=True)
+            self.asking.start()
+
+    def _ask_each(self, accounts: list[Any]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        def ask(account: Any) -> None:
             try:
                 at = self.worker.publisher.adapters.get(account).credentials_expire_at()
             except Exception as exc:  # noqa: BLE001  (asked again tomorrow; publishing reports a dead token itself)
                 log.warning(
                     "token_expiry_check_failed", account=account.id, error=redact(f"{type(exc).__name__}: {exc}")
                 )
-                continue
+                return
             if at is not None:
                 self.token_expires(account.id, at)
+
+        with ThreadPoolExecutor(EXPIRY_ASKERS, thread_name_prefix="token-expiry") as pool:
+            list(pool.map(ask, accounts))
 
     def _check_expiry(self, account: str, now: datetime) -> None:
         with self._lock:
