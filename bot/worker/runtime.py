@@ -576,6 +576,10 @@ class Worker:
             self._tracking.join(timeout=30)  # a reshare in flight is finished and recorded, like a publication
         # Tasks not started yet are dropped: no claim was made, so the next start finds them again.
         self.pool.shutdown(wait=True, cancel_futures=True)
+        from bot.publishing import release
+
+        if not release.drain(timeout=30):  # files left are only storage: the bucket's lifecycle rule removes them
+            log.warning("media_release_unfinished")
         try:
             self.rates.flush()  # uses of app-wide caps not written yet count for the others
         except Exception as exc:  # noqa: BLE001  (a few uncounted uses: the cap's margin covers them)
