@@ -80,6 +80,7 @@ class Operations:
         self._expiry: dict[str, datetime] = {}  # account -> when its token expires, where a platform says
         self._asked_expiry: datetime | None = None  # when the adapters were last asked
         self.asking: threading.Thread | None = None  # the thread asking them, while it runs
+        self._write_lock = threading.Lock()
         self._revoked: set[str] = set()
         self.metrics.read_from(queues=self._queues, reshares=self._reshares, tokens=self._tokens)
 
@@ -153,30 +154,36 @@ class Operations:
             key=f"revoked:{account}",
         )
 
-    def token_expires(self, account: str, at: datetime) -> None:
-        """Where a platform tells when a token expires: kept for /metrics and ``bot status``, alerted when close."""
+    def token_expires(self, account: str, at: datetime, *, write: bool = True) -> None:
+        """Where a platform tells when a token expires: kept for /metrics and ``bot status``, alerted when close.
+
+        ``write``: update ``state/token-expiry.json`` now (the daily round writes it once, at its end).
+        """
         with self._lock:
             self._expiry[account] = at.astimezone(UTC)
-            known = dict(self._expiry)
-        self._write_expiry(known)
+        if write:
+            self._write_expiry()
         self._check_expiry(account, self.worker.clock.now())
 
-    def _write_expiry(self, known: dict[str, datetime]) -> None:
+    def _write_expiry(self) -> None:
         """``state/token-expiry.json``, for ``bot status`` (another process): account -> platform and expiry."""
         campaign = self.worker.campaign
         root = getattr(campaign, "root", None)
         if root is None:
             return
         path = root / "state" / TOKEN_EXPIRY
+        with self._lock:
+            known = dict(self._expiry)
         entries = {
             a: {"platform": getattr(campaign.accounts.get(a), "platform", ""), "expires_at": at.isoformat()}
             for a, at in sorted(known.items())
         }
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            scratch = path.with_suffix(".tmp")
-            scratch.write_text(json.dumps(entries, indent=1), encoding="utf-8")
-            scratch.replace(path)
+            with self._write_lock:  # one writer at a time: they share the scratch file
+                path.parent.mkdir(parents=True, exist_ok=True)
+                scratch = path.with_suffix(".tmp")
+                scratch.write_text(json.dumps(entries, indent=1), encoding="utf-8")
+                scratch.replace(path)
         except OSError as exc:  # status then shows the last list written; alerts and /metrics still have it
             log.warning("token_expiry_write_failed", error=str(exc))
 
@@ -343,10 +350,11 @@ class Operations:
                 )
                 return
             if at is not None:
-                self.token_expires(account.id, at)
+                self.token_expires(account.id, at, write=False)
 
         with ThreadPoolExecutor(EXPIRY_ASKERS, thread_name_prefix="token-expiry") as pool:
             list(pool.map(ask, accounts))
+        self._write_expiry()
 
     def _check_expiry(self, account: str, now: datetime) -> None:
         with self._lock:

@@ -227,30 +227,37 @@ def test_healthz_turns_503_when_the_ledger_database_stops_and_200_when_it_is_bac
 
 
 def test_token_expiry_is_asked_off_the_scheduler_thread_and_reaches_bot_status(tmp_path, instagram_sandbox) -> None:
-    """The daily look asks an Instagram account's token in a thread of its own (check() returns at once), and the
-    expiry it learns is written where `bot status` reads it."""
+    """The daily look asks six Instagram accounts' tokens in a thread of its own (check() returns at once), four
+    at a time, and writes what it learned once, where `bot status` reads it."""
     from types import SimpleNamespace
+
+    from structlog.testing import capture_logs
 
     from bot.core.model import Account
     from bot.publishing.adapters import AdapterPool
     from bot.worker.ops import read_token_expiry
     from tests.platforms.support import adapter_for, fresh_name
 
-    made = instagram_sandbox.create_account(fresh_name("ig"))
-    account = Account(id=made.id, platform="instagram", base_url=made.entry["base_url"], credentials={})
-    adapter = adapter_for(made, state_dir=tmp_path)
+    made = [instagram_sandbox.create_account(fresh_name("ig")) for _ in range(6)]
+    accounts = {
+        m.id: Account(id=m.id, platform="instagram", base_url=m.entry["base_url"], credentials={}) for m in made
+    }
+    adapters = {m.id: adapter_for(m, state_dir=tmp_path) for m in made}
     worker = SimpleNamespace(
-        campaign=SimpleNamespace(name="c", accounts={account.id: account}, root=tmp_path, queues={}, schedules=[]),
-        publisher=SimpleNamespace(paused_accounts={}, adapters=AdapterPool(lambda _: adapter)),
+        campaign=SimpleNamespace(name="c", accounts=accounts, root=tmp_path, queues={}, schedules=[]),
+        publisher=SimpleNamespace(paused_accounts={}, adapters=AdapterPool(lambda a: adapters[a.id])),
         clock=FakeClock(datetime(2022, 1, 12, 8, 0, tzinfo=UTC)),
     )
     ops = Operations(worker, alerter=Alerter([], campaign="c", group=0, thread=False), environ={})
-    ops.check()
-    assert ops.asking is not None and ops.asking.name == "token-expiry"
-    ops.asking.join(30)
-    [expiring] = read_token_expiry(tmp_path / "state", datetime(2100, 1, 1, tzinfo=UTC), timedelta(days=7))
-    assert (expiring["account"], expiring["platform"]) == (account.id, "instagram")
+    with capture_logs() as logs:
+        ops.check()
+        assert ops.asking is not None and ops.asking.name == "token-expiry"
+        ops.asking.join(60)
+    assert not [e for e in logs if e["event"] in ("token_expiry_write_failed", "token_expiry_check_failed")]
+    expiring = read_token_expiry(tmp_path / "state", datetime(2100, 1, 1, tzinfo=UTC), timedelta(days=7))
+    assert {(e["account"], e["platform"]) for e in expiring} == {(a, "instagram") for a in accounts}
     first = ops.asking
     ops.check()  # asked today already: no second round
     assert ops.asking is first
-    adapter.close()
+    for adapter in adapters.values():
+        adapter.close()
