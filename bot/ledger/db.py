@@ -126,6 +126,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
 POOL_WAIT = 600.0
 
 
+MIGRATION_WAIT = 120.0
+"""Seconds an opener waits for another process migrating the same SQLite ledger before it gives up."""
+
 PING_AFTER = 30.0
 """Seconds a pooled PostgreSQL connection may sit idle before it is checked when taken again."""
 
@@ -211,8 +214,18 @@ def _open_engine(url: str, migrate_in_child: bool) -> Engine:
     else:
         engine = sa.create_engine(url, pool_size=10, max_overflow=20, pool_timeout=POOL_WAIT)
         _ping_when_idle(engine)
+    deadline = time.monotonic() + MIGRATION_WAIT
     try:
-        migrate(engine)
+        while True:
+            try:
+                migrate(engine)
+                break
+            except sa.exc.OperationalError as exc:
+                # Another process holds the schema lock while it migrates (alembic's import and seven revisions
+                # took over SQLite's 10 s busy wait on a loaded machine): wait for it, it is not damage.
+                if "locked" not in str(exc.orig) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
     except BaseException:
         engine.dispose()
         raise
