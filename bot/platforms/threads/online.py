@@ -13,27 +13,21 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.core.errors import BotError, PermanentError
+from bot.platforms.online import Finding, ask_accounts
 
 
 def unable_to_track(campaign: Any, adapter_for: Callable[[Any], Any]) -> tuple[list[str], list[str]]:
     """(errors, warnings) as ``config/accounts.yaml:LINE: account ID: why`` lines."""
-    errors: list[str] = []
-    warnings: list[str] = []
     tracks = campaign.reshare.track if campaign.reshare is not None else []
-    tracking = {a: t.hashtags[:1] for t in tracks for a in t.accounts}
-    for account in campaign.accounts.values():
-        if account.platform != "threads" or account.id not in tracking:
-            continue
-        where = f"{account.file}:{account.line}: account {account.id}"
-        try:
-            adapter = adapter_for(account)
-        except Exception as exc:  # noqa: BLE001  (a missing variable is the offline check's to report)
-            warnings.append(f"{where}: not checked online: {type(exc).__name__}")
-            continue
+    tracking: dict[str, list[str]] = {a: t.hashtags[:1] for t in tracks for a in t.accounts}
+
+    def may_search(account: Any, adapter: Any) -> Finding | None:
         try:
             adapter.fetch_mentions(tracking[account.id] or ["FreeAndreiandIrina"], None)
         except PermanentError as exc:  # says which permission is missing and why it matters
-            errors.append(f"{where}: tracking is not available: {exc}")
+            return "error", f"tracking is not available: {exc}"
         except BotError as exc:
-            warnings.append(f"{where}: keyword search not checked: {type(exc).__name__}: {exc}")
-    return errors, warnings
+            return "warning", f"keyword search not checked: {type(exc).__name__}: {exc}"
+        return None
+
+    return ask_accounts(campaign, adapter_for, "threads", may_search, only=tracking)
