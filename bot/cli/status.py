@@ -274,7 +274,7 @@ def main(args: argparse.Namespace, clock: Clock | None = None) -> int:
     unrecorded, more = read_unrecorded(args.campaign / "state" / UNRECORDED)
     data["unrecorded"] = [_redacted(item) for item in unrecorded]
     data["unrecorded_more"] = more
-    from bot.worker.ops import read_token_expiry, token_window
+    from bot.ledger.token_expiry import read_token_expiry, token_window
 
     now = (clock or SystemClock()).now()
     data["tokens_expiring"] = [

@@ -27,6 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 import structlog
 
+from bot.ledger.token_expiry import token_window, write_token_expiry
 from bot.observability.alerts import Alerter
 from bot.observability.metrics import Metrics
 from bot.observability.redaction import redact
@@ -48,11 +49,6 @@ def _env_float(env: dict[str, str] | os._Environ[str], name: str, default: float
 
 EXPIRY_ASKERS = 4
 """Accounts asked about their token at once (each is one or two calls to its platform)."""
-
-
-def token_window(env: dict[str, str] | os._Environ[str] | None = None) -> timedelta:
-    """How long before a token expires it is warned about (``BOT_ALERT_TOKEN_DAYS``, 7 days)."""
-    return timedelta(days=_env_float(os.environ if env is None else env, "BOT_ALERT_TOKEN_DAYS", 7))
 
 
 class Operations:
@@ -171,19 +167,12 @@ class Operations:
         root = getattr(campaign, "root", None)
         if root is None:
             return
-        path = root / "state" / TOKEN_EXPIRY
         with self._lock:
             known = dict(self._expiry)
-        entries = {
-            a: {"platform": getattr(campaign.accounts.get(a), "platform", ""), "expires_at": at.isoformat()}
-            for a, at in sorted(known.items())
-        }
+        entries = {a: (getattr(campaign.accounts.get(a), "platform", ""), at) for a, at in known.items()}
         try:
             with self._write_lock:  # one writer at a time: they share the scratch file
-                path.parent.mkdir(parents=True, exist_ok=True)
-                scratch = path.with_suffix(".tmp")
-                scratch.write_text(json.dumps(entries, indent=1), encoding="utf-8")
-                scratch.replace(path)
+                write_token_expiry(root / "state", entries)
         except OSError as exc:  # status then shows the last list written; alerts and /metrics still have it
             log.warning("token_expiry_write_failed", error=str(exc))
 
@@ -446,27 +435,6 @@ class Operations:
             "reshare_failures": reshares.get("failed", []),
             "reshares_done": reshares.get("done", [])[:10],
         }
-
-
-TOKEN_EXPIRY = "token-expiry.json"
-"""In the campaign's state/: when each account's token expires, where its platform says (written by the worker)."""
-
-
-def read_token_expiry(state: Path, now: datetime, window: timedelta) -> list[dict[str, Any]]:
-    """Accounts whose token expires within ``window`` of ``now`` (or has), soonest first, from the worker's file."""
-    try:
-        entries = json.loads((state / TOKEN_EXPIRY).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    soon = []
-    for account, entry in entries.items():
-        try:
-            at = datetime.fromisoformat(entry["expires_at"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        if at - now <= window:
-            soon.append({"account": account, "platform": entry.get("platform", ""), "at": at, "expired": at <= now})
-    return sorted(soon, key=lambda e: e["at"])
 
 
 def _utc(value: datetime) -> datetime:

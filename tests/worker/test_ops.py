@@ -234,8 +234,8 @@ def test_token_expiry_is_asked_off_the_scheduler_thread_and_reaches_bot_status(t
     from structlog.testing import capture_logs
 
     from bot.core.model import Account
+    from bot.ledger.token_expiry import read_token_expiry
     from bot.publishing.adapters import AdapterPool
-    from bot.worker.ops import read_token_expiry
     from tests.platforms.support import adapter_for, fresh_name
 
     made = [instagram_sandbox.create_account(fresh_name("ig")) for _ in range(6)]
