@@ -4,7 +4,6 @@ container id in the notes, media fetched from a loopback media host, quotas, tok
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,31 +21,12 @@ from bot.platforms.base import Platform
 from bot.platforms.instagram import Instagram
 from sandboxes import SandboxAccount
 from sandboxes.graph.sandbox import GraphSandbox
+from tests.platforms.graph_fixtures import graph_fixtures
 from tests.platforms.graph_host import LoopbackMediaHost
-from tests.platforms.graph_support import GraphClock, jpeg_folder, on_clock
-from tests.platforms.support import adapter_for, fresh_name, outgoing
+from tests.platforms.graph_support import GraphClock
+from tests.platforms.support import adapter_for, outgoing
 
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return jpeg_folder(tmp_path_factory.mktemp("ig-media"))
-
-
-@pytest.fixture
-def clock(instagram_sandbox: GraphSandbox, media_host: LoopbackMediaHost) -> Iterator[GraphClock]:
-    yield from on_clock(instagram_sandbox, media_host, GraphClock(), processing=20.0)
-
-
-@pytest.fixture
-def account(instagram_sandbox: GraphSandbox) -> SandboxAccount:
-    return instagram_sandbox.create_account(fresh_name("ig"))
-
-
-@pytest.fixture
-def ig(account: SandboxAccount, media_host: LoopbackMediaHost, clock: GraphClock) -> Iterator[Platform]:
-    adapter = adapter_for(account, media_host=media_host, wall=clock, sleep=clock.sleep, timeout=5)
-    yield adapter
-    adapter.close()
+media, clock, account, ig = graph_fixtures("instagram_sandbox", "ig", processing=20.0)
 
 
 def image(media: Path, n: int = 0) -> ImageAttachment:

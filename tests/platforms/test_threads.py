@@ -4,7 +4,6 @@ container id, reposts of tag mentions with keyword search, and a clear refusal w
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,31 +13,11 @@ from bot.core.values import DISPLAY_NAME_UNKNOWN, ImageAttachment, VideoAttachme
 from bot.platforms.base import Platform
 from sandboxes import SandboxAccount
 from sandboxes.graph.sandbox import GraphSandbox
-from tests.platforms.graph_host import LoopbackMediaHost
-from tests.platforms.graph_support import GraphClock, jpeg_folder, on_clock
+from tests.platforms.graph_fixtures import graph_fixtures
+from tests.platforms.graph_support import GraphClock
 from tests.platforms.support import adapter_for, fresh_name, outgoing
 
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return jpeg_folder(tmp_path_factory.mktemp("threads-media"))
-
-
-@pytest.fixture
-def clock(threads_sandbox: GraphSandbox, media_host: LoopbackMediaHost) -> Iterator[GraphClock]:
-    yield from on_clock(threads_sandbox, media_host, GraphClock(), processing=30.0)
-
-
-@pytest.fixture
-def account(threads_sandbox: GraphSandbox) -> SandboxAccount:
-    return threads_sandbox.create_account(fresh_name("th"))
-
-
-@pytest.fixture
-def th(account: SandboxAccount, media_host: LoopbackMediaHost, clock: GraphClock) -> Iterator[Platform]:
-    adapter = adapter_for(account, media_host=media_host, wall=clock, sleep=clock.sleep, timeout=5)
-    yield adapter
-    adapter.close()
+media, clock, account, th = graph_fixtures("threads_sandbox", "th", processing=30.0)
 
 
 def text() -> str:
