@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -11,7 +12,9 @@ from zoneinfo import ZoneInfo
 from bot.core.errors import BotError
 from bot.core.model import Account, Campaign, Post, Schedule
 from bot.core.values import Identity, Limits, Mention, MentionPage, Outgoing, Receipt
+from bot.ledger.publications import Ledger
 from bot.platforms.base import Platform
+from bot.publishing.publisher import AdapterPool, Publisher, RetryPolicy
 from bot.schedule.occurrences import Occurrence
 
 LONDON = ZoneInfo("Europe/London")
@@ -55,6 +58,12 @@ def make_campaign(
         queues=queues,
         schedules=[schedule],
     )
+
+
+def after_posting(error: BotError) -> BotError:
+    """``error`` as the stand-in raises it once its post went out: the answer, not the post, was lost."""
+    error.after_posting = True  # read by ScriptedLedgerTestPlatform._publish
+    return error
 
 
 def occurrence(
@@ -133,3 +142,40 @@ class ScriptedLedgerTestPlatform(Platform):
 
     def _map_error(self, exc: Exception) -> BotError:
         return BotError(str(exc))
+
+
+def scripted_publisher(
+    tmp_path: Path,
+    ledger: Ledger,
+    clock,
+    rng: random.Random,
+    accounts: Sequence[Account],
+    posts: Sequence[tuple[str, str | None, str]],
+    cls: type[ScriptedLedgerTestPlatform] = ScriptedLedgerTestPlatform,
+) -> tuple[Publisher, dict[str, ScriptedLedgerTestPlatform]]:
+    """Worker "w1"'s publisher of ``make_campaign(tmp_path, accounts, posts)`` over ``cls`` stand-ins, three attempts
+    30 s to 600 s apart; the dict fills with each account's stand-in as the publisher's pool builds it."""
+    adapters: dict[str, ScriptedLedgerTestPlatform] = {}
+
+    def build(account: Account) -> ScriptedLedgerTestPlatform:
+        adapters[account.id] = cls(account, clock)
+        return adapters[account.id]
+
+    publisher = Publisher(
+        make_campaign(tmp_path, accounts, posts),
+        ledger,
+        AdapterPool(build),
+        clock,
+        "w1",
+        rng=rng,
+        retry=RetryPolicy(max_attempts=3, base_delay=30, max_delay=600),
+    )
+    return publisher, adapters
+
+
+def scripted(
+    publisher: Publisher, adapters: dict[str, ScriptedLedgerTestPlatform], account_id: str
+) -> ScriptedLedgerTestPlatform:
+    """The account's stand-in adapter, built through the publisher's pool."""
+    publisher.adapters.get(publisher.campaign.accounts[account_id])
+    return adapters[account_id]

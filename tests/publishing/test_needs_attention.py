@@ -21,8 +21,8 @@ from bot.core.values import Outgoing, Receipt
 from bot.ledger.db import default_url, open_engine
 from bot.ledger.publications import Ledger, PublicationKey
 from bot.ledger.schema import NEEDS_ATTENTION
-from bot.publishing.publisher import AdapterPool, Outcome, Publisher, RetryPolicy
-from tests.publishing.support import ScriptedLedgerTestPlatform, make_campaign, occurrence
+from bot.publishing.publisher import Outcome
+from tests.publishing.support import ScriptedLedgerTestPlatform, after_posting, occurrence, scripted, scripted_publisher
 
 NINE = datetime(2022, 1, 12, 9, 0, tzinfo=UTC)
 ACCOUNTS = [Account(id="chan", platform="x", credentials={"access_token": "CHAN_TOKEN"})]
@@ -50,24 +50,8 @@ class Noting(ScriptedLedgerTestPlatform):
 
 
 def build_publisher(tmp_path, ledger, clock, rng, cls=NoReadBack):
-    adapters: dict[str, ScriptedLedgerTestPlatform] = {}
-
-    def build(account):
-        adapters[account.id] = cls(account, clock)
-        return adapters[account.id]
-
-    campaign = make_campaign(tmp_path, ACCOUNTS, POSTS)
-    publisher = Publisher(
-        campaign,
-        ledger,
-        AdapterPool(build),
-        clock,
-        "w1",
-        rng=rng,
-        retry=RetryPolicy(max_attempts=3, base_delay=30, max_delay=600),
-    )
-    publisher.adapters.get(campaign.accounts["chan"])
-    return publisher, adapters["chan"]
+    publisher, adapters = scripted_publisher(tmp_path, ledger, clock, rng, ACCOUNTS, POSTS, cls)
+    return publisher, scripted(publisher, adapters, "chan")
 
 
 def test_an_unknown_outcome_waits_for_a_person_and_is_never_sent_again(tmp_path, sqlite_ledger, clock, rng):
@@ -127,8 +111,7 @@ def test_notes_written_before_a_call_are_read_back_after_a_crash(tmp_path, sqlit
     """What an adapter puts in ``out.notes`` is in the ledger when the next worker reconciles the publication."""
     publisher, platform = build_publisher(tmp_path, sqlite_ledger, clock, rng, cls=Noting)
     clock.set(NINE)
-    timeout = UncertainOutcome("read timed out")
-    timeout.after_posting = True
+    timeout = after_posting(UncertainOutcome("read timed out"))
     platform.script = [timeout]
     occ = occurrence(NINE, "post:launch", ["chan"])
     first = publisher.fire(occ, "chan")

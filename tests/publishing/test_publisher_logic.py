@@ -22,8 +22,15 @@ from bot.core.errors import (
 )
 from bot.core.model import Account
 from bot.ledger.publications import PublicationKey
-from bot.publishing.publisher import AdapterPool, Outcome, Publisher, RetryPolicy
-from tests.publishing.support import ScriptedLedgerTestPlatform, make_campaign, occurrence
+from bot.publishing.publisher import AdapterPool, Outcome, Publisher
+from tests.publishing.support import (
+    ScriptedLedgerTestPlatform,
+    after_posting,
+    make_campaign,
+    occurrence,
+    scripted,
+    scripted_publisher,
+)
 
 NINE = datetime(2022, 1, 12, 9, 0, tzinfo=UTC)
 ACCOUNTS = [
@@ -40,29 +47,7 @@ POSTS = [
 
 @pytest.fixture
 def setup(tmp_path, sqlite_ledger, clock, rng):
-    adapters: dict[str, ScriptedLedgerTestPlatform] = {}
-
-    def build(account):
-        adapters[account.id] = ScriptedLedgerTestPlatform(account, clock)
-        return adapters[account.id]
-
-    campaign = make_campaign(tmp_path, ACCOUNTS, POSTS)
-    publisher = Publisher(
-        campaign,
-        sqlite_ledger,
-        AdapterPool(build),
-        clock,
-        "w1",
-        rng=rng,
-        retry=RetryPolicy(max_attempts=3, base_delay=30, max_delay=600),
-    )
-    return publisher, adapters
-
-
-def scripted(publisher, adapters, account_id):
-    """The account's stand-in adapter, built through the publisher's pool."""
-    publisher.adapters.get(publisher.campaign.accounts[account_id])
-    return adapters[account_id]
+    return scripted_publisher(tmp_path, sqlite_ledger, clock, rng, ACCOUNTS, POSTS)
 
 
 def test_publishes_then_never_again(setup, clock):
@@ -186,8 +171,7 @@ def test_uncertain_attempt_is_reconciled_not_reposted(setup, clock):
     """After a timeout whose post did go out, the retry finds it instead of posting a second time."""
     publisher, adapters = setup
     clock.set(NINE)
-    timeout = UncertainOutcome("read timed out")
-    timeout.after_posting = True
+    timeout = after_posting(UncertainOutcome("read timed out"))
     platform = scripted(publisher, adapters, "acct-a")
     platform.script = [timeout]
     occ = occurrence(NINE, "post:launch", ["acct-a"])
@@ -204,8 +188,7 @@ def test_duplicate_refusal_after_an_uncertain_attempt_is_our_own_post(setup, clo
     """A lost request that lands after the look-up, then refused as a duplicate, is recorded as published."""
     publisher, adapters = setup
     clock.set(NINE)
-    timeout = UncertainOutcome("read timed out")
-    timeout.after_posting = True
+    timeout = after_posting(UncertainOutcome("read timed out"))
     platform = scripted(publisher, adapters, "acct-a")
     platform.script = [timeout, DuplicateContent("duplicate content")]
     platform.find_misses = 1
