@@ -22,15 +22,18 @@ from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 import structlog
 
 from bot.ledger.token_expiry import token_window, write_token_expiry
 from bot.observability.alerts import Alerter
-from bot.observability.metrics import Metrics
+from bot.observability.metrics_off import NoMetrics
 from bot.observability.redaction import redact
+
+if TYPE_CHECKING:
+    from bot.observability.metrics import Metrics
 
 log = structlog.get_logger("bot.worker.ops")
 
@@ -66,7 +69,8 @@ class Operations:
         self.worker = worker
         self.wall = wall
         self.alerts = alerter if alerter is not None else Alerter.from_env(worker.campaign.name, environ)
-        self.metrics = Metrics()
+        # Counted only where an endpoint can serve them: without BOT_HTTP_PORT, prometheus-client stays unimported.
+        self.metrics: Metrics | NoMetrics = NoMetrics()
         self.max_restarts = int(_env_float(env, "BOT_ALERT_RESTARTS", 3))
         self.review_age = timedelta(seconds=_env_float(env, "BOT_ALERT_REVIEW_AGE", 6 * 3600))
         self.rate_limited = int(_env_float(env, "BOT_ALERT_RATE_LIMITED", 3))
@@ -78,7 +82,17 @@ class Operations:
         self.asking: threading.Thread | None = None  # the thread asking them, while it runs
         self._write_lock = threading.Lock()
         self._revoked: set[str] = set()
-        self.metrics.read_from(queues=self._queues, reshares=self._reshares, tokens=self._tokens)
+        if env.get("BOT_HTTP_PORT"):
+            self.count_metrics()
+
+    def count_metrics(self) -> Metrics:
+        """The Prometheus metrics, counted from now on (made at the first call; ``start_http`` calls it)."""
+        if isinstance(self.metrics, NoMetrics):
+            from bot.observability.metrics import Metrics
+
+            self.metrics = Metrics()
+            self.metrics.read_from(queues=self._queues, reshares=self._reshares, tokens=self._tokens)
+        return self.metrics
 
     # ---- hooks the worker calls ----
 
@@ -450,10 +464,12 @@ def start_http(
     """The endpoint ``BOT_HTTP_PORT`` asks for, serving ``worker`` (None when the variable is unset)."""
     from bot.web.server import Backend, from_env
 
+    if not (os.environ if environ is None else environ).get("BOT_HTTP_PORT"):
+        return None  # nothing serves them: the metrics stay uncounted (and prometheus-client unimported)
     ops: Operations = worker.ops
     backend = Backend(
         health=ops.health,
-        metrics=ops.metrics.render,
+        metrics=ops.count_metrics().render,
         page=lambda: ops.page(collect),
         decide=decide,
         resolve=ops.resolve,

@@ -261,3 +261,46 @@ def test_token_expiry_is_asked_off_the_scheduler_thread_and_reaches_bot_status(t
     assert ops.asking is first
     for adapter in adapters.values():
         adapter.close()
+
+
+_NO_PORT = """
+import sys
+from types import SimpleNamespace
+from bot.observability.alerts import Alerter
+from bot.worker.ops import Operations, start_http
+worker = SimpleNamespace(campaign=SimpleNamespace(name="c"))
+ops = Operations(worker, alerter=Alerter([], campaign="c", group=0, thread=False), environ={})
+ops.metrics.publication("x", "a", "published", 3.0)
+ops.metrics.reloaded(True)
+assert start_http(worker, dict, None, {}) is None
+print(type(ops.metrics).__name__, "prometheus_client" in sys.modules)
+"""
+
+
+def test_without_an_http_port_the_worker_counts_no_metrics_and_never_imports_prometheus() -> None:
+    """Without BOT_HTTP_PORT nothing can serve /metrics: Operations keeps no-op metrics and prometheus-client
+    stays out of the process (about 1.2 MB of an idle worker)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _NO_PORT], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["NoMetrics", "False"]
+
+
+def test_with_an_http_port_metrics_are_counted_from_the_start() -> None:
+    """With BOT_HTTP_PORT set, Operations counts Prometheus metrics from its construction, as before."""
+    from types import SimpleNamespace
+
+    from bot.observability.metrics import Metrics
+
+    worker = SimpleNamespace(campaign=SimpleNamespace(name="c"))
+    ops = Operations(
+        worker, alerter=Alerter([], campaign="c", group=0, thread=False), environ={"BOT_HTTP_PORT": "8080"}
+    )
+    assert isinstance(ops.metrics, Metrics)
+    ops.metrics.publication("x", "a", "published", 3.0)
+    assert ops.count_metrics() is ops.metrics  # start_http keeps what was counted
+    families = {f.name: f for f in text_string_to_metric_families(ops.metrics.render()[0].decode())}
+    [published] = [s for s in families["bot_publications"].samples if s.name.endswith("_total")]
+    assert published.value == 1 and published.labels == {"platform": "x", "account": "a", "outcome": "published"}
