@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Literal, TypeVar, dataclass_transform
+from typing import Any, Literal, NamedTuple, TypeVar, dataclass_transform
 from zoneinfo import ZoneInfo
 
 from bot.core.values import ImageAttachment, Outgoing, VideoAttachment
@@ -96,27 +96,38 @@ class Consent:
     recorded_by: str | None = None
 
 
+class _Rare(NamedTuple):
+    """The parts of a post most posts leave out, kept together so such a post holds one None for all of them."""
+
+    file_name: str | None
+    variants: dict[str, str]
+    video: Video | None
+    supporter: Supporter | None
+    consent: Consent | None
+    reshare_of: str | None
+    translations: dict[str, Translation]
+
+
+_NO_RARE = _Rare(None, _NONE, None, None, None, None, _NO_TRANSLATIONS)
+
+
 @dataclass(frozen=True, slots=True, init=False)
 class Post:
     id: str
     queue: str | None
-    # The file as its folder (one string shared by the folder's posts) and its name, None for
+    # The file as its folder (one string shared by the folder's posts) and its name (in ``_rare``), None for
     # "<id>.yaml"; ``path`` builds the Path when asked. A Path per post would be about 4 MB of a
     # worker's memory for 10,000 posts, and a whole path string per post about 0.8 MB.
     folder: str
-    file_name: str | None
     text: str
-    variants: dict[str, str]
     media: list[Media]
     link: str | None
-    video: Video | None
-    supporter: Supporter | None
-    consent: Consent | None
-    reshare_of: str | None  # a partner's post this one reshares (LinkedIn URL or URN); the text is our commentary
     # The language of ``text`` and ``variants`` (the loader always sets it; None: a post built without one,
-    # whose text serves every language), and the post's texts in other languages, by ISO 639-1 code.
+    # whose text serves every language); the post's texts in other languages are ``translations``.
     language: str | None
-    translations: dict[str, Translation]
+    # The other parts (properties below), None where the post has none of them: 48 bytes less per post than
+    # a slot each, about 0.4 MB of a worker holding 10,000 posts (bench/footprint.py).
+    _rare: _Rare | None
 
     def __init__(
         self,
@@ -137,7 +148,10 @@ class Post:
         reshare_of: str | None = None,
         language: str | None = None,
         translations: dict[str, Translation] | None = None,
+        _rare: _Rare | None = None,
     ) -> None:
+        """``_rare`` is for ``dataclasses.replace``, which passes it: the parts named here replace its parts
+        (given a value; None keeps what ``_rare`` holds)."""
         put = object.__setattr__  # frozen: the only way in
         put(self, "id", id)
         put(self, "queue", queue)
@@ -145,17 +159,53 @@ class Post:
             folder, _, name = str(path if path is not None else where).rpartition(os.sep)
             file_name = None if name == f"{id}.yaml" else name
         put(self, "folder", folder)
-        put(self, "file_name", file_name)
         put(self, "text", text)
-        put(self, "variants", _NONE if variants is None else variants)
         put(self, "media", _NO_MEDIA if media is None else media)
         put(self, "link", link)
-        put(self, "video", video)
-        put(self, "supporter", supporter)
-        put(self, "consent", consent)
-        put(self, "reshare_of", reshare_of)
         put(self, "language", language)
-        put(self, "translations", _NO_TRANSLATIONS if translations is None else translations)
+        was = _rare or _NO_RARE
+        rare = _Rare(
+            was.file_name if file_name is None else file_name,
+            was.variants if variants is None else variants,
+            was.video if video is None else video,
+            was.supporter if supporter is None else supporter,
+            was.consent if consent is None else consent,
+            was.reshare_of if reshare_of is None else reshare_of,
+            was.translations if translations is None else translations,
+        )
+        put(self, "_rare", None if rare == _NO_RARE else rare)
+
+    @property
+    def file_name(self) -> str | None:
+        """The file's name where it is not "<id>.yaml"."""
+        return self._rare.file_name if self._rare else None
+
+    @property
+    def variants(self) -> dict[str, str]:
+        """Texts by platform, in the post's own language."""
+        return self._rare.variants if self._rare else _NONE
+
+    @property
+    def video(self) -> Video | None:
+        return self._rare.video if self._rare else None
+
+    @property
+    def supporter(self) -> Supporter | None:
+        return self._rare.supporter if self._rare else None
+
+    @property
+    def consent(self) -> Consent | None:
+        return self._rare.consent if self._rare else None
+
+    @property
+    def reshare_of(self) -> str | None:
+        """A partner's post this one reshares (LinkedIn URL or URN); the text is our commentary."""
+        return self._rare.reshare_of if self._rare else None
+
+    @property
+    def translations(self) -> dict[str, Translation]:
+        """The post's texts in other languages, by ISO 639-1 code."""
+        return self._rare.translations if self._rare else _NO_TRANSLATIONS
 
     @property
     def where(self) -> str:

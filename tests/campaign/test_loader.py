@@ -160,3 +160,45 @@ def test_post_keeps_the_model_contract(tmp_path: Path):
     with pytest.raises(dataclasses.FrozenInstanceError):
         post.text = "x"  # type: ignore[misc]
     assert dataclasses.replace(post, text="b").path == post.path
+
+
+def test_post_keeps_its_rare_parts_through_replace_and_pickle(tmp_path: Path):
+    """A post's less common parts (file name, variants, video, supporter, consent, reshare, translations) are kept
+    by dataclasses.replace and by pickling (the loading child's way back), and a post without them still has none."""
+    import pickle
+
+    from bot.core.model import Consent, Post, Supporter, Translation, Video
+
+    video = Video(file="v.mp4", path=tmp_path / "v.mp4", alt="A march")
+    full = Post(
+        id="a",
+        path=tmp_path / "named.yaml",
+        text="Free them",
+        variants={"x": "Free them now"},
+        video=video,
+        supporter=Supporter(name="Ana"),
+        consent=Consent(given=True),
+        reshare_of="urn:li:share:1",
+        language="en",
+        translations={"ru": Translation(text="Свободу")},
+    )
+    changed = dataclasses.replace(full, text="b", supporter=Supporter(name="Ben"))
+    assert (changed.text, changed.supporter, changed.video, changed.path) == (
+        "b",
+        Supporter(name="Ben"),
+        video,
+        tmp_path / "named.yaml",
+    )
+    assert (changed.variants, changed.consent, changed.reshare_of) == (full.variants, full.consent, full.reshare_of)
+    assert changed.translations == full.translations and changed.file_name == "named.yaml"
+    assert pickle.loads(pickle.dumps(full, protocol=pickle.HIGHEST_PROTOCOL)) == full
+    plain = Post(id="b", path=tmp_path / "b.yaml", text="Free them")
+    assert pickle.loads(pickle.dumps(plain)) == plain != dataclasses.replace(plain, video=video)
+    assert (plain.file_name, plain.variants, plain.supporter, plain.consent, plain.reshare_of) == (
+        None,
+        {},
+        None,
+        None,
+        None,
+    )
+    assert plain.translations == {}
