@@ -129,6 +129,42 @@ POOL_WAIT = 600.0
 MIGRATION_WAIT = 120.0
 """Seconds an opener waits for another process migrating the same SQLite ledger before it gives up."""
 
+POOL_SIZE = 30
+"""PostgreSQL connections a worker keeps open (``BOT_LEDGER_CONNECTIONS`` overrides): the ledger's
+statements are short, so 30 serve a 256-thread fan-out; N workers hold N times as many, which a
+managed PostgreSQL plan must allow (its connection limit is in the README's hosting section)."""
+
+
+def pool_size() -> int:
+    """``POOL_SIZE``, or the positive whole number in ``BOT_LEDGER_CONNECTIONS``."""
+    raw = os.environ.get("BOT_LEDGER_CONNECTIONS", "").strip()
+    if not raw:
+        return POOL_SIZE
+    if not raw.isdigit() or int(raw) < 1:
+        raise LedgerUnavailable(f"BOT_LEDGER_CONNECTIONS={raw!r}: expected a positive whole number of connections")
+    return int(raw)
+
+
+def open_connections(engine: Engine, wanted: int) -> int:
+    """Open up to ``wanted`` of a PostgreSQL engine's pooled connections now (SQLite: none); how many opened.
+
+    A fan-out's first publications would otherwise each wait for a new connection (a server process,
+    its authentication) at the slot; the pool keeps them (``_ping_when_idle`` checks them after idling).
+    """
+    if engine.dialect.name != "postgresql":
+        return 0
+    held: list[Connection] = []
+    try:
+        for _ in range(min(wanted, engine.pool.size())):  # type: ignore[attr-defined]  # QueuePool's public size()
+            held.append(engine.connect())
+    except sa.exc.SQLAlchemyError:
+        pass  # the server refuses more (its connection limit): those opened are kept, the rest open on use
+    finally:
+        for conn in held:
+            conn.close()
+    return len(held)
+
+
 PING_AFTER = 30.0
 """Seconds a pooled PostgreSQL connection may sit idle before it is checked when taken again."""
 
@@ -212,7 +248,9 @@ def _open_engine(url: str, migrate_in_child: bool) -> Engine:
         engine = sa.create_engine(url, connect_args={"timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = sa.create_engine(url, pool_size=10, max_overflow=20, pool_timeout=POOL_WAIT)
+        # A fixed pool, no overflow: an overflow connection is closed at its checkin, and a fan-out then
+        # opened and closed PostgreSQL connections (a server process each) for every few publications.
+        engine = sa.create_engine(url, pool_size=pool_size(), max_overflow=0, pool_timeout=POOL_WAIT)
         _ping_when_idle(engine)
     deadline = time.monotonic() + MIGRATION_WAIT
     try:
