@@ -37,14 +37,26 @@ class Shares:
     """Offer a slot's publications as ``pending`` rows and take them in batches (PostgreSQL only)."""
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
         self.enabled = engine.dialect.name == "postgresql"
-        c = publications.c
-        from sqlalchemy.dialects.postgresql import insert
-
-        self._offer = insert(publications).on_conflict_do_nothing(
-            index_elements=[c.campaign, c.slot_at, c.target, c.account]
+        # The feeding thread does not queue for the ledger's pool behind the publishing threads it feeds
+        # (30 connections for 256 threads: it waited behind a hundred of them, and the pool ran dry):
+        # connections of its own, one for the feeder and one for the takeover thread.
+        self.engine = (
+            sa.create_engine(engine.url, pool_size=2, max_overflow=0, pool_pre_ping=True) if self.enabled else engine
         )
+        self._own = self.engine is not engine
+        c = publications.c
+        # Only the dialect in use is imported: PostgreSQL's weighs about 2.4 MB of an idle SQLite worker
+        # (bench/footprint.py). SQLite's INSERT has the same ON CONFLICT DO NOTHING; nothing offers rows there.
+        if self.enabled:
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            offer: Any = pg_insert(publications)
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            offer = sqlite_insert(publications)
+        self._offer = offer.on_conflict_do_nothing(index_elements=[c.campaign, c.slot_at, c.target, c.account])
         free = (
             sa.select(c.id)
             .where(
@@ -69,6 +81,11 @@ class Shares:
             )
             .returning(c.account)
         )
+
+    def close(self) -> None:
+        """Close the connections of its own."""
+        if self._own:
+            self.engine.dispose()
 
     def offer(
         self,

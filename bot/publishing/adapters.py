@@ -64,10 +64,11 @@ class AdapterPool:
     def get(self, account: AccountLike) -> Platform:
         """The adapter for ``account``; raises MissingSecret when a variable is unset."""
         ident = _identity(account)
-        with self._lock:
-            known = self._adapters.get(account.id)
-            if known is not None and known[0] == ident:
-                return known[1]
+        # Read without the lock: a dict look-up is atomic, and a fan-out's threads all come through
+        # here; taking the lock each time queued them behind one another (a convoy on the GIL).
+        known = self._adapters.get(account.id)
+        if known is not None and known[0] == ident:
+            return known[1]
         adapter = self._build(account)
         if self.rates is not None:
             adapter.share_rates(self.rates)

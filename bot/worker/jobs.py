@@ -274,8 +274,8 @@ class Fanout:
 
     ``fire`` offers the slot's publications as ``pending`` rows (every worker does; the first writes
     them) and feeds this worker's pool from them on a thread of its own: whenever the pool has room
-    for half a batch, it takes a batch (``SELECT ... FOR UPDATE SKIP LOCKED``) and submits those
-    accounts, until none is left. A busy worker takes nothing, so the rows go to whichever worker has
+    for a quarter of a batch, it takes as many rows as it has free threads (``SELECT ... FOR UPDATE SKIP
+    LOCKED``) and submits those accounts, until none is left. A busy worker takes nothing, so the rows go to whichever worker has
     free threads, and no two workers try the same account. Each taken account still goes through
     ``submit`` and the Publisher's claim, which alone decides who publishes.
     """
@@ -286,11 +286,12 @@ class Fanout:
         clock: Clock,
         owner: str,
         lease: timedelta,
-        submit: Callable[[Any, str], None],
-        room: Callable[[float], int],
+        submit: Callable[[Any, list[str]], None],
+        room: Callable[[float, int], int],
         stopping: threading.Event,
         *,
         batch: int | None = None,
+        prepare: Callable[[list[str]], None] | None = None,
     ) -> None:
         from bot.ledger.shares import BATCH
 
@@ -299,9 +300,10 @@ class Fanout:
         self.owner = owner
         self.lease = lease
         self.submit = submit
-        self.room = room  # free threads in the pool, after waiting up to the given wall seconds for some
+        self.room = room  # free threads in the pool, after waiting up to the given wall seconds for that many
         self.stopping = stopping
         self.batch = batch or BATCH
+        self.prepare = prepare  # readies a batch's accounts before any of them is submitted (Worker.prepare)
         self._feeding: set[tuple[datetime, str]] = set()
         self._lock = threading.Lock()
 
@@ -334,20 +336,23 @@ class Fanout:
         taken = 0
         try:
             while not self.stopping.is_set():
-                room = self.room(0.0)
-                if room < max(1, self.batch // 2):
-                    room = self.room(1.0)  # wait for tasks to end, not for ever: the stop is looked at
-                    if room < max(1, self.batch // 2):
+                want = max(1, self.batch // 4)
+                room = self.room(0.0, want)
+                if room < want:
+                    room = self.room(1.0, want)  # wait for tasks to end, not for ever: the stop is looked at
+                    if room < want:
                         continue
                 now = self.clock.now()
-                accounts = self.shares.take(
-                    campaign, slot[0], slot[1], self.owner, now, now + self.lease, min(self.batch, room)
-                )
+                # As many as this worker's pool can take (its free threads and a queue ahead, Worker._room):
+                # one round trip for the lot. A batch of 32 at a time left most of a 256-thread pool idle.
+                # Taking no more than its pool holds leaves the rest to the other workers.
+                accounts = self.shares.take(campaign, slot[0], slot[1], self.owner, now, now + self.lease, room)
                 if not accounts:
                     break
                 taken += len(accounts)
-                for account in accounts:
-                    self.submit(occurrence, account)
+                if self.prepare is not None:
+                    self.prepare(accounts)
+                self.submit(occurrence, accounts)
         except Exception as exc:  # noqa: BLE001  (what is left pending is taken by a later look, here or elsewhere)
             log.error(
                 "fanout_failed", slot_at=slot[0].isoformat(), target=slot[1], error=f"{type(exc).__name__}: {exc}"

@@ -17,7 +17,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -114,9 +114,10 @@ class Worker:
         )
         self.scheduler = ClockScheduler(clock, self._dispatch)
         self.slots: dict[str, SlotJob] = {}
-        self._inflight: dict[Future[None], tuple[Any, ...]] = {}
-        self._active: dict[tuple[Any, ...], int] = {}  # (slot_at, target, account) -> tasks running or queued
+        self._inflight: dict[object, tuple[Any, ...]] = {}  # a token per task running or queued -> its key
+        self._waiting = 0  # threads waiting on ``_idle`` for tasks to end (``_room``, ``wait_idle``)
         self._idle = threading.Condition()
+        self._counts_lock = threading.Lock()
         self._counts = {"published": 0, "skipped": 0, "failed": 0, "retries": 0}
         self._reload_lock = threading.Lock()
         self.watcher: Watcher | None = None
@@ -132,7 +133,16 @@ class Worker:
         # has free threads (bot.ledger.shares); SQLite (one worker): each account is claimed as before.
         shares = Shares(self.ledger.engine)
         self.fanout = (
-            jobs_mod.Fanout(shares, clock, self.owner, lease_clock, self.submit, self._room, self.stopping)
+            jobs_mod.Fanout(
+                shares,
+                clock,
+                self.owner,
+                lease_clock,
+                self.submit_many,
+                self._room,
+                self.stopping,
+                prepare=self.prepare,
+            )
             if shares.enabled
             else None
         )
@@ -153,6 +163,10 @@ class Worker:
             self.scheduler.add_every(lambda at: self.check_ledger(), self.ledger_check_every, "ledger")
         self.scheduler.add_every(lambda at: self.ops.check(), max(60.0, clock_rate(self.clock)), "ops")
         self.ops.started()
+        from bot.ledger.db import open_connections
+
+        # A slot's first publications would otherwise each wait for a new PostgreSQL connection.
+        open_connections(self.ledger.engine, self.threads)
         # Dead workers' claims first: reconciling them before new posts keeps the platform look-up short.
         self.beat()
         self._liveness = threading.Thread(target=self._beat_until_stopped, name="liveness", daemon=True)
@@ -185,6 +199,7 @@ class Worker:
         log.info("catch_up_planned", since=plan.since.isoformat(), **plan.counts(self.campaign))
         for occurrence, account in plan.dropped:
             self.submit(dataclasses.replace(occurrence, grace=timedelta(0)), account)
+        self.prepare([account for when, _, account in plan.runs if when <= now])  # nothing was staged for them
         for when, occurrence, account in plan.runs:
             if when <= now:
                 self.submit(occurrence, account)
@@ -271,7 +286,7 @@ class Worker:
 
     def resume_from_ledger(self) -> None:
         """Take over retries whose time has come, claims whose worker died and slots' rows left pending."""
-        recovery.resume(self.campaign, self.ledger, self._active, self.submit)
+        recovery.resume(self.campaign, self.ledger, self._in_flight_keys(), self.submit)
         self.resume_shares()
 
     def resume_shares(self) -> int:
@@ -280,12 +295,23 @@ class Worker:
             return 0
         return recovery.resume_shares(self.campaign, self.fanout, self.clock.now())
 
-    def _room(self, wait: float) -> int:
-        """Free threads in the pool; waits up to ``wait`` wall seconds for a task to end when there are none."""
+    def _room(self, wait: float, want: int = 1) -> int:
+        """Tasks the pool can take now, after waiting up to ``wait`` wall seconds for ``want`` of them.
+
+        Its threads, and as many again queued: the fan-out's feeding thread competes for the GIL with
+        the pool's busy threads, and one of its takes lasted 0.2 to 0.5 s during a fan-out; tasks queued
+        ahead keep the threads busy meanwhile (with none queued, most of a 256-thread pool sat idle).
+        """
+        capacity = 2 * self.threads
+        if wait <= 0:
+            return capacity - len(self._inflight)
         with self._idle:
-            if wait > 0:
-                self._idle.wait(wait)  # notified whenever a task ends
-            return self.threads - len(self._inflight)
+            self._waiting += 1  # before looking: a task that ends after the look notifies us
+            try:
+                self._idle.wait_for(lambda: capacity - len(self._inflight) >= want, wait)
+            finally:
+                self._waiting -= 1
+            return capacity - len(self._inflight)
 
     def stage_upcoming(self) -> int:
         """Upload the media of slots due in the next minutes now, so their posts go out on time (bot.publishing.staging)."""
@@ -400,8 +426,29 @@ class Worker:
         # Workers sharing a ledger start a fan-out at different accounts (an offset from the owner's
         # name), so they claim different rows instead of racing for the same key one by one.
         start = zlib.crc32(self.owner.encode()) % len(accounts) if accounts else 0
-        for account in (*accounts[start:], *accounts[:start]):
-            self.submit(occurrence, account)
+        ordered = [*accounts[start:], *accounts[:start]]
+        for at in range(0, len(ordered), PREPARE_AHEAD):
+            chunk = ordered[at : at + PREPARE_AHEAD]
+            self.prepare(chunk)
+            self.submit_many(occurrence, chunk)
+
+    def prepare(self, accounts: list[str]) -> None:
+        """Build the adapters of accounts about to be published to, before the first of them sends.
+
+        An X adapter joins its process's shared uploads when it is built (bot.platforms.x.upload): built
+        together, a fan-out's accounts share one upload of the post's media per 100 accounts; built one by
+        one on the publishing threads, each of the first hundreds uploaded the file itself (four requests
+        more per account). Building costs no request; a failure here is met again, and reported, at the send.
+        """
+        known = self.campaign.accounts
+        for account_id in accounts:
+            account = known.get(account_id)
+            if account is None or account_id in self.publisher.adapters.paused:
+                continue
+            try:
+                self.publisher.adapters.get(account)
+            except Exception:  # noqa: BLE001  (a missing credential is reported, with its remedy, at the send)
+                continue
 
     def _edit_too_late(self, occurrence: Any) -> None:
         """Log ``post_edit_too_late`` when the slot's post file is being edited or was left broken."""
@@ -440,21 +487,44 @@ class Worker:
         key = (occurrence.at.astimezone(UTC).replace(microsecond=0), occurrence.target, account)
         self._track(key, self._fire, occurrence, account)
 
+    def submit_many(self, occurrence: Any, accounts: list[str]) -> None:
+        """``submit`` for each of ``accounts`` (a fan-out's batch)."""
+        if self.stopping.is_set():
+            return
+        at = occurrence.at.astimezone(UTC).replace(microsecond=0)
+        for account in accounts:
+            self._track((at, occurrence.target, account), self._fire, occurrence, account)
+
+    # The pool's bookkeeping takes no lock on its busy path: hundreds of threads end tasks during a
+    # fan-out, and a lock shared by all of them (and by the thread submitting) became a convoy, each
+    # hand-over waiting for the GIL, with most of the pool idle meanwhile. A dict's single operations
+    # are atomic; the condition is taken only when someone waits for tasks to end (``_waiting``).
+
     def _track(self, key: tuple[Any, ...], task: Callable[..., None], *args: Any) -> None:
         """Run ``task`` on the pool, counted in flight under ``key`` until it ends."""
-        with self._idle:
-            future = self.pool.submit(task, *args)
-            self._inflight[future] = key
-            self._active[key] = self._active.get(key, 0) + 1
-        future.add_done_callback(self._done)
+        token = object()
+        self._inflight[token] = key  # before the task can run, so that its end always finds it
+        try:
+            self.pool.submit(self._tracked, token, task, args)
+        except BaseException:
+            self._ended(token)
+            raise
 
-    def _done(self, future: Future[None]) -> None:
-        with self._idle:
-            key = self._inflight.pop(future)
-            self._active[key] -= 1
-            if not self._active[key]:
-                del self._active[key]
-            self._idle.notify_all()
+    def _tracked(self, token: object, task: Callable[..., None], args: tuple[Any, ...]) -> None:
+        try:
+            task(*args)
+        finally:
+            self._ended(token)
+
+    def _ended(self, token: object) -> None:
+        self._inflight.pop(token, None)
+        if self._waiting:
+            with self._idle:
+                self._idle.notify_all()
+
+    def _in_flight_keys(self) -> set[tuple[Any, ...]]:
+        """(slot_at, target, account) of the tasks running or queued now."""
+        return set(list(self._inflight.values()))
 
     def _fire(self, occurrence: Any, account: str) -> None:
         from bot.publishing.results import Outcome
@@ -489,7 +559,9 @@ class Worker:
             self._count(outcome.value)
 
     def _count(self, what: str) -> None:
-        with self._idle:
+        # Its own lock, not ``_idle``: every task ends here, and a lock shared with the pool's
+        # bookkeeping queued the pool's threads behind each other at the end of a fan-out.
+        with self._counts_lock:
             self._counts[what] += 1
 
     def _retry(self, run_time: datetime, occurrence: Any, account: str) -> None:
@@ -545,7 +617,11 @@ class Worker:
 
     def wait_idle(self, timeout: float | None = 60.0) -> bool:
         with self._idle:
-            return self._idle.wait_for(lambda: not self._inflight, timeout)
+            self._waiting += 1
+            try:
+                return self._idle.wait_for(lambda: not self._inflight, timeout)
+            finally:
+                self._waiting -= 1
 
     def serve(self, until: datetime | None = None) -> None:
         """The main loop: run due jobs until stopped or until clock time ``until``."""
@@ -591,6 +667,8 @@ class Worker:
                 log.warning("worker_leave_failed", error=f"{type(exc).__name__}: {exc}")
             self._liveness.join(timeout=10)
         self.workers.close()
+        if self.fanout is not None:
+            self.fanout.shares.close()
         self.publisher.adapters.close()  # connections, and X accounts leave the process's upload sharing
         if self.ledger.unrecorded is not None:
             self.ledger.unrecorded.close()
@@ -627,6 +705,9 @@ class Worker:
 
 BEAT_EVERY = 2.0
 """Wall seconds between a worker's heartbeats (bot.ledger.workers.DEAD_AFTER, three missed beats, says when one is dead)."""
+
+PREPARE_AHEAD = 100
+"""Accounts of a slot whose adapters are built before any of them is submitted (X shares an upload with 100)."""
 
 LEDGER_LOST = 3
 """The worker's exit code when it stopped because its ledger file was deleted or replaced."""

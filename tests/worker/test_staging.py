@@ -139,3 +139,28 @@ def test_an_account_that_uploads_its_own_media_does_not_keep_the_others_from_sta
         worker.run_pending()
         assert len(tweets(own_x)) == 3
         assert len([e for e in media_requests(own_x) if e["path"] == "/2/media/metadata"]) == 2  # its own, at the slot
+
+
+@pytest.mark.parametrize("ledger", ["sqlite", "postgres"])
+def test_a_worker_started_at_the_slot_uploads_the_image_once_for_its_accounts(
+    tmp_path, own_x, monkeypatch, request, ledger
+) -> None:
+    """A worker started at 09:00 catches the slot up with nothing staged: its twelve accounts share one upload."""
+    accounts = image_campaign(tmp_path, own_x, monkeypatch, 12)
+    url = (
+        f"sqlite:///{tmp_path / 'ledger.db'}"
+        if ledger == "sqlite"
+        else request.getfixturevalue("postgres").new_database(f"staging_{uuid.uuid4().hex[:8]}")
+    )
+    worker = Worker(tmp_path, clock=FakeClock(NINE), database_url=url, threads=8)
+    try:
+        worker.start()  # the slot is due at once: caught up, its media never staged
+        assert worker.wait_idle(timeout=60)
+    finally:
+        worker.close()
+    assert sorted(e["status"] for e in tweets(own_x)) == [201] * len(accounts)
+    uploads = [e for e in media_requests(own_x) if e["path"].endswith("/initialize")]
+    assert len(uploads) == 1, f"{len(uploads)} uploads of one image for {len(accounts)} accounts"
+    for account in accounts:
+        (post,) = own_x.posts(account)
+        assert [(m["kind"], m["alt"]) for m in post.media] == [("image", "Banner: Free Andrei and Irina")]
