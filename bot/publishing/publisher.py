@@ -107,6 +107,7 @@ class Publisher:
         self.stop = stop or threading.Event()
         self.rng = rng or random.Random()
         self.on_progress = on_progress
+        self._schedule_index: tuple[Any, dict[str, Any]] | None = None
 
     @property
     def paused_accounts(self) -> dict[str, str]:
@@ -215,7 +216,11 @@ class Publisher:
         return (start is None or day >= start) and (end is None or day <= end)
 
     def _schedule(self, name: str | None) -> Any:
-        return next((s for s in getattr(self.campaign, "schedules", []) if s.name == name), None)
+        campaign = self.campaign  # replaced whole by a reload: the index is rebuilt for the new one
+        index = self._schedule_index
+        if index is None or index[0] is not campaign:
+            index = self._schedule_index = (campaign, {s.name: s for s in getattr(campaign, "schedules", [])})
+        return index[1].get(name) if name is not None else None
 
     def _attempt(self, row: Any, key: PublicationKey, account: Any, occ: Any, ctx: dict[str, Any]) -> Result:
         try:

@@ -72,30 +72,32 @@ def upload_media(
     ``share_as``: our user id to share uploads with the process's other X accounts (SHARED), or None;
     ``among``: the user ids to share a new upload with (default: any account of the process).
     """
-    files = [i.path for i in out.images] + ([out.video.path] if out.video else [])
-    uploader = Uploader(client, sleep, progress, sum(p.stat().st_size for p in files), log)
-    jobs: list[tuple[tuple[Any, ...], Callable[[Sequence[str]], str], Path]] = [
-        (("image", *file_key(i.path), i.alt), functools.partial(uploader.image, i.path, i.alt), i.path)
-        for i in out.images
+    # Each file is looked at once (its key holds its size): a fan-out does this for every account.
+    image_keys = [file_key(i.path) for i in out.images]
+    video_key = file_key(out.video.path) if out.video else None
+    sizes = [k[1] for k in image_keys] + ([video_key[1]] if video_key else [])
+    uploader = Uploader(client, sleep, progress, sum(sizes), log)
+    jobs: list[tuple[tuple[Any, ...], Callable[[Sequence[str]], str]]] = [
+        (("image", *key, i.alt), functools.partial(uploader.image, i.path, i.alt))
+        for i, key in zip(out.images, image_keys)
     ]
-    if out.video:
+    if out.video and video_key:
         v = out.video
         captions = file_key(v.captions) if v.captions else None
         jobs.append(
             (
-                ("video", *file_key(v.path), v.alt, captions, v.captions_lang),
+                ("video", *video_key, v.alt, captions, v.captions_lang),
                 lambda owners: uploader.video(v.path, v.alt, v.captions, v.captions_lang, owners),
-                v.path,
             )
         )
     media_ids, borrowed = [], []
-    for file, upload, path in jobs:
+    for (file, upload), size in zip(jobs, sizes):
         if share_as is None:
             media_ids.append(upload(()))
             continue
         media_id, uploaded = SHARED.obtain(host, file, share_as, upload, uploader.keepalive, among)
         if not uploaded:
-            uploader.skip(path.stat().st_size)
+            uploader.skip(size)
             borrowed.append((file, media_id))
         media_ids.append(media_id)
     return media_ids, borrowed
