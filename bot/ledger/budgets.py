@@ -27,7 +27,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from bot.ledger.schema import rate_budgets
+from bot.ledger.schema import rate_budgets, workers
+from bot.ledger.workers import DEAD_AFTER
 
 CACHE_SECONDS = 2.0
 """How stale a worker's view of other workers' blocks may be (a 429 elsewhere stops us within this)."""
@@ -67,6 +68,7 @@ class RateBudgets:
         self._wall = wall
         self.cache_seconds, self.batch, self.flush_seconds, self.margin = cache_seconds, batch, flush_seconds, margin
         self._blocked: dict[tuple[str, str], float] = {}
+        self._workers = 1
         self._read_at = float("-inf")
         self._reading = threading.Lock()
         self._lock = threading.Lock()
@@ -88,6 +90,16 @@ class RateBudgets:
             finally:
                 self._reading.release()
         return self._blocked.get((platform, bucket), 0.0)
+
+    def workers(self) -> int:
+        """Live workers of this ledger (seen within ``DEAD_AFTER``), at least 1; from the same snapshot as the blocks."""
+        now = self._wall()
+        if now - self._read_at >= self.cache_seconds and self._reading.acquire(blocking=False):
+            try:
+                self._refresh(now)
+            finally:
+                self._reading.release()
+        return self._workers
 
     def block(self, platform: str, bucket: str, until: float) -> None:
         """Every worker stops using ``bucket`` until ``until`` (a later block already there is kept)."""
@@ -187,10 +199,13 @@ class RateBudgets:
 
     def _refresh(self, now: float) -> None:
         c = rate_budgets.c
+        seen = workers.c.seen_at >= datetime.now(UTC) - DEAD_AFTER  # beats are real time, whatever the clock
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(c.platform, c.bucket, c.blocked_until).where(c.blocked_until > _at(now))
             ).all()
+            live = conn.execute(sa.select(sa.func.count()).select_from(workers).where(seen)).scalar_one()
+        self._workers = max(1, int(live))
         self.reads += 1
         fresh = {(p, b): _epoch(u) for p, b, u in rows}
         with self._lock:

@@ -89,6 +89,13 @@ class RateStore(Protocol):
         """One use of an app-wide ``bucket`` allowed ``limit`` uses per ``window`` seconds (all workers)."""
         ...
 
+    def workers(self) -> int:
+        """How many live workers share the limits now (at least 1); cached like ``blocked_until``.
+
+        For limits a worker paces within itself (Telegram's per-second flood limits): each takes this share.
+        """
+        ...
+
 
 class RateGate:
     """Remembers, per bucket, until when a platform told us to stop sending.

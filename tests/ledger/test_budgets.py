@@ -135,3 +135,24 @@ def test_a_batch_costs_two_statements_once_the_buckets_row_exists(ledger_url) ->
         store.spend("x", "app:app1:post", 100, 86_400.0)
     assert statements.count("INSERT") == 1 and statements.count("UPDATE") == 2
     assert store.used("x", "app:app1:post", 86_400.0) == 8
+
+
+def test_the_store_counts_the_live_workers_that_share_the_limits(ledger_url) -> None:
+    """Workers seen within the last seconds count; a dead one (unseen for long) does not; never fewer than one."""
+    from datetime import UTC, datetime, timedelta
+
+    from bot.ledger.workers import DEAD_AFTER, Workers
+
+    wall = Wall()
+    engine = sa.create_engine(ledger_url)
+    store = RateBudgets(engine, wall=wall, cache_seconds=0.0)
+    assert store.workers() == 1  # nobody has beaten yet: this worker alone
+    beats = Workers(engine)
+    now = datetime.now(UTC)
+    for owner in ("a", "b", "c"):
+        beats.beat(owner, now)
+    beats.beat("gone", now - DEAD_AFTER - timedelta(seconds=5))
+    wall.now += 1
+    assert store.workers() == 3
+    beats.close()
+    engine.dispose()

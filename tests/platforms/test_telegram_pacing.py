@@ -100,3 +100,22 @@ def _most_in_any_period(seen: list[tuple[float, str, int]], period: float) -> in
     for _, _, n in seen:
         counts.append(counts[-1] + n)
     return max(counts[bisect_left(times, t + period)] - counts[i] for i, t in enumerate(times))
+
+
+def test_three_workers_each_pace_within_a_third_of_the_bots_limits() -> None:
+    """With three live workers on the ledger, one worker starts ten sends a second and six to a channel a minute."""
+    now = [0.0]
+    live = [3]
+    pacer = Pacer(lambda: now[0])
+    pacer.workers = lambda: live[0]
+    slots = [pacer.reserve(f"@c{n}", 1, 15.0) for n in range(11)]
+    assert [s.ticket is not None for s in slots] == [True] * 10 + [False]
+    assert slots[10].blocked  # 10 of the bot's 30 a second are this worker's
+    for slot in slots[:10]:
+        assert slot.ticket is not None
+        pacer.answered(slot.ticket)
+    now[0] = 1.0
+    channel = [pacer.reserve("@one", 1, 0.0) for _ in range(7)]
+    assert [s.ticket is not None for s in channel] == [True] * 6 + [False]  # 20 a minute // 3
+    live[0] = 1  # the others stopped: the whole limits are this worker's again at its next look
+    assert pacer.reserve("@one", 1, 0.0).ticket is not None

@@ -37,7 +37,7 @@ from bot.core.values import (
     Progress,
     Receipt,
 )
-from bot.platforms.base import Platform
+from bot.platforms.base import Platform, RateStore
 
 if TYPE_CHECKING:
     from telebot import TeleBot
@@ -162,6 +162,11 @@ class Telegram(Platform):
         from bot.platforms.telegram.pacing import pacer_for
 
         return pacer_for(self.base_url, self._secret("bot_token"), self._monotonic)
+
+    def share_rates(self, store: RateStore) -> None:
+        """As every platform, and the bot's pacing takes this worker's share of the flood limits."""
+        super().share_rates(store)
+        self._pacer.workers = store.workers
 
     def prepare(self) -> None:
         """Build the client now (the worker's warm-up), so the first slot does not pay for it."""

@@ -5,6 +5,10 @@ one message per second" in a chat, "no more than 20 messages per minute" to one 
 about 30 messages per second" for bulk notifications. Telegram applies them per bot, so channels posted by one
 token share the 30 a second; each channel has its own 20 a minute. An album counts one message per item.
 
+Several workers on one ledger: each paces within an equal share of both limits (``Pacer.workers``, the live
+workers the ledger counts), so together they stay within them; a worker joining or leaving moves the share
+within seconds.
+
 In-flight accounting: the server counts a message at some moment between our send and its answer (under
 load, up to a second or more after the send), so a message occupies its windows from when it is sent until
 its answer arrives plus the window's period. At any moment at most ``limit`` messages occupy a window.
@@ -75,6 +79,9 @@ class Pacer:
 
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._now = monotonic
+        # Workers sharing a ledger post for the same bot: each paces within its share of the limits
+        # (Telegram counts per bot, and in-flight accounting cannot see another process's sends).
+        self.workers: Callable[[], int] = lambda: 1
         self._answers = threading.Condition(threading.Lock())
         self._overall = _Window(*OVERALL)
         self._channels: dict[str, _Window] = {}
@@ -87,9 +94,12 @@ class Pacer:
         Nothing is reserved when the start cannot be known yet (unanswered sends hold the places: ``blocked``)
         or is more than ``max_wait`` away (``wait`` says how far, for the publisher's retry).
         """
+        share = max(1, self.workers())
         with self._answers:
             now = self._now()
             window = self._channels.setdefault(channel, _Window(*PER_CHANNEL))
+            self._overall.limit = max(1, OVERALL[0] // share)
+            window.limit = max(1, PER_CHANNEL[0] // share)
             self._overall.forget(now)
             window.forget(now)
             at = now
