@@ -40,9 +40,10 @@ class Shares:
         self.enabled = engine.dialect.name == "postgresql"
         # The feeding thread does not queue for the ledger's pool behind the publishing threads it feeds
         # (30 connections for 256 threads: it waited behind a hundred of them, and the pool ran dry):
-        # connections of its own, one for the feeder and one for the takeover thread.
+        # connections of its own, one for the feeder and one for the takeover thread (two more when several
+        # slots are fed at once).
         self.engine = (
-            sa.create_engine(engine.url, pool_size=2, max_overflow=0, pool_pre_ping=True) if self.enabled else engine
+            sa.create_engine(engine.url, pool_size=2, max_overflow=2, pool_pre_ping=True) if self.enabled else engine
         )
         self._own = self.engine is not engine
         c = publications.c
