@@ -42,7 +42,8 @@ def gather(workdir: Path) -> dict:
             "publications": ledger.counts(),
             "not_published": ledger.skip_reasons(),
             "published": [
-                {"post": r.post, "account": r.account, "platform": r.platform, "url": r.url} for r in published
+                {"post": r.post, "account": r.account, "platform": r.platform, "url": r.url, "remote_id": r.remote_id}
+                for r in published
             ],
             "reshares": dict(Counter(r.status for r in rows)),
             "reshare_reasons": dict(Counter(f"{r.status}:{r.reason}" for r in rows)),
@@ -78,15 +79,24 @@ def server_counts(sandboxes: dict[str, Sandbox]) -> dict[str, dict[str, int]]:
 def campaign_counts(sandboxes: dict[str, Sandbox], published: list[dict]) -> dict[str, dict[str, int]]:
     """The campaign accounts' own posts on each server (not the supporters' the demo seeded): text only, with
     images that carry alt text, with a video."""
-    ours = {re.sub(r"\W", "_", row["account"])[:15] for row in published}  # the demo's sandbox handles
+    # Posts: the ids the ledger recorded for its publications (the servers name authors each their own way:
+    # matching handles found none of Bluesky's or LinkedIn's). Reshares: by the demo's sandbox handles.
+    ids = {(row["platform"], row["remote_id"]) for row in published}
+
+    def handle(name: str) -> str:  # "x-index", "@x_index", "bluesky-index.test" -> "x_index", "bluesky_index"
+        return re.sub(r"\W", "_", name.lstrip("@").split("@")[0].split(".")[0])[:15]
+
+    ours = {handle(row["account"]) for row in published}
     counts = {}
     for platform, sandbox in sandboxes.items():
-        posts = [p for p in sandbox.posts() if p.author.lstrip("@").split("@")[0].split(".")[0] in ours]
+        held = sandbox.posts()
+        posts = [p for p in held if (platform, p.remote_id) in ids]
+        reshares = [p for p in held if p.reshare_of and handle(p.author) in ours]
         counts[platform] = {
-            "texts": sum(1 for p in posts if not p.reshare_of and not p.media),
+            "texts": sum(1 for p in posts if not p.media),
             "images_with_alt": sum(1 for p in posts if any(m.get("kind") == "image" and m.get("alt") for m in p.media)),
             "videos": sum(1 for p in posts if any(m.get("kind") == "video" for m in p.media)),
-            "reshares": sum(1 for p in posts if p.reshare_of),
+            "reshares": len(reshares),
         }
     return counts
 
