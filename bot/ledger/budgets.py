@@ -83,22 +83,12 @@ class RateBudgets:
 
     def blocked_until(self, platform: str, bucket: str) -> float:
         """Epoch seconds until which ``bucket`` is blocked by any worker; from a snapshot at most ``cache_seconds`` old."""
-        now = self._wall()
-        if now - self._read_at >= self.cache_seconds and self._reading.acquire(blocking=False):
-            try:  # one thread reads; the others answer from the snapshot meanwhile
-                self._refresh(now)
-            finally:
-                self._reading.release()
+        self._fresh()
         return self._blocked.get((platform, bucket), 0.0)
 
     def workers(self) -> int:
         """Live workers of this ledger (seen within ``DEAD_AFTER``), at least 1; from the same snapshot as the blocks."""
-        now = self._wall()
-        if now - self._read_at >= self.cache_seconds and self._reading.acquire(blocking=False):
-            try:
-                self._refresh(now)
-            finally:
-                self._reading.release()
+        self._fresh()
         return self._workers
 
     def block(self, platform: str, bucket: str, until: float) -> None:
@@ -196,6 +186,15 @@ class RateBudgets:
             from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
             conn.execute(sqlite_insert(rate_budgets).values(values).on_conflict_do_nothing())
+
+    def _fresh(self) -> None:
+        """Read the snapshot again when it is ``cache_seconds`` old; one thread reads, the others use the old one."""
+        now = self._wall()
+        if now - self._read_at >= self.cache_seconds and self._reading.acquire(blocking=False):
+            try:
+                self._refresh(now)
+            finally:
+                self._reading.release()
 
     def _refresh(self, now: float) -> None:
         c = rate_budgets.c

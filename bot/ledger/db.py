@@ -165,6 +165,17 @@ def open_connections(engine: Engine, wanted: int) -> int:
     return len(held)
 
 
+def side_engine(engine: Engine, size: int) -> Engine:
+    """A few PostgreSQL connections of their own (``size``, as many again when busy) beside ``engine``'s pool, for a
+    thread that must not queue behind the publishing threads for the ledger's; ``engine`` itself on SQLite.
+
+    Dispose of it with ``engine.dispose()`` only when it ``is not`` the ledger's engine.
+    """
+    if engine.dialect.name != "postgresql":
+        return engine
+    return sa.create_engine(engine.url, pool_size=size, max_overflow=size, pool_pre_ping=True)
+
+
 PING_AFTER = 30.0
 """Seconds a pooled PostgreSQL connection may sit idle before it is checked when taken again."""
 

@@ -24,13 +24,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, Row
 
+from bot.ledger.db import side_engine
 from bot.ledger.schema import publications
 
 PENDING = "pending"
 """Offered to whichever worker takes it; not claimed yet, no attempt made."""
 
 BATCH = 32
-"""Rows a worker takes at once: few round trips, and a slot's last rows still spread over the workers."""
+"""A worker's feeder takes rows once its pool has room for a quarter of this many (a round trip is worth it then),
+and takes as many as the pool can hold (bot.worker.jobs.Fanout)."""
 
 
 class Shares:
@@ -42,9 +44,7 @@ class Shares:
         # (30 connections for 256 threads: it waited behind a hundred of them, and the pool ran dry):
         # connections of its own, one for the feeder and one for the takeover thread (two more when several
         # slots are fed at once).
-        self.engine = (
-            sa.create_engine(engine.url, pool_size=2, max_overflow=2, pool_pre_ping=True) if self.enabled else engine
-        )
+        self.engine = side_engine(engine, 2)
         self._own = self.engine is not engine
         c = publications.c
         # Only the dialect in use is imported: PostgreSQL's weighs about 2.4 MB of an idle SQLite worker

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from bot.ledger.db import side_engine
 from bot.ledger.schema import CLAIMED, leases, publications, workers
 from bot.ledger.shares import PENDING
 
@@ -36,11 +37,7 @@ class Workers:
         self.engine = engine
         # Beats do not queue for the ledger's pool behind the publishing threads (PostgreSQL: 30 connections
         # for 256 threads, waited for up to 10 minutes): one connection of their own. SQLite: one worker.
-        self._beats = (
-            sa.create_engine(engine.url, pool_size=1, max_overflow=1, pool_pre_ping=True)
-            if engine.dialect.name == "postgresql"
-            else engine
-        )
+        self._beats = side_engine(engine, 1)
 
     def close(self) -> None:
         """Close the beats' own connection."""

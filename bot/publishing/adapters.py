@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,23 @@ class AdapterPool:
         if old is not None:
             old[1].close()
         return adapter
+
+    def ready(self, accounts: Mapping[str, AccountLike], ids: Iterable[str]) -> list[tuple[AccountLike, Platform]]:
+        """(account, adapter) for each of ``ids`` known in ``accounts`` and not paused, built now if need be.
+
+        Built ahead of sending (a slot's staging, a fan-out's accounts): an account whose adapter cannot be
+        built (a variable unset) is left out here, and reported, with its remedy, when it is published to.
+        """
+        found = []
+        for account_id in ids:
+            account = accounts.get(account_id)
+            if account is None or account_id in self.paused:
+                continue
+            try:
+                found.append((account, self.get(account)))
+            except Exception:  # noqa: BLE001  (reported at the send, see above)
+                continue
+        return found
 
     def pause(self, account_id: str, why: str) -> bool:
         """Pause an account; True the first time, so the caller reports it once."""

@@ -40,14 +40,7 @@ def lanes(publisher: Any, occ: Any) -> list[Callable[[], None]]:
     if post is None:
         return []
     groups: dict[tuple[str, str | None], list[tuple[Any, Any]]] = {}
-    for account_id in occ.accounts:
-        account = campaign.accounts.get(account_id)
-        if account is None or account_id in publisher.adapters.paused:
-            continue
-        try:
-            adapter = publisher.adapters.get(account)
-        except Exception:  # noqa: BLE001  (a missing credential is reported, with its remedy, at the slot)
-            continue
+    for account, adapter in publisher.adapters.ready(campaign.accounts, occ.accounts):
         if adapter.stage_group > 0:
             groups.setdefault((account.platform, getattr(adapter, "base_url", None)), []).append((account, adapter))
     found: list[Callable[[], None]] = []

@@ -440,15 +440,7 @@ class Worker:
         one on the publishing threads, each of the first hundreds uploaded the file itself (four requests
         more per account). Building costs no request; a failure here is met again, and reported, at the send.
         """
-        known = self.campaign.accounts
-        for account_id in accounts:
-            account = known.get(account_id)
-            if account is None or account_id in self.publisher.adapters.paused:
-                continue
-            try:
-                self.publisher.adapters.get(account)
-            except Exception:  # noqa: BLE001  (a missing credential is reported, with its remedy, at the send)
-                continue
+        self.publisher.adapters.ready(self.campaign.accounts, accounts)
 
     def _edit_too_late(self, occurrence: Any) -> None:
         """Log ``post_edit_too_late`` when the slot's post file is being edited or was left broken."""
