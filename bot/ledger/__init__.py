@@ -3,5 +3,6 @@
 ``schema`` (the one MetaData: every table, the UTC type, the states), ``db`` (engine, pool, and
 the alembic migrations in ``migrations/`` run when a ledger is opened), ``publications`` (the
 publication Ledger: claims, outcomes, queries), ``reshares`` (tracking's decisions, cursors,
-lease), ``group_commit`` (SQLite writes from many threads committed together).
+lease), ``group_commit`` (writes from many threads committed together: SQLite lets one writer in,
+and on PostgreSQL it halves the CPU a write costs).
 """
