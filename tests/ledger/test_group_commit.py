@@ -133,3 +133,52 @@ def test_every_thread_is_woken_when_many_write_at_once(engine):
         assert list(pool.map(writer, range(100), timeout=60)) == [[t * 100 + i for i in range(20)] for t in range(100)]
     assert len(stored(engine)) == 2000
     assert group.commits < 2000  # writes shared transactions
+
+
+def test_two_workers_batches_that_deadlock_both_end_with_every_work_done(request, tmp_path):
+    """Two workers' batches lock the same two rows in opposite orders: PostgreSQL fails one, its works run again alone.
+
+    A batch holds its row locks until its commit, so this deadlock is possible on PostgreSQL (SQLite has one writer).
+    """
+    url = fresh_url("postgres", request, tmp_path)
+    setup = sa.create_engine(url)
+    ROWS.metadata.create_all(setup)
+    with setup.begin() as conn:
+        conn.execute(ROWS.insert(), [{"n": 1}, {"n": 2}])
+    engines = [sa.create_engine(url), sa.create_engine(url)]
+    groups = [GroupCommit(e) for e in engines]
+    first_locked = [threading.Event(), threading.Event()]
+
+    def touch(row: int, me: int, wait_for_other: bool):
+        def work(conn):
+            conn.execute(ROWS.update().where(ROWS.c.n == row).values(n=row))  # takes the row's lock
+            if wait_for_other:
+                first_locked[me].set()
+                first_locked[1 - me].wait(5)  # both hold their first row before either asks for its second
+            return (me, row)
+
+        return work
+
+    def batch(me: int, rows: tuple[int, int]):
+        group = groups[me]
+        # Both works queued behind a first transaction, so that the next batch holds the two of them.
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            with held(group, pool, queued=2):
+                first = pool.submit(group.run, touch(rows[0], me, True))
+                while len(group._queue) < 1:  # queued in this order
+                    threading.Event().wait(0.001)
+                second = pool.submit(group.run, touch(rows[1], me, False))
+            return [first.result(30), second.result(30)]
+
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            a = pool.submit(batch, 0, (1, 2))
+            b = pool.submit(batch, 1, (2, 1))
+            assert a.result(60) == [(0, 1), (0, 2)]
+            assert b.result(60) == [(1, 2), (1, 1)]
+        # Each worker: its first transaction, then the batch of two. One batch was failed by the deadlock and
+        # its two works were committed one by one: 2 + 1 + 2.
+        assert sum(g.commits for g in groups) == 5
+    finally:
+        for e in [setup, *engines]:
+            e.dispose()
