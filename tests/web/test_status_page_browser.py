@@ -182,7 +182,7 @@ def test_status_page_in_chromium_shows_calendar_failure_and_review_and_refuses_a
         host = http.url.removeprefix("http://")
         browser.get(f"http://staff:{PASSWORD.replace(' ', '%20')}@{host}review")
         browser.find_element(By.CSS_SELECTOR, "#review button[value=approve]").click()
-        assert "approved 1" in browser.find_element(By.ID, "notice").text
+        assert "approved 1" in notice(browser)
         [row] = ReshareLedger(worker.ledger.engine, worker.campaign.name).rows(ids=[review_id])
         assert row.status == "pending" and row.reason == "approved"
     finally:
@@ -209,6 +209,16 @@ def test_without_a_password_the_page_is_read_only(tmp_path, monkeypatch, browser
         worker.close()
 
 
+def notice(browser) -> str:
+    """The notice of the page a form's button led to: ``click`` may return before that page has loaded (a CI run
+    looked for the notice on the page the button was on)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, 10).until(expected_conditions.presence_of_element_located((By.ID, "notice"))).text
+
+
 def test_a_publication_needing_attention_is_shown_and_resolved_from_the_page(tmp_path, monkeypatch, browser) -> None:
     """A publication nobody can tell went out is listed at the top with why; signed in, "It went out" with the
     post's URL records it published, by the status page."""
@@ -231,7 +241,7 @@ def test_a_publication_needing_attention_is_shown_and_resolved_from_the_page(tmp
         browser.get(f"http://staff:{PASSWORD.replace(' ', '%20')}@{host}review")
         browser.find_element(By.CSS_SELECTOR, "#attention input[name=url]").send_keys("https://x.com/index/status/17")
         browser.find_element(By.CSS_SELECTOR, "#attention button[value=published]").click()
-        assert f"#{row.id} recorded as published" in browser.find_element(By.ID, "notice").text
+        assert f"#{row.id} recorded as published" in notice(browser)
         assert not browser.find_elements(By.ID, "attention")
         done = worker.ledger.get(key)
         assert (done.state, done.url, done.resolved_by) == ("published", "https://x.com/index/status/17", "status page")
