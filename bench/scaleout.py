@@ -3,9 +3,9 @@
 Run: ``.venv/bin/python bench/scaleout.py [--accounts 2000] [--workers 1,2,4] [--threads 8,256] [--rounds 2]``.
 A warm-up fan-out comes first and is not counted. Then, for each thread pool size, each number of
 workers runs ``--rounds`` times (the order reversed every other round) and the medians are compared
-with one worker's, side by side. Each run gets a fresh X sandbox and a fresh database. The workers are ``bot run`` processes
-started together on a DemoClock that reaches the slot a few seconds after each is ready; the
-ledger's claims decide which worker publishes to which account. Throughput is posts per second
+with one worker's, side by side. Each run gets a fresh X sandbox and a fresh database. The workers
+are ``bot run`` processes started together on a DemoClock that reaches the slot a few seconds after
+each is ready; the ledger's claims decide which worker publishes to which account. Throughput is posts per second
 from the first post request the server saw (the slot) to the last post created (server-side
 times, so the workers' skew at the slot counts against us); the media uploads staged before the
 slot are not in it, as in production, where a worker stages a slot's media ten minutes ahead.
@@ -269,7 +269,7 @@ def main() -> None:
         help="each worker's thread pool (bot run --threads), one side-by-side table per size (default 8,256). "
         "With 8 a worker's pool is its limit (about 37 posts/s at 0.2 s a request), as its own host's cores would "
         "be, so the ratio shows whether anything shared holds the workers back. With 256 (the bot's default) one "
-        "worker alone takes one core (about 130 posts/s) and, with the sandbox and PostgreSQL, two thirds of a "
+        "worker alone takes one core (about 190 posts/s) and, with the sandbox and PostgreSQL, two thirds of a "
         "2-core machine: the ratio then measures the machine's free cores",
     )
     p.add_argument("--rounds", type=int, default=2, help="runs of each worker count; medians compared (default 2)")
@@ -339,6 +339,11 @@ def main() -> None:
                     note="; ".join(
                         f"published {r['published']}, duplicates {r['duplicates']}, lost {r['lost']}" for r in bad
                     ),
+                )
+                report.add(
+                    f"{args.accounts} accounts, {n} worker(s) of {threads} threads: slot to all published (median)",
+                    f"{median(r['span'] for r in rs):.1f} s",
+                    f"{args.accounts / naive_rate:.0f} s (extrapolated)",
                 )
     finally:
         pg.stop()
