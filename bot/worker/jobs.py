@@ -274,9 +274,9 @@ class Fanout:
 
     ``fire`` offers the slot's publications as ``pending`` rows (every worker does; the first writes
     them) and feeds this worker's pool from them on a thread of its own: whenever the pool has room
-    for a quarter of a batch, it takes as many rows as it has free threads (``SELECT ... FOR UPDATE SKIP
-    LOCKED``) and submits those accounts, until none is left. A busy worker takes nothing, so the rows go to whichever worker has
-    free threads, and no two workers try the same account. Each taken account still goes through
+    for a quarter of a batch, it takes as many rows as the pool can hold (``SELECT ... FOR UPDATE SKIP
+    LOCKED``) and submits those accounts, until none is left. A busy worker takes nothing, so the rows
+    go to whichever worker has free threads, and no two workers try the same account. Each taken account still goes through
     ``submit`` and the Publisher's claim, which alone decides who publishes.
     """
 

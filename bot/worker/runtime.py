@@ -474,13 +474,10 @@ class Worker:
 
     def submit(self, occurrence: Any, account: str) -> None:
         """Run one (slot, account) publication on the pool; a slow account never holds up the others."""
-        if self.stopping.is_set():
-            return
-        key = (occurrence.at.astimezone(UTC).replace(microsecond=0), occurrence.target, account)
-        self._track(key, self._fire, occurrence, account)
+        self.submit_many(occurrence, [account])
 
     def submit_many(self, occurrence: Any, accounts: list[str]) -> None:
-        """``submit`` for each of ``accounts`` (a fan-out's batch)."""
+        """``submit`` for each of ``accounts`` (a fan-out's batch: the slot's key is worked out once)."""
         if self.stopping.is_set():
             return
         at = occurrence.at.astimezone(UTC).replace(microsecond=0)
@@ -516,7 +513,7 @@ class Worker:
 
     def _in_flight_keys(self) -> set[tuple[Any, ...]]:
         """(slot_at, target, account) of the tasks running or queued now."""
-        return set(list(self._inflight.values()))
+        return set(list(self._inflight.values()))  # list(): one atomic copy, while tasks end on other threads
 
     def _fire(self, occurrence: Any, account: str) -> None:
         from bot.publishing.results import Outcome

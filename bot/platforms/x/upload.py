@@ -81,7 +81,7 @@ def upload_media(
         (("image", *key, i.alt), functools.partial(uploader.image, i.path, i.alt))
         for i, key in zip(out.images, image_keys)
     ]
-    if out.video and video_key:
+    if out.video is not None and video_key is not None:  # one is set when the other is (mypy sees two)
         v = out.video
         captions = file_key(v.captions) if v.captions else None
         jobs.append(
